@@ -1,0 +1,58 @@
+"""Per-request context: who is calling, the services, and per-request loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import Engine
+from strawberry.types import Info
+
+from gateway.core.clock import Clock
+from gateway.core.errors import Forbidden
+from gateway.core.principal import Principal
+from gateway.ledger.context import LedgerContext
+from gateway.rules.store import RuleBook
+from gateway.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    """Everything a resolver may call, built once by ``gateway.app.create_app``."""
+
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    rules: RuleBook
+    ledger: LedgerContext
+
+
+@dataclass
+class Context:
+    services: Services
+    principal: Principal
+    cache: dict[Any, Any] = field(default_factory=dict)  # per request, keyed by partner
+
+    @property
+    def partner_id(self) -> str:
+        """The partner this token is bound to; a partner-less token has no partner data."""
+        if self.principal.partner_id is None:
+            raise Forbidden("a partner-bound token")
+        return self.principal.partner_id
+
+    def require(self, scope: str) -> None:
+        if not self.principal.has(scope):
+            raise Forbidden(scope)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking service code in the worker thread pool, never on the event loop."""
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+
+def ctx(info: Info[Context, None]) -> Context:
+    return info.context

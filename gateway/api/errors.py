@@ -1,0 +1,162 @@
+"""GraphQL error types: one per domain error class, each implementing ``Error``.
+
+Mutations return ``XSuccess | <errors>`` unions. ``to_error`` maps a ``DomainError`` to the
+most specific error type the mutation's union declares (walking up the error tree), so a new
+domain error never turns into an untyped failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import strawberry
+
+from gateway.core import errors as domain
+from gateway.core.errors import DomainError
+
+strawberry.enum(domain.ErrorCode, description="Stable machine-readable error codes.")
+ErrorCode = domain.ErrorCode
+
+
+@strawberry.interface(description="Every expected failure: a stable code, a message saying the "
+                      "cause, and the input field at fault when there is one.")
+class Error:
+    code: ErrorCode
+    message: str
+    field: str | None = None
+
+
+@strawberry.type
+class InvalidInputError(Error):
+    pass
+
+
+@strawberry.type
+class InvalidAmountError(Error):
+    pass
+
+
+@strawberry.type
+class CurrencyMismatchError(Error):
+    expected: str
+    got: str
+
+
+@strawberry.type
+class NotFoundError(Error):
+    pass
+
+
+@strawberry.type
+class UnknownMemberError(Error):
+    pass
+
+
+@strawberry.type
+class AlreadyLinkedError(Error):
+    pass
+
+
+@strawberry.type
+class IdempotencyKeyReusedError(Error):
+    pass
+
+
+@strawberry.type
+class HoldExpiredError(Error):
+    pass
+
+
+@strawberry.type
+class HoldAlreadySettledError(Error):
+    pass
+
+
+@strawberry.type
+class PurchaseAlreadyRecordedError(Error):
+    pass
+
+
+@strawberry.type
+class InsufficientPointsError(Error):
+    requested: int
+    available: int
+
+
+@strawberry.type
+class RuleNotInForceError(Error):
+    pass
+
+
+@strawberry.type
+class CapExceededError(Error):
+    cap: int
+
+
+@strawberry.type
+class RedemptionNotAcceptedError(Error):
+    pass
+
+
+@strawberry.type
+class NothingToReturnError(Error):
+    pass
+
+
+@strawberry.type
+class ForbiddenError(Error):
+    scope: str
+
+
+@strawberry.type
+class RateLimitedError(Error):
+    retry_after_seconds: int
+
+
+_BY_DOMAIN: dict[type[DomainError], type[Error]] = {
+    domain.InvalidInput: InvalidInputError,
+    domain.InvalidAmount: InvalidAmountError,
+    domain.CurrencyMismatch: CurrencyMismatchError,
+    domain.NotFound: NotFoundError,
+    domain.UnknownMember: UnknownMemberError,
+    domain.AlreadyLinked: AlreadyLinkedError,
+    domain.IdempotencyKeyReused: IdempotencyKeyReusedError,
+    domain.HoldExpired: HoldExpiredError,
+    domain.HoldAlreadySettled: HoldAlreadySettledError,
+    domain.PurchaseAlreadyRecorded: PurchaseAlreadyRecordedError,
+    domain.InsufficientPoints: InsufficientPointsError,
+    domain.RuleNotInForce: RuleNotInForceError,
+    domain.CapExceeded: CapExceededError,
+    domain.RedemptionNotAccepted: RedemptionNotAcceptedError,
+    domain.NothingToReturn: NothingToReturnError,
+    domain.Forbidden: ForbiddenError,
+    domain.RateLimited: RateLimitedError,
+}
+
+
+def _extra(exc: DomainError, kind: type[Error]) -> dict[str, Any]:
+    if kind is CurrencyMismatchError and isinstance(exc, domain.CurrencyMismatch):
+        return {"expected": exc.expected, "got": exc.got}
+    if kind is InsufficientPointsError and isinstance(exc, domain.InsufficientPoints):
+        return {"requested": exc.requested, "available": exc.available}
+    if kind is CapExceededError and isinstance(exc, domain.CapExceeded):
+        return {"cap": exc.cap}
+    if kind is ForbiddenError and isinstance(exc, domain.Forbidden):
+        return {"scope": exc.scope}
+    if kind is RateLimitedError and isinstance(exc, domain.RateLimited):
+        return {"retry_after_seconds": exc.retry_after_s}
+    return {}
+
+
+def to_error(exc: DomainError, allowed: Iterable[type[Error]]) -> Error:
+    """The most specific allowed error type for ``exc``; its code stays the precise one."""
+    allowed_set = set(allowed)
+    for cls in type(exc).__mro__:
+        kind = _BY_DOMAIN.get(cls)
+        if kind is not None and kind in allowed_set:
+            return kind(code=exc.code, message=exc.message, field=exc.field, **_extra(exc, kind))
+    raise exc  # not declared anywhere: a bug; masked as an unexpected error
+
+
+def is_domain_error(exc: BaseException | None) -> bool:
+    return isinstance(exc, DomainError)

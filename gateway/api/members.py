@@ -1,0 +1,156 @@
+"""Enrol and link customers; read a member (balance, history) as the calling partner sees it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.api import errors as e
+from gateway.api.context import Context
+from gateway.api.results import COMMON, attempt
+from gateway.api.types import Balance, Operation, OperationConnection, OperationEdge, PageInfo
+from gateway.core.errors import InvalidInput
+from gateway.members import service
+from gateway.members.service import Membership, encode_cursor
+
+MAX_PAGE = 100
+
+
+@strawberry.type(description="A coalition member, seen through this partner's customer id.")
+class Member:
+    customer_id: strawberry.ID
+    member_id: strawberry.ID = strawberry.field(
+        description="The coalition member id; another brand links its customer with it."
+    )
+    linked_at: datetime
+    partner_id: strawberry.Private[str]
+
+    @staticmethod
+    def of(m: Membership) -> Member:
+        return Member(customer_id=strawberry.ID(m.customer_id),
+                      member_id=strawberry.ID(m.member_id), linked_at=m.linked_at,
+                      partner_id=m.partner_id)
+
+    @strawberry.field(description="One balance across every brand the member uses.")
+    async def balance(self, info: Info[Context, None]) -> Balance:
+        c = info.context
+        balance = await c.run(service.member_balance, c.services.engine, c.services.clock,
+                              str(self.member_id))
+        return Balance.of(balance)
+
+    @strawberry.field(description="This partner's operations for the member, newest first "
+                      f"(at most {MAX_PAGE} per page).")
+    async def history(
+        self, info: Info[Context, None], first: int = 20, after: str | None = None
+    ) -> OperationConnection:
+        if not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
+        c = info.context
+        page = await c.run(service.member_history, c.services.engine, self.partner_id,
+                           str(self.member_id), first, after)
+        edges = [OperationEdge(cursor=encode_cursor(v.id), node=Operation.of(v))
+                 for v in page.items]
+        return OperationConnection(
+            edges=edges, page_info=PageInfo(has_next_page=page.has_next,
+                                            end_cursor=page.end_cursor))
+
+
+@strawberry.input
+class EnrolCustomerInput:
+    customer_id: strawberry.ID = strawberry.field(description="Your own id for the customer.")
+
+
+@strawberry.input
+class LinkCustomerInput:
+    customer_id: strawberry.ID
+    member_id: strawberry.ID = strawberry.field(description="The coalition member to link to.")
+
+
+@strawberry.type
+class EnrolCustomerSuccess:
+    member: Member
+    created: bool = strawberry.field(description="False when the customer was enrolled already.")
+
+
+@strawberry.type
+class LinkCustomerSuccess:
+    member: Member
+    created: bool
+
+
+ENROL_ERRORS = COMMON
+LINK_ERRORS = (*COMMON, e.UnknownMemberError, e.AlreadyLinkedError)
+MEMBER_ERRORS = (*COMMON, e.UnknownMemberError)
+
+EnrolCustomerResult = Annotated[
+    EnrolCustomerSuccess | e.InvalidInputError | e.ForbiddenError | e.RateLimitedError,
+    strawberry.union("EnrolCustomerResult"),
+]
+LinkCustomerResult = Annotated[
+    LinkCustomerSuccess | e.UnknownMemberError | e.AlreadyLinkedError | e.InvalidInputError
+    | e.ForbiddenError | e.RateLimitedError,
+    strawberry.union("LinkCustomerResult"),
+]
+MemberResult = Annotated[
+    Member | e.UnknownMemberError | e.InvalidInputError | e.ForbiddenError | e.RateLimitedError,
+    strawberry.union("MemberResult"),
+]
+
+
+@strawberry.type
+class MemberQueries:
+    @strawberry.field(description="The member linked to your customer id. Scope: members:read.")
+    async def member(self, info: Info[Context, None], customer_id: strawberry.ID) -> MemberResult:
+        c = info.context
+
+        async def run() -> Member:
+            c.require("members:read")
+            found = await c.run(service.find_membership, c.services.engine, c.partner_id,
+                                str(customer_id))
+            if found is None:
+                from gateway.core.errors import UnknownMember
+
+                raise UnknownMember(f"no member is linked to customer {customer_id!r} here",
+                                    field="customerId")
+            return Member.of(found)
+
+        result: MemberResult = await attempt(run, MEMBER_ERRORS)
+        return result
+
+
+@strawberry.type
+class MemberMutations:
+    @strawberry.mutation(description="Create a coalition member for your customer (idempotent by "
+                         "customer id). Scope: members:link.")
+    async def enrol_customer(
+        self, info: Info[Context, None], input: EnrolCustomerInput
+    ) -> EnrolCustomerResult:
+        c = info.context
+
+        async def run() -> EnrolCustomerSuccess:
+            c.require("members:link")
+            m = await c.run(service.enrol_customer, c.services.engine, c.services.clock,
+                            c.partner_id, str(input.customer_id))
+            return EnrolCustomerSuccess(member=Member.of(m), created=m.created)
+
+        result: EnrolCustomerResult = await attempt(run, ENROL_ERRORS)
+        return result
+
+    @strawberry.mutation(description="Link your customer to an existing coalition member "
+                         "(partner-asserted). Scope: members:link.")
+    async def link_customer(
+        self, info: Info[Context, None], input: LinkCustomerInput
+    ) -> LinkCustomerResult:
+        c = info.context
+
+        async def run() -> LinkCustomerSuccess:
+            c.require("members:link")
+            m = await c.run(service.link_customer, c.services.engine, c.services.clock,
+                            c.partner_id, str(input.customer_id), str(input.member_id))
+            return LinkCustomerSuccess(member=Member.of(m), created=m.created)
+
+        result: LinkCustomerResult = await attempt(run, LINK_ERRORS)
+        return result

@@ -1,0 +1,104 @@
+"""Shared GraphQL object and input types: money, balances, operations and their connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from gateway.core.errors import InvalidInput
+from gateway.core.money import Money as DomainMoney
+from gateway.ledger.model import Balance as DomainBalance
+from gateway.members.service import OperationView
+
+
+@strawberry.enum(description="Where the purchase happened.")
+class Channel(Enum):
+    ONLINE = "online"
+    APP = "app"
+    STORE = "store"
+
+
+@strawberry.type(description="An amount in integer minor units (cents, kopiykas) of a currency.")
+class Money:
+    amount_minor: int
+    currency: str
+
+    @staticmethod
+    def of(money: DomainMoney) -> Money:
+        return Money(amount_minor=money.amount_minor, currency=money.currency)
+
+
+@strawberry.input(description="An amount in integer minor units and an ISO 4217 currency code.")
+class MoneyInput:
+    amount_minor: int
+    currency: str
+
+    def to_domain(self, field: str) -> DomainMoney:
+        try:
+            return DomainMoney(self.amount_minor, self.currency)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field=f"{field}.currency") from None
+
+
+@strawberry.type(description="A member's points, as one number per state.")
+class Balance:
+    available: int = strawberry.field(description="Spendable now.")
+    held: int = strawberry.field(description="Authorised for a redemption, not yet captured.")
+    pending: int = strawberry.field(description="Earned, waiting out a return window.")
+    debt: int = strawberry.field(description="Owed after a return; repaid from future earns.")
+    expiring_soon: int = strawberry.field(description="Points that expire before expiringBefore.")
+    expiring_before: datetime
+
+    @staticmethod
+    def of(balance: DomainBalance) -> Balance:
+        return Balance(
+            available=balance.available, held=balance.held, pending=balance.pending,
+            debt=balance.debt, expiring_soon=balance.expiring_soon,
+            expiring_before=balance.expiring_before,
+        )
+
+
+@strawberry.type(description="One business operation on a member's points at this partner.")
+class Operation:
+    id: strawberry.ID
+    kind: str = strawberry.field(
+        description="earn, redeem, authorise, capture, void, return, expire, hold_expired."
+    )
+    points: int = strawberry.field(description="Signed effect on the member's available points.")
+    channel: str | None
+    purchase_id: str | None
+    amount: Money | None
+    rule_version: int | None
+    occurred_at: datetime
+    recorded_at: datetime
+
+    @staticmethod
+    def of(view: OperationView) -> Operation:
+        amount = None
+        if view.amount_minor is not None and view.currency is not None:
+            amount = Money(amount_minor=view.amount_minor, currency=view.currency)
+        return Operation(
+            id=strawberry.ID(view.id), kind=view.kind, points=view.points, channel=view.channel,
+            purchase_id=view.purchase_id, amount=amount, rule_version=view.rule_version,
+            occurred_at=view.occurred_at, recorded_at=view.recorded_at,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class OperationEdge:
+    cursor: str
+    node: Operation
+
+
+@strawberry.type(description="A page of operations, newest first (Relay connection).")
+class OperationConnection:
+    edges: list[OperationEdge]
+    page_info: PageInfo

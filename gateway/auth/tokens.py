@@ -1,0 +1,209 @@
+"""JWT access tokens (RFC 9068): issue, and verify into a :class:`Principal`.
+
+Issued tokens carry header ``{"alg": "ES256", "typ": "at+jwt", "kid": …}`` and the claims
+``iss aud sub client_id exp iat jti scope partner_id client_kind``; ``sub`` is the client id
+(client credentials: the client is the subject, RFC 9068 §2.2). Lifetimes are capped at
+:data:`MAX_TTL_SECONDS` whatever the settings say.
+
+Verification, in this order, each failure an :class:`InvalidToken` (RFC 6750 ``invalid_token``):
+structure → ``alg`` in the allow-list (so ``none`` and ``HS*`` never reach a key) → ``typ`` is
+``at+jwt`` → ``kid`` known → signature → ``iss`` → ``aud`` → ``exp``/``iat`` with
+:data:`LEEWAY_SECONDS` → not revoked → client exists and is not disabled (one primary-key read
+per call, so disabling a client takes effect at once).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from gateway.auth.clients import ClientRegistry, OAuthClient
+from gateway.auth.keys import ALGORITHM, ALLOWED_ALGORITHMS, KeyStore
+from gateway.auth.revocation import RevocationStore
+from gateway.auth.scopes import format_scope, parse_scope
+from gateway.core.clock import Clock
+from gateway.core.principal import Principal
+
+MAX_TTL_SECONDS = 900
+LEEWAY_SECONDS = 30
+TOKEN_TYPE = "at+jwt"
+_ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068 §4
+_REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "exp", "iat", "jti", "scope")
+
+
+class InvalidToken(Exception):
+    """The bearer token cannot be used: RFC 6750 §3.1 ``invalid_token`` (HTTP 401).
+
+    ``description`` is safe to show the caller; it never echoes the token.
+    """
+
+    error = "invalid_token"
+    code = "UNAUTHENTICATED"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class MissingToken(InvalidToken):
+    """No bearer credentials at all: RFC 6750 §3.1 says to send no error code then."""
+
+    error = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    jti: str
+    scope: str
+    issued_at: datetime
+    expires_at: datetime
+
+    @property
+    def expires_in(self) -> int:
+        return int((self.expires_at - self.issued_at).total_seconds())
+
+
+class TokenService:
+    def __init__(
+        self,
+        *,
+        keys: KeyStore,
+        revocations: RevocationStore,
+        clients: ClientRegistry,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        clock: Clock,
+    ) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError("token ttl must be positive")
+        self._keys = keys
+        self._revocations = revocations
+        self._clients = clients
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = timedelta(seconds=min(ttl_seconds, MAX_TTL_SECONDS))
+        self._clock = clock
+
+    @property
+    def ttl(self) -> timedelta:
+        return self._ttl
+
+    def issue(self, client: OAuthClient, scopes: Iterable[str]) -> IssuedToken:
+        """Sign a token for ``client`` with exactly ``scopes`` (narrowed by the caller)."""
+        now = self._clock.now().replace(microsecond=0)
+        expires_at = now + self._ttl
+        jti = secrets.token_urlsafe(24)
+        scope = format_scope(scopes)
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": client.client_id,
+            "client_id": client.client_id,
+            "exp": int(expires_at.timestamp()),
+            "iat": int(now.timestamp()),
+            "jti": jti,
+            "scope": scope,
+            "partner_id": client.partner_id,
+            "client_kind": client.kind,
+        }
+        signing = self._keys.signing_key()
+        header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": signing.kid}
+        token = jwt.encode(header, claims, signing.key, algorithms=[ALGORITHM])
+        return IssuedToken(token, jti, scope, now, expires_at)
+
+    def decode(self, token: str) -> dict[str, Any]:
+        """Check everything a token carries by itself (not revocation, not the client row)."""
+        header = _unverified_header(token)
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise InvalidToken(f"the token algorithm is not accepted; use {ALGORITHM}")
+        if header.get("typ") not in _ACCEPTED_TYPES:
+            raise InvalidToken("the token is not an access token (typ must be at+jwt)")
+        kid = header.get("kid")
+        key = self._keys.verification_key(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("the token was signed by an unknown key")
+        try:
+            claims = jwt.decode(token, key, algorithms=sorted(ALLOWED_ALGORITHMS)).claims
+        except JoseError as error:
+            raise InvalidToken("the token signature is invalid") from error
+        self._check_claims(claims)
+        return claims
+
+    def verify(self, token: str) -> Principal:
+        """A usable token → who is calling. Raises :class:`InvalidToken`."""
+        claims = self.decode(token)
+        if self._revocations.is_revoked(claims["jti"]):
+            raise InvalidToken("the token has been revoked")
+        client = self._clients.get(claims["client_id"])
+        if client is None or client.disabled:
+            raise InvalidToken("the client of this token is disabled")
+        return Principal(
+            client_id=client.client_id,
+            partner_id=claims.get("partner_id"),
+            scopes=parse_scope(claims["scope"]),
+            kind=str(claims.get("client_kind", client.kind)),
+        )
+
+    def is_active(self, claims: Mapping[str, Any]) -> bool:
+        """For introspection: not revoked and the client still enabled."""
+        if self._revocations.is_revoked(claims["jti"]):
+            return False
+        client = self._clients.get(claims["client_id"])
+        return client is not None and not client.disabled
+
+    def _check_claims(self, claims: Mapping[str, Any]) -> None:
+        missing = [name for name in _REQUIRED_CLAIMS if name not in claims]
+        if missing:
+            raise InvalidToken(f"the token lacks the claims {', '.join(missing)}")
+        if claims["iss"] != self._issuer:
+            raise InvalidToken("the token was issued by another issuer")
+        audience = claims["aud"]
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self._audience not in audiences:
+            raise InvalidToken("the token is meant for another audience")
+        exp, iat = claims["exp"], claims["iat"]
+        if not _is_number(exp) or not _is_number(iat):
+            raise InvalidToken("the token exp and iat must be numbers")
+        now = self._clock.now().timestamp()
+        if now >= exp + LEEWAY_SECONDS:
+            raise InvalidToken("the token has expired")
+        if iat > now + LEEWAY_SECONDS:
+            raise InvalidToken("the token was issued in the future")
+        if exp - iat > MAX_TTL_SECONDS:
+            raise InvalidToken("the token lifetime exceeds the maximum")
+        if not isinstance(claims["jti"], str) or not isinstance(claims["scope"], str):
+            raise InvalidToken("the token jti and scope must be strings")
+
+
+def expires_at(claims: Mapping[str, Any]) -> datetime:
+    return datetime.fromtimestamp(claims["exp"], UTC)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, read before any key is chosen (the signature is checked after)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("the token is not a signed JWT")
+    try:
+        raw = base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4))
+        header = json.loads(raw)
+    except ValueError as error:
+        raise InvalidToken("the token header is malformed") from error
+    if not isinstance(header, dict):
+        raise InvalidToken("the token header is malformed")
+    return header

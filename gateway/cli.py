@@ -1,0 +1,155 @@
+"""``gateway``: serve, verify, export the schema, publish rules, run jobs, manage clients.
+
+Run ``python -m gateway --help``. Every command reads the same ``Settings`` from the
+environment (``DATABASE_URL`` etc.); with none set it uses the embedded SQLite default."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from gateway.core.clock import Clock
+from gateway.core.errors import DomainError
+from gateway.settings import Settings
+
+DEMO_PARTNERS = ("grocery", "electronics", "fuel", "charity")
+
+
+@dataclass
+class CliContext:
+    engine: Engine
+    settings: Settings
+    clock: Clock
+
+
+def _context() -> CliContext:
+    from gateway.app import build
+
+    gateway = build()
+    return CliContext(gateway.services.engine, gateway.services.settings, gateway.services.clock)
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done == total:
+        sys.stderr.write("\n")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import build
+    from gateway.auth.clients import ensure_demo_client
+    from gateway.auth.scopes import DEFAULT_ALLOWANCE
+
+    settings = Settings.from_env()
+    gateway = build(settings)
+    url = f"http://{args.host}:{args.port}"
+    if args.demo:
+        print("Demo partners (demo secrets: never use these in production):")
+        for partner_id in DEMO_PARTNERS:
+            client_id, secret = f"{partner_id}-demo", f"{partner_id}-demo-secret"
+            ensure_demo_client(gateway.services.engine, partner_id, client_id, secret,
+                               DEFAULT_ALLOWANCE["partner"])
+            print(f"  {partner_id:<12} client_id={client_id:<18} client_secret={secret}")
+    print(f"\nGraphQL API:   {url}/graphql   (GraphiQL in a browser)")
+    print(f"Token:         curl -s -u grocery-demo:grocery-demo-secret "
+          f"-d grant_type=client_credentials {url}/oauth/token")
+    print("Next:          README.md, 'Partner quick start': enrol, earn, redeem.\n")
+    uvicorn.run(gateway.app, host=args.host, port=args.port, log_level="warning",
+                workers=1)
+    return 0
+
+
+def cmd_verify(_: argparse.Namespace) -> int:
+    from gateway.ledger.verify import verify_ledger
+
+    report = verify_ledger(_context().engine)
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    print(f"{report.checks} checks, {len(report.problems)} problems")
+    return 0 if report.ok else 1
+
+
+def cmd_schema(_: argparse.Namespace) -> int:
+    from gateway.api.schema import print_sdl
+
+    sys.stdout.write(print_sdl())
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from gateway.app import build
+    from gateway.rules.store import publish_rule_version
+    from partners.loader import PartnerConfigError, rule_version_from_mapping
+
+    gateway = build()
+    path = Path(args.file)
+    try:
+        data = tomllib.loads(path.read_text())
+        rv = rule_version_from_mapping(args.partner, data, where=str(path))
+    except (OSError, tomllib.TOMLDecodeError, PartnerConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    publish_rule_version(gateway.services.engine, gateway.services.rules,
+                         gateway.services.clock, rv, actor=args.actor)
+    print(f"published {args.partner} v{rv.version}, in force from {rv.effective_from.isoformat()}")
+    return 0
+
+
+def cmd_expire(_: argparse.Namespace) -> int:
+    from gateway.app import build
+    from gateway.jobs import run_expiry
+
+    gateway = build()
+    written = run_expiry(gateway.services.ledger, progress=_progress)
+    print(f"{written} expiry operations written")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from gateway.auth.cli import register
+
+    root = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="create demo partner clients")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("verify", help="check balances against the ledger").set_defaults(
+        func=cmd_verify)
+    sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(func=cmd_schema)
+    rules = sub.add_parser("rules", help="partner rule versions").add_subparsers(
+        dest="rules_command", required=True)
+    publish = rules.add_parser("publish", help="publish a new rule version from a TOML file")
+    publish.add_argument("--partner", required=True)
+    publish.add_argument("--file", required=True, help="TOML holding one [[rules]] table's body")
+    publish.add_argument("--actor", required=True, help="who publishes (recorded in the audit)")
+    publish.set_defaults(func=cmd_publish)
+    jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(
+        dest="job", required=True)
+    jobs.add_parser("expire", help="expire points and lapsed holds").set_defaults(
+        func=cmd_expire)
+    register(sub, _context)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result: Any = args.func(args)
+    except DomainError as exc:
+        print(f"error: {exc.message}" + (f" (field {exc.field})" if exc.field else ""),
+              file=sys.stderr)
+        return 2
+    return int(result or 0)

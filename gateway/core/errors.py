@@ -1,0 +1,177 @@
+"""The one error tree. Every expected failure is a :class:`DomainError` with a stable ``code``.
+
+The GraphQL layer maps each class to a typed union member implementing ``Error {code, message,
+field}``; anything that is not a ``DomainError`` is a bug and is masked. Messages say the cause
+and name the input field, so a partner's developer can fix the call without reading our code.
+
+::
+
+    DomainError
+    ├── InvalidInput                 INVALID_INPUT        malformed or out-of-range input
+    │   ├── InvalidAmount            INVALID_AMOUNT       zero/negative/oversized points or money
+    │   └── CurrencyMismatch         CURRENCY_MISMATCH    money not in the partner's currency
+    ├── NotFound                     NOT_FOUND            missing, or another partner's
+    │   └── UnknownMember            UNKNOWN_MEMBER       customer id not linked at this partner
+    ├── Conflict                     CONFLICT
+    │   ├── AlreadyLinked            ALREADY_LINKED       customer id already linked to a member
+    │   ├── IdempotencyKeyReused     IDEMPOTENCY_KEY_REUSED  same key, different request
+    │   ├── HoldExpired              HOLD_EXPIRED
+    │   ├── HoldAlreadySettled       HOLD_ALREADY_SETTLED captured or voided already
+    │   └── PurchaseAlreadyRecorded  PURCHASE_ALREADY_RECORDED  purchase earned before
+    ├── Rejected                     REJECTED             business rule says no
+    │   ├── InsufficientPoints       INSUFFICIENT_POINTS
+    │   ├── RuleNotInForce           RULE_NOT_IN_FORCE    no rule version covers the time
+    │   ├── CapExceeded              CAP_EXCEEDED         a cap leaves nothing to post
+    │   ├── RedemptionNotAccepted    REDEMPTION_NOT_ACCEPTED  partner takes no points
+    │   └── NothingToReturn          NOTHING_TO_RETURN    purchase already fully returned
+    ├── Forbidden                    FORBIDDEN            token lacks the scope named
+    └── RateLimited                  RATE_LIMITED
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+
+class ErrorCode(enum.StrEnum):
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    NOT_FOUND = "NOT_FOUND"
+    UNKNOWN_MEMBER = "UNKNOWN_MEMBER"
+    CONFLICT = "CONFLICT"
+    ALREADY_LINKED = "ALREADY_LINKED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    HOLD_EXPIRED = "HOLD_EXPIRED"
+    HOLD_ALREADY_SETTLED = "HOLD_ALREADY_SETTLED"
+    PURCHASE_ALREADY_RECORDED = "PURCHASE_ALREADY_RECORDED"
+    REJECTED = "REJECTED"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    RULE_NOT_IN_FORCE = "RULE_NOT_IN_FORCE"
+    CAP_EXCEEDED = "CAP_EXCEEDED"
+    REDEMPTION_NOT_ACCEPTED = "REDEMPTION_NOT_ACCEPTED"
+    NOTHING_TO_RETURN = "NOTHING_TO_RETURN"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+
+
+class DomainError(Exception):
+    """An expected failure with a stable code; ``field`` names the input at fault, if one is."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.INVALID_INPUT
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    code = ErrorCode.INVALID_INPUT
+
+
+class InvalidAmount(InvalidInput):
+    code = ErrorCode.INVALID_AMOUNT
+
+
+class CurrencyMismatch(InvalidInput):
+    code = ErrorCode.CURRENCY_MISMATCH
+
+    def __init__(self, *, expected: str, got: str, field: str) -> None:
+        super().__init__(
+            f"this partner trades in {expected}; {field} is in {got}", field=field
+        )
+        self.expected = expected
+        self.got = got
+
+
+class NotFound(DomainError):
+    code = ErrorCode.NOT_FOUND
+
+
+class UnknownMember(NotFound):
+    code = ErrorCode.UNKNOWN_MEMBER
+
+
+class Conflict(DomainError):
+    code = ErrorCode.CONFLICT
+
+
+class AlreadyLinked(Conflict):
+    code = ErrorCode.ALREADY_LINKED
+
+
+class IdempotencyKeyReused(Conflict):
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was already used for a different request; "
+            "use a new key for a new operation",
+            field="idempotencyKey",
+        )
+
+
+class HoldExpired(Conflict):
+    code = ErrorCode.HOLD_EXPIRED
+
+
+class HoldAlreadySettled(Conflict):
+    code = ErrorCode.HOLD_ALREADY_SETTLED
+
+
+class PurchaseAlreadyRecorded(Conflict):
+    code = ErrorCode.PURCHASE_ALREADY_RECORDED
+
+
+class Rejected(DomainError):
+    code = ErrorCode.REJECTED
+
+
+class InsufficientPoints(Rejected):
+    code = ErrorCode.INSUFFICIENT_POINTS
+
+    def __init__(self, *, requested: int, available: int, field: str = "points") -> None:
+        super().__init__(
+            f"the member has {available} points available; {requested} were requested",
+            field=field,
+        )
+        self.requested = requested
+        self.available = available
+
+
+class RuleNotInForce(Rejected):
+    code = ErrorCode.RULE_NOT_IN_FORCE
+
+
+class CapExceeded(Rejected):
+    code = ErrorCode.CAP_EXCEEDED
+
+    def __init__(self, message: str, *, cap: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.cap = cap
+
+
+class RedemptionNotAccepted(Rejected):
+    code = ErrorCode.REDEMPTION_NOT_ACCEPTED
+
+
+class NothingToReturn(Rejected):
+    code = ErrorCode.NOTHING_TO_RETURN
+
+
+class Forbidden(DomainError):
+    code = ErrorCode.FORBIDDEN
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this token lacks the scope {scope!r} that this field needs")
+        self.scope = scope
+
+
+class RateLimited(DomainError):
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"rate limit reached; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,229 @@
+"""Every table, in one metadata. SQLAlchemy Core tables (see docs/decisions/001-core-tables.md).
+
+Ledger tables (``transfers``, ``lot_movements``, ``operations``, ``rule_versions``,
+``audit_log``) are append-only: ``gateway.db.guards`` installs triggers that refuse UPDATE and
+DELETE on them. CHECK constraints restate the ledger guarantees the database can see.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from gateway.db.types import UTCDateTime
+
+metadata = MetaData()
+
+# --- partners and their versioned rules ---------------------------------------------------------
+partners = Table(
+    "partners",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+rule_versions = Table(
+    "rule_versions",
+    metadata,
+    Column("partner_id", String(64), ForeignKey("partners.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("effective_from", UTCDateTime, nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON of the RuleVersion
+    Column("published_by", String(200), nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    CheckConstraint("version > 0", name="rule_version_positive"),
+)
+
+# --- members -------------------------------------------------------------------------------------
+members = Table(
+    "members",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+linked_accounts = Table(
+    "linked_accounts",
+    metadata,
+    Column("partner_id", String(64), ForeignKey("partners.id"), primary_key=True),
+    Column("customer_id", String(128), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("linked_at", UTCDateTime, nullable=False),
+    Index("ix_linked_accounts_member", "member_id"),
+)
+
+# --- the ledger ----------------------------------------------------------------------------------
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("code", String(120), nullable=False, unique=True),
+    Column("kind", String(24), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=True),
+    # Stored only for member accounts (wallet, held, pending, debt); partner and coalition
+    # accounts are derived by aggregation so hot accounts never serialise writers (DESIGN §4).
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint(
+        "(kind NOT IN ('wallet', 'held', 'pending') OR balance >= 0)"
+        " AND (kind <> 'debt' OR balance <= 0)"
+        " AND (kind IN ('wallet', 'held', 'pending', 'debt') OR balance = 0)",
+        name="account_balance_sign",
+    ),
+)
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=True),
+    Column("kind", String(24), nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("channel", String(16), nullable=True),
+    Column("purchase_id", String(200), nullable=True),
+    Column("parent_id", String(40), ForeignKey("operations.id"), nullable=True),
+    Column("hold_id", String(40), nullable=True),
+    Column("rule_partner_id", String(64), nullable=True),
+    Column("rule_version", Integer, nullable=True),
+    Column("amount_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("points", BigInteger, nullable=False),  # signed effect on the member's available points
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("result", Text, nullable=False),  # canonical JSON answer, returned again on replay
+    UniqueConstraint("partner_id", "idempotency_key", name="uq_operation_idempotency"),
+    Index("ix_operations_member", "member_id", "id"),
+    Index("ix_operations_partner_purchase", "partner_id", "purchase_id"),
+    Index("ix_operations_recorded", "recorded_at"),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", String(40), ForeignKey("operations.id"), nullable=False),
+    Column("debit_account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("credit_account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    CheckConstraint("amount > 0", name="transfer_amount_positive"),
+    CheckConstraint("debit_account_id <> credit_account_id", name="transfer_distinct_accounts"),
+    Index("ix_transfers_operation", "operation_id"),
+    Index("ix_transfers_debit", "debit_account_id"),
+    Index("ix_transfers_credit", "credit_account_id"),
+)
+
+lots = Table(
+    "lots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("origin_partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("operation_id", String(40), ForeignKey("operations.id"), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    # `remaining` is an index over lot_movements (points + sum of movements), kept in the same
+    # transaction and checked by `verify`; the movements themselves are append-only.
+    Column("remaining", BigInteger, nullable=False),
+    Column("earned_at", UTCDateTime, nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    CheckConstraint("points > 0", name="lot_points_positive"),
+    CheckConstraint("remaining >= 0 AND remaining <= points", name="lot_remaining_range"),
+    Index("ix_lots_member_expiry", "member_id", "expires_at"),
+)
+
+lot_movements = Table(
+    "lot_movements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lot_id", Integer, ForeignKey("lots.id"), nullable=False),
+    Column("operation_id", String(40), ForeignKey("operations.id"), nullable=False),
+    Column("points", BigInteger, nullable=False),  # negative: consumed; positive: restored
+    Column("recorded_at", UTCDateTime, nullable=False),
+    CheckConstraint("points <> 0", name="lot_movement_nonzero"),
+    Index("ix_lot_movements_operation", "operation_id"),
+    Index("ix_lot_movements_lot", "lot_id"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("operation_id", String(40), ForeignKey("operations.id"), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("basket_amount_minor", BigInteger, nullable=False),
+    Column("purchase_id", String(200), nullable=True),
+    Column("status", String(16), nullable=False),  # authorised | captured | voided | expired
+    Column("captured_points", BigInteger, nullable=False, server_default="0"),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("points > 0", name="hold_points_positive"),
+    CheckConstraint(
+        "captured_points >= 0 AND captured_points <= points", name="hold_capture_range"
+    ),
+    Index("ix_holds_member_status", "member_id", "status"),
+)
+
+# --- auth ----------------------------------------------------------------------------------------
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", String(80), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # partner | finance | admin
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=True),
+    Column("secret_hash", Text, nullable=False),
+    Column("allowed_scopes", Text, nullable=False),  # space-separated
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("rotated_at", UTCDateTime, nullable=True),
+    Column("disabled_at", UTCDateTime, nullable=True),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_pem", Text, nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime, nullable=True),  # no longer signs; still verifies
+)
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(80), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(200), nullable=True),
+    Column("detail", Text, nullable=False, server_default="{}"),
+)
+
+APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log")

@@ -1,0 +1,25 @@
+"""The points ledger: double entry, append-only, exact.
+
+Guarantees (DESIGN §4), each enforced here, in the database and in a property test:
+
+1. A transfer moves a positive integer amount of points from one account to another; debits
+   equal credits, so all balances sum to zero. (``transfers.amount > 0`` CHECK; ``verify``.)
+2. A transfer is never updated or deleted; corrections are new, linked operations.
+   (Triggers refuse UPDATE/DELETE on ``transfers``, ``lot_movements``, ``operations``.)
+3. A member account's stored balance equals the sum of its transfers. (Updated in the same
+   transaction as the transfer; ``verify`` recomputes it.)
+4. A wallet never goes below zero. A return that takes back more than the wallet holds records
+   the rest on the member's ``debt`` account (if the partner's policy allows debt), repaid first
+   from future earns. (CHECK ``balance >= 0`` on wallet/held/pending, ``<= 0`` on debt.)
+5. At most one operation per (partner, idempotency key); a replay returns the stored answer, a
+   different request under the same key is ``IdempotencyKeyReused``. (UNIQUE constraint;
+   writers serialised per member; a lost race is retried as a replay.)
+6. An operation is one or more transfers committed atomically, tagged with partner, channel,
+   purchase reference and the rule version used.
+
+Result codes, in the order they are checked for a points command: INVALID_INPUT /
+INVALID_AMOUNT / CURRENCY_MISMATCH (the request itself), IDEMPOTENCY_KEY_REUSED (the key),
+UNKNOWN_MEMBER / NOT_FOUND (what it refers to), RULE_NOT_IN_FORCE, REDEMPTION_NOT_ACCEPTED,
+CAP_EXCEEDED, INSUFFICIENT_POINTS (the rules and the balance), HOLD_EXPIRED /
+HOLD_ALREADY_SETTLED (the hold's state).
+"""

@@ -1,0 +1,187 @@
+"""Two-step redemption: authorise (points held), then capture (all or part) or void.
+
+A hold moves points wallet → held and consumes lots at once, so held points cannot be spent
+twice; capture moves held → the partner's redeemed account and gives back any part not captured;
+void gives everything back. A hold past its TTL can no longer be captured; housekeeping (or a
+void) releases it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from gateway.core.errors import (
+    HoldAlreadySettled,
+    HoldExpired,
+    InsufficientPoints,
+    InvalidAmount,
+    NotFound,
+)
+from gateway.core.ids import new_id
+from gateway.core.money import Money
+from gateway.db.tables import holds
+from gateway.ledger.chart import AccountKind
+from gateway.ledger.context import (
+    LedgerContext,
+    Tx,
+    member_of,
+    operation_id,
+    record_operation,
+    require_currency,
+    run_command,
+)
+from gateway.ledger.housekeeping import sweep_member
+from gateway.ledger.model import (
+    CaptureRedemption,
+    HoldCaptured,
+    HoldPlaced,
+    HoldVoided,
+    RedeemPoints,
+    VoidRedemption,
+)
+from gateway.ledger.repository import LotTake
+from gateway.ledger.service import MAX_POINTS
+from partners.rules import quote_burn
+
+
+def authorise_redemption(ctx: LedgerContext, cmd: RedeemPoints) -> HoldPlaced:
+    partner = ctx.rules.partner(cmd.partner_id)
+    require_currency(partner, cmd.basket, "basketAmount")
+    if cmd.points <= 0 or cmd.points > MAX_POINTS:
+        raise InvalidAmount(f"points must be between 1 and {MAX_POINTS}", field="points")
+
+    def body(tx: Tx, fingerprint: str) -> HoldPlaced:
+        member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
+        rule = ctx.rules.rule_at(cmd.partner_id, tx.now)
+        quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
+        tx.ledger.lock_member(member_id)
+        sweep_member(tx, member_id)
+        accounts = tx.ledger.member_accounts(member_id)
+        available = tx.ledger.member_balances(member_id)[AccountKind.WALLET]
+        if cmd.points > available:
+            raise InsufficientPoints(requested=cmd.points, available=available)
+        op, hold_id = operation_id(), new_id("hold")
+        expires_at = tx.now + timedelta(seconds=partner.policy.hold_ttl_seconds)
+        value = Money(quote.value_minor, partner.currency)
+        result = HoldPlaced(op, hold_id, cmd.points, value, rule.version, expires_at,
+                            available - cmd.points)
+        record_operation(
+            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id,
+            kind="authorise", points=-cmd.points, result=result, key=cmd.idempotency_key,
+            fingerprint=fingerprint, rule=rule, channel=cmd.channel, hold_id=hold_id,
+            purchase_id=cmd.purchase_id, amount_minor=cmd.basket.amount_minor,
+            currency=cmd.basket.currency,
+        )
+        tx.uow.conn.execute(holds.insert(), {
+            "id": hold_id, "partner_id": cmd.partner_id, "member_id": member_id,
+            "operation_id": op, "points": cmd.points,
+            "basket_amount_minor": cmd.basket.amount_minor, "purchase_id": cmd.purchase_id,
+            "status": "authorised", "captured_points": 0, "expires_at": expires_at,
+            "created_at": tx.now,
+        })
+        tx.ledger.post(op, accounts[AccountKind.WALLET], accounts[AccountKind.HELD],
+                       cmd.points, tx.now)
+        tx.ledger.take_from_lots(member_id, cmd.points, op, tx.now)
+        return result
+
+    return run_command(ctx, cmd.partner_id, cmd, HoldPlaced, body)
+
+
+def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptured:
+    partner = ctx.rules.partner(cmd.partner_id)
+
+    def body(tx: Tx, fingerprint: str) -> HoldCaptured:
+        hold = _open_hold(tx, cmd.partner_id, cmd.hold_id)
+        if hold.expires_at <= tx.now:
+            raise HoldExpired(f"hold {cmd.hold_id} expired at {hold.expires_at.isoformat()}",
+                              field="holdId")
+        held = int(hold.points)
+        points = held if cmd.points is None else cmd.points
+        if points <= 0:
+            raise InvalidAmount("points to capture must be positive", field="points")
+        if points > held:
+            raise InsufficientPoints(requested=points, available=held)
+        rule = ctx.rules.rule_at(cmd.partner_id, hold.created_at)
+        quote = quote_burn(rule, points=points, basket_amount_minor=int(hold.basket_amount_minor))
+        member_id = str(hold.member_id)
+        tx.ledger.lock_member(member_id)
+        accounts = tx.ledger.member_accounts(member_id)
+        op = operation_id()
+        released = held - points
+        available = tx.ledger.member_balances(member_id)[AccountKind.WALLET] + released
+        result = HoldCaptured(op, cmd.hold_id, points, released,
+                              Money(quote.value_minor, partner.currency), available)
+        record_operation(
+            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id,
+            kind="capture", points=-points, result=result, key=cmd.idempotency_key,
+            fingerprint=fingerprint, rule=rule, hold_id=cmd.hold_id, parent_id=hold.operation_id,
+            purchase_id=hold.purchase_id, amount_minor=int(hold.basket_amount_minor),
+            currency=partner.currency,
+        )
+        redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
+        tx.ledger.post(op, accounts[AccountKind.HELD], redeemed, points, tx.now)
+        if released:
+            _release(tx, op, member_id, hold, released)
+        _settle(tx, cmd.hold_id, "captured", points)
+        return result
+
+    return run_command(ctx, cmd.partner_id, cmd, HoldCaptured, body)
+
+
+def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
+    def body(tx: Tx, fingerprint: str) -> HoldVoided:
+        hold = _open_hold(tx, cmd.partner_id, cmd.hold_id)
+        member_id = str(hold.member_id)
+        tx.ledger.lock_member(member_id)
+        held = int(hold.points)
+        op = operation_id()
+        available = tx.ledger.member_balances(member_id)[AccountKind.WALLET] + held
+        result = HoldVoided(op, cmd.hold_id, held, available)
+        record_operation(
+            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="void",
+            points=held, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
+            hold_id=cmd.hold_id, parent_id=hold.operation_id,
+        )
+        _release(tx, op, member_id, hold, held)
+        _settle(tx, cmd.hold_id, "voided", 0)
+        return result
+
+    return run_command(ctx, cmd.partner_id, cmd, HoldVoided, body)
+
+
+def _open_hold(tx: Tx, partner_id: str, hold_id: str) -> Any:
+    # Another partner's hold is answered exactly like a missing one (DESIGN §8).
+    hold = tx.uow.conn.execute(
+        select(holds).where(holds.c.id == hold_id, holds.c.partner_id == partner_id)
+    ).first()
+    if hold is None:
+        raise NotFound(f"no hold {hold_id!r} at this partner", field="holdId")
+    if hold.status != "authorised":
+        raise HoldAlreadySettled(f"hold {hold_id} is {hold.status} already", field="holdId")
+    return hold
+
+
+def _release(tx: Tx, op: str, member_id: str, hold: Any, points: int) -> None:
+    """Held → wallet, putting the points back into the lots the hold took them from (the
+    latest-expiring first, so what stays captured is what would have expired soonest)."""
+    accounts = tx.ledger.member_accounts(member_id)
+    tx.ledger.post(op, accounts[AccountKind.HELD], accounts[AccountKind.WALLET], points, tx.now)
+    restores: list[LotTake] = []
+    left = points
+    for take in tx.ledger.lot_movements_of([hold.operation_id]):
+        back = min(left, -take.points)
+        if back > 0:
+            restores.append(LotTake(take.lot_id, take.origin_partner_id, back))
+            left -= back
+    tx.ledger.record_lot_movements(restores, op, tx.now)
+
+
+def _settle(tx: Tx, hold_id: str, status: str, captured: int) -> None:
+    tx.uow.conn.execute(
+        update(holds).where(holds.c.id == hold_id)
+        .values(status=status, captured_points=captured)
+    )
+
+

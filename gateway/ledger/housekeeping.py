@@ -1,0 +1,65 @@
+"""Lazy housekeeping run at the start of every write on a member, and by the jobs command:
+expired lots become breakage, expired holds go back to the wallet.
+
+Doing it lazily inside the member's own write transaction means the wallet never offers points
+that have already expired, even if the nightly job has not run yet."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import update
+
+from gateway.db.tables import holds
+from gateway.ledger.chart import AccountKind
+from gateway.ledger.context import Tx, operation_id, record_operation
+from gateway.ledger.repository import LotTake
+
+
+def sweep_member(tx: Tx, member_id: str) -> int:
+    """Expire lots and holds past their time; returns the number of operations written."""
+    return _release_expired_holds(tx, member_id) + _expire_lots(tx, member_id)
+
+
+def _expire_lots(tx: Tx, member_id: str) -> int:
+    expired = tx.ledger.expired_lots(member_id, tx.now)
+    if not expired:
+        return 0
+    by_origin: dict[str, list[LotTake]] = defaultdict(list)
+    for lot_id, origin, remaining in expired:
+        by_origin[origin].append(LotTake(lot_id, origin, -remaining))
+    wallet = tx.ledger.member_accounts(member_id)[AccountKind.WALLET]
+    breakage = tx.ledger.coalition_account(AccountKind.BREAKAGE)
+    for origin, takes in sorted(by_origin.items()):
+        points = -sum(t.points for t in takes)
+        op = operation_id()
+        record_operation(
+            tx, operation_id=op, partner_id=origin, member_id=member_id, kind="expire",
+            points=-points, result={"expired": points},
+        )
+        tx.ledger.post(op, wallet, breakage, points, tx.now)
+        tx.ledger.record_lot_movements(takes, op, tx.now)
+    return len(by_origin)
+
+
+def _release_expired_holds(tx: Tx, member_id: str) -> int:
+    rows = tx.ledger.expired_holds(member_id, tx.now)
+    if not rows:
+        return 0
+    accounts = tx.ledger.member_accounts(member_id)
+    for hold in rows:
+        op = operation_id()
+        record_operation(
+            tx, operation_id=op, partner_id=hold.partner_id, member_id=member_id,
+            kind="hold_expired", points=int(hold.points), result={"released": int(hold.points)},
+            hold_id=hold.id, parent_id=hold.operation_id,
+        )
+        tx.ledger.post(op, accounts[AccountKind.HELD], accounts[AccountKind.WALLET],
+                       int(hold.points), tx.now)
+        restore = [LotTake(t.lot_id, t.origin_partner_id, -t.points)
+                   for t in tx.ledger.lot_movements_of([hold.operation_id])]
+        tx.ledger.record_lot_movements(restore, op, tx.now)
+        tx.uow.conn.execute(
+            update(holds).where(holds.c.id == hold.id).values(status="expired")
+        )
+    return len(rows)

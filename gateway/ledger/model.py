@@ -1,0 +1,196 @@
+"""Commands the ledger accepts and the results it returns.
+
+Results are plain frozen dataclasses that serialise to canonical JSON: the JSON is stored with
+the operation, and a replay under the same idempotency key returns it again, byte for byte."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from gateway.core.money import Money
+
+T = TypeVar("T")
+
+
+# --- commands -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PurchaseLine:
+    amount_minor: int
+    category: str | None = None
+    quantity_milli: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EarnPoints:
+    partner_id: str
+    customer_id: str
+    amount: Money
+    channel: str
+    purchase_id: str
+    idempotency_key: str
+    lines: tuple[PurchaseLine, ...] = ()
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemPoints:
+    partner_id: str
+    customer_id: str
+    points: int
+    basket: Money
+    idempotency_key: str
+    purchase_id: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRedemption:
+    partner_id: str
+    hold_id: str
+    idempotency_key: str
+    points: int | None = None  # None: capture everything held
+
+
+@dataclass(frozen=True, slots=True)
+class VoidRedemption:
+    partner_id: str
+    hold_id: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnPurchase:
+    partner_id: str
+    purchase_id: str
+    amount: Money  # the part of the purchase returned
+    idempotency_key: str
+
+
+# --- results --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Earned:
+    operation_id: str
+    points: int
+    rule_version: int
+    explanation: tuple[str, ...]
+    debt_repaid: int
+    available: int
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    operation_id: str
+    points: int
+    value: Money
+    rule_version: int
+    available: int
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlaced:
+    operation_id: str
+    hold_id: str
+    points: int
+    value: Money
+    rule_version: int
+    expires_at: datetime
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldCaptured:
+    operation_id: str
+    hold_id: str
+    points: int
+    released: int
+    value: Money
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldVoided:
+    operation_id: str
+    hold_id: str
+    released: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class Returned:
+    operation_id: str
+    purchase_id: str
+    points_reversed: int  # earned points taken back from the wallet
+    points_owed: int  # taken back beyond the wallet, as debt to repay from future earns
+    points_unrecovered: int  # could not be taken back (partner policy forbids debt)
+    points_refunded: int  # points the member had spent on this purchase, given back
+    amount_returned_total: Money
+    available: int
+    debt: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewedEarn:
+    points: int
+    uncapped_points: int
+    capped_by: str | None
+    rule_version: int
+    explanation: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available: int
+    held: int
+    pending: int
+    debt: int
+    expiring_soon: int
+    expiring_before: datetime
+
+
+# --- codec ----------------------------------------------------------------------------------------
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, Money):
+        return {"$money": [value.amount_minor, value.currency]}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$dt" in value:
+            return datetime.fromisoformat(value["$dt"])
+        if "$money" in value:
+            return Money(*value["$money"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_decode(v) for v in value)
+    return value
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(_encode(value), sort_keys=True, separators=(",", ":"))
+
+
+def from_json(kind: type[T], text: str) -> T:
+    return kind(**_decode(json.loads(text)))
+
+
+def request_hash(command: Any) -> str:
+    """Fingerprint of a command without its idempotency key: same key + other hash = reuse."""
+    body = _encode(command)
+    body.pop("idempotency_key", None)
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+

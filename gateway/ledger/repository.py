@@ -1,0 +1,316 @@
+"""SQL for the ledger: accounts, transfers, lots and operations, as lean Core statements.
+
+This is the write path's budget (DESIGN §11): each posting is a handful of prepared Core
+statements on one connection, no ORM session. Nothing here commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.db.tables import accounts, holds, lot_movements, lots, operations, transfers
+from gateway.ledger.chart import (
+    MEMBER_KINDS,
+    STORED_BALANCE_KINDS,
+    AccountKind,
+    coalition_account,
+    member_account,
+    partner_account,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    code: str
+    kind: AccountKind
+
+    @property
+    def stored(self) -> bool:
+        return self.kind in STORED_BALANCE_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class LotTake:
+    """Points taken from (negative) or put back into (positive) one lot by one operation."""
+
+    lot_id: int
+    origin_partner_id: str
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRow:
+    id: str
+    partner_id: str
+    member_id: str | None
+    kind: str
+    request_hash: str | None
+    purchase_id: str | None
+    amount_minor: int | None
+    points: int
+    result: str
+    recorded_at: datetime
+
+
+class LedgerRepository:
+    # Account ids never change once created, so a process-wide cache is safe across workers.
+    _account_cache: dict[str, Account] = {}  # noqa: RUF012 - deliberate class-level cache
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._cache_key = str(conn.engine.url)
+
+    # --- accounts ---------------------------------------------------------------------------
+    def account(
+        self,
+        code: str,
+        kind: AccountKind,
+        *,
+        member_id: str | None = None,
+        partner_id: str | None = None,
+    ) -> Account:
+        key = f"{self._cache_key}|{code}"
+        cached = self._account_cache.get(key)
+        if cached is not None:
+            return cached
+        row = self.conn.execute(select(accounts.c.id).where(accounts.c.code == code)).first()
+        if row is None:
+            values = {"code": code, "kind": str(kind), "member_id": member_id,
+                      "partner_id": partner_id, "balance": 0}
+            self.conn.execute(self._insert_ignore(accounts, values, ["code"]))
+            row = self.conn.execute(select(accounts.c.id).where(accounts.c.code == code)).one()
+        found = Account(id=int(row[0]), code=code, kind=kind)
+        if kind not in STORED_BALANCE_KINDS:  # member accounts may be rolled back with a member
+            self._account_cache[key] = found
+        return found
+
+    def member_accounts(self, member_id: str) -> dict[AccountKind, Account]:
+        return {
+            kind: self.account(member_account(member_id, kind), kind, member_id=member_id)
+            for kind in MEMBER_KINDS
+        }
+
+    def partner_account(self, partner_id: str, kind: AccountKind) -> Account:
+        return self.account(partner_account(partner_id, kind), kind, partner_id=partner_id)
+
+    def coalition_account(self, kind: AccountKind) -> Account:
+        return self.account(coalition_account(kind), kind)
+
+    def lock_member(self, member_id: str) -> None:
+        """Serialise writers on one member. SQLite's BEGIN IMMEDIATE already did; PostgreSQL
+        takes a row lock on the wallet, so concurrent redeems queue instead of overdrawing."""
+        if self.conn.dialect.name == "sqlite":
+            return
+        self.conn.execute(
+            select(accounts.c.id)
+            .where(accounts.c.code == member_account(member_id, AccountKind.WALLET))
+            .with_for_update()
+        )
+
+    def member_balances(self, member_id: str) -> dict[AccountKind, int]:
+        rows = self.conn.execute(
+            select(accounts.c.kind, accounts.c.balance).where(accounts.c.member_id == member_id)
+        ).all()
+        found = {AccountKind(kind): int(balance) for kind, balance in rows}
+        return {kind: found.get(kind, 0) for kind in MEMBER_KINDS}
+
+    # --- postings ---------------------------------------------------------------------------
+    def post(
+        self, operation_id: str, debit: Account, credit: Account, amount: int, at: datetime
+    ) -> None:
+        """One transfer; stored balances move in the same transaction (DESIGN §11)."""
+        if amount <= 0:
+            raise ValueError(f"a transfer moves a positive amount, got {amount}")
+        self.conn.execute(
+            insert(transfers),
+            {"operation_id": operation_id, "debit_account_id": debit.id,
+             "credit_account_id": credit.id, "amount": amount, "recorded_at": at},
+        )
+        if debit.stored:
+            self._move_balance(debit.id, -amount)
+        if credit.stored:
+            self._move_balance(credit.id, amount)
+
+    def _move_balance(self, account_id: int, delta: int) -> None:
+        self.conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(balance=accounts.c.balance + delta)
+        )
+
+    # --- operations -------------------------------------------------------------------------
+    def insert_operation(self, values: dict[str, Any]) -> None:
+        self.conn.execute(insert(operations), values)
+
+    def find_by_key(self, partner_id: str, key: str) -> OperationRow | None:
+        row = self.conn.execute(
+            select(*_OPERATION_COLUMNS).where(
+                operations.c.partner_id == partner_id, operations.c.idempotency_key == key
+            )
+        ).first()
+        return None if row is None else OperationRow(**row._asdict())
+
+    def purchase_operations(
+        self, partner_id: str, purchase_id: str, kinds: Iterable[str]
+    ) -> list[OperationRow]:
+        rows = self.conn.execute(
+            select(*_OPERATION_COLUMNS)
+            .where(
+                operations.c.partner_id == partner_id,
+                operations.c.purchase_id == purchase_id,
+                operations.c.kind.in_(list(kinds)),
+            )
+            .order_by(operations.c.recorded_at, operations.c.id)
+        ).all()
+        return [OperationRow(**row._asdict()) for row in rows]
+
+    def points_earned_between(
+        self, member_id: str, partner_id: str, start: datetime, end: datetime
+    ) -> int:
+        total = self.conn.execute(
+            select(func.coalesce(func.sum(operations.c.points), 0)).where(
+                operations.c.member_id == member_id,
+                operations.c.partner_id == partner_id,
+                operations.c.kind == "earn",
+                operations.c.recorded_at >= start,
+                operations.c.recorded_at < end,
+            )
+        ).scalar_one()
+        return int(total)
+
+    # --- lots -------------------------------------------------------------------------------
+    def create_lot(
+        self,
+        *,
+        member_id: str,
+        origin_partner_id: str,
+        operation_id: str,
+        points: int,
+        earned_at: datetime,
+        expires_at: datetime,
+    ) -> int:
+        result = self.conn.execute(
+            insert(lots).returning(lots.c.id),
+            {"member_id": member_id, "origin_partner_id": origin_partner_id,
+             "operation_id": operation_id, "points": points, "remaining": points,
+             "earned_at": earned_at, "available_at": earned_at, "expires_at": expires_at},
+        )
+        return int(result.scalar_one())
+
+    def take_from_lots(
+        self,
+        member_id: str,
+        points: int,
+        operation_id: str,
+        at: datetime,
+        *,
+        prefer_operation: str | None = None,
+    ) -> list[LotTake]:
+        """Consume ``points`` from the member's unexpired lots, soonest expiry first (a lot from
+        ``prefer_operation`` first, so a return takes back the very points it earned)."""
+        rows = self.conn.execute(
+            select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.operation_id)
+            .where(lots.c.member_id == member_id, lots.c.remaining > 0, lots.c.expires_at > at)
+            .order_by(lots.c.expires_at, lots.c.id)
+        ).all()
+        if prefer_operation is not None:
+            rows = sorted(rows, key=lambda r: r[3] != prefer_operation)
+        takes: list[LotTake] = []
+        left = points
+        for lot_id, origin, remaining, _ in rows:
+            if left == 0:
+                break
+            take = min(left, int(remaining))
+            takes.append(LotTake(int(lot_id), str(origin), -take))
+            left -= take
+        if left:
+            raise RuntimeError(f"lots of {member_id} short by {left}: wallet and lots disagree")
+        self.record_lot_movements(takes, operation_id, at)
+        return takes
+
+    def record_lot_movements(
+        self, moves: Sequence[LotTake], operation_id: str, at: datetime
+    ) -> None:
+        for move in moves:
+            self.conn.execute(
+                insert(lot_movements),
+                {"lot_id": move.lot_id, "operation_id": operation_id, "points": move.points,
+                 "recorded_at": at},
+            )
+            self.conn.execute(
+                update(lots)
+                .where(lots.c.id == move.lot_id)
+                .values(remaining=lots.c.remaining + move.points)
+            )
+
+    def lot_movements_of(self, operation_ids: Sequence[str]) -> list[LotTake]:
+        if not operation_ids:
+            return []
+        rows = self.conn.execute(
+            select(lot_movements.c.lot_id, lots.c.origin_partner_id,
+                   func.sum(lot_movements.c.points))
+            .join(lots, lots.c.id == lot_movements.c.lot_id)
+            .where(lot_movements.c.operation_id.in_(list(operation_ids)))
+            .group_by(lot_movements.c.lot_id, lots.c.origin_partner_id, lots.c.expires_at)
+            .order_by(lots.c.expires_at.desc(), lot_movements.c.lot_id.desc())
+        ).all()
+        return [LotTake(int(r[0]), str(r[1]), int(r[2])) for r in rows if int(r[2]) != 0]
+
+    def expired_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int]]:
+        rows = self.conn.execute(
+            select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining)
+            .where(lots.c.member_id == member_id, lots.c.remaining > 0, lots.c.expires_at <= at)
+            .order_by(lots.c.id)
+        ).all()
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def expiring_points(self, member_id: str, start: datetime, end: datetime) -> int:
+        total = self.conn.execute(
+            select(func.coalesce(func.sum(lots.c.remaining), 0)).where(
+                lots.c.member_id == member_id,
+                lots.c.expires_at > start,
+                lots.c.expires_at <= end,
+            )
+        ).scalar_one()
+        return int(total)
+
+    # --- holds ------------------------------------------------------------------------------
+    def expired_holds(self, member_id: str, at: datetime) -> list[Any]:
+        return list(
+            self.conn.execute(
+                select(holds).where(
+                    holds.c.member_id == member_id,
+                    holds.c.status == "authorised",
+                    holds.c.expires_at <= at,
+                )
+            ).all()
+        )
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _insert_ignore(self, table: Any, values: dict[str, Any], keys: list[str]) -> Any:
+        if self.conn.dialect.name == "postgresql":
+            return postgresql.insert(table).values(**values).on_conflict_do_nothing(
+                index_elements=keys
+            )
+        return sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+
+_OPERATION_COLUMNS = (
+    operations.c.id,
+    operations.c.partner_id,
+    operations.c.member_id,
+    operations.c.kind,
+    operations.c.request_hash,
+    operations.c.purchase_id,
+    operations.c.amount_minor,
+    operations.c.points,
+    operations.c.result,
+    operations.c.recorded_at,
+)
+

@@ -1,0 +1,284 @@
+"""Earn, redeem and return: the ledger's commands (DESIGN §4).
+
+Each command runs in one write transaction (``run_command``): resolve the member through the
+calling partner's own link, sweep what expired, apply the partner's rule version in force, post
+balanced transfers, move lots, record one operation carrying its answer for replays."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from gateway.core.errors import (
+    CapExceeded,
+    InsufficientPoints,
+    InvalidAmount,
+    InvalidInput,
+    NotFound,
+    NothingToReturn,
+    PurchaseAlreadyRecorded,
+)
+from gateway.core.money import Money, Rounding
+from gateway.ledger.chart import AccountKind
+from gateway.ledger.context import (
+    LedgerContext,
+    Tx,
+    member_of,
+    operation_id,
+    record_operation,
+    require_currency,
+    run_command,
+)
+from gateway.ledger.housekeeping import sweep_member
+from gateway.ledger.model import (
+    Earned,
+    EarnPoints,
+    PreviewedEarn,
+    Redeemed,
+    RedeemPoints,
+    Returned,
+    ReturnPurchase,
+    from_json,
+)
+from gateway.ledger.repository import LotTake
+from partners.config import Channel, RuleVersion
+from partners.rules import LineItem, PurchaseFacts, proportional_points, quote_burn, quote_earn
+
+MAX_POINTS = 10**12
+MAX_AMOUNT_MINOR = 10**13
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
+    partner = ctx.rules.partner(cmd.partner_id)
+    require_currency(partner, cmd.amount, "amount")
+
+    def body(tx: Tx, fingerprint: str) -> Earned:
+        member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
+        occurred_at = _occurred_at(cmd.occurred_at, tx.now)
+        rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
+        if tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"]):
+            raise PurchaseAlreadyRecorded(
+                f"purchase {cmd.purchase_id!r} already earned points; to correct it, return it",
+                field="purchaseId",
+            )
+        tx.ledger.lock_member(member_id)
+        sweep_member(tx, member_id)
+        day = tx.now.replace(hour=0, minute=0, second=0, microsecond=0)
+        earned_today = tx.ledger.points_earned_between(
+            member_id, cmd.partner_id, day, day + timedelta(days=1)
+        )
+        quote = quote_earn(rule, _facts(cmd), earned_today=earned_today)
+        if quote.points == 0 and quote.capped_by in ("transaction_cap", "daily_cap"):
+            cap = (rule.earn.cap_per_member_daily if quote.capped_by == "daily_cap"
+                   else rule.earn.cap_per_transaction) if rule.earn else 0
+            raise CapExceeded(
+                "the member reached this partner's earn cap; nothing was posted. "
+                + " ".join(quote.explanation), cap=cap or 0, field="amount",
+            )
+        op = operation_id()
+        accounts = tx.ledger.member_accounts(member_id)
+        balances = tx.ledger.member_balances(member_id)
+        repay = min(quote.points, -balances[AccountKind.DEBT])
+        result = Earned(
+            operation_id=op, points=quote.points, rule_version=rule.version,
+            explanation=quote.explanation, debt_repaid=repay,
+            available=balances[AccountKind.WALLET] + quote.points - repay, recorded_at=tx.now,
+        )
+        record_operation(
+            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="earn",
+            points=quote.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
+            rule=rule, occurred_at=occurred_at, channel=cmd.channel, purchase_id=cmd.purchase_id,
+            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency,
+        )
+        if quote.points:
+            issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
+            tx.ledger.post(op, issued, accounts[AccountKind.WALLET], quote.points, tx.now)
+            expiry_days = rule.earn.expiry_days if rule.earn else 365
+            lot = tx.ledger.create_lot(
+                member_id=member_id, origin_partner_id=cmd.partner_id, operation_id=op,
+                points=quote.points, earned_at=tx.now,
+                expires_at=tx.now + timedelta(days=expiry_days),
+            )
+            if repay:
+                tx.ledger.post(op, accounts[AccountKind.WALLET], accounts[AccountKind.DEBT],
+                               repay, tx.now)
+                tx.ledger.record_lot_movements(
+                    [LotTake(lot, cmd.partner_id, -repay)], op, tx.now
+                )
+        return result
+
+    return run_command(ctx, cmd.partner_id, cmd, Earned, body)
+
+
+def preview_earn(ctx: LedgerContext, cmd: EarnPoints) -> PreviewedEarn:
+    """What ``earn_points`` would give now, without posting (caps per day are not applied:
+    the preview needs no member)."""
+    partner = ctx.rules.partner(cmd.partner_id)
+    require_currency(partner, cmd.amount, "amount")
+    now = ctx.clock.now()
+    rule = ctx.rules.rule_at(cmd.partner_id, _occurred_at(cmd.occurred_at, now))
+    quote = quote_earn(rule, _facts(cmd), earned_today=0)
+    return PreviewedEarn(quote.points, quote.uncapped_points, quote.capped_by, rule.version,
+                         quote.explanation)
+
+
+def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
+    partner = ctx.rules.partner(cmd.partner_id)
+    require_currency(partner, cmd.basket, "basketAmount")
+    _check_points(cmd.points)
+
+    def body(tx: Tx, fingerprint: str) -> Redeemed:
+        member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
+        rule = ctx.rules.rule_at(cmd.partner_id, tx.now)
+        quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
+        tx.ledger.lock_member(member_id)
+        sweep_member(tx, member_id)
+        accounts = tx.ledger.member_accounts(member_id)
+        available = tx.ledger.member_balances(member_id)[AccountKind.WALLET]
+        if cmd.points > available:
+            raise InsufficientPoints(requested=cmd.points, available=available)
+        op = operation_id()
+        value = Money(quote.value_minor, partner.currency)
+        result = Redeemed(op, cmd.points, value, rule.version, available - cmd.points, tx.now)
+        record_operation(
+            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="redeem",
+            points=-cmd.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
+            rule=rule, channel=cmd.channel, purchase_id=cmd.purchase_id,
+            amount_minor=cmd.basket.amount_minor, currency=cmd.basket.currency,
+        )
+        redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
+        tx.ledger.post(op, accounts[AccountKind.WALLET], redeemed, cmd.points, tx.now)
+        tx.ledger.take_from_lots(member_id, cmd.points, op, tx.now)
+        return result
+
+    return run_command(ctx, cmd.partner_id, cmd, Redeemed, body)
+
+
+def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
+    """Reverse earned points in proportion to the amount returned (ceil: never leaves the member
+    points for goods given back) and refund points spent on the purchase (floor: never refunds
+    more than was spent). Cumulative, so several partial returns add up to the whole exactly."""
+    partner = ctx.rules.partner(cmd.partner_id)
+    require_currency(partner, cmd.amount, "amount")
+    if cmd.amount.amount_minor <= 0:
+        raise InvalidAmount("amount returned must be positive", field="amount")
+
+    def body(tx: Tx, fingerprint: str) -> Returned:
+        earns = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"])
+        if not earns:
+            raise NotFound(f"no purchase {cmd.purchase_id!r} earned points at this partner",
+                           field="purchaseId")
+        earn = earns[0]
+        member_id = earn.member_id
+        assert member_id is not None and earn.amount_minor is not None
+        total = earn.amount_minor
+        prior = [from_json(Returned, r.result) for r in tx.ledger.purchase_operations(
+            cmd.partner_id, cmd.purchase_id, ["return"])]
+        returned_before = max((p.amount_returned_total.amount_minor for p in prior), default=0)
+        left = total - returned_before
+        if left == 0:
+            raise NothingToReturn(f"purchase {cmd.purchase_id!r} was fully returned already",
+                                  field="purchaseId")
+        if cmd.amount.amount_minor > left:
+            raise InvalidAmount(
+                f"only {Money(left, partner.currency)} of this purchase is left to return",
+                field="amount",
+            )
+        returned_total = returned_before + cmd.amount.amount_minor
+        spends = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id,
+                                               ["redeem", "capture"])
+        spent = -sum(s.points for s in spends)
+        reverse = proportional_points(earn.points, returned_total, total, Rounding.CEIL) - sum(
+            p.points_reversed + p.points_owed + p.points_unrecovered for p in prior)
+        refund = proportional_points(spent, returned_total, total, Rounding.FLOOR) - sum(
+            p.points_refunded for p in prior)
+        tx.ledger.lock_member(member_id)
+        sweep_member(tx, member_id)
+        op = operation_id()
+        accounts = tx.ledger.member_accounts(member_id)
+        balances = tx.ledger.member_balances(member_id)
+        wallet_after_refund = balances[AccountKind.WALLET] + refund
+        taken = min(reverse, wallet_after_refund)
+        policy = partner.policy
+        owed = reverse - taken if policy.negative_balance_after_return else 0
+        unrecovered = reverse - taken - owed
+        result = Returned(
+            operation_id=op, purchase_id=cmd.purchase_id, points_reversed=taken,
+            points_owed=owed, points_unrecovered=unrecovered, points_refunded=refund,
+            amount_returned_total=Money(returned_total, partner.currency),
+            available=wallet_after_refund - taken, debt=owed - balances[AccountKind.DEBT],
+        )
+        record_operation(
+            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="return",
+            points=refund - taken, result=result, key=cmd.idempotency_key,
+            fingerprint=fingerprint, purchase_id=cmd.purchase_id, parent_id=earn.id,
+            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency,
+        )
+        if refund:
+            _refund(tx, op, member_id, cmd.partner_id, [s.id for s in spends], refund)
+        issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
+        if taken:
+            tx.ledger.post(op, accounts[AccountKind.WALLET], issued, taken, tx.now)
+            tx.ledger.take_from_lots(member_id, taken, op, tx.now, prefer_operation=earn.id)
+        if owed:
+            tx.ledger.post(op, accounts[AccountKind.DEBT], issued, owed, tx.now)
+        return result
+
+    return run_command(ctx, cmd.partner_id, cmd, Returned, body)
+
+
+def _refund(tx: Tx, op: str, member_id: str, partner_id: str, spend_ids: list[str],
+            points: int) -> None:
+    """Give back spent points into the lots they came from (latest expiry first), so the
+    origin of every point stays true for settlement."""
+    accounts = tx.ledger.member_accounts(member_id)
+    redeemed = tx.ledger.partner_account(partner_id, AccountKind.REDEEMED)
+    tx.ledger.post(op, redeemed, accounts[AccountKind.WALLET], points, tx.now)
+    restores: list[LotTake] = []
+    left = points
+    for take in tx.ledger.lot_movements_of(spend_ids):
+        if left == 0:
+            break
+        back = min(left, -take.points)
+        if back > 0:
+            restores.append(LotTake(take.lot_id, take.origin_partner_id, back))
+            left -= back
+    if left:
+        raise RuntimeError(f"refund of {points} exceeds the lots the spend consumed")
+    tx.ledger.record_lot_movements(restores, op, tx.now)
+
+
+def _facts(cmd: EarnPoints) -> PurchaseFacts:
+    if cmd.amount.amount_minor <= 0 or cmd.amount.amount_minor > MAX_AMOUNT_MINOR:
+        raise InvalidAmount(
+            f"amount must be between 1 and {MAX_AMOUNT_MINOR} minor units", field="amount"
+        )
+    try:
+        channel = Channel(cmd.channel)
+    except ValueError:
+        raise InvalidInput(f"unknown channel {cmd.channel!r}", field="channel") from None
+    lines = tuple(LineItem(line.amount_minor, line.category, line.quantity_milli)
+                  for line in cmd.lines)
+    return PurchaseFacts(cmd.amount.amount_minor, cmd.amount.currency, channel, lines)
+
+
+def _occurred_at(occurred_at: datetime | None, now: datetime) -> datetime:
+    if occurred_at is None:
+        return now
+    if occurred_at.tzinfo is None:
+        raise InvalidInput("occurredAt needs a time zone offset", field="occurredAt")
+    occurred_at = occurred_at.astimezone(UTC)
+    if occurred_at > now + FUTURE_SKEW:
+        raise InvalidInput("occurredAt is in the future", field="occurredAt")
+    return occurred_at
+
+
+def _check_points(points: int) -> None:
+    if points <= 0 or points > MAX_POINTS:
+        raise InvalidAmount(f"points must be between 1 and {MAX_POINTS}", field="points")
+
+
+def rule_for_operation(ctx: LedgerContext, partner_id: str, version: int) -> RuleVersion:
+    return ctx.rules.rule(partner_id, version)
+
+

@@ -1,0 +1,1 @@
+"""Members and their linked accounts at partners (DESIGN §6)."""

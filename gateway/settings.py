@@ -1,0 +1,65 @@
+"""One ``Settings`` object, built once from the environment, with embedded defaults.
+
+Nothing else in the code reads ``os.environ``. The defaults run the gateway on a local SQLite
+file with the demo partners and no external servers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "partners" / "catalog"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 10
+    max_tokens: int = 2000
+    max_aliases: int = 15
+    max_body_bytes: int = 64 * 1024
+    max_page_size: int = 100
+    max_list_items: int = 100
+    allow_batching: bool = False
+    rate_limit_per_minute: int = 600
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/gateway.db"
+    redis_url: str | None = None
+    catalog_dir: Path = DEFAULT_CATALOG
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "coalition-gateway"
+    token_ttl_seconds: int = 600
+    production: bool = False
+    demo: bool = False
+    settlement_currency: str = "EUR"
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return not self.production
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        limits = Limits(
+            rate_limit_per_minute=int(
+                env.get("GATEWAY_RATE_LIMIT_PER_MINUTE", Limits.rate_limit_per_minute)
+            ),
+            allow_batching=env.get("GATEWAY_ALLOW_BATCHING", "0") == "1",
+        )
+        return cls(
+            database_url=env.get("DATABASE_URL", defaults.database_url),
+            redis_url=env.get("REDIS_URL") or None,
+            catalog_dir=Path(env.get("GATEWAY_CATALOG_DIR", str(defaults.catalog_dir))),
+            issuer=env.get("GATEWAY_ISSUER", defaults.issuer),
+            audience=env.get("GATEWAY_AUDIENCE", defaults.audience),
+            token_ttl_seconds=int(env.get("GATEWAY_TOKEN_TTL_SECONDS", defaults.token_ttl_seconds)),
+            production=env.get("GATEWAY_ENV", "development") == "production",
+            settlement_currency=env.get("GATEWAY_SETTLEMENT_CURRENCY", "EUR"),
+            limits=limits,
+        )
