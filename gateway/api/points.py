@@ -110,6 +110,9 @@ class EarnPointsSuccess:
     debt_repaid: int
     available: int
     recorded_at: datetime
+    pending: int = strawberry.field(
+        description="Of these points, how many wait out your return window before they spend."
+    )
 
 
 @strawberry.type
@@ -262,7 +265,8 @@ class PointsMutations:
             return EarnPointsSuccess(
                 operation_id=strawberry.ID(r.operation_id), points=r.points,
                 rule_version=r.rule_version, explanation=list(r.explanation),
-                debt_repaid=r.debt_repaid, available=r.available, recorded_at=r.recorded_at)
+                debt_repaid=r.debt_repaid, available=r.available, recorded_at=r.recorded_at,
+                pending=r.pending)
 
         result: EarnPointsResult = await attempt(run, EARN_ERRORS)
         return result

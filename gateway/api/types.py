@@ -64,7 +64,8 @@ class Balance:
 class Operation:
     id: strawberry.ID
     kind: str = strawberry.field(
-        description="earn, redeem, authorise, capture, void, return, expire, hold_expired."
+        description="earn, redeem, authorise, capture, void, return, release (pending points "
+        "became spendable), expire, hold_expired."
     )
     points: int = strawberry.field(description="Signed effect on the member's available points.")
     channel: str | None

@@ -143,7 +143,11 @@ lots = Table(
     Column("earned_at", UTCDateTime, nullable=False),
     Column("available_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # 1 while the points wait out the partner's return window on the member's pending account;
+    # set to 0 (once) when housekeeping releases them to the wallet.
+    Column("pending", Integer, nullable=False, server_default="0"),
     CheckConstraint("points > 0", name="lot_points_positive"),
+    CheckConstraint("pending IN (0, 1)", name="lot_pending_flag"),
     CheckConstraint("remaining >= 0 AND remaining <= points", name="lot_remaining_range"),
     Index("ix_lots_member_expiry", "member_id", "expires_at"),
 )

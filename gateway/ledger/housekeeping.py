@@ -1,5 +1,6 @@
 """Lazy housekeeping run at the start of every write on a member, and by the jobs command:
-expired lots become breakage, expired holds go back to the wallet.
+pending points past their return window move to the wallet (repaying any debt first), expired
+lots become breakage, expired holds go back to the wallet.
 
 Doing it lazily inside the member's own write transaction means the wallet never offers points
 that have already expired, even if the nightly job has not run yet."""
@@ -17,8 +18,38 @@ from gateway.ledger.repository import LotTake
 
 
 def sweep_member(tx: Tx, member_id: str) -> int:
-    """Expire lots and holds past their time; returns the number of operations written."""
-    return _release_expired_holds(tx, member_id) + _expire_lots(tx, member_id)
+    """Release, expire and unhold what is due; returns the number of operations written."""
+    return (_release_pending(tx, member_id) + _release_expired_holds(tx, member_id)
+            + _expire_lots(tx, member_id))
+
+
+def _release_pending(tx: Tx, member_id: str) -> int:
+    matured = tx.ledger.matured_pending_lots(member_id, tx.now)
+    if not matured:
+        return 0
+    accounts = tx.ledger.member_accounts(member_id)
+    by_origin: dict[str, int] = defaultdict(int)
+    for _, origin, remaining in matured:
+        by_origin[origin] += remaining
+    tx.ledger.release_lots([lot_id for lot_id, _, _ in matured])
+    written, released_total, last_op = 0, 0, None
+    for origin, points in sorted(by_origin.items()):
+        if points == 0:  # fully returned while pending: nothing left to release
+            continue
+        op = last_op = operation_id()
+        record_operation(tx, operation_id=op, partner_id=origin, member_id=member_id,
+                         kind="release", points=points, result={"released": points})
+        tx.ledger.post(op, accounts[AccountKind.PENDING], accounts[AccountKind.WALLET], points,
+                       tx.now)
+        released_total += points
+        written += 1
+    debt = -tx.ledger.member_balances(member_id)[AccountKind.DEBT]
+    repay = min(debt, released_total)
+    if repay and last_op is not None:
+        tx.ledger.post(last_op, accounts[AccountKind.WALLET], accounts[AccountKind.DEBT], repay,
+                       tx.now)
+        tx.ledger.take_from_lots(member_id, repay, last_op, tx.now)
+    return written
 
 
 def _expire_lots(tx: Tx, member_id: str) -> int:

@@ -81,6 +81,7 @@ class Earned:
     debt_repaid: int
     available: int
     recorded_at: datetime
+    pending: int = 0  # of `points`, how many wait out the partner's return window
 
 
 @dataclass(frozen=True, slots=True)

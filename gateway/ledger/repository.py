@@ -194,12 +194,16 @@ class LedgerRepository:
         points: int,
         earned_at: datetime,
         expires_at: datetime,
+        available_at: datetime | None = None,
     ) -> int:
+        """A new lot; with ``available_at`` later than ``earned_at`` it starts pending."""
+        pending = available_at is not None and available_at > earned_at
         result = self.conn.execute(
             insert(lots).returning(lots.c.id),
             {"member_id": member_id, "origin_partner_id": origin_partner_id,
              "operation_id": operation_id, "points": points, "remaining": points,
-             "earned_at": earned_at, "available_at": earned_at, "expires_at": expires_at},
+             "earned_at": earned_at, "available_at": available_at or earned_at,
+             "expires_at": expires_at, "pending": 1 if pending else 0},
         )
         return int(result.scalar_one())
 
@@ -216,7 +220,8 @@ class LedgerRepository:
         ``prefer_operation`` first, so a return takes back the very points it earned)."""
         rows = self.conn.execute(
             select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.operation_id)
-            .where(lots.c.member_id == member_id, lots.c.remaining > 0, lots.c.expires_at > at)
+            .where(lots.c.member_id == member_id, lots.c.remaining > 0, lots.c.expires_at > at,
+                   lots.c.pending == 0)
             .order_by(lots.c.expires_at, lots.c.id)
         ).all()
         if prefer_operation is not None:
@@ -265,10 +270,31 @@ class LedgerRepository:
     def expired_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int]]:
         rows = self.conn.execute(
             select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining)
-            .where(lots.c.member_id == member_id, lots.c.remaining > 0, lots.c.expires_at <= at)
+            .where(lots.c.member_id == member_id, lots.c.remaining > 0, lots.c.expires_at <= at,
+                   lots.c.pending == 0)
             .order_by(lots.c.id)
         ).all()
         return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def matured_pending_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int]]:
+        rows = self.conn.execute(
+            select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining)
+            .where(lots.c.member_id == member_id, lots.c.pending == 1,
+                   lots.c.available_at <= at)
+            .order_by(lots.c.id)
+        ).all()
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def pending_lot_of(self, operation_id: str) -> tuple[int, int] | None:
+        """(lot id, remaining) of the operation's lot while it is still pending."""
+        row = self.conn.execute(
+            select(lots.c.id, lots.c.remaining)
+            .where(lots.c.operation_id == operation_id, lots.c.pending == 1)
+        ).first()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def release_lots(self, lot_ids: Sequence[int]) -> None:
+        self.conn.execute(update(lots).where(lots.c.id.in_(list(lot_ids))).values(pending=0))
 
     def expiring_points(self, member_id: str, start: datetime, end: datetime) -> int:
         total = self.conn.execute(

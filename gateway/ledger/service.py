@@ -78,11 +78,15 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         op = operation_id()
         accounts = tx.ledger.member_accounts(member_id)
         balances = tx.ledger.member_balances(member_id)
-        repay = min(quote.points, -balances[AccountKind.DEBT])
+        pending_days = rule.earn.pending_days if rule.earn else 0
+        # Pending points repay debt when they are released, not before.
+        repay = 0 if pending_days else min(quote.points, -balances[AccountKind.DEBT])
+        credited = 0 if pending_days else quote.points
         result = Earned(
             operation_id=op, points=quote.points, rule_version=rule.version,
             explanation=quote.explanation, debt_repaid=repay,
-            available=balances[AccountKind.WALLET] + quote.points - repay, recorded_at=tx.now,
+            available=balances[AccountKind.WALLET] + credited - repay, recorded_at=tx.now,
+            pending=quote.points - credited,
         )
         record_operation(
             tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="earn",
@@ -92,12 +96,14 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         )
         if quote.points:
             issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
-            tx.ledger.post(op, issued, accounts[AccountKind.WALLET], quote.points, tx.now)
+            target = accounts[AccountKind.PENDING if pending_days else AccountKind.WALLET]
+            tx.ledger.post(op, issued, target, quote.points, tx.now)
             expiry_days = rule.earn.expiry_days if rule.earn else 365
             lot = tx.ledger.create_lot(
                 member_id=member_id, origin_partner_id=cmd.partner_id, operation_id=op,
                 points=quote.points, earned_at=tx.now,
                 expires_at=tx.now + timedelta(days=expiry_days),
+                available_at=tx.now + timedelta(days=pending_days),
             )
             if repay:
                 tx.ledger.post(op, accounts[AccountKind.WALLET], accounts[AccountKind.DEBT],
@@ -197,13 +203,15 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         op = operation_id()
         accounts = tx.ledger.member_accounts(member_id)
         balances = tx.ledger.member_balances(member_id)
+        pending_lot = tx.ledger.pending_lot_of(earn.id)
+        from_pending = min(reverse, pending_lot[1]) if pending_lot else 0
         wallet_after_refund = balances[AccountKind.WALLET] + refund
-        taken = min(reverse, wallet_after_refund)
+        taken = min(reverse - from_pending, wallet_after_refund)
         policy = partner.policy
-        owed = reverse - taken if policy.negative_balance_after_return else 0
-        unrecovered = reverse - taken - owed
+        owed = reverse - from_pending - taken if policy.negative_balance_after_return else 0
+        unrecovered = reverse - from_pending - taken - owed
         result = Returned(
-            operation_id=op, purchase_id=cmd.purchase_id, points_reversed=taken,
+            operation_id=op, purchase_id=cmd.purchase_id, points_reversed=from_pending + taken,
             points_owed=owed, points_unrecovered=unrecovered, points_refunded=refund,
             amount_returned_total=Money(returned_total, partner.currency),
             available=wallet_after_refund - taken, debt=owed - balances[AccountKind.DEBT],
@@ -217,6 +225,10 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         if refund:
             _refund(tx, op, member_id, cmd.partner_id, [s.id for s in spends], refund)
         issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
+        if pending_lot and from_pending:
+            tx.ledger.post(op, accounts[AccountKind.PENDING], issued, from_pending, tx.now)
+            tx.ledger.record_lot_movements(
+                [LotTake(pending_lot[0], cmd.partner_id, -from_pending)], op, tx.now)
         if taken:
             tx.ledger.post(op, accounts[AccountKind.WALLET], issued, taken, tx.now)
             tx.ledger.take_from_lots(member_id, taken, op, tx.now, prefer_operation=earn.id)

@@ -5,8 +5,8 @@ Checks, each an aggregate in SQL (streams, never loads the ledger into memory):
 2. all transfers sum to zero over all accounts (guarantee 1);
 3. no wallet, held or pending balance below zero; no debt above zero (guarantee 4);
 4. every lot's ``remaining`` equals its points plus its movements;
-5. every wallet equals the remaining points of its lots; every held balance equals the points
-   of its open holds.
+5. every wallet (pending balance) equals the remaining points of its available (pending)
+   lots; every held balance equals the points of its open holds.
 """
 
 from __future__ import annotations
@@ -58,12 +58,14 @@ _CHECKS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
-        "wallet differs from its lots",
+        "wallet or pending balance differs from its lots",
         """
         SELECT a.code, a.balance, COALESCE(l.total, 0)
-        FROM accounts a LEFT JOIN (SELECT member_id, SUM(remaining) AS total FROM lots
-                                   GROUP BY member_id) l ON l.member_id = a.member_id
-        WHERE a.kind = 'wallet' AND a.balance <> COALESCE(l.total, 0)
+        FROM accounts a LEFT JOIN (SELECT member_id, pending, SUM(remaining) AS total FROM lots
+                                   GROUP BY member_id, pending) l
+             ON l.member_id = a.member_id AND l.pending = CASE a.kind WHEN 'wallet' THEN 0
+                                                                      ELSE 1 END
+        WHERE a.kind IN ('wallet', 'pending') AND a.balance <> COALESCE(l.total, 0)
         """,
     ),
     (

@@ -53,10 +53,10 @@ def sync_catalog(engine: Engine, catalog: Registry, clock: Clock) -> None:
                     f"partner {definition.id!r}: kind/currency cannot change after launch "
                     f"(stored {row.kind}/{row.currency})"
                 )
-            stored = dict(conn.execute(
+            stored: dict[int, str] = dict(conn.execute(
                 select(rule_versions.c.version, rule_versions.c.body)
                 .where(rule_versions.c.partner_id == definition.id)
-            ).tuples().all())
+            ).all())
             for rv in definition.rules:
                 body = _body(rv)
                 if rv.version not in stored:

@@ -105,7 +105,7 @@ def ledger_snapshot(gateway: Gateway) -> dict[str, Any]:
     with gateway.services.engine.connect() as conn:
         counts = {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
                   for table in LEDGER_TABLES}
-        balances = dict(conn.execute(select(t.accounts.c.code, t.accounts.c.balance)).tuples())
+        balances = dict(conn.execute(select(t.accounts.c.code, t.accounts.c.balance)).all())
         lots = conn.execute(select(t.lots.c.id, t.lots.c.remaining).order_by(t.lots.c.id)).all()
         holds = conn.execute(select(t.holds.c.id, t.holds.c.status)).all()
     return {"counts": counts, "balances": balances, "lots": [tuple(r) for r in lots],

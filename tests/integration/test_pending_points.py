@@ -1,0 +1,94 @@
+"""Pending points: a partner with a return window credits earned points to the member's pending
+account; they become spendable (and repay debt first) once the window has passed, and a return
+inside the window takes them back from pending."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.app import Gateway, build
+from gateway.core.clock import FixedClock
+from gateway.core.errors import InsufficientPoints
+from gateway.core.money import Money
+from gateway.ledger import service
+from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
+from gateway.ledger.verify import verify_ledger
+from gateway.members.service import enrol_customer, link_customer, member_balance
+from gateway.settings import DEFAULT_CATALOG, Settings
+from tests.support.harness import NOW
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Gateway, FixedClock, str]:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(DEFAULT_CATALOG, catalog)
+    toml = catalog / "electronics.toml"
+    text, count = re.subn(r"pending_days = \d+", "pending_days = 14", toml.read_text())
+    assert count >= 1, "electronics.toml should state pending_days"
+    toml.write_text(text)
+    clock = FixedClock(NOW)
+    gw = build(Settings(database_url=f"sqlite:///{tmp_path / 'g.db'}", catalog_dir=catalog),
+               clock=clock)
+    member = enrol_customer(gw.services.engine, clock, "electronics", "e-1").member_id
+    link_customer(gw.services.engine, clock, "grocery", "g-1", member)
+    return gw, clock, member
+
+
+def earn(gw: Gateway, partner: str, customer: str, minor: int, currency: str, key: str) -> int:
+    cmd = EarnPoints(partner, customer, Money(minor, currency), "store", f"p-{key}", key)
+    return service.earn_points(gw.services.ledger, cmd).points
+
+
+def test_pending_points_release_after_window(setup: tuple[Gateway, FixedClock, str]) -> None:
+    gw, clock, member = setup
+    points = earn(gw, "electronics", "e-1", 30000, "EUR", "k1")
+    assert points > 0
+    balance = member_balance(gw.services.engine, clock, member)
+    assert (balance.available, balance.pending) == (0, points)
+    with pytest.raises(InsufficientPoints):
+        service.redeem_points(gw.services.ledger, RedeemPoints(
+            "electronics", "e-1", points, Money(30000, "EUR"), "r1"))
+    clock.advance(timedelta(days=14))
+    earn(gw, "grocery", "g-1", 1000, "UAH", "k2")  # any write sweeps the member: release
+    balance = member_balance(gw.services.engine, clock, member)
+    assert (balance.available, balance.pending) == (points + 1, 0)
+    assert verify_ledger(gw.services.engine).ok
+
+
+def test_return_inside_window_takes_from_pending(setup: tuple[Gateway, FixedClock, str]) -> None:
+    gw, clock, member = setup
+    points = earn(gw, "electronics", "e-1", 30000, "EUR", "k1")
+    returned = service.return_purchase(gw.services.ledger, ReturnPurchase(
+        "electronics", "p-k1", Money(30000, "EUR"), "ret"))
+    assert (returned.points_reversed, returned.points_owed) == (points, 0)
+    balance = member_balance(gw.services.engine, clock, member)
+    assert (balance.available, balance.pending, balance.debt) == (0, 0, 0)
+    clock.advance(timedelta(days=15))
+    earn(gw, "grocery", "g-1", 1000, "UAH", "k2")
+    assert member_balance(gw.services.engine, clock, member).available == 1
+    report = verify_ledger(gw.services.engine)
+    assert report.ok, report.problems
+
+
+def test_released_points_repay_debt_first(setup: tuple[Gateway, FixedClock, str]) -> None:
+    gw, clock, member = setup
+    earn(gw, "grocery", "g-1", 100000, "UAH", "g1")  # 100 points, spendable now
+    service.redeem_points(gw.services.ledger, RedeemPoints(
+        "grocery", "g-1", 50, Money(100000, "UAH"), "r1"))
+    service.return_purchase(gw.services.ledger, ReturnPurchase(
+        "grocery", "p-g1", Money(100000, "UAH"), "ret"))  # 100 back: 50 wallet + 50 debt
+    assert member_balance(gw.services.engine, clock, member).debt == 50
+    pending = earn(gw, "electronics", "e-1", 30000, "EUR", "e1")
+    assert member_balance(gw.services.engine, clock, member).debt == 50  # not yet repaid
+    clock.advance(timedelta(days=14))
+    earn(gw, "grocery", "g-1", 1000, "UAH", "g2")  # 1 point, repays 1 of the debt; release too
+    balance = member_balance(gw.services.engine, clock, member)
+    assert balance.debt == max(0, 50 - pending - 1)
+    assert balance.available == max(0, pending + 1 - 50)
+    report = verify_ledger(gw.services.engine)
+    assert report.ok, report.problems
