@@ -1,0 +1,370 @@
+"""Settlement over GraphQL (report, close, reconcile) and the HTML report page.
+
+Scopes: ``settlement:read`` to read a report or reconcile, ``settlement:close`` to close. A
+finance client bound to a partner sees only its own statement (its line and the matrix cells
+it is part of; no coalition line, no hash); a coalition-wide finance client sees everything and
+alone may close. Amounts and points in settlement are ``BigInt``: an integer serialised as a
+decimal string, since a period's totals can exceed GraphQL's 32-bit ``Int``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, NewType
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from strawberry.types import Info
+
+from gateway.api import errors as e
+from gateway.api.context import Context, Services
+from gateway.api.results import COMMON
+from gateway.auth.service import AuthService
+from gateway.auth.tokens import InvalidToken
+from gateway.core.errors import DomainError, Forbidden, InvalidInput, NotFound
+from gateway.core.principal import Principal
+from gateway.settlement import errors as se
+from gateway.settlement import model as sm
+from gateway.settlement import service
+from gateway.settlement.html import report_html
+from gateway.settlement.reconcile import Reconciliation, StatementLine, reconcile
+
+if TYPE_CHECKING:  # to mypy a BigInt is an int; to GraphQL a scalar serialised as a string
+    BigInt = int
+else:
+    BigInt = NewType("BigInt", int)
+
+# Registered on the schema through StrawberryConfig.scalar_map (gateway.api.schema).
+BIG_INT_SCALAR = strawberry.scalar(
+    name="BigInt", serialize=str, parse_value=int,
+    description="An integer of any size as a decimal string (money in minor units, points).",
+)
+
+
+@strawberry.type
+class PeriodClosedError(e.Error):
+    period_id: str
+
+
+@strawberry.type
+class SettlementUnbalancedError(e.Error):
+    pass
+
+
+@strawberry.type
+class StatementMalformedError(e.Error):
+    line: int
+    column: str | None
+
+
+@strawberry.type(description="A partner's flows, in the period or in one adjustment.")
+class SettlementFigures:
+    issued_points: BigInt
+    issued_minor: BigInt = strawberry.field(description="Payable by the partner (CEIL).")
+    issue_returns_points: BigInt
+    issue_returns_minor: BigInt = strawberry.field(description="Credited back (FLOOR).")
+    redeemed_points: BigInt
+    redeemed_minor: BigInt = strawberry.field(description="Receivable by the partner (FLOOR).")
+    redeem_refunds_points: BigInt
+    redeem_refunds_minor: BigInt = strawberry.field(description="Charged back (CEIL).")
+    donations_points: BigInt
+    donations_minor: BigInt
+    fee_minor: BigInt
+    net_minor: BigInt = strawberry.field(description="> 0: the coalition pays the partner.")
+
+    @classmethod
+    def of(cls, f: sm.Figures) -> SettlementFigures:
+        return cls(**{name: getattr(f, name) for name in cls.__annotations__})
+
+
+@strawberry.type(description="Operations recorded now that occurred in a period closed before.")
+class SettlementAdjustment:
+    period_id: str
+    period_start: datetime
+    period_end: datetime
+    figures: SettlementFigures
+
+
+@strawberry.type
+class PartnerSettlementLine:
+    partner_id: strawberry.ID
+    name: str
+    kind: str
+    figures: SettlementFigures
+    adjustments: list[SettlementAdjustment]
+    adjustments_minor: BigInt
+    net_minor: BigInt
+
+
+@strawberry.type(description="The coalition's own line; margin is derived (see docs).")
+class CoalitionSettlementLine:
+    issue_income_minor: BigInt
+    redemption_cost_minor: BigInt
+    fees_minor: BigInt
+    net_minor: BigInt
+    breakage_points: BigInt
+    breakage_minor: BigInt
+    bonus_points: BigInt
+    liability_change_points: BigInt
+    liability_change_minor: BigInt
+    margin_minor: BigInt
+
+
+@strawberry.type
+class SettlementMatrixCell:
+    origin: strawberry.ID
+    redeemer: strawberry.ID
+    points: BigInt
+    minor: BigInt
+
+
+@strawberry.type
+class SettlementReport:
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    sha256: str | None = strawberry.field(description="Coalition-wide view only.")
+    partners: list[PartnerSettlementLine]
+    coalition: CoalitionSettlementLine | None
+    matrix: list[SettlementMatrixCell]
+
+
+@strawberry.input
+class CloseSettlementPeriodInput:
+    start: datetime
+    end: datetime
+
+
+@strawberry.type
+class CloseSettlementPeriodSuccess:
+    period_id: str
+    start: datetime
+    end: datetime
+    closed_at: datetime
+    sha256: str
+
+
+@strawberry.input
+class ReconcileStatementInput:
+    start: datetime
+    end: datetime
+    csv: str = strawberry.field(description="The statement; columns in docs/settlement.md.")
+    partner_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Coalition-wide clients name the partner; others omit it.")
+
+
+@strawberry.type
+class ReconciliationLine:
+    partner_reference: str
+    operation_type: str
+    points: BigInt
+    amount_minor: BigInt | None
+    currency: str | None
+    occurred_at: datetime
+
+
+@strawberry.type
+class ReconciliationDifference:
+    field: str
+    statement: str
+    ledger: str
+
+
+@strawberry.type
+class ReconciliationMismatch:
+    partner_reference: str
+    differences: list[ReconciliationDifference]
+
+
+@strawberry.type
+class ReconciliationTotals:
+    count: int
+    points: BigInt
+    amount_minor: BigInt
+
+
+@strawberry.type
+class ReconcileStatementSuccess:
+    matched: ReconciliationTotals
+    missing_in_ledger: ReconciliationTotals
+    missing_in_statement: ReconciliationTotals
+    mismatched: ReconciliationTotals
+    missing_in_ledger_lines: list[ReconciliationLine]
+    missing_in_statement_lines: list[ReconciliationLine]
+    mismatches: list[ReconciliationMismatch]
+    csv: str = strawberry.field(description="The whole reconciliation as CSV.")
+
+
+_COMMON_UNION = e.InvalidInputError | e.ForbiddenError | e.RateLimitedError
+SettlementReportResult = Annotated[
+    SettlementReport | SettlementUnbalancedError | _COMMON_UNION,
+    strawberry.union("SettlementReportResult")]
+CloseSettlementPeriodResult = Annotated[
+    CloseSettlementPeriodSuccess | PeriodClosedError | SettlementUnbalancedError | _COMMON_UNION,
+    strawberry.union("CloseSettlementPeriodResult")]
+ReconcileStatementResult = Annotated[
+    ReconcileStatementSuccess | StatementMalformedError | e.NotFoundError | _COMMON_UNION,
+    strawberry.union("ReconcileStatementResult")]
+
+
+def _error(exc: DomainError) -> Any:
+    if isinstance(exc, se.PeriodClosed):
+        return PeriodClosedError(code=exc.code, message=exc.message, field=exc.field,
+                                 period_id=exc.period_id)
+    if isinstance(exc, se.SettlementUnbalanced):
+        return SettlementUnbalancedError(code=exc.code, message=exc.message, field=exc.field)
+    if isinstance(exc, se.StatementMalformed):
+        return StatementMalformedError(code=exc.code, message=exc.message, field=exc.field,
+                                       line=exc.line, column=exc.column)
+    return e.to_error(exc, (*COMMON, e.NotFoundError))
+
+
+def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
+    lines = [p for p in report.partners if partner_id in (None, p.partner_id)]
+    c = report.coalition
+    return SettlementReport(
+        period_start=report.period.start, period_end=report.period.end,
+        currency=report.currency, sha256=report.sha256 if partner_id is None else None,
+        partners=[PartnerSettlementLine(
+            partner_id=strawberry.ID(p.partner_id), name=p.name, kind=p.kind,
+            figures=SettlementFigures.of(p.figures),
+            adjustments=[SettlementAdjustment(period_id=a.period_id, period_start=a.period_start,
+                                              period_end=a.period_end,
+                                              figures=SettlementFigures.of(a.figures))
+                         for a in p.adjustments],
+            adjustments_minor=p.adjustments_minor, net_minor=p.net_minor) for p in lines],
+        coalition=None if partner_id is not None else CoalitionSettlementLine(
+            **{name: getattr(c, name) for name in CoalitionSettlementLine.__annotations__}),
+        matrix=[SettlementMatrixCell(origin=strawberry.ID(m.origin),
+                                     redeemer=strawberry.ID(m.redeemer), points=m.points,
+                                     minor=m.minor)
+                for m in report.matrix if partner_id in (None, m.origin, m.redeemer)])
+
+
+def _line(x: StatementLine) -> ReconciliationLine:
+    return ReconciliationLine(partner_reference=x.partner_reference,
+                              operation_type=x.operation_type, points=x.points,
+                              amount_minor=x.amount_minor, currency=x.currency,
+                              occurred_at=x.occurred_at)
+
+
+def _reconciled(r: Reconciliation) -> ReconcileStatementSuccess:
+    t = {k: ReconciliationTotals(count=v.count, points=v.points, amount_minor=v.amount_minor)
+         for k, v in r.totals().items()}
+    return ReconcileStatementSuccess(
+        matched=t["matched"], missing_in_ledger=t["missing_in_ledger"],
+        missing_in_statement=t["missing_in_statement"], mismatched=t["mismatched"],
+        missing_in_ledger_lines=[_line(x) for x in r.missing_in_ledger],
+        missing_in_statement_lines=[_line(x) for x in r.missing_in_statement],
+        mismatches=[ReconciliationMismatch(
+            partner_reference=m.statement.partner_reference,
+            differences=[ReconciliationDifference(field=d.field, statement=d.statement,
+                                                  ledger=d.ledger) for d in m.differences])
+            for m in r.mismatched],
+        csv=r.to_csv())
+
+
+def _report(services: Services, period: sm.Period) -> sm.Report:
+    return service.settlement_report(services.engine, services.rules, period,
+                                     services.settings.settlement_currency)
+
+
+@strawberry.type
+class SettlementQueries:
+    @strawberry.field(description="The settlement report for [start, end) (UTC, half-open). "
+                      "Scope: settlement:read; a partner-bound client sees its own statement.")
+    async def settlement_report(self, info: Info[Context, None], start: datetime,
+                                end: datetime) -> SettlementReportResult:
+        c = info.context
+        try:
+            c.require("settlement:read")
+            report = await c.run(_report, c.services, sm.Period(start, end))
+            return _view(report, c.principal.partner_id)
+        except DomainError as exc:
+            result: SettlementReportResult = _error(exc)
+            return result
+
+
+@strawberry.type
+class SettlementMutations:
+    @strawberry.mutation(description="Close a period that has ended: its report is stored with "
+                         "a SHA-256 hash and can never change. Scope: settlement:close "
+                         "(coalition-wide finance clients only).")
+    async def close_settlement_period(
+        self, info: Info[Context, None], input: CloseSettlementPeriodInput
+    ) -> CloseSettlementPeriodResult:
+        c = info.context
+        try:
+            c.require("settlement:close")
+            if c.principal.partner_id is not None:
+                raise Forbidden("settlement:close")
+            s = c.services
+            closed = await c.run(service.close_period, s.engine, s.rules, s.clock,
+                                 sm.Period(input.start, input.end),
+                                 s.settings.settlement_currency,
+                                 actor=f"client:{c.principal.client_id}")
+            return CloseSettlementPeriodSuccess(
+                period_id=closed.id, start=closed.period.start, end=closed.period.end,
+                closed_at=closed.closed_at, sha256=closed.sha256)
+        except DomainError as exc:
+            result: CloseSettlementPeriodResult = _error(exc)
+            return result
+
+    @strawberry.mutation(description="Compare a partner's CSV statement with the ledger. "
+                         "Stores nothing. Scope: settlement:read.")
+    async def reconcile_statement(
+        self, info: Info[Context, None], input: ReconcileStatementInput
+    ) -> ReconcileStatementResult:
+        c = info.context
+        try:
+            c.require("settlement:read")
+            partner_id = _partner_for(c.principal, input.partner_id)
+            r = await c.run(reconcile, c.services.engine, partner_id,
+                            sm.Period(input.start, input.end), input.csv)
+            return _reconciled(r)
+        except DomainError as exc:
+            result: ReconcileStatementResult = _error(exc)
+            return result
+
+
+def _partner_for(principal: Principal, asked: str | None) -> str:
+    own = principal.partner_id
+    if own is not None:
+        if asked is not None and str(asked) != own:
+            raise NotFound(f"no partner {asked!r}", field="partnerId")  # looks like missing
+        return own
+    if asked is None:
+        raise InvalidInput("a coalition-wide client names the partner", field="partnerId")
+    return str(asked)
+
+
+def settlement_page(services: Services, auth: AuthService) -> Route:
+    """``GET /settlement/report?start=…&end=…`` with a bearer token holding settlement:read."""
+
+    async def page(request: Request) -> Response:
+        try:
+            principal = await auth.authenticate(request)
+        except InvalidToken as error:
+            return auth.unauthorized_response(error)
+        try:
+            if not principal.has("settlement:read"):
+                raise Forbidden("settlement:read")
+            period = sm.Period(_time(request, "start"), _time(request, "end"))
+            from anyio import to_thread
+
+            report = await to_thread.run_sync(_report, services, period)
+        except DomainError as exc:
+            status = 403 if isinstance(exc, Forbidden) else 400
+            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=status)
+        return HTMLResponse(report_html(report, principal.partner_id))
+
+    return Route("/settlement/report", page, methods=["GET"])
+
+
+def _time(request: Request, name: str) -> datetime:
+    text = request.query_params.get(name, "")
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 time with offset", field=name) from None

@@ -1,0 +1,161 @@
+"""``gateway settlement report|close|reconcile|export``: finance from the terminal.
+
+``register(subparsers, load_context)`` adds the commands, like ``gateway.auth.cli``;
+``load_context()`` runs only when a command runs and returns an object with ``engine``,
+``settings``, ``clock`` and ``rules``. Reports print as terminal tables (default), CSV or JSON,
+and optionally as a self-contained HTML file; long runs draw a progress bar on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from sqlalchemy import Engine
+
+from gateway.core.clock import Clock
+from gateway.core.errors import DomainError
+from gateway.ledger.context import RuleSource
+from gateway.settings import Settings
+from gateway.settlement import render, service
+from gateway.settlement.model import Period
+from gateway.settlement.reconcile import reconcile
+
+
+class Context(Protocol):
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def rules(self) -> RuleSource: ...
+
+
+def progress_bar(stream: TextIO) -> Callable[[int, int], None]:
+    def draw(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+    return draw
+
+
+def register(subparsers: Any, load_context: Callable[[], Context], *,
+             out: TextIO | None = None) -> None:
+    def command(run: Callable[[argparse.Namespace, Context, TextIO], None]) -> Any:
+        def func(args: argparse.Namespace) -> int:
+            try:
+                run(args, load_context(), out or sys.stdout)
+            except DomainError as error:
+                print(f"error: {error.message}", file=sys.stderr)
+                return 2
+            return 0
+        return func
+
+    group = subparsers.add_parser("settlement", help="settle, close and reconcile periods")
+    cmds = group.add_subparsers(dest="settlement_command", required=True)
+    report = cmds.add_parser("report", help="the report for [start, end)")
+    _period(report)
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.add_argument("--partner", default=None, help="only this partner's statement")
+    report.add_argument("--html", default=None, help="also write a self-contained HTML file")
+    report.set_defaults(func=command(_report))
+    close = cmds.add_parser("close", help="close [start, end) for good (irreversible)")
+    _period(close)
+    close.add_argument("--actor", default=None, help="who closes (default: cli:$USER)")
+    close.set_defaults(func=command(_close))
+    rec = cmds.add_parser("reconcile", help="compare a partner's CSV statement with the ledger")
+    _period(rec)
+    rec.add_argument("--partner", required=True)
+    rec.add_argument("--file", required=True, help="the statement CSV (see docs/settlement.md)")
+    rec.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    rec.set_defaults(func=command(_reconcile))
+    export = cmds.add_parser("export", help="a closed period's snapshot (JSON) or lines (CSV)")
+    _period(export)
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.set_defaults(func=command(_export))
+
+
+def _period(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", required=True, type=_utc, help="ISO 8601, e.g. 2026-01-01Z")
+    parser.add_argument("--end", required=True, type=_utc, help="exclusive end")
+
+
+def _utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone (Z or +00:00)")
+    return value
+
+
+def _report(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
+    period = Period(args.start, args.end)
+    report = service.settlement_report(ctx.engine, ctx.rules, period,
+                                       ctx.settings.settlement_currency,
+                                       progress=progress_bar(sys.stderr))
+    render_as = {"table": render.report_text, "csv": render.report_csv,
+                 "json": render.report_json}[args.format]
+    out.write(render_as(report, args.partner))
+    if args.html:
+        from gateway.settlement.html import report_html
+
+        Path(args.html).write_text(report_html(report, args.partner), encoding="utf-8")
+        print(f"wrote {args.html}", file=sys.stderr)
+
+
+def _close(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
+    actor = str(args.actor) if args.actor else f"cli:{getpass.getuser()}"
+    closed = service.close_period(ctx.engine, ctx.rules, ctx.clock, Period(args.start, args.end),
+                                  ctx.settings.settlement_currency, actor=actor,
+                                  progress=progress_bar(sys.stderr))
+    out.write(render.table(["period", "closed_at", "closed_by", "sha256"], [
+        [closed.id, closed.closed_at.isoformat(), closed.closed_by, closed.sha256]]) + "\n")
+
+
+def _reconcile(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
+    text = Path(args.file).read_text(encoding="utf-8")
+    result = reconcile(ctx.engine, args.partner, Period(args.start, args.end), text)
+    if args.format == "csv":
+        out.write(result.to_csv())
+        return
+    totals = result.totals()
+    if args.format == "json":
+        out.write(json.dumps({
+            "totals": {k: {"count": v.count, "points": v.points, "amount_minor": v.amount_minor}
+                       for k, v in totals.items()},
+            "mismatched": [{"partner_reference": m.statement.partner_reference,
+                            "differences": [[d.field, d.statement, d.ledger]
+                                            for d in m.differences]}
+                           for m in result.mismatched],
+            "missing_in_ledger": [x.partner_reference for x in result.missing_in_ledger],
+            "missing_in_statement": [x.partner_reference for x in result.missing_in_statement],
+        }, indent=2, sort_keys=True) + "\n")
+        return
+    out.write(render.table(["status", "lines", "points", "amount_minor"], [
+        [k, str(v.count), str(v.points), str(v.amount_minor)] for k, v in totals.items()]) + "\n")
+    rows = [[m.statement.partner_reference, d.field, d.statement, d.ledger]
+            for m in result.mismatched for d in m.differences]
+    if rows:
+        out.write("\n" + render.table(["reference", "field", "statement", "ledger"], rows) + "\n")
+
+
+def _export(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
+    period = Period(args.start, args.end)
+    body, digest = service.snapshot(ctx.engine, period.id)
+    if args.format == "json":
+        out.write(body + "\n")
+        print(f"sha256 {digest}", file=sys.stderr)
+        return
+    report = service.settlement_report(ctx.engine, ctx.rules, period,
+                                       ctx.settings.settlement_currency,
+                                       progress=progress_bar(sys.stderr))
+    out.write(render.report_csv(report))

@@ -1,0 +1,172 @@
+"""The settlement report as values: a period, partner lines, the coalition's line, the matrix.
+
+Sign convention everywhere: a partner's ``net_minor`` is positive when the coalition pays the
+partner and negative when the partner pays the coalition; the coalition's ``net_minor`` is
+positive when the coalition keeps money. ``canonical_json`` is the form that is hashed and stored
+when a period closes: sorted keys, no whitespace, integers as JSON numbers, times as ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.core.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A half-open UTC interval ``[start, end)``; an operation belongs to it by ``recorded_at``."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value.tzinfo is None:
+                raise InvalidInput(f"{name} needs a time zone offset", field=name)
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        if self.start >= self.end:
+            raise InvalidInput("start must be before end", field="end")
+
+    @property
+    def id(self) -> str:
+        return f"{self.start:%Y%m%dT%H%M%SZ}-{self.end:%Y%m%dT%H%M%SZ}"
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One partner's flows: in the period proper, or in one adjustment for a closed period.
+
+    ``donations_*`` is the part of ``redeemed_*`` net of refunds received by a charity (a memo,
+    not counted twice in ``net_minor``)."""
+
+    issued_points: int = 0
+    issued_minor: int = 0  # the partner pays (CEIL)
+    issue_returns_points: int = 0
+    issue_returns_minor: int = 0  # credited back to the partner (FLOOR)
+    redeemed_points: int = 0
+    redeemed_minor: int = 0  # the partner is paid (FLOOR)
+    redeem_refunds_points: int = 0
+    redeem_refunds_minor: int = 0  # charged back to the partner (CEIL)
+    donations_points: int = 0
+    donations_minor: int = 0
+    fee_minor: int = 0  # the partner pays the coalition (CEIL, signed)
+
+    @property
+    def net_minor(self) -> int:
+        return (self.redeemed_minor - self.redeem_refunds_minor - self.fee_minor
+                - self.issued_minor + self.issue_returns_minor)
+
+    def plus(self, other: Figures) -> Figures:
+        return Figures(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                          for f in dataclasses.fields(self)})
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """Operations recorded in this period that occurred in a period closed before they came."""
+
+    period_id: str
+    period_start: datetime
+    period_end: datetime
+    figures: Figures
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerLine:
+    partner_id: str
+    name: str
+    kind: str
+    figures: Figures
+    adjustments: tuple[Adjustment, ...]
+
+    @property
+    def adjustments_minor(self) -> int:
+        return sum(a.figures.net_minor for a in self.adjustments)
+
+    @property
+    def net_minor(self) -> int:
+        return self.figures.net_minor + self.adjustments_minor
+
+
+@dataclass(frozen=True, slots=True)
+class CoalitionLine:
+    """The coalition's own position. ``net_minor`` is computed from the flows, independently of
+    the partner lines; ``margin_minor`` is the derived member of its breakdown (see docs)."""
+
+    issue_income_minor: int  # partners pay for points issued, net of returns
+    redemption_cost_minor: int  # partners are paid for points redeemed, net of refunds
+    fees_minor: int
+    net_minor: int
+    breakage_points: int
+    breakage_minor: int
+    bonus_points: int
+    liability_change_points: int
+    liability_change_minor: int
+    margin_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixCell:
+    """Points earned at ``origin`` and redeemed (net of refunds) at ``redeemer``, and what the
+    redeemer is paid for them (FLOOR on redemptions, CEIL on refunds, per cell)."""
+
+    origin: str
+    redeemer: str
+    points: int
+    minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    period: Period
+    currency: str
+    partners: tuple[PartnerLine, ...]
+    coalition: CoalitionLine
+    matrix: tuple[MatrixCell, ...]
+
+    def line(self, partner_id: str) -> PartnerLine | None:
+        return next((p for p in self.partners if p.partner_id == partner_id), None)
+
+    def canonical(self) -> dict[str, Any]:
+        plain: dict[str, Any] = _plain(self)
+        return plain
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=True)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedPeriod:
+    id: str
+    period: Period
+    closed_at: datetime
+    closed_by: str
+    sha256: str
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses to dicts, with derived totals (``net_minor``…) written out as well."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        for derived in ("net_minor", "adjustments_minor", "id"):
+            if hasattr(type(value), derived) and isinstance(
+                    getattr(type(value), derived), property):
+                out[derived] = _plain(getattr(value, derived))
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,188 @@
+"""SQL for settlement: grouped flows out of the ledger, and the closed-period tables.
+
+Every report query is a GROUP BY in the database over one period's operations (found through
+``ix_operations_recorded``); Python sees only the grouped rows, a few per partner, rule version
+and closed period, streamed. Nothing here commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, func, insert, literal, or_, select
+
+from gateway.db.tables import (
+    accounts,
+    lot_movements,
+    lots,
+    operations,
+    partners,
+    settlement_periods,
+    settlement_snapshots,
+    transfers,
+)
+from gateway.settlement.model import ClosedPeriod, Period
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAccount:
+    """A partner or coalition account (member accounts are never settled one by one)."""
+
+    partner_id: str | None
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRow:
+    """Points moved between two settled accounts (0: any member account) by one operation kind,
+    for one partner, price key and closed period adjusted (``None``: the period proper)."""
+
+    debit: int
+    credit: int
+    kind: str
+    partner_id: str
+    rule_partner_id: str | None
+    rule_version: int | None
+    adjusts: str | None
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class LotRow:
+    """Lot points moved by redemptions (negative: consumed) or refunds (positive: restored)."""
+
+    origin: str
+    redeemer: str
+    kind: str
+    rule_partner_id: str | None
+    rule_version: int | None
+    adjusts: str | None
+    points: int
+
+
+class SettlementRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def partners(self) -> list[tuple[str, str, str]]:
+        rows = self.conn.execute(
+            select(partners.c.id, partners.c.name, partners.c.kind).order_by(partners.c.id))
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def settled_accounts(self) -> dict[int, LedgerAccount]:
+        rows = self.conn.execute(select(accounts.c.id, accounts.c.partner_id, accounts.c.kind)
+                                 .where(accounts.c.member_id.is_(None)))
+        return {int(r[0]): LedgerAccount(r[1], str(r[2])) for r in rows}
+
+    def flows(self, period: Period, account_ids: list[int]) -> Iterator[FlowRow]:
+        """Transfers touching a settled account, grouped; the transfer count never reaches
+        Python."""
+        o = operations.alias("o")
+        debit = case((transfers.c.debit_account_id.in_(account_ids),
+                      transfers.c.debit_account_id), else_=literal(0))
+        credit = case((transfers.c.credit_account_id.in_(account_ids),
+                       transfers.c.credit_account_id), else_=literal(0))
+        rule_partner, version = _price_key(o)
+        adjusts = settlement_periods.c.id
+        keys = (debit, credit, o.c.kind, o.c.partner_id, rule_partner, version, adjusts)
+        stmt = (
+            select(*keys, func.sum(transfers.c.amount))
+            .select_from(
+                transfers.join(o, o.c.id == transfers.c.operation_id)
+                .outerjoin(settlement_periods, _late(o)))
+            .where(o.c.recorded_at >= period.start, o.c.recorded_at < period.end,
+                   or_(transfers.c.debit_account_id.in_(account_ids),
+                       transfers.c.credit_account_id.in_(account_ids)))
+            .group_by(*keys)
+        )
+        for r in self._stream(stmt):
+            yield FlowRow(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4], _int(r[5]), r[6],
+                          int(r[7]))
+
+    def redemption_lots(self, period: Period) -> Iterator[LotRow]:
+        """Lot movements of redemptions by origin: redeems, captures (what stays captured: the
+        authorisation's takes plus the capture's own give-backs) and refunds in returns."""
+        o = operations.alias("o")
+        rule_partner, version = _price_key(o)
+        keys = (lots.c.origin_partner_id, o.c.partner_id, o.c.kind, rule_partner, version,
+                settlement_periods.c.id)
+        own = (
+            select(*keys, func.sum(lot_movements.c.points))
+            .select_from(
+                lot_movements.join(o, o.c.id == lot_movements.c.operation_id)
+                .join(lots, lots.c.id == lot_movements.c.lot_id)
+                .outerjoin(settlement_periods, _late(o)))
+            .where(o.c.recorded_at >= period.start, o.c.recorded_at < period.end,
+                   or_(o.c.kind.in_(["redeem", "capture"]),
+                       and_(o.c.kind == "return", lot_movements.c.points > 0)))
+            .group_by(*keys)
+        )
+        capture = operations.alias("capture")
+        held_keys = (lots.c.origin_partner_id, capture.c.partner_id, capture.c.kind,
+                     capture.c.rule_partner_id, capture.c.rule_version, settlement_periods.c.id)
+        held = (
+            select(*held_keys, func.sum(lot_movements.c.points))
+            .select_from(
+                capture.join(lot_movements, lot_movements.c.operation_id == capture.c.parent_id)
+                .join(lots, lots.c.id == lot_movements.c.lot_id)
+                .outerjoin(settlement_periods, _late(capture)))
+            .where(capture.c.kind == "capture", capture.c.recorded_at >= period.start,
+                   capture.c.recorded_at < period.end)
+            .group_by(*held_keys)
+        )
+        for stmt in (own, held):
+            for r in self._stream(stmt):
+                yield LotRow(str(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5], int(r[6]))
+
+    # --- closed periods ---------------------------------------------------------------------
+    def closed_periods(self) -> list[ClosedPeriod]:
+        rows = self.conn.execute(select(settlement_periods)
+                                 .order_by(settlement_periods.c.start_at))
+        return [ClosedPeriod(r.id, Period(r.start_at, r.end_at), r.closed_at, r.closed_by,
+                             r.sha256) for r in rows]
+
+    def snapshot(self, period_id: str) -> tuple[str, str] | None:
+        row = self.conn.execute(
+            select(settlement_snapshots.c.body, settlement_snapshots.c.sha256)
+            .where(settlement_snapshots.c.period_id == period_id)).first()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def insert_closed(self, closed: ClosedPeriod, body: str) -> None:
+        self.conn.execute(insert(settlement_periods), {
+            "id": closed.id, "start_at": closed.period.start, "end_at": closed.period.end,
+            "closed_at": closed.closed_at, "closed_by": closed.closed_by,
+            "sha256": closed.sha256})
+        self.conn.execute(insert(settlement_snapshots), {
+            "period_id": closed.id, "body": body, "sha256": closed.sha256,
+            "created_at": closed.closed_at})
+
+    def _stream(self, stmt: Any) -> Iterator[Any]:
+        result = self.conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
+        yield from result
+
+
+def _price_key(o: Any) -> tuple[Any, Any]:
+    """The rule version an operation was rated with, or its parent's (a return prices at its
+    earn's version). A scalar subquery, not a join: COALESCE evaluates it only for the few rows
+    without their own version, so earns and redeems pay nothing for it."""
+    parent = operations.alias("parent")
+
+    def of(column: str) -> Any:
+        return (select(parent.c[column]).where(parent.c.id == o.c.parent_id)
+                .scalar_subquery())
+
+    return (func.coalesce(o.c.rule_partner_id, of("rule_partner_id")),
+            func.coalesce(o.c.rule_version, of("rule_version")))
+
+
+def _late(o: Any) -> Any:
+    """The closed period an operation occurred in, when it was recorded after that close (an
+    adjustment). Closed periods never overlap, so at most one matches."""
+    return and_(o.c.occurred_at >= settlement_periods.c.start_at,
+                o.c.occurred_at < settlement_periods.c.end_at,
+                o.c.recorded_at >= settlement_periods.c.closed_at)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)

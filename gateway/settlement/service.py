@@ -1,0 +1,275 @@
+"""Compute, check, close and read settlement reports.
+
+``build_report`` turns the grouped rows of ``SettlementRepository`` into a ``Report`` and
+refuses it unless it balances (see the package docstring). ``close_period`` stores the report of
+a period that has ended as an immutable snapshot, in one write transaction with an audit entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, insert
+
+from gateway.core.clock import Clock
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.db.tables import audit_log
+from gateway.db.uow import UnitOfWork
+from gateway.ledger.context import RuleSource
+from gateway.settlement import pricing
+from gateway.settlement.errors import PeriodClosed, SettlementUnbalanced
+from gateway.settlement.model import (
+    Adjustment,
+    ClosedPeriod,
+    CoalitionLine,
+    Figures,
+    MatrixCell,
+    PartnerLine,
+    Period,
+    Report,
+)
+from gateway.settlement.repository import FlowRow, LedgerAccount, SettlementRepository
+
+Progress = Callable[[int, int], None]
+STAGES = 4
+
+
+@dataclass
+class _Issue:
+    issued: int = 0
+    returned: int = 0
+
+
+@dataclass
+class _Cell:
+    redeemed: int = 0
+    refunded: int = 0
+
+
+@dataclass
+class _Flows:
+    """What the grouped transfer rows say, classified by account."""
+
+    issue: dict[tuple[str, str | None, int | None, str | None], _Issue] = field(
+        default_factory=lambda: defaultdict(_Issue))
+    redeemed_net: dict[tuple[str, str | None], int] = field(
+        default_factory=lambda: defaultdict(int))
+    breakage: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    bonus_points: int = 0
+    member_change: int = 0
+
+
+def build_report(conn: Connection, rules: RuleSource, period: Period, currency: str,
+                 progress: Progress | None = None) -> Report:
+    repo = SettlementRepository(conn)
+    step = progress or (lambda _done, _total: None)
+    known = repo.settled_accounts()
+    closed = {c.id: c.period for c in repo.closed_periods()}
+    step(1, STAGES)
+    flows = _classify(repo.flows(period, sorted(known)), known)
+    step(2, STAGES)
+    cells: dict[tuple[str, str, int | None, str | None], _Cell] = defaultdict(_Cell)
+    for row in repo.redemption_lots(period):
+        pricing.prices(rules, row.redeemer, row.rule_partner_id, row.rule_version, currency)
+        cell = cells[(row.origin, row.redeemer, row.rule_version, row.adjusts)]
+        if row.kind == "return":
+            cell.refunded += row.points
+        else:
+            cell.redeemed -= row.points
+    step(3, STAGES)
+    report = _assemble(repo.partners(), rules, period, currency, flows, cells, closed)
+    step(4, STAGES)
+    return report
+
+
+def _classify(rows: Iterable[FlowRow], known: dict[int, LedgerAccount]) -> _Flows:
+    flows = _Flows()
+    for row in rows:
+        debit = known.get(row.debit) if row.debit else None
+        credit = known.get(row.credit) if row.credit else None
+        if debit is not None and credit is None:
+            flows.member_change += row.points
+        elif debit is None and credit is not None:
+            flows.member_change -= row.points
+        else:
+            raise SettlementUnbalanced(f"a {row.kind} moved points between two settled "
+                                       "accounts; settlement cannot attribute it")
+        key = (row.partner_id, row.rule_partner_id, row.rule_version, row.adjusts)
+        if debit is not None and debit.kind == "issued" and row.kind == "earn":
+            flows.issue[(str(debit.partner_id), *key[1:])].issued += row.points
+        elif credit is not None and credit.kind == "issued" and row.kind == "return":
+            flows.issue[(str(credit.partner_id), *key[1:])].returned += row.points
+        elif credit is not None and credit.kind == "redeemed":
+            flows.redeemed_net[(str(credit.partner_id), row.adjusts)] += row.points
+        elif debit is not None and debit.kind == "redeemed":
+            flows.redeemed_net[(str(debit.partner_id), row.adjusts)] -= row.points
+        elif credit is not None and credit.kind == "breakage":
+            flows.breakage[row.partner_id] += row.points
+        elif debit is not None and debit.kind == "bonus":
+            flows.bonus_points += row.points
+        else:
+            side = debit or credit
+            raise SettlementUnbalanced(
+                f"no settlement rule for a {row.kind} touching a {side.kind if side else '?'} "
+                "account; the report would not be complete")
+    return flows
+
+
+def _assemble(partner_rows: list[tuple[str, str, str]], rules: RuleSource, period: Period,
+              currency: str, flows: _Flows,
+              cells: dict[tuple[str, str, int | None, str | None], _Cell],
+              closed: dict[str, Period]) -> Report:
+    figures: dict[tuple[str, str | None], Figures] = defaultdict(Figures)
+    issued_net: dict[str, int] = defaultdict(int)
+    for (partner, rule_partner, version, adjusts), issue in flows.issue.items():
+        price = pricing.prices(rules, partner, rule_partner, version, currency)
+        per_point = price.price_per_point_issued_minor
+        figures[(partner, adjusts)] = figures[(partner, adjusts)].plus(Figures(
+            issued_points=issue.issued, issued_minor=pricing.pay(issue.issued, per_point),
+            issue_returns_points=issue.returned,
+            issue_returns_minor=pricing.paid(issue.returned, per_point)))
+        issued_net[partner] += issue.issued - issue.returned
+
+    kinds = {pid: kind for pid, _, kind in partner_rows}
+    matrix: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    fee_base: dict[tuple[str, int | None, str | None], int] = defaultdict(int)
+    redeemed_from: dict[str, int] = defaultdict(int)
+    check: dict[tuple[str, str | None], int] = defaultdict(int)
+    for (origin, redeemer, version, adjusts), cell in cells.items():
+        price = pricing.prices(rules, redeemer, redeemer, version, currency)
+        per_point = price.price_per_point_redeemed_minor
+        got, back = pricing.paid(cell.redeemed, per_point), pricing.pay(cell.refunded, per_point)
+        net_points = cell.redeemed - cell.refunded
+        charity = kinds.get(redeemer) == "charity"
+        figures[(redeemer, adjusts)] = figures[(redeemer, adjusts)].plus(Figures(
+            redeemed_points=cell.redeemed, redeemed_minor=got,
+            redeem_refunds_points=cell.refunded, redeem_refunds_minor=back,
+            donations_points=net_points if charity else 0,
+            donations_minor=got - back if charity else 0))
+        matrix[(origin, redeemer)][0] += net_points
+        matrix[(origin, redeemer)][1] += got - back
+        fee_base[(redeemer, version, adjusts)] += net_points
+        redeemed_from[origin] += net_points
+        check[(redeemer, adjusts)] += net_points
+    for (redeemer, version, adjusts), points in fee_base.items():
+        price = pricing.prices(rules, redeemer, redeemer, version, currency)
+        fee = pricing.pay(points, price.fee_share * price.price_per_point_redeemed_minor)
+        figures[(redeemer, adjusts)] = figures[(redeemer, adjusts)].plus(Figures(fee_minor=fee))
+
+    _check_points(check, flows.redeemed_net)
+    lines = _lines(partner_rows, figures, closed)
+    coalition = _coalition(rules, period, currency, figures, flows, issued_net, redeemed_from)
+    total = sum(line.net_minor for line in lines) + coalition.net_minor
+    if total != 0:
+        raise SettlementUnbalanced(
+            f"partners' nets plus the coalition's line sum to {total} minor units, not 0")
+    cells_out = tuple(MatrixCell(o, r, pts, minor) for (o, r), (pts, minor)
+                      in sorted(matrix.items()) if pts or minor)
+    return Report(period, currency, lines, coalition, cells_out)
+
+
+def _check_points(from_lots: dict[tuple[str, str | None], int],
+                  from_transfers: dict[tuple[str, str | None], int]) -> None:
+    """The matrix (lot movements) and the redeemed accounts (transfers) are two records of the
+    same redemptions; they must agree per partner and adjustment."""
+    for key in sorted(set(from_lots) | set(from_transfers), key=str):
+        if from_lots.get(key, 0) != from_transfers.get(key, 0):
+            raise SettlementUnbalanced(
+                f"redeemed points at {key[0]!r}: lots say {from_lots.get(key, 0)}, transfers "
+                f"say {from_transfers.get(key, 0)}")
+
+
+def _lines(partner_rows: list[tuple[str, str, str]],
+           figures: dict[tuple[str, str | None], Figures],
+           closed: dict[str, Period]) -> tuple[PartnerLine, ...]:
+    lines = []
+    for partner_id, name, kind in partner_rows:
+        adjustments = tuple(
+            Adjustment(adjusts, closed[adjusts].start, closed[adjusts].end, found)
+            for (pid, adjusts), found in sorted(figures.items(), key=lambda kv: str(kv[0]))
+            if pid == partner_id and adjusts is not None)
+        lines.append(PartnerLine(partner_id, name, kind, figures.get((partner_id, None),
+                                                                     Figures()), adjustments))
+    return tuple(lines)
+
+
+def _coalition(rules: RuleSource, period: Period, currency: str,
+               figures: dict[tuple[str, str | None], Figures], flows: _Flows,
+               issued_net: dict[str, int], redeemed_from: dict[str, int]) -> CoalitionLine:
+    income = sum(f.issued_minor - f.issue_returns_minor for f in figures.values())
+    cost = sum(f.redeemed_minor - f.redeem_refunds_minor for f in figures.values())
+    fees = sum(f.fee_minor for f in figures.values())
+    breakage_minor = liability_minor = 0
+    for origin in sorted(set(issued_net) | set(redeemed_from) | set(flows.breakage)):
+        per_point = pricing.prices_at(rules, origin, period.end,
+                                      currency).price_per_point_issued_minor
+        expired = flows.breakage.get(origin, 0)
+        outstanding = issued_net.get(origin, 0) - redeemed_from.get(origin, 0) - expired
+        breakage_minor += pricing.paid(expired, per_point)
+        liability_minor += pricing.paid(outstanding, per_point)
+    return CoalitionLine(
+        issue_income_minor=income, redemption_cost_minor=cost, fees_minor=fees,
+        net_minor=income - cost + fees, breakage_points=sum(flows.breakage.values()),
+        breakage_minor=breakage_minor, bonus_points=flows.bonus_points,
+        liability_change_points=flows.member_change, liability_change_minor=liability_minor,
+        margin_minor=income - cost - breakage_minor - liability_minor)
+
+
+# --- the commands -------------------------------------------------------------------------------
+def settlement_report(engine: Engine, rules: RuleSource, period: Period, currency: str,
+                      progress: Progress | None = None) -> Report:
+    """The report for ``period``; for a closed period it must reproduce the stored hash."""
+    with UnitOfWork(engine, write=False) as uow:
+        report = build_report(uow.conn, rules, period, currency, progress)
+        for closed in SettlementRepository(uow.conn).closed_periods():
+            if closed.period == period and closed.sha256 != report.sha256:
+                raise SettlementUnbalanced(
+                    f"period {closed.id} was closed with hash {closed.sha256} but now "
+                    f"computes {report.sha256}: the ledger under a closed period changed")
+    return report
+
+
+def close_period(engine: Engine, rules: RuleSource, clock: Clock, period: Period,
+                 currency: str, *, actor: str,
+                 progress: Progress | None = None) -> ClosedPeriod:
+    """Freeze ``period``: store its report and hash. Irreversible; needs a period that has
+    ended and overlaps no closed period."""
+    with UnitOfWork(engine) as uow:
+        now = clock.now()
+        if period.end > now:
+            raise InvalidInput(f"the period ends {period.end.isoformat()}, in the future; "
+                               "only a period that has ended can be closed", field="end")
+        repo = SettlementRepository(uow.conn)
+        for other in repo.closed_periods():
+            if other.period.start < period.end and period.start < other.period.end:
+                same = other.period == period
+                raise PeriodClosed(
+                    f"period {period.id} is closed already (at {other.closed_at.isoformat()}); "
+                    "a closed period cannot be reopened or changed" if same else
+                    f"period {period.id} overlaps closed period {other.id}",
+                    period_id=other.id)
+        report = build_report(uow.conn, rules, period, currency, progress)
+        closed = ClosedPeriod(period.id, period, now, actor, report.sha256)
+        repo.insert_closed(closed, report.canonical_json())
+        uow.conn.execute(insert(audit_log), {
+            "at": now, "actor": actor, "action": "settlement.closed", "subject": period.id,
+            "detail": json.dumps({"sha256": report.sha256})})
+        uow.commit()
+    return closed
+
+
+def closed_periods(engine: Engine) -> list[ClosedPeriod]:
+    with UnitOfWork(engine, write=False) as uow:
+        return SettlementRepository(uow.conn).closed_periods()
+
+
+def snapshot(engine: Engine, period_id: str) -> tuple[str, str]:
+    """The stored canonical JSON and SHA-256 of a closed period."""
+    with UnitOfWork(engine, write=False) as uow:
+        found = SettlementRepository(uow.conn).snapshot(period_id)
+    if found is None:
+        raise NotFound(f"no closed period {period_id!r}", field="periodId")
+    return found
