@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from gateway.api.context import Services
 from gateway.api.schema import build_schema
+from gateway.api.settlement import settlement_page
 from gateway.api.view import GatewayGraphQL
 from gateway.auth.endpoints import auth_routes
 from gateway.auth.service import AuthService
@@ -74,6 +75,7 @@ def build(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        settlement_page(services, auth),
     ]
     return Gateway(app=Starlette(routes=routes), services=services, auth=auth)
 

@@ -36,6 +36,12 @@ def _context() -> CliContext:
     return CliContext(gateway.services.engine, gateway.services.settings, gateway.services.clock)
 
 
+def _services() -> Any:
+    from gateway.app import build
+
+    return build().services
+
+
 def _progress(done: int, total: int) -> None:
     width = 30
     filled = width * done // max(total, 1)
@@ -118,6 +124,7 @@ def cmd_expire(_: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
+    from gateway.settlement.cli import register as register_settlement
 
     root = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -141,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     jobs.add_parser("expire", help="expire points and lapsed holds").set_defaults(
         func=cmd_expire)
     register(sub, _context)
+    register_settlement(sub, _services)
     return root
 
 

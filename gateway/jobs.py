@@ -1,11 +1,12 @@
-"""Batch jobs an operator runs on a schedule: expire points and release lapsed holds for every
-member (the same housekeeping each member's own writes do lazily)."""
+"""Batch jobs an operator runs on a schedule: expire points, release lapsed holds and release
+pending points past their return window for every member (the same housekeeping each member's
+own writes do lazily)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, union
 
 from gateway.db.tables import holds, lots
 from gateway.db.uow import UnitOfWork
@@ -21,9 +22,13 @@ def run_expiry(ctx: LedgerContext, progress: Callable[[int, int], None] | None =
     now = ctx.clock.now()
     with UnitOfWork(ctx.engine, write=False) as uow:
         due = sorted(set(uow.conn.execute(
-            select(lots.c.member_id).where(lots.c.remaining > 0, lots.c.expires_at <= now)
-            .union(select(holds.c.member_id).where(
-                holds.c.status == "authorised", or_(holds.c.expires_at <= now)))
+            union(
+                select(lots.c.member_id).where(lots.c.remaining > 0, lots.c.expires_at <= now),
+                select(holds.c.member_id).where(
+                    holds.c.status == "authorised", or_(holds.c.expires_at <= now)),
+                # Pending points past their return window are released by the same sweep.
+                select(lots.c.member_id).where(lots.c.pending == 1, lots.c.available_at <= now),
+            )
         ).scalars()))
     written = 0
     for index, member_id in enumerate(due, start=1):

@@ -25,25 +25,30 @@ class RateLimiter(Protocol):
 
 
 class InProcessRateLimiter:
+    """Time is kept in integer nanoseconds so a burst of 100 is exactly 100 (float steps of
+    0.1 s drift). A request costing more than the burst is admitted when the whole burst is
+    free (its cost is capped at the burst), so ``Retry-After`` is always an honest promise."""
+
     def __init__(
         self, per_minute: int, *, burst: int | None = None,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
-        self._interval = 60.0 / per_minute  # seconds per unit of cost
+        self._interval_ns = 60 * 10**9 // per_minute  # nanoseconds per unit of cost
         self._burst = burst if burst is not None else max(1, per_minute // 6)
         self._now = now
-        self._tat: dict[str, float] = {}
+        self._tat: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def hit(self, key: str, cost: int = 1) -> Decision:
+        cost = min(max(cost, 1), self._burst)
         with self._lock:
-            now = self._now()
+            now = round(self._now() * 10**9)
             tat = max(self._tat.get(key, now), now)
-            new_tat = tat + cost * self._interval
-            allow_at = new_tat - self._burst * self._interval
+            new_tat = tat + cost * self._interval_ns
+            allow_at = new_tat - self._burst * self._interval_ns
             if allow_at > now:
-                return Decision(False, max(1, math.ceil(allow_at - now)))
+                return Decision(False, max(1, math.ceil((allow_at - now) / 10**9)))
             self._tat[key] = new_tat
             return Decision(True, 0)

@@ -15,6 +15,34 @@ DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "partners" / "catalog
 
 @dataclass(frozen=True)
 class Limits:
+    """What one request to ``/graphql`` may ask for. Each limit rejects with a message naming it.
+
+    ======================  =========  ==========================================================
+    limit                   default    enforced by, and what the client sees
+    ======================  =========  ==========================================================
+    max_depth               10         ``QueryDepthLimiter``: "'<op>' exceeds maximum operation
+                                       depth of 10". The deepest valid query today is 6 deep.
+    max_tokens              2000       ``MaxTokensLimiter``: "Document contains more than 2000
+                                       tokens"; parsing stops there (a comment is a token).
+    max_aliases             15         ``MaxAliasesLimiter``, counted through fragments (a
+                                       fragment spread twice counts twice): "16 aliases found".
+    max_body_bytes          65536      the view, before GraphQL: HTTP 413 ``BODY_TOO_LARGE``,
+                                       by Content-Length or by counting a chunked body.
+    max_page_size           100        ``first`` of every connection; the resolvers hold it as
+                                       ``gateway.api.members.MAX_PAGE`` (a test keeps them equal).
+    max_list_items          100        list inputs (``lines``); ``gateway.api.points.MAX_LINES``,
+                                       answered as ``InvalidInputError`` with ``field: "lines"``.
+    allow_batching          False      a JSON array body is HTTP 400 ``BAD_REQUEST`` unless on;
+                                       when on, a batch counts as one request for the rate limit.
+    max_batch_operations    10         operations in one batch when batching is on (400 above).
+    rate_limit_per_minute   600        per OAuth client, GCRA with a burst of a tenth of a
+                                       minute: HTTP 429 ``RATE_LIMITED`` with ``Retry-After``.
+    ======================  =========  ==========================================================
+
+    Not limits but set with them by ``Settings.production``: introspection and the
+    "Did you mean ...?" hints of validation errors are off in production, on otherwise.
+    Unexpected exceptions are always masked as "Unexpected error." (and logged)."""
+
     max_depth: int = 10
     max_tokens: int = 2000
     max_aliases: int = 15
@@ -22,6 +50,7 @@ class Limits:
     max_page_size: int = 100
     max_list_items: int = 100
     allow_batching: bool = False
+    max_batch_operations: int = 10
     rate_limit_per_minute: int = 600
 
 

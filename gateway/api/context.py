@@ -11,6 +11,7 @@ import anyio.to_thread
 from sqlalchemy import Engine
 from strawberry.types import Info
 
+from gateway.api.loaders import Loaders
 from gateway.core.clock import Clock
 from gateway.core.errors import Forbidden
 from gateway.core.principal import Principal
@@ -37,6 +38,10 @@ class Context:
     services: Services
     principal: Principal
     cache: dict[Any, Any] = field(default_factory=dict)  # per request, keyed by partner
+    loaders: Loaders = field(init=False)  # built per request: no cache outlives it
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.services.engine, self.services.clock)
 
     @property
     def partner_id(self) -> str:

@@ -36,9 +36,7 @@ class Member:
 
     @strawberry.field(description="One balance across every brand the member uses.")
     async def balance(self, info: Info[Context, None]) -> Balance:
-        c = info.context
-        balance = await c.run(service.member_balance, c.services.engine, c.services.clock,
-                              str(self.member_id))
+        balance = await info.context.loaders.balances.load((self.partner_id, str(self.member_id)))
         return Balance.of(balance)
 
     @strawberry.field(description="This partner's operations for the member, newest first "
@@ -108,8 +106,7 @@ class MemberQueries:
 
         async def run() -> Member:
             c.require("members:read")
-            found = await c.run(service.find_membership, c.services.engine, c.partner_id,
-                                str(customer_id))
+            found = await c.loaders.memberships.load((c.partner_id, str(customer_id)))
             if found is None:
                 from gateway.core.errors import UnknownMember
 

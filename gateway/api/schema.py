@@ -5,10 +5,12 @@ test keeps the two equal."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
@@ -21,28 +23,85 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types.execution import ExecutionResult
 
 from gateway.api import errors
+from gateway.api import settlement as settlement_api
 from gateway.api.members import MemberMutations, MemberQueries
 from gateway.api.points import PointsMutations, PointsQueries
+from gateway.api.settlement import SettlementMutations, SettlementQueries
+from gateway.core.errors import DomainError
 from gateway.settings import Limits, Settings
 
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
-class Query(MemberQueries, PointsQueries):
+class Query(MemberQueries, PointsQueries, SettlementQueries):
     pass
 
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
-class Mutation(MemberMutations, PointsMutations):
+class Mutation(MemberMutations, PointsMutations, SettlementMutations):
     pass
 
 
 def _mask(error: GraphQLError) -> bool:
-    """Hide anything a resolver did not expect; keep GraphQL's own parse/validation messages
-    (they say what is wrong with the query) and our typed domain errors."""
+    """Hide anything a resolver did not expect; keep GraphQL's own parse, validation and
+    variable-coercion messages (they say what is wrong with the request) and our typed domain
+    errors. A coercion error wraps another ``GraphQLError`` (itself perhaps caused by a
+    ``KeyError`` for an unknown enum value): that is GraphQL's message, not an escape."""
     original = error.original_error
-    return original is not None and not errors.is_domain_error(original)
+    if original is None or isinstance(original, GraphQLError):
+        return False
+    return not errors.is_domain_error(original)
+
+
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+class HideSuggestions(SchemaExtension):
+    """Drop graphql-core's "Did you mean ...?" hints from error messages (production only).
+
+    The hints spell out the names of fields, arguments, types and enum values close to what the
+    client typed: the schema that turning introspection off keeps private. graphql-core 3.3 has a
+    ``hide_suggestions`` flag, but Strawberry passes it neither to ``validate`` nor to variable
+    coercion, so the messages are rewritten here, after both."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if isinstance(result, (GraphQLExecutionResult, ExecutionResult)) and result.errors:
+            result.errors = [_without_suggestion(error) for error in result.errors]
+
+
+def _without_suggestion(error: GraphQLError) -> GraphQLError:
+    message = _SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(message, nodes=error.nodes, source=error.source,
+                        positions=error.positions, path=error.path,
+                        original_error=error.original_error, extensions=error.extensions)
+
+
+class DomainErrorCodes(SchemaExtension):
+    """A domain error raised from a field that has no result union (a page size out of range,
+    a bad cursor) still carries its stable ``code`` and ``field`` in ``extensions``."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if isinstance(result, (GraphQLExecutionResult, ExecutionResult)) and result.errors:
+            result.errors = [_with_code(error) for error in result.errors]
+
+
+def _with_code(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if not isinstance(original, DomainError):
+        return error
+    extensions = {**(error.extensions or {}), "code": str(original.code),
+                  "field": original.field}
+    return GraphQLError(error.message, nodes=error.nodes, source=error.source,
+                        positions=error.positions, path=error.path,
+                        original_error=original, extensions=extensions)
 
 
 def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
@@ -54,15 +113,24 @@ def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         lambda: QueryDepthLimiter(max_depth=limits.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaskErrors(should_mask_error=_mask, error_message="Unexpected error."),
+        DomainErrorCodes,
     ]
     if not settings.introspection_enabled:
         found.append(DisableIntrospection)
+    if settings.production:
+        found.append(HideSuggestions)
     return found
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
-    config: Any = StrawberryConfig()
+    limits = settings.limits
+    # Batching stays off (Strawberry answers a JSON array with 400) unless the limits allow it.
+    config: Any = StrawberryConfig(
+        batching_config={"max_operations": limits.max_batch_operations}
+        if limits.allow_batching else None,
+        scalar_map={settlement_api.BigInt: settlement_api.BIG_INT_SCALAR},
+    )
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,

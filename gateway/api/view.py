@@ -2,14 +2,18 @@
 
 Before any GraphQL work: the body size is capped (413), the bearer token is verified (401 with an
 RFC 6750 challenge), and the client's rate limit is charged (429 with ``Retry-After``). Only then
-does Strawberry parse and execute, with a context bound to the token's partner."""
+does Strawberry parse and execute, with a context bound to the token's partner. A request
+Strawberry cannot read (malformed JSON, no query, a batch while batching is off) is a 400 with
+the same JSON error body as the rest, not Strawberry's plain-text one. GET serves the GraphiQL
+page in development and is a 405 otherwise: queries never run over GET."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cross_web import HTTPException  # the HTTP error Strawberry raises (its own dependency)
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -48,8 +52,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
             await _error(400, "BAD_REQUEST", "only HTTP is served here")(scope, receive, send)
             return
         request = Request(scope, receive)
-        if request.method == "GET":  # the GraphiQL page in the demo; no data without a token
-            await super().__call__(scope, receive, send)
+        if request.method == "GET":  # the GraphiQL page in development; never data
+            await self._get(request)(scope, receive, send)
             return
         response = await self._admit(request)
         if response is not None:
@@ -57,9 +61,23 @@ class GatewayGraphQL(GraphQL[Context, None]):
             return
         limit = self.services.settings.limits.max_body_bytes
         try:
-            await super().__call__(scope, _capped(receive, limit), send)
+            response = await self.run(Request(scope, _capped(receive, limit)))
         except BodyTooLarge:
-            await _too_large(limit)(scope, receive, send)
+            response = _too_large(limit)
+        except HTTPException as exc:  # what Strawberry would send as text/plain
+            response = _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "BAD_REQUEST"),
+                              exc.reason)
+        await response(scope, receive, send)
+
+    def _get(self, request: Request) -> Response:
+        """Strawberry would build a context first, and there is no principal on a GET: that was
+        a KeyError and a 500 for every GET, the GraphiQL page included."""
+        accept = request.headers.get("accept", "")
+        if self.graphql_ide and "query" not in request.query_params and (
+                "text/html" in accept or "*/*" in accept):
+            return HTMLResponse(self.graphql_ide_html)
+        return _error(405, "METHOD_NOT_ALLOWED", "send GraphQL as a POST with a JSON body",
+                      headers={"Allow": "POST"})
 
     async def _admit(self, request: Request) -> Response | None:
         limit = self.services.settings.limits.max_body_bytes
@@ -80,8 +98,25 @@ class GatewayGraphQL(GraphQL[Context, None]):
         request.scope.setdefault("state", {})["principal"] = principal
         return None
 
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if isinstance(parsed, list) and not self.services.settings.limits.allow_batching:
+            # Strawberry would say only "Batching is not enabled".
+            raise HTTPException(400, "query batching is off: send one GraphQL operation per "
+                                "request, as a JSON object, not an array")
+        # Strawberry calls .get() on whatever it parsed: a JSON string, number or null body
+        # (or batch item) would be an AttributeError and a 500.
+        operations = parsed if isinstance(parsed, list) else [parsed]
+        if not all(isinstance(operation, dict) for operation in operations):
+            raise HTTPException(400, "the request body must be a JSON object with a `query` "
+                                "string (or, with batching on, an array of them)")
+        return parsed
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(services=self.services, principal=request.scope["state"]["principal"])
+
+
+_HTTP_CODES = {400: "BAD_REQUEST", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 
 def _too_large(limit: int) -> Response:

@@ -25,6 +25,9 @@ and name the input field, so a partner's developer can fix the call without read
     │   ├── RedemptionNotAccepted    REDEMPTION_NOT_ACCEPTED  partner takes no points
     │   └── NothingToReturn          NOTHING_TO_RETURN    purchase already fully returned
     ├── Forbidden                    FORBIDDEN            token lacks the scope named
+    │   (settlement adds, in gateway/settlement/errors.py: PeriodClosed(Conflict) PERIOD_CLOSED,
+    │    SettlementUnbalanced SETTLEMENT_UNBALANCED, StatementMalformed(InvalidInput)
+    │    STATEMENT_MALFORMED)
     └── RateLimited                  RATE_LIMITED
 """
 
@@ -54,6 +57,9 @@ class ErrorCode(enum.StrEnum):
     NOTHING_TO_RETURN = "NOTHING_TO_RETURN"
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
+    PERIOD_CLOSED = "PERIOD_CLOSED"
+    SETTLEMENT_UNBALANCED = "SETTLEMENT_UNBALANCED"
+    STATEMENT_MALFORMED = "STATEMENT_MALFORMED"
 
 
 class DomainError(Exception):

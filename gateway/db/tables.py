@@ -230,4 +230,30 @@ audit_log = Table(
     Column("detail", Text, nullable=False, server_default="{}"),
 )
 
-APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log")
+# --- settlement (gateway.settlement) --------------------------------------------------------------
+# A closed period and its snapshot are written once, in one transaction, and never change: both
+# tables are append-only, so a closed period cannot be reopened or rewritten, even by hand.
+settlement_periods = Table(
+    "settlement_periods",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=False),
+    Column("closed_by", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    CheckConstraint("start_at < end_at", name="settlement_period_order"),
+    UniqueConstraint("start_at", "end_at", name="uq_settlement_period_bounds"),
+)
+
+settlement_snapshots = Table(
+    "settlement_snapshots",
+    metadata,
+    Column("period_id", String(40), ForeignKey("settlement_periods.id"), primary_key=True),
+    Column("body", Text, nullable=False),  # canonical JSON of the report
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
+                      "settlement_periods", "settlement_snapshots")

@@ -16,7 +16,17 @@ from gateway.core.errors import CurrencyMismatch, IdempotencyKeyReused, InvalidI
 from gateway.core.ids import new_id
 from gateway.core.money import Money
 from gateway.db.uow import UnitOfWork
-from gateway.ledger.model import from_json, request_hash, to_json
+from gateway.ledger.model import (
+    Earned,
+    HoldCaptured,
+    HoldPlaced,
+    HoldVoided,
+    Redeemed,
+    Returned,
+    from_json,
+    request_hash,
+    to_json,
+)
 from gateway.ledger.repository import LedgerRepository
 from gateway.members.repository import MemberRepository
 from partners.config import PartnerDefinition, RuleVersion
@@ -24,6 +34,13 @@ from partners.config import PartnerDefinition, RuleVersion
 R = TypeVar("R")
 
 MAX_KEY_LENGTH = 200
+
+# The operation kind each command records. Redeem and authorise take the same command, so the
+# request hash alone cannot tell them apart: a key used for one is reused if sent to the other.
+_KIND_OF_RESULT: dict[type, str] = {
+    Earned: "earn", Redeemed: "redeem", HoldPlaced: "authorise", HoldCaptured: "capture",
+    HoldVoided: "void", Returned: "return",
+}
 
 
 class RuleSource(Protocol):
@@ -78,7 +95,8 @@ def run_command(
                         ctx.clock.now())
                 existing = tx.ledger.find_by_key(partner_id, key)
                 if existing is not None:
-                    if existing.request_hash != fingerprint:
+                    expected_kind = _KIND_OF_RESULT.get(result_type, existing.kind)
+                    if existing.request_hash != fingerprint or existing.kind != expected_kind:
                         raise IdempotencyKeyReused(key)
                     return from_json(result_type, existing.result)
                 result = body(tx, fingerprint)

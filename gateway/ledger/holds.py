@@ -93,7 +93,7 @@ def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptur
     partner = ctx.rules.partner(cmd.partner_id)
 
     def body(tx: Tx, fingerprint: str) -> HoldCaptured:
-        hold = _open_hold(tx, cmd.partner_id, cmd.hold_id)
+        hold = _open_hold(tx, cmd.partner_id, cmd.hold_id, expired_is_settled=False)
         if hold.expires_at <= tx.now:
             raise HoldExpired(f"hold {cmd.hold_id} expired at {hold.expires_at.isoformat()}",
                               field="holdId")
@@ -151,13 +151,18 @@ def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
     return run_command(ctx, cmd.partner_id, cmd, HoldVoided, body)
 
 
-def _open_hold(tx: Tx, partner_id: str, hold_id: str) -> Any:
+def _open_hold(tx: Tx, partner_id: str, hold_id: str, *, expired_is_settled: bool = True) -> Any:
     # Another partner's hold is answered exactly like a missing one (DESIGN §8).
     hold = tx.uow.conn.execute(
         select(holds).where(holds.c.id == hold_id, holds.c.partner_id == partner_id)
     ).first()
     if hold is None:
         raise NotFound(f"no hold {hold_id!r} at this partner", field="holdId")
+    # A capture of a lapsed hold is HOLD_EXPIRED whether or not housekeeping has released it
+    # yet; void's result type has no HOLD_EXPIRED, so there it stays "already settled".
+    if hold.status == "expired" and not expired_is_settled:
+        raise HoldExpired(f"hold {hold_id} expired at {hold.expires_at.isoformat()}",
+                          field="holdId")
     if hold.status != "authorised":
         raise HoldAlreadySettled(f"hold {hold_id} is {hold.status} already", field="holdId")
     return hold

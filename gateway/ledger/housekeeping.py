@@ -29,9 +29,11 @@ def _release_pending(tx: Tx, member_id: str) -> int:
         return 0
     accounts = tx.ledger.member_accounts(member_id)
     by_origin: dict[str, int] = defaultdict(int)
-    for _, origin, remaining in matured:
+    spendable = 0  # released points not already past their expiry: only these repay debt
+    for _, origin, remaining, expired in matured:
         by_origin[origin] += remaining
-    tx.ledger.release_lots([lot_id for lot_id, _, _ in matured])
+        spendable += 0 if expired else remaining
+    tx.ledger.release_lots([lot_id for lot_id, _, _, _ in matured])
     written, released_total, last_op = 0, 0, None
     for origin, points in sorted(by_origin.items()):
         if points == 0:  # fully returned while pending: nothing left to release
@@ -44,7 +46,7 @@ def _release_pending(tx: Tx, member_id: str) -> int:
         released_total += points
         written += 1
     debt = -tx.ledger.member_balances(member_id)[AccountKind.DEBT]
-    repay = min(debt, released_total)
+    repay = min(debt, spendable)
     if repay and last_op is not None:
         tx.ledger.post(last_op, accounts[AccountKind.WALLET], accounts[AccountKind.DEBT], repay,
                        tx.now)

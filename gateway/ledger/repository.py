@@ -56,6 +56,7 @@ class OperationRow:
     points: int
     result: str
     recorded_at: datetime
+    parent_id: str | None = None
 
 
 class LedgerRepository:
@@ -267,6 +268,26 @@ class LedgerRepository:
         ).all()
         return [LotTake(int(r[0]), str(r[1]), int(r[2])) for r in rows if int(r[2]) != 0]
 
+    def lot_restores_of(self, operation_ids: Sequence[str]) -> dict[int, int]:
+        """Points these operations put back into each lot (positive movements only)."""
+        if not operation_ids:
+            return {}
+        rows = self.conn.execute(
+            select(lot_movements.c.lot_id, func.sum(lot_movements.c.points))
+            .where(lot_movements.c.operation_id.in_(list(operation_ids)),
+                   lot_movements.c.points > 0)
+            .group_by(lot_movements.c.lot_id)
+        ).all()
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def expired_lot_ids(self, lot_ids: Sequence[int], at: datetime) -> set[int]:
+        if not lot_ids:
+            return set()
+        rows = self.conn.execute(
+            select(lots.c.id).where(lots.c.id.in_(list(lot_ids)), lots.c.expires_at <= at)
+        ).scalars()
+        return {int(r) for r in rows}
+
     def expired_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int]]:
         rows = self.conn.execute(
             select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining)
@@ -276,14 +297,17 @@ class LedgerRepository:
         ).all()
         return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
 
-    def matured_pending_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int]]:
+    def matured_pending_lots(
+        self, member_id: str, at: datetime
+    ) -> list[tuple[int, str, int, bool]]:
+        """(lot id, origin, remaining, expired) of pending lots whose window has passed."""
         rows = self.conn.execute(
-            select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining)
+            select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.expires_at)
             .where(lots.c.member_id == member_id, lots.c.pending == 1,
                    lots.c.available_at <= at)
             .order_by(lots.c.id)
         ).all()
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+        return [(int(r[0]), str(r[1]), int(r[2]), r[3] <= at) for r in rows]
 
     def pending_lot_of(self, operation_id: str) -> tuple[int, int] | None:
         """(lot id, remaining) of the operation's lot while it is still pending."""
@@ -338,5 +362,6 @@ _OPERATION_COLUMNS = (
     operations.c.points,
     operations.c.result,
     operations.c.recorded_at,
+    operations.c.parent_id,
 )
 

@@ -39,7 +39,7 @@ from gateway.ledger.model import (
     ReturnPurchase,
     from_json,
 )
-from gateway.ledger.repository import LotTake
+from gateway.ledger.repository import LotTake, OperationRow
 from partners.config import Channel, RuleVersion
 from partners.rules import LineItem, PurchaseFacts, proportional_points, quote_burn, quote_earn
 
@@ -178,8 +178,8 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         member_id = earn.member_id
         assert member_id is not None and earn.amount_minor is not None
         total = earn.amount_minor
-        prior = [from_json(Returned, r.result) for r in tx.ledger.purchase_operations(
-            cmd.partner_id, cmd.purchase_id, ["return"])]
+        prior_ops = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["return"])
+        prior = [from_json(Returned, r.result) for r in prior_ops]
         returned_before = max((p.amount_returned_total.amount_minor for p in prior), default=0)
         left = total - returned_before
         if left == 0:
@@ -191,8 +191,9 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
                 field="amount",
             )
         returned_total = returned_before + cmd.amount.amount_minor
-        spends = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id,
-                                               ["redeem", "capture"])
+        # Only the earning member's own spends on this purchase are refunded to them.
+        spends = [s for s in tx.ledger.purchase_operations(
+            cmd.partner_id, cmd.purchase_id, ["redeem", "capture"]) if s.member_id == member_id]
         spent = -sum(s.points for s in spends)
         reverse = proportional_points(earn.points, returned_total, total, Rounding.CEIL) - sum(
             p.points_reversed + p.points_owed + p.points_unrecovered for p in prior)
@@ -205,7 +206,11 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         balances = tx.ledger.member_balances(member_id)
         pending_lot = tx.ledger.pending_lot_of(earn.id)
         from_pending = min(reverse, pending_lot[1]) if pending_lot else 0
-        wallet_after_refund = balances[AccountKind.WALLET] + refund
+        restores = _refund_plan(tx, spends, [p.id for p in prior_ops], refund)
+        # Refunded points that go back into lots already past their expiry expire again at once.
+        lapsed_lots = tx.ledger.expired_lot_ids([r.lot_id for r in restores], tx.now)
+        lapsed = sum(r.points for r in restores if r.lot_id in lapsed_lots)
+        wallet_after_refund = balances[AccountKind.WALLET] + refund - lapsed
         taken = min(reverse - from_pending, wallet_after_refund)
         policy = partner.policy
         owed = reverse - from_pending - taken if policy.negative_balance_after_return else 0
@@ -223,7 +228,9 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency,
         )
         if refund:
-            _refund(tx, op, member_id, cmd.partner_id, [s.id for s in spends], refund)
+            redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
+            tx.ledger.post(op, redeemed, accounts[AccountKind.WALLET], refund, tx.now)
+            tx.ledger.record_lot_movements(restores, op, tx.now)
         issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
         if pending_lot and from_pending:
             tx.ledger.post(op, accounts[AccountKind.PENDING], issued, from_pending, tx.now)
@@ -234,30 +241,33 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             tx.ledger.take_from_lots(member_id, taken, op, tx.now, prefer_operation=earn.id)
         if owed:
             tx.ledger.post(op, accounts[AccountKind.DEBT], issued, owed, tx.now)
+        if lapsed:
+            sweep_member(tx, member_id)
         return result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
 
 
-def _refund(tx: Tx, op: str, member_id: str, partner_id: str, spend_ids: list[str],
-            points: int) -> None:
-    """Give back spent points into the lots they came from (latest expiry first), so the
-    origin of every point stays true for settlement."""
-    accounts = tx.ledger.member_accounts(member_id)
-    redeemed = tx.ledger.partner_account(partner_id, AccountKind.REDEEMED)
-    tx.ledger.post(op, redeemed, accounts[AccountKind.WALLET], points, tx.now)
+def _refund_plan(tx: Tx, spends: list[OperationRow], prior_returns: list[str],
+                 points: int) -> list[LotTake]:
+    """Where refunded points go: back into the lots the spends consumed (latest expiry first),
+    less what earlier returns already put back, so the origin of every point stays true for
+    settlement. A capture consumed its lots through its hold's authorisation (its parent)."""
+    sources = [s.id for s in spends] + [s.parent_id for s in spends
+                                        if s.kind == "capture" and s.parent_id is not None]
+    already = tx.ledger.lot_restores_of(prior_returns)
     restores: list[LotTake] = []
     left = points
-    for take in tx.ledger.lot_movements_of(spend_ids):
+    for take in tx.ledger.lot_movements_of(sources):
         if left == 0:
             break
-        back = min(left, -take.points)
+        back = min(left, -take.points - already.get(take.lot_id, 0))
         if back > 0:
             restores.append(LotTake(take.lot_id, take.origin_partner_id, back))
             left -= back
     if left:
         raise RuntimeError(f"refund of {points} exceeds the lots the spend consumed")
-    tx.ledger.record_lot_movements(restores, op, tx.now)
+    return restores
 
 
 def _facts(cmd: EarnPoints) -> PurchaseFacts:

@@ -7,17 +7,18 @@ for it."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, case, func, or_, select
 
 from gateway.core.clock import Clock
 from gateway.core.errors import AlreadyLinked, InvalidInput, UnknownMember
 from gateway.core.ids import new_id
-from gateway.db.tables import operations
+from gateway.db.tables import accounts, holds, linked_accounts, lot_movements, lots, operations
 from gateway.db.uow import UnitOfWork
-from gateway.ledger.chart import AccountKind
+from gateway.ledger.chart import MEMBER_KINDS, AccountKind
 from gateway.ledger.model import Balance
 from gateway.ledger.repository import LedgerRepository
 from gateway.members.repository import MemberRepository
@@ -121,16 +122,113 @@ def find_membership(engine: Engine, partner_id: str, customer_id: str) -> Member
         return Membership(member_id, customer_id, partner_id, linked_at, created=False)
 
 
-def member_balance(engine: Engine, clock: Clock, member_id: str) -> Balance:
+def find_memberships(
+    engine: Engine, partner_id: str, customer_ids: Collection[str]
+) -> dict[str, Membership]:
+    """This partner's links for many customer ids in one statement (the API's per-request
+    loader batches lookups with it); a customer id with no link here is simply absent."""
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return {}
+    query = select(
+        linked_accounts.c.customer_id, linked_accounts.c.member_id, linked_accounts.c.linked_at
+    ).where(linked_accounts.c.partner_id == partner_id,
+            linked_accounts.c.customer_id.in_(wanted))
     with UnitOfWork(engine, write=False) as uow:
-        ledger, now = LedgerRepository(uow.conn), clock.now()
-        balances = ledger.member_balances(member_id)
-        expiring = ledger.expiring_points(member_id, now, now + EXPIRING_WINDOW)
-        return Balance(
-            available=balances[AccountKind.WALLET], held=balances[AccountKind.HELD],
-            pending=balances[AccountKind.PENDING], debt=-balances[AccountKind.DEBT],
-            expiring_soon=expiring, expiring_before=now + EXPIRING_WINDOW,
+        rows = uow.conn.execute(query).all()
+    return {
+        customer_id: Membership(member_id, customer_id, partner_id, linked_at, created=False)
+        for customer_id, member_id, linked_at in rows
+    }
+
+
+def member_balance(engine: Engine, clock: Clock, member_id: str) -> Balance:
+    return member_balances(engine, clock, [member_id])[member_id]
+
+
+def member_balances(
+    engine: Engine, clock: Clock, member_ids: Collection[str]
+) -> dict[str, Balance]:
+    """Balances of many members in three statements whatever their number (stored account
+    balances; lots, soon-expiring and already due; lapsed holds). Every requested id is in the
+    answer; an id with no accounts has zero balances.
+
+    A read never writes, so it shows the balance as the member's next write will see it after
+    housekeeping: points past their expiry are not available, pending points past their return
+    window are (less any debt they will repay), and lapsed holds are back in the wallet."""
+    wanted = sorted(set(member_ids))
+    if not wanted:
+        return {}
+    kinds = [str(kind) for kind in MEMBER_KINDS]
+    with UnitOfWork(engine, write=False) as uow:
+        now = clock.now()
+        before = now + EXPIRING_WINDOW
+        stored = uow.conn.execute(
+            select(accounts.c.member_id, accounts.c.kind, accounts.c.balance)
+            .where(accounts.c.member_id.in_(wanted), accounts.c.kind.in_(kinds))
+        ).all()
+        expiring_rows = uow.conn.execute(
+            select(lots.c.member_id, func.coalesce(func.sum(lots.c.remaining), 0))
+            .where(lots.c.member_id.in_(wanted), lots.c.expires_at > now,
+                   lots.c.expires_at <= before)
+            .group_by(lots.c.member_id)
+        ).all()
+        due_rows = uow.conn.execute(
+            select(
+                lots.c.member_id,
+                # Past expiry (pending or not: a matured pending lot is released, then
+                # expired, by the same sweep).
+                func.sum(case((and_(lots.c.expires_at <= now,
+                                    or_(lots.c.pending == 0, lots.c.available_at <= now)),
+                               lots.c.remaining), else_=0)),
+                func.sum(case((and_(lots.c.pending == 1, lots.c.available_at <= now),
+                               lots.c.remaining), else_=0)),
+                func.sum(case((and_(lots.c.pending == 1, lots.c.available_at <= now,
+                                    lots.c.expires_at <= now), lots.c.remaining), else_=0)),
+            )
+            .where(lots.c.member_id.in_(wanted), lots.c.remaining > 0,
+                   or_(lots.c.expires_at <= now,
+                       and_(lots.c.pending == 1, lots.c.available_at <= now)))
+            .group_by(lots.c.member_id)
+        ).all()
+        # A lapsed hold's points go back into the lots it took them from; those that land in a
+        # lot already past its expiry expire with it, so only the others return to the wallet.
+        lapsed_rows = uow.conn.execute(
+            select(
+                holds.c.member_id,
+                func.sum(-lot_movements.c.points),
+                func.sum(case((lots.c.expires_at > now, -lot_movements.c.points), else_=0)),
+            )
+            .join(lot_movements, lot_movements.c.operation_id == holds.c.operation_id)
+            .join(lots, lots.c.id == lot_movements.c.lot_id)
+            .where(holds.c.member_id.in_(wanted), holds.c.status == "authorised",
+                   holds.c.expires_at <= now)
+            .group_by(holds.c.member_id)
+        ).all()
+    expired = {m: int(e or 0) for m, e, _, _ in due_rows}
+    matured = {m: int(p or 0) for m, _, p, _ in due_rows}
+    matured_expired = {m: int(x or 0) for m, _, _, x in due_rows}
+    lapsed = {m: int(points or 0) for m, points, _ in lapsed_rows}
+    lapsed_back = {m: int(back or 0) for m, _, back in lapsed_rows}
+    found: dict[str, dict[AccountKind, int]] = {member_id: {} for member_id in wanted}
+    for member_id, kind, amount in stored:
+        found[member_id][AccountKind(kind)] = int(amount)
+    expiring = {member_id: int(total) for member_id, total in expiring_rows}
+    balances: dict[str, Balance] = {}
+    for member_id, kinds_of in found.items():
+        released = matured.get(member_id, 0)
+        released_spendable = released - matured_expired.get(member_id, 0)
+        debt = -kinds_of.get(AccountKind.DEBT, 0)
+        repaid = min(debt, released_spendable)
+        balances[member_id] = Balance(
+            available=kinds_of.get(AccountKind.WALLET, 0) - expired.get(member_id, 0)
+            + lapsed_back.get(member_id, 0) + released - repaid,
+            held=kinds_of.get(AccountKind.HELD, 0) - lapsed.get(member_id, 0),
+            pending=kinds_of.get(AccountKind.PENDING, 0) - released,
+            debt=debt - repaid,
+            expiring_soon=expiring.get(member_id, 0), expiring_before=before,
         )
+    return balances
 
 
 def member_history(

@@ -92,3 +92,58 @@ def test_released_points_repay_debt_first(setup: tuple[Gateway, FixedClock, str]
     assert balance.available == max(0, pending + 1 - 50)
     report = verify_ledger(gw.services.engine)
     assert report.ok, report.problems
+
+
+def test_balance_read_shows_what_the_next_write_will_see(
+    setup: tuple[Gateway, FixedClock, str],
+) -> None:
+    """Reads do not write: a balance read between a due time and the next sweep must already
+    leave out expired points, count matured pending points, and give back lapsed holds."""
+    from gateway.ledger import holds
+
+    gw, clock, member = setup
+    earn(gw, "grocery", "g-1", 100000, "UAH", "g1")  # 100 available, expires in 365 days
+    pending = earn(gw, "electronics", "e-1", 30000, "EUR", "e1")  # pending for 14 days
+    hold = holds.authorise_redemption(gw.services.ledger, RedeemPoints(
+        "grocery", "g-1", 60, Money(100000, "UAH"), "h1"))
+    assert hold.points == 60
+    balance = member_balance(gw.services.engine, clock, member)
+    assert (balance.available, balance.held, balance.pending) == (40, 60, pending)
+
+    clock.advance(timedelta(days=14))  # hold lapsed, pending matured; nothing swept yet
+    balance = member_balance(gw.services.engine, clock, member)
+    assert (balance.available, balance.held, balance.pending) == (100 + pending, 0, 0)
+
+    # Both lots (earned the same instant, 365-day expiry) are past expiry, the electronics
+    # one still flagged pending because no write has swept it: all of it is gone.
+    clock.advance(timedelta(days=352))
+    balance = member_balance(gw.services.engine, clock, member)
+    assert (balance.available, balance.held, balance.pending) == (0, 0, 0)
+
+    earn(gw, "grocery", "g-1", 100000, "UAH", "g2")  # sweeps, then earns 100 (rule v2)
+    after = member_balance(gw.services.engine, clock, member)
+    assert (after.available, after.held, after.pending, after.debt) == (100, 0, 0, 0)
+    report = verify_ledger(gw.services.engine)
+    assert report.ok, report.problems
+
+
+def test_pending_lot_released_after_its_expiry_does_not_repay_debt(
+    setup: tuple[Gateway, FixedClock, str],
+) -> None:
+    """A pending lot first swept after its expiry is released and expired in one sweep; it
+    must not be used to repay debt (those points no longer exist to spend)."""
+    gw, clock, member = setup
+    earn(gw, "grocery", "g-1", 100000, "UAH", "g1")
+    service.redeem_points(gw.services.ledger, RedeemPoints(
+        "grocery", "g-1", 50, Money(100000, "UAH"), "r1"))
+    service.return_purchase(gw.services.ledger, ReturnPurchase(
+        "grocery", "p-g1", Money(100000, "UAH"), "ret"))  # debt 50
+    pending = earn(gw, "electronics", "e-1", 30000, "EUR", "e1")
+    clock.advance(timedelta(days=400))
+    assert member_balance(gw.services.engine, clock, member).debt == 50
+    earn(gw, "grocery", "g-1", 100000, "UAH", "g2")  # 100 points: repays the 50 debt
+    balance = member_balance(gw.services.engine, clock, member)
+    assert (balance.available, balance.pending, balance.debt) == (50, 0, 0)
+    assert pending > 0
+    report = verify_ledger(gw.services.engine)
+    assert report.ok, report.problems

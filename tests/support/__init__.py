@@ -1,1 +1,1 @@
-"""Shared test harness: a real gateway on a real SQLite file, real OAuth tokens, GraphQL over ASGI."""
+"""Shared test harness: the real app on real SQLite, real tokens, GraphQL over ASGI."""

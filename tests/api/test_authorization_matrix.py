@@ -1,0 +1,483 @@
+"""The authorization matrix (DESIGN §8): every root operation × every kind of caller.
+
+Rows are the ten root fields partners call; columns are the token cases. Each cell states the
+exact answer, and every cell that is not a success proves that the rejected call changed nothing
+(``ledger_snapshot`` equal before and after). The success cells prove the converse for the
+mutations (the snapshot does move), so "unchanged" is a check that can fail.
+
+* A token the gateway cannot use is refused before any GraphQL work: HTTP 401 with the RFC 6750
+  §3.1 challenge naming the precise reason (a bare ``Bearer`` when no token was sent at all).
+* A usable token without the operation's scope gets the typed ``ForbiddenError`` naming it.
+* Another partner's customer id, hold id or purchase id is answered exactly like an id that
+  never existed: same type, same code, same message but for the id itself.
+* A token holding the operation's scope and nothing else succeeds.
+
+One gateway serves the whole module (built once, with two partners sharing a member who has
+points, open holds and purchases); every call uses fresh idempotency keys and purchase ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from graphql import build_schema
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from gateway.api.schema import print_sdl
+from gateway.app import Gateway
+from gateway.auth.scopes import format_scope
+from gateway.auth.tokens import LEEWAY_SECONDS
+from gateway.core.clock import FixedClock
+from gateway.core.ids import new_id
+from tests.support.harness import NOW, PARTNER_SCOPES, Api, ledger_snapshot, make_gateway
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# --- the world every cell runs in --------------------------------------------------------------
+
+
+@dataclass
+class World:
+    gw: Gateway
+    clock: FixedClock
+    grocery: Api  # the caller in every cell
+    electronics: Api  # the other partner
+    member_id: str  # grocery "g-1" and electronics "e-7"
+    spare_members: list[str]  # electronics "e-solo-<n>" only, free to link at the grocery
+    grocery_holds: dict[str, str]  # "capture" / "void" → an open hold of the grocery
+    electronics_hold: str
+    scoped: dict[str, str]  # scope → a token holding exactly that scope
+    lacking: dict[str, str]  # scope → a token holding every partner scope but that one
+    bad: dict[str, str]  # token case → a token unusable in that one way
+    expired_at: datetime  # a moment at which bad["expired"] (and only it) is past exp + leeway
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def fresh(self, prefix: str) -> str:
+        return f"{prefix}-{next(self.counter)}"
+
+
+ENROL = """mutation { enrolCustomer(input: {customerId: "%s"}) {
+  ... on EnrolCustomerSuccess { member { memberId } } ... on Error { code message } } }"""
+LINK = """mutation { linkCustomer(input: {customerId: "%s", memberId: "%s"}) {
+  __typename ... on Error { code message } } }"""
+EARN = """mutation { earnPoints(input: {customerId: "%s", amount: {amountMinor: %d, currency:
+  "%s"}, channel: STORE, purchaseId: "%s", idempotencyKey: "%s"}) {
+  __typename ... on Error { code message } } }"""
+AUTHORISE = """mutation { authoriseRedemption(input: {customerId: "%s", points: %d, basketAmount:
+  {amountMinor: 10000, currency: "%s"}, idempotencyKey: "%s"}) {
+  ... on AuthoriseRedemptionSuccess { holdId } ... on Error { code message } } }"""
+
+
+async def _token(api: Api, scopes: frozenset[str] | set[str]) -> str:
+    return await api.fetch_token(format_scope(scopes))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _claims(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = json.loads(_unb64(token.split(".")[1]))
+    return claims
+
+
+def _unusable_tokens(gw: Gateway, good: str) -> dict[str, str]:
+    """Tokens each wrong in exactly one way; the rest is the claims of the real ``good``."""
+    claims = _claims(good)
+    signing = gw.auth.keys.signing_key()  # the gateway's own private key
+    header = {"alg": "ES256", "typ": "at+jwt", "kid": signing.kid}
+
+    head, payload, signature = good.split(".")
+    flipped = bytearray(_unb64(signature))
+    flipped[0] ^= 0x01
+    unsigned = ".".join((_b64(json.dumps({"alg": "none", "typ": "at+jwt",
+                                          "kid": signing.kid}).encode()), payload, ""))
+    stranger = ECKey.generate_key("P-256", private=True)
+    return {
+        "bad signature": f"{head}.{payload}.{_b64(bytes(flipped))}",
+        "alg none": unsigned,
+        "wrong typ": jwt.encode({**header, "typ": "JWT"}, claims, signing.key,
+                                algorithms=["ES256"]),
+        "wrong audience": jwt.encode(header, {**claims, "aud": "some-other-api"}, signing.key,
+                                     algorithms=["ES256"]),
+        "unknown key id": jwt.encode({**header, "kid": stranger.thumbprint()}, claims, stranger,
+                                     algorithms=["ES256"]),
+    }
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    clock = FixedClock(NOW)
+    gw = make_gateway(tmp_path_factory.mktemp("matrix"), clock=clock)
+    grocery, electronics = await _api(gw, "grocery"), await _api(gw, "electronics")
+
+    member = (await grocery.gql(ENROL % "g-1"))["enrolCustomer"]["member"]["memberId"]
+    linked = await electronics.gql(LINK % ("e-7", member))
+    assert linked["linkCustomer"]["__typename"] == "LinkCustomerSuccess", linked
+    spares = [(await electronics.gql(ENROL % f"e-solo-{n}"))["enrolCustomer"]["member"][
+        "memberId"] for n in range(3)]
+    for api, query in (
+        (grocery, EARN % ("g-1", 120000, "UAH", "g-receipt-1", "setup-earn-1")),  # 120 points
+        (grocery, EARN % ("g-1", 1000000, "UAH", "g-bulk", "setup-earn-2")),  # 1,000 points
+        (electronics, EARN % ("e-7", 5000, "EUR", "e-receipt-1", "setup-earn-3")),  # 50 points
+    ):
+        earned = await api.gql(query)
+        assert earned["earnPoints"]["__typename"] == "EarnPointsSuccess", earned
+    holds = {}
+    for purpose in ("capture", "void"):
+        placed = await grocery.gql(AUTHORISE % ("g-1", 50, "UAH", f"setup-hold-{purpose}"))
+        holds[purpose] = placed["authoriseRedemption"]["holdId"]
+    placed = await electronics.gql(AUTHORISE % ("e-7", 100, "EUR", "setup-hold-e"))
+    electronics_hold = placed["authoriseRedemption"]["holdId"]
+
+    scoped = {scope: await _token(grocery, {scope}) for scope in sorted(PARTNER_SCOPES)}
+    lacking = {scope: await _token(grocery, PARTNER_SCOPES - {scope})
+               for scope in sorted(PARTNER_SCOPES)}
+    good = await _token(grocery, PARTNER_SCOPES)
+    bad = _unusable_tokens(gw, good)
+
+    bad["expired"] = await _token(grocery, PARTNER_SCOPES)
+    expired_at = datetime.fromtimestamp(_claims(bad["expired"])["exp"], UTC) + timedelta(
+        seconds=LEEWAY_SECONDS + 1)
+
+    bad["revoked"] = await _token(grocery, PARTNER_SCOPES)
+    async with grocery.http() as client:
+        response = await client.post("/oauth/revoke", data={"token": bad["revoked"]},
+                                     auth=(grocery.client_id, grocery.secret))
+    assert response.status_code == 200, response.text
+
+    doomed = await _api(gw, "grocery", name="grocery client about to be disabled")
+    assert doomed.token is not None
+    bad["disabled client"] = doomed.token
+    gw.auth.clients.disable(doomed.client_id, actor="test")
+
+    yield World(gw, clock, grocery, electronics, member, spares, holds, electronics_hold,
+                scoped, lacking, bad, expired_at)
+
+
+async def _api(gw: Gateway, partner_id: str, *, name: str | None = None) -> Api:
+    created = gw.auth.clients.create(name=name or f"{partner_id} matrix client", kind="partner",
+                                     partner_id=partner_id, actor="test")
+    api = Api(gw, partner_id, created.client.client_id, created.secret)
+    await api.fetch_token()
+    return api
+
+
+# --- the rows: one per root operation ----------------------------------------------------------
+
+ERRORS = "__typename ... on Error { code message field } ... on ForbiddenError { scope }"
+MONEY = "{ amountMinor currency }"
+
+
+class _MemberId:
+    """Equal to any coalition member id (they are generated)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and re.fullmatch(r"mem_[0-9A-Z]{26}", other) is not None
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "<any member id>"
+
+
+ANY_MEMBER = _MemberId()
+
+
+@dataclass(frozen=True)
+class Op:
+    field: str
+    scope: str
+    document: str
+    # (world, the resource id or None for the op's own) → variables; fresh keys every call
+    variables: Callable[[World, str | None], dict[str, Any]]
+    # world → the exact success payload
+    success: Callable[[World], dict[str, Any]]
+    resource: str  # which id "another partner's resource" substitutes
+    # (typename, code) answered for an id that does not exist; None: such an id is fine
+    missing: tuple[str, str] | None
+    is_query: bool = False
+
+
+def _mutation(name: str, field_name: str, success_fragment: str) -> str:
+    return (f"mutation($input: {name}Input!) {{ {field_name}(input: $input) {{ {ERRORS} "
+            f"... on {name}Success {{ {success_fragment} }} }} }}")
+
+
+def _earn_input(w: World, customer: str | None) -> dict[str, Any]:
+    return {"input": {"customerId": customer or "g-1",
+                      "amount": {"amountMinor": 120000, "currency": "UAH"}, "channel": "STORE",
+                      "purchaseId": w.fresh("receipt"), "idempotencyKey": w.fresh("key")}}
+
+
+def _redeem_input(w: World, customer: str | None) -> dict[str, Any]:
+    return {"input": {"customerId": customer or "g-1", "points": 50,
+                      "basketAmount": {"amountMinor": 10000, "currency": "UAH"},
+                      "idempotencyKey": w.fresh("key")}}
+
+
+OPS = [
+    Op("enrolCustomer", "members:link",
+       _mutation("EnrolCustomer", "enrolCustomer", "created member { memberId }"),
+       lambda w, c: {"input": {"customerId": c or w.fresh("new-customer")}},
+       lambda w: {"__typename": "EnrolCustomerSuccess", "created": True,
+                  "member": {"memberId": ANY_MEMBER}},
+       "customer", None),
+    Op("linkCustomer", "members:link",
+       _mutation("LinkCustomer", "linkCustomer", "created member { memberId }"),
+       lambda w, c: {"input": {"customerId": c or w.fresh("linked-customer"),
+                               "memberId": w.spare_members[0]}},
+       lambda w: {"__typename": "LinkCustomerSuccess", "created": True,
+                  "member": {"memberId": w.spare_members[0]}},
+       "customer", None),
+    Op("earnPoints", "points:earn",
+       _mutation("EarnPoints", "earnPoints", "points ruleVersion explanation"),
+       _earn_input,
+       lambda w: {"__typename": "EarnPointsSuccess", "points": 120, "ruleVersion": 1,
+                  "explanation": ["1200.00 UAH at 1 point per 10.00 UAH = 120 points"]},
+       "customer", ("UnknownMemberError", "UNKNOWN_MEMBER")),
+    Op("redeemPoints", "points:redeem",
+       _mutation("RedeemPoints", "redeemPoints", f"points ruleVersion value {MONEY}"),
+       _redeem_input,
+       lambda w: {"__typename": "RedeemPointsSuccess", "points": 50, "ruleVersion": 1,
+                  "value": {"amountMinor": 500, "currency": "UAH"}},
+       "customer", ("UnknownMemberError", "UNKNOWN_MEMBER")),
+    Op("authoriseRedemption", "points:redeem",
+       "mutation($input: RedeemPointsInput!) { authoriseRedemption(input: $input) { "
+       f"{ERRORS} ... on AuthoriseRedemptionSuccess {{ points value {MONEY} expiresAt }} }} }}",
+       _redeem_input,
+       lambda w: {"__typename": "AuthoriseRedemptionSuccess", "points": 50,
+                  "value": {"amountMinor": 500, "currency": "UAH"},
+                  "expiresAt": "2026-11-23T10:15:00+00:00"},  # NOW + the grocery's 900 s
+       "customer", ("UnknownMemberError", "UNKNOWN_MEMBER")),
+    Op("captureRedemption", "points:redeem",
+       _mutation("CaptureRedemption", "captureRedemption", f"points released value {MONEY}"),
+       lambda w, h: {"input": {"holdId": h or w.grocery_holds["capture"],
+                               "idempotencyKey": w.fresh("key")}},
+       lambda w: {"__typename": "CaptureRedemptionSuccess", "points": 50, "released": 0,
+                  "value": {"amountMinor": 500, "currency": "UAH"}},
+       "hold", ("NotFoundError", "NOT_FOUND")),
+    Op("voidRedemption", "points:redeem",
+       _mutation("VoidRedemption", "voidRedemption", "released"),
+       lambda w, h: {"input": {"holdId": h or w.grocery_holds["void"],
+                               "idempotencyKey": w.fresh("key")}},
+       lambda w: {"__typename": "VoidRedemptionSuccess", "released": 50},
+       "hold", ("NotFoundError", "NOT_FOUND")),
+    Op("returnPurchase", "points:reverse",
+       _mutation("ReturnPurchase", "returnPurchase",
+                 "pointsReversed pointsOwed pointsUnrecovered pointsRefunded "
+                 f"amountReturnedTotal {MONEY}"),
+       lambda w, p: {"input": {"purchaseId": p or "g-receipt-1",
+                               "amount": {"amountMinor": 60000, "currency": "UAH"},
+                               "idempotencyKey": w.fresh("key")}},
+       lambda w: {"__typename": "ReturnPurchaseSuccess", "pointsReversed": 60, "pointsOwed": 0,
+                  "pointsUnrecovered": 0, "pointsRefunded": 0,
+                  "amountReturnedTotal": {"amountMinor": 60000, "currency": "UAH"}},
+       "purchase", ("NotFoundError", "NOT_FOUND")),
+    Op("member", "members:read",
+       f"query($customerId: ID!) {{ member(customerId: $customerId) {{ {ERRORS} "
+       "... on Member { customerId memberId } } }",
+       lambda w, c: {"customerId": c or "g-1"},
+       lambda w: {"__typename": "Member", "customerId": "g-1", "memberId": w.member_id},
+       "customer", ("UnknownMemberError", "UNKNOWN_MEMBER"), is_query=True),
+    Op("previewEarn", "points:earn",
+       f"query($input: EarnPointsInput!) {{ previewEarn(input: $input) {{ {ERRORS} "
+       "... on PreviewEarnSuccess { points uncappedPoints cappedBy ruleVersion } } }",
+       _earn_input,
+       lambda w: {"__typename": "PreviewEarnSuccess", "points": 120, "uncappedPoints": 120,
+                  "cappedBy": None, "ruleVersion": 1},
+       "customer", None, is_query=True),
+]
+OP_IDS = [op.field for op in OPS]
+
+
+async def call(w: World, op: Op, token: str | None, resource: str | None = None
+               ) -> httpx.Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with w.grocery.http() as client:
+        return await client.post("/graphql", headers=headers, json={
+            "query": op.document, "variables": op.variables(w, resource)})
+
+
+def answer(response: httpx.Response, op: Op) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    result: dict[str, Any] = body["data"][op.field]
+    return result
+
+
+# --- the columns -------------------------------------------------------------------------------
+
+UNUSABLE = {  # token case → why the gateway refuses it (the RFC 6750 error_description)
+    "expired": "the token has expired",
+    "bad signature": "the token signature is invalid",
+    "alg none": "the token algorithm is not accepted; use ES256",
+    "wrong typ": "the token is not an access token (typ must be at+jwt)",
+    "wrong audience": "the token is meant for another audience",
+    "unknown key id": "the token was signed by an unknown key",
+    "revoked": "the token has been revoked",
+    "disabled client": "the client of this token is disabled",
+}
+
+
+@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+async def test_no_token_is_a_bare_bearer_challenge(world: World, op: Op) -> None:
+    before = ledger_snapshot(world.gw)
+    response = await call(world, op, None)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"  # RFC 6750 §3.1: no error code
+    assert response.json() == {"errors": [{
+        "message": "send an access token: Authorization: Bearer <token>",
+        "extensions": {"code": "UNAUTHENTICATED"}}]}
+    assert ledger_snapshot(world.gw) == before
+
+
+@pytest.mark.parametrize("case", list(UNUSABLE))
+@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+async def test_unusable_token_is_401_and_changes_nothing(world: World, op: Op, case: str
+                                                         ) -> None:
+    token = world.bad[case]
+    before = ledger_snapshot(world.gw)
+    if case == "expired":
+        world.clock.set(world.expired_at)
+    try:
+        response = await call(world, op, token)
+    finally:
+        world.clock.set(NOW)
+    assert response.status_code == 401, response.text
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert 'error="invalid_token"' in challenge
+    assert f'error_description="{UNUSABLE[case]}"' in challenge  # refused for this reason
+    assert response.json() == {"errors": [{"message": UNUSABLE[case],
+                                           "extensions": {"code": "UNAUTHENTICATED"}}]}
+    assert ledger_snapshot(world.gw) == before
+
+
+async def test_the_expired_token_was_good_until_it_expired(world: World) -> None:
+    """The expired cells fail for the clock alone: within the leeway the token still works."""
+    token = world.bad["expired"]
+    world.clock.set(world.expired_at - timedelta(seconds=2))  # exp + leeway - 1 s
+    try:
+        response = await call(world, OPS[OP_IDS.index("member")], token)
+    finally:
+        world.clock.set(NOW)
+    assert answer(response, OPS[OP_IDS.index("member")])["__typename"] == "Member"
+
+
+@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+async def test_missing_scope_is_forbidden_and_changes_nothing(world: World, op: Op) -> None:
+    before = ledger_snapshot(world.gw)
+    result = answer(await call(world, op, world.lacking[op.scope]), op)
+    assert result == {
+        "__typename": "ForbiddenError", "code": "FORBIDDEN", "scope": op.scope, "field": None,
+        "message": f"this token lacks the scope '{op.scope}' that this field needs"}
+    assert ledger_snapshot(world.gw) == before
+
+
+def _other_partners(w: World, op: Op) -> tuple[str, str]:
+    """(an id of this kind that belongs to the electronics shop, one that never existed)."""
+    if op.resource == "hold":
+        return w.electronics_hold, new_id("hold")
+    if op.resource == "purchase":
+        return "e-receipt-1", w.fresh("receipt-never-made")
+    # Enrol and link make the id exist at the grocery: each takes its own electronics customer.
+    theirs = {"enrolCustomer": "e-solo-0", "linkCustomer": "e-solo-1"}.get(op.field, "e-7")
+    return theirs, w.fresh("customer-never-seen")
+
+
+def _without(value: Any, text: str) -> str:
+    return json.dumps(value, sort_keys=True).replace(text, "<id>")
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.missing is not None],
+                         ids=[op.field for op in OPS if op.missing is not None])
+async def test_other_partners_resource_looks_exactly_missing(world: World, op: Op) -> None:
+    assert op.missing is not None
+    theirs, nobodys = _other_partners(world, op)
+    before = ledger_snapshot(world.gw)
+    token = world.scoped[op.scope]
+    foreign = answer(await call(world, op, token, theirs), op)
+    missing = answer(await call(world, op, token, nobodys), op)
+    typename, code = op.missing
+    assert (foreign["__typename"], foreign["code"]) == (typename, code)
+    assert (missing["__typename"], missing["code"]) == (typename, code)
+    assert _without(foreign, theirs) == _without(missing, nobodys)  # the id is all that differs
+    for secret in ("electronics", "Volt", world.member_id):
+        assert secret not in foreign["message"]
+    assert ledger_snapshot(world.gw) == before
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.missing is None],
+                         ids=[op.field for op in OPS if op.missing is None])
+async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: Op) -> None:
+    """Enrol, link and preview take a customer id without reading another partner's: the
+    electronics shop's "e-7" is, at the grocery, an id like any never seen."""
+    theirs, nobodys = _other_partners(world, op)
+    token = world.scoped[op.scope]
+    if op.field == "linkCustomer":  # each link needs a member not linked at the grocery yet
+        variables = [{"input": {"customerId": theirs, "memberId": world.spare_members[1]}},
+                     {"input": {"customerId": nobodys, "memberId": world.spare_members[2]}}]
+    else:
+        variables = [op.variables(world, theirs), op.variables(world, nobodys)]
+    results = []
+    async with world.grocery.http() as client:
+        for values in variables:
+            response = await client.post("/graphql", headers={"Authorization": f"Bearer {token}"},
+                                         json={"query": op.document, "variables": values})
+            results.append(answer(response, op))
+    foreign, missing = results
+    if op.is_query:
+        assert foreign == missing == op.success(world)
+        return
+    assert foreign["__typename"] == missing["__typename"] == op.success(world)["__typename"]
+    assert foreign["created"] is missing["created"] is True
+    if op.field == "enrolCustomer":  # a new member, not the one electronics' e-solo-0 is
+        assert foreign["member"]["memberId"] == ANY_MEMBER
+        assert foreign["member"]["memberId"] not in (world.spare_members[0], world.member_id)
+    else:  # linked to the member asked for, whatever electronics' e-solo-1 is linked to
+        assert foreign["member"]["memberId"] == world.spare_members[1]
+        assert missing["member"]["memberId"] == world.spare_members[2]
+
+
+@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+async def test_the_operations_scope_alone_succeeds(world: World, op: Op) -> None:
+    before = ledger_snapshot(world.gw)
+    result = answer(await call(world, op, world.scoped[op.scope]), op)
+    assert result == op.success(world)
+    if op.is_query:
+        assert ledger_snapshot(world.gw) == before
+    else:  # so "unchanged" in the other cells is a check that could have failed
+        assert ledger_snapshot(world.gw) != before
+
+
+async def test_the_matrix_has_a_row_for_every_partner_operation() -> None:
+    """Every root field declares its scope in its description (DESIGN §8); each one a partner
+    token can hold has a row here, under that scope. (The finance-only settlement fields are
+    another matrix: a partner token can never hold their scopes.)"""
+    schema = build_schema(print_sdl())
+    assert schema.mutation_type is not None and schema.query_type is not None
+    declared = {}
+    for name, definition in {**schema.query_type.fields, **schema.mutation_type.fields}.items():
+        found = re.search(r"Scope: ([a-z]+:[a-z]+|admin)\b", definition.description or "")
+        assert found is not None, f"{name} does not declare its scope"
+        declared[name] = found.group(1)
+    partner_fields = {name: scope for name, scope in declared.items() if scope in PARTNER_SCOPES}
+    assert partner_fields == {op.field: op.scope for op in OPS}, "give the new field a row here"

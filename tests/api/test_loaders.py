@@ -1,0 +1,118 @@
+"""Per-request DataLoaders (DESIGN §11: one round trip per lookup kind per request).
+
+Statements are counted on the real engine with a ``before_cursor_execute`` listener: a request
+with several aliased ``member`` lookups reads the memberships once and the balances once, and
+nothing is cached beyond the request (a later request, or another partner, reads afresh)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from gateway.api.context import Context
+from gateway.app import Gateway
+from gateway.core.principal import Principal
+from tests.support.harness import Api, make_gateway, partner_api
+
+ENROL = """mutation($c: ID!) { enrolCustomer(input: {customerId: $c}) {
+  ... on EnrolCustomerSuccess { member { memberId } } } }"""
+LINK = """mutation($c: ID!, $m: ID!) { linkCustomer(input: {customerId: $c, memberId: $m}) {
+  __typename } }"""
+EARN = """mutation($c: ID!, $p: String!) { earnPoints(input: {customerId: $c, amount: {amountMinor:
+  120000, currency: "UAH"}, channel: STORE, purchaseId: $p, idempotencyKey: $p}) {
+  ... on EarnPointsSuccess { points } } }"""
+BALANCE = "... on Member { memberId balance { available held debt } }"
+THREE_LOOKUPS = (f'{{ a: member(customerId: "g-1") {{ {BALANCE} }} '
+                 f'b: member(customerId: "g-2") {{ {BALANCE} }} '
+                 f'c: member(customerId: "g-1") {{ {BALANCE} }} }}')
+ONE_LOOKUP = f'query($c: ID!) {{ member(customerId: $c) {{ {BALANCE} }} }}'
+
+BALANCE_READ = re.compile(r"\bFROM accounts\b")
+MEMBERSHIP_READ = re.compile(r"\bFROM linked_accounts\b")
+
+
+@contextmanager
+def statements(gw: Gateway) -> Iterator[list[str]]:
+    """Every SQL statement the gateway's engine runs inside the block."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    engine = gw.services.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def count(pattern: re.Pattern[str], seen: list[str]) -> int:
+    return sum(1 for statement in seen if pattern.search(statement))
+
+
+async def two_members(tmp_path: Path) -> tuple[Gateway, Api, str, str]:
+    gw = make_gateway(tmp_path)
+    grocery = await partner_api(gw, "grocery")
+    first = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]["member"]["memberId"]
+    second = (await grocery.gql(ENROL, {"c": "g-2"}))["enrolCustomer"]["member"]["memberId"]
+    assert (await grocery.gql(EARN, {"c": "g-1", "p": "r-1"}))["earnPoints"] == {"points": 120}
+    return gw, grocery, first, second
+
+
+async def test_aliased_member_lookups_cost_one_balance_query(tmp_path: Path) -> None:
+    gw, grocery, first, second = await two_members(tmp_path)
+    with statements(gw) as seen:
+        data = await grocery.gql(THREE_LOOKUPS)
+    one = {"memberId": first, "balance": {"available": 120, "held": 0, "debt": 0}}
+    assert data == {"a": one, "b": {"memberId": second,
+                                    "balance": {"available": 0, "held": 0, "debt": 0}}, "c": one}
+    assert count(BALANCE_READ, seen) == 1, seen
+    assert count(MEMBERSHIP_READ, seen) == 1, seen
+
+
+async def test_loader_cache_lives_for_one_request_only(tmp_path: Path) -> None:
+    gw, grocery, first, _ = await two_members(tmp_path)
+    with statements(gw) as seen:
+        before = await grocery.gql(ONE_LOOKUP, {"c": "g-1"})
+    assert before["member"] == {"memberId": first,
+                                "balance": {"available": 120, "held": 0, "debt": 0}}
+    assert count(BALANCE_READ, seen) == 1
+
+    assert (await grocery.gql(EARN, {"c": "g-1", "p": "r-2"}))["earnPoints"] == {"points": 120}
+    with statements(gw) as seen:
+        after = await grocery.gql(ONE_LOOKUP, {"c": "g-1"})
+    assert after["member"] == {"memberId": first,  # not the 120 a shared cache would hold
+                               "balance": {"available": 240, "held": 0, "debt": 0}}
+    assert count(BALANCE_READ, seen) == 1
+    assert count(MEMBERSHIP_READ, seen) == 1
+
+
+async def test_another_partner_gets_its_own_loaders(tmp_path: Path) -> None:
+    gw, grocery, first, _ = await two_members(tmp_path)
+    electronics = await partner_api(gw, "electronics")
+    linked = await electronics.gql(LINK, {"c": "e-7", "m": first})
+    assert linked["linkCustomer"]["__typename"] == "LinkCustomerSuccess"
+    await grocery.gql(ONE_LOOKUP, {"c": "g-1"})  # warms the grocery request's loaders
+    with statements(gw) as seen:
+        theirs = await electronics.gql(ONE_LOOKUP, {"c": "e-7"})
+        missing = await electronics.gql(ONE_LOOKUP, {"c": "g-1"})  # a grocery customer id
+    assert theirs == {"member": {"memberId": first,
+                                 "balance": {"available": 120, "held": 0, "debt": 0}}}
+    assert missing == {"member": {}}  # UnknownMemberError: no Member fields selected
+    assert count(BALANCE_READ, seen) == 1
+    assert count(MEMBERSHIP_READ, seen) == 2
+
+
+def test_every_context_builds_its_own_loaders(tmp_path: Path) -> None:
+    gw = make_gateway(tmp_path)
+    principal = Principal(client_id="c", partner_id="grocery", scopes=frozenset())
+    one, two = Context(gw.services, principal), Context(gw.services, principal)
+    assert one.loaders is not two.loaders
+    assert one.loaders.balances is not two.loaders.balances
+    assert one.loaders.memberships is not two.loaders.memberships

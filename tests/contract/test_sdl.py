@@ -1,0 +1,123 @@
+"""The published contract: ``schema.graphql`` is the code's schema, and the conventions of
+DESIGN.md §9 hold for every type in it, including types added later.
+
+The shape rules are read from the graphql-core schema Strawberry builds, not from the SDL text,
+so they cannot be fooled by formatting."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from graphql import (
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLUnionType,
+    get_named_type,
+    is_non_null_type,
+)
+
+from gateway.api.members import MAX_PAGE
+from gateway.api.schema import build_schema, print_sdl
+from gateway.settings import Limits
+
+SDL_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+REGENERATE = ".venv/bin/python -m gateway schema > schema.graphql"
+# Every connection field, with the test that proves its cap at run time (not only by its
+# description). A new connection fails test_every_connection_caps_first until it joins here.
+PROBED_CONNECTIONS = {"Member.history": "tests/api/test_limits.py::test_page_size"}
+
+
+def graphql_schema() -> GraphQLSchema:
+    schema: GraphQLSchema = build_schema()._schema
+    return schema
+
+
+def object_fields(schema: GraphQLSchema) -> list[tuple[str, str, GraphQLField]]:
+    return [(type_.name, name, field)
+            for type_ in schema.type_map.values()
+            if isinstance(type_, (GraphQLObjectType, GraphQLInterfaceType))
+            and not type_.name.startswith("__")
+            for name, field in type_.fields.items()]
+
+
+def is_connection(type_: object) -> bool:
+    named = get_named_type(type_)  # type: ignore[arg-type]
+    return (isinstance(named, GraphQLObjectType)
+            and {"edges", "pageInfo"} <= set(named.fields))
+
+
+def test_schema_file_is_the_printed_schema() -> None:
+    printed = print_sdl()
+    on_disk = SDL_FILE.read_text(encoding="utf-8")
+    if on_disk != printed:
+        diff = "".join(difflib.unified_diff(
+            on_disk.splitlines(keepends=True), printed.splitlines(keepends=True),
+            "schema.graphql (committed)", "print_sdl() (code)", n=1))
+        raise AssertionError(
+            f"schema.graphql is stale. Regenerate it from the repository root with\n\n"
+            f"    {REGENERATE}\n\nand review the change:\n{diff}")
+
+
+def test_every_mutation_returns_success_or_typed_errors() -> None:
+    schema = graphql_schema()
+    assert schema.mutation_type is not None
+    error = schema.type_map["Error"]
+    assert isinstance(error, GraphQLInterfaceType)
+    assert set(error.fields) == {"code", "message", "field"}
+    for name, field in schema.mutation_type.fields.items():
+        expected = name[0].upper() + name[1:]
+        assert isinstance(field.type, GraphQLNonNull), f"{name} may return null"
+        union = field.type.of_type
+        assert isinstance(union, GraphQLUnionType), f"{name} returns {union}, not a union"
+        assert union.name == f"{expected}Result", name
+        members = {member.name: member for member in union.types}
+        assert f"{expected}Success" in members, f"{union.name} has no {expected}Success"
+        not_errors = [member_name for member_name, member in members.items()
+                      if member_name != f"{expected}Success" and error not in member.interfaces]
+        assert not_errors == [], f"{union.name}: {not_errors} do not implement Error"
+
+
+def test_every_union_admits_forbidden_and_invalid_input() -> None:
+    unions = [t for t in graphql_schema().type_map.values() if isinstance(t, GraphQLUnionType)]
+    assert len(unions) >= 9  # the eight mutations and member(); a vacuous loop would pass
+    for union in unions:
+        names = {member.name for member in union.types}
+        missing = {"ForbiddenError", "InvalidInputError"} - names
+        assert not missing, f"{union.name} lacks {sorted(missing)}"
+
+
+def test_error_code_field_is_the_enum_and_required() -> None:
+    schema = graphql_schema()
+    implementations = schema.get_possible_types(schema.type_map["Error"])  # type: ignore[arg-type]
+    assert len(implementations) >= 17
+    for type_ in implementations:
+        code = type_.fields["code"].type
+        assert is_non_null_type(code) and get_named_type(code).name == "ErrorCode", type_.name
+        assert is_non_null_type(type_.fields["message"].type), type_.name
+
+
+def test_every_connection_caps_first() -> None:
+    cap = Limits().max_page_size
+    assert cap == MAX_PAGE == 100
+    found = {}
+    for type_name, name, field in object_fields(graphql_schema()):
+        if not is_connection(field.type):
+            continue
+        where = f"{type_name}.{name}"
+        found[where] = field
+        first = field.args.get("first")
+        assert first is not None, f"{where} is a connection without `first`"
+        assert get_named_type(first.type).name == "Int", where
+        assert 1 <= first.default_value <= cap, f"{where}: default first {first.default_value}"
+        assert "after" in field.args, f"{where} is a connection without `after`"
+        assert f"at most {cap} per page" in (field.description or ""), (
+            f"{where} must say 'at most {cap} per page' in its description")
+    assert found, "no connection found: the detection is broken"
+    assert set(found) == set(PROBED_CONNECTIONS), (
+        f"connections {sorted(set(found) - set(PROBED_CONNECTIONS))} have no first: {cap + 1} "
+        "probe; add one to tests/api/test_limits.py and to PROBED_CONNECTIONS")
+
