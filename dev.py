@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -36,6 +37,26 @@ def ensure_env() -> None:
     stamp.write_text(digest)
 
 
+# Debian packages the tests drive for real: Chromium renders the settlement report's charts,
+# curl replays the README quick start. Installed when missing and we are root (CI is).
+SYSTEM_PACKAGES = {"chromium": "chromium", "curl": "curl"}
+
+
+def ensure_system_packages() -> None:
+    missing = [pkg for tool, pkg in SYSTEM_PACKAGES.items() if shutil.which(tool) is None]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        print(f"WARNING: {', '.join(missing)} missing and cannot be installed here "
+              "(needs root and apt-get): the tests that need them will be SKIPPED", flush=True)
+        return
+    print(f"installing {', '.join(missing)} with apt-get ...", flush=True)
+    quiet = {"stdout": subprocess.DEVNULL}
+    run(["apt-get", "update", "-q"], **quiet)
+    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], **quiet,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
 def run(cmd: list[str], **kwargs: object) -> None:
     result = subprocess.run(cmd, cwd=ROOT, check=False, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
@@ -49,6 +70,7 @@ def serve(args: list[str]) -> None:
 
 def test(args: list[str]) -> None:
     ensure_env()
+    ensure_system_packages()
     steps = [
         ("ruff", [str(BIN / "ruff"), "check", "gateway", "partners", "tests", "benchmarks",
                   "dev.py"]),
