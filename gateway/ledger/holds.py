@@ -26,13 +26,10 @@ from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import (
     LedgerContext,
     Tx,
-    member_of,
     operation_id,
     record_operation,
-    require_currency,
     run_command,
 )
-from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.model import (
     CaptureRedemption,
     HoldCaptured,
@@ -42,31 +39,20 @@ from gateway.ledger.model import (
     VoidRedemption,
 )
 from gateway.ledger.repository import LotTake
-from gateway.ledger.service import MAX_POINTS
+from gateway.ledger.service import check_spend, check_spend_request
 from partners.rules import quote_burn
 
 
 def authorise_redemption(ctx: LedgerContext, cmd: RedeemPoints) -> HoldPlaced:
-    partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.basket, "basketAmount")
-    if cmd.points <= 0 or cmd.points > MAX_POINTS:
-        raise InvalidAmount(f"points must be between 1 and {MAX_POINTS}", field="points")
+    partner = check_spend_request(ctx, cmd)
 
     def body(tx: Tx, fingerprint: str) -> HoldPlaced:
-        member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
-        rule = ctx.rules.rule_at(cmd.partner_id, tx.now)
-        quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
-        tx.ledger.lock_member(member_id)
-        sweep_member(tx, member_id)
-        accounts = tx.ledger.member_accounts(member_id)
-        available = tx.ledger.member_balances(member_id)[AccountKind.WALLET]
-        if cmd.points > available:
-            raise InsufficientPoints(requested=cmd.points, available=available)
+        spend = check_spend(ctx, partner, tx, cmd)
+        member_id, rule, accounts = spend.member_id, spend.rule, spend.accounts
         op, hold_id = operation_id(), new_id("hold")
         expires_at = tx.now + timedelta(seconds=partner.policy.hold_ttl_seconds)
-        value = Money(quote.value_minor, partner.currency)
-        result = HoldPlaced(op, hold_id, cmd.points, value, rule.version, expires_at,
-                            available - cmd.points)
+        result = HoldPlaced(op, hold_id, cmd.points, spend.value, rule.version, expires_at,
+                            spend.available - cmd.points)
         record_operation(
             tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id,
             kind="authorise", points=-cmd.points, result=result, key=cmd.idempotency_key,

@@ -6,6 +6,7 @@ balanced transfers, move lots, record one operation carrying its answer for repl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.core.errors import (
@@ -39,8 +40,8 @@ from gateway.ledger.model import (
     ReturnPurchase,
     from_json,
 )
-from gateway.ledger.repository import LotTake, OperationRow
-from partners.config import Channel, RuleVersion
+from gateway.ledger.repository import Account, LotTake, OperationRow
+from partners.config import Channel, PartnerDefinition, RuleVersion
 from partners.rules import LineItem, PurchaseFacts, proportional_points, quote_burn, quote_earn
 
 MAX_POINTS = 10**12
@@ -128,24 +129,51 @@ def preview_earn(ctx: LedgerContext, cmd: EarnPoints) -> PreviewedEarn:
                          quote.explanation)
 
 
-def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """A spend that passed every check, with what posting it needs."""
+
+    member_id: str
+    rule: RuleVersion
+    value: Money
+    accounts: dict[AccountKind, Account]
+    available: int  # wallet before the spend
+
+
+def check_spend_request(ctx: LedgerContext, cmd: RedeemPoints) -> PartnerDefinition:
+    """Checks on the request alone, before any transaction (redeem and authorise)."""
     partner = ctx.rules.partner(cmd.partner_id)
     require_currency(partner, cmd.basket, "basketAmount")
     _check_points(cmd.points)
+    return partner
+
+
+def check_spend(ctx: LedgerContext, partner: PartnerDefinition, tx: Tx,
+                cmd: RedeemPoints) -> Spend:
+    """Inside the transaction, in result-code order: the member, the partner's burn rule (min
+    points, largest basket share), then — with the member locked and swept — the balance."""
+    member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
+    rule = ctx.rules.rule_at(cmd.partner_id, tx.now)
+    quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
+    tx.ledger.lock_member(member_id)
+    sweep_member(tx, member_id)
+    accounts = tx.ledger.member_accounts(member_id)
+    available = tx.ledger.member_balances(member_id)[AccountKind.WALLET]
+    if cmd.points > available:
+        raise InsufficientPoints(requested=cmd.points, available=available)
+    return Spend(member_id, rule, Money(quote.value_minor, partner.currency), accounts,
+                 available)
+
+
+def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
+    partner = check_spend_request(ctx, cmd)
 
     def body(tx: Tx, fingerprint: str) -> Redeemed:
-        member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
-        rule = ctx.rules.rule_at(cmd.partner_id, tx.now)
-        quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
-        tx.ledger.lock_member(member_id)
-        sweep_member(tx, member_id)
-        accounts = tx.ledger.member_accounts(member_id)
-        available = tx.ledger.member_balances(member_id)[AccountKind.WALLET]
-        if cmd.points > available:
-            raise InsufficientPoints(requested=cmd.points, available=available)
+        spend = check_spend(ctx, partner, tx, cmd)
+        member_id, rule, accounts = spend.member_id, spend.rule, spend.accounts
         op = operation_id()
-        value = Money(quote.value_minor, partner.currency)
-        result = Redeemed(op, cmd.points, value, rule.version, available - cmd.points, tx.now)
+        result = Redeemed(op, cmd.points, spend.value, rule.version,
+                          spend.available - cmd.points, tx.now)
         record_operation(
             tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="redeem",
             points=-cmd.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
