@@ -9,8 +9,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.db.tables import accounts, holds, lot_movements, lots, operations, transfers
@@ -59,13 +60,15 @@ class OperationRow:
     parent_id: str | None = None
 
 
-class LedgerRepository:
-    # Account ids never change once created, so a process-wide cache is safe across workers.
-    _account_cache: dict[str, Account] = {}  # noqa: RUF012 - deliberate class-level cache
+# Partner and coalition account ids never change once created, so they are cached per engine
+# (one database), for the life of the engine; two in-memory SQLite databases never share one.
+_ACCOUNT_CACHES: WeakKeyDictionary[Engine, dict[str, Account]] = WeakKeyDictionary()
 
+
+class LedgerRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._cache_key = str(conn.engine.url)
+        self._account_cache = _ACCOUNT_CACHES.setdefault(conn.engine, {})
 
     # --- accounts ---------------------------------------------------------------------------
     def account(
@@ -76,7 +79,7 @@ class LedgerRepository:
         member_id: str | None = None,
         partner_id: str | None = None,
     ) -> Account:
-        key = f"{self._cache_key}|{code}"
+        key = code
         cached = self._account_cache.get(key)
         if cached is not None:
             return cached

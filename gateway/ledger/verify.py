@@ -32,12 +32,21 @@ _CHECKS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        # Stored balances (member accounts) plus derived ones (partner and coalition accounts,
+        # credits minus debits) must sum to zero: a stored balance that drifted breaks it.
         "balances do not sum to zero",
         """
-        SELECT 'all accounts', SUM(net), 0 FROM (
-          SELECT SUM(amount) AS net FROM transfers
-          UNION ALL SELECT -SUM(amount) FROM transfers) s
-        HAVING COALESCE(SUM(net), 0) <> 0
+        SELECT 'all accounts', COALESCE(SUM(b.balance), 0), 0 FROM (
+          SELECT a.balance AS balance FROM accounts a
+          WHERE a.kind IN ('wallet', 'held', 'pending', 'debt')
+          UNION ALL
+          SELECT COALESCE(c.total, 0) - COALESCE(d.total, 0) FROM accounts a
+          LEFT JOIN (SELECT credit_account_id AS id, SUM(amount) AS total FROM transfers
+                     GROUP BY credit_account_id) c ON c.id = a.id
+          LEFT JOIN (SELECT debit_account_id AS id, SUM(amount) AS total FROM transfers
+                     GROUP BY debit_account_id) d ON d.id = a.id
+          WHERE a.kind NOT IN ('wallet', 'held', 'pending', 'debt')) b
+        HAVING COALESCE(SUM(b.balance), 0) <> 0
         """,
     ),
     (

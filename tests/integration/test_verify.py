@@ -104,6 +104,7 @@ def test_corrupted_wallet_balance_is_reported(gw: Gateway, clock: FixedClock) ->
     corrupt(gw, "UPDATE accounts SET balance = 125 WHERE code = :c", c=wallet)
     assert verify_ledger(engine).problems == [
         f"stored balance differs from its transfers: {wallet}: stored 125, expected 120",
+        "balances do not sum to zero: all accounts: stored 5, expected 0",
         f"wallet or pending balance differs from its lots: {wallet}: stored 125, expected 120",
     ]
 
@@ -117,6 +118,7 @@ def test_corrupted_held_balance_is_reported(gw: Gateway, clock: FixedClock) -> N
     corrupt(gw, "UPDATE accounts SET balance = 0 WHERE code = :c", c=held)
     assert verify_ledger(engine).problems == [
         f"stored balance differs from its transfers: {held}: stored 0, expected 60",
+        "balances do not sum to zero: all accounts: stored -60, expected 0",
         f"held balance differs from open holds: {held}: stored 0, expected 60",
     ]
 
@@ -171,4 +173,25 @@ def test_cli_verify_exit_codes(tmp_path: Path, gw: Gateway, clock: FixedClock) -
     broken = run_cli(db)
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert f"FAIL stored balance differs from its transfers: {wallet}: stored 3" in broken.stdout
-    assert "6 checks, 2 problems" in broken.stdout
+    assert "balances do not sum to zero: all accounts: stored 3, expected 0" in broken.stdout
+    assert "6 checks, 3 problems" in broken.stdout
+
+
+def test_zero_sum_check_catches_a_drifted_balance_on_its_own(tmp_path: Path) -> None:
+    """The zero-sum check is not a tautology: with check 1 (stored vs transfers) left aside,
+    a stored member balance that drifted still makes all balances sum to non-zero."""
+    from gateway.ledger.verify import _CHECKS
+
+    gw = make_gateway(tmp_path)
+    clock = gw.services.clock
+    enrol_customer(gw.services.engine, clock, "grocery", "z-1")
+    earn_points(gw.services.ledger, EarnPoints("grocery", "z-1", Money(50000, "UAH"), "store",
+                                               "z-p1", "z-k1"))
+    title, sql = next(c for c in _CHECKS if c[0] == "balances do not sum to zero")
+    with gw.services.engine.connect() as conn:
+        assert conn.execute(text(sql)).all() == []
+    with gw.services.engine.begin() as conn:
+        conn.execute(text("UPDATE accounts SET balance = balance + 7 WHERE kind = 'wallet'"))
+    with gw.services.engine.connect() as conn:
+        assert conn.execute(text(sql)).all() == [("all accounts", 7, 0)]
+    assert title in " ".join(verify_ledger(gw.services.engine).problems)
