@@ -42,14 +42,6 @@ def _services() -> Any:
     return build().services
 
 
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -117,7 +109,9 @@ def cmd_expire(_: argparse.Namespace) -> int:
     from gateway.jobs import run_expiry
 
     gateway = build()
-    written = run_expiry(gateway.services.ledger, progress=_progress)
+    from gateway.settlement.cli import progress_bar
+
+    written = run_expiry(gateway.services.ledger, progress=progress_bar(sys.stderr))
     print(f"{written} expiry operations written")
     return 0
 

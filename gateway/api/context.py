@@ -50,6 +50,10 @@ class Context:
             raise Forbidden("a partner-bound token")
         return self.principal.partner_id
 
+    @property
+    def max_lines(self) -> int:
+        return self.services.settings.limits.max_list_items
+
     def require(self, scope: str) -> None:
         if not self.principal.has(scope):
             raise Forbidden(scope)

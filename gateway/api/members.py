@@ -44,9 +44,10 @@ class Member:
     async def history(
         self, info: Info[Context, None], first: int = 20, after: str | None = None
     ) -> OperationConnection:
-        if not 1 <= first <= MAX_PAGE:
-            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
         c = info.context
+        cap = min(MAX_PAGE, c.services.settings.limits.max_page_size)
+        if not 1 <= first <= cap:
+            raise InvalidInput(f"first must be between 1 and {cap}", field="first")
         page = await c.run(service.member_history, c.services.engine, self.partner_id,
                            str(self.member_id), first, after)
         edges = [OperationEdge(cursor=encode_cursor(v.id), node=Operation.of(v))

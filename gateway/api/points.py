@@ -44,9 +44,9 @@ class EarnPointsInput:
         default=None, description="When the sale happened, if not now (late store uploads)."
     )
 
-    def to_command(self, partner_id: str) -> m.EarnPoints:
-        if len(self.lines) > MAX_LINES:
-            raise InvalidInput(f"at most {MAX_LINES} lines per purchase", field="lines")
+    def to_command(self, partner_id: str, max_lines: int = MAX_LINES) -> m.EarnPoints:
+        if len(self.lines) > max_lines:
+            raise InvalidInput(f"at most {max_lines} lines per purchase", field="lines")
         lines = tuple(m.PurchaseLine(li.amount_minor, li.category, li.quantity_milli)
                       for li in self.lines)
         return m.EarnPoints(
@@ -242,7 +242,8 @@ class PointsQueries:
 
         async def run() -> PreviewEarnSuccess:
             c.require("points:earn")
-            q = await c.run(service.preview_earn, c.services.ledger, input.to_command(c.partner_id))
+            cmd = input.to_command(c.partner_id, c.max_lines)
+            q = await c.run(service.preview_earn, c.services.ledger, cmd)
             return PreviewEarnSuccess(points=q.points, uncapped_points=q.uncapped_points,
                                       capped_by=q.capped_by, rule_version=q.rule_version,
                                       explanation=list(q.explanation))
@@ -261,7 +262,8 @@ class PointsMutations:
 
         async def run() -> EarnPointsSuccess:
             c.require("points:earn")
-            r = await c.run(service.earn_points, c.services.ledger, input.to_command(c.partner_id))
+            cmd = input.to_command(c.partner_id, c.max_lines)
+            r = await c.run(service.earn_points, c.services.ledger, cmd)
             return EarnPointsSuccess(
                 operation_id=strawberry.ID(r.operation_id), points=r.points,
                 rule_version=r.rule_version, explanation=list(r.explanation),

@@ -512,3 +512,25 @@ def test_gcra_default_limit_gives_the_whole_burst() -> None:
 def test_gcra_rejects_a_non_positive_rate() -> None:
     with pytest.raises(ValueError, match="per_minute must be positive"):
         InProcessRateLimiter(0)
+
+
+async def test_configured_page_and_list_caps_are_enforced(tmp_path: Path) -> None:
+    """The caps come from Settings.limits, not from constants: lower them and they bite."""
+    from tests.support.harness import make_gateway, partner_api
+
+    gw = make_gateway(tmp_path, limits=Limits(max_page_size=5, max_list_items=3,
+                                              rate_limit_per_minute=1_000_000))
+    api = await partner_api(gw, "grocery")
+    await api.gql('mutation { enrolCustomer(input: {customerId: "c-1"}) { __typename } }')
+    history = 'query($n: Int!) { member(customerId: "c-1") { ... on Member { '
+    history += "history(first: $n) { edges { cursor } } } } }"
+    assert (await api.gql(history, {"n": 5}))["member"]["history"]["edges"] == []
+    body = (await api.post(history, {"n": 6})).json()
+    assert body["errors"][0]["message"] == "first must be between 1 and 5"
+    earn = """mutation($lines: [LineItemInput!]!) { earnPoints(input: {customerId: "c-1",
+      amount: {amountMinor: 400, currency: "UAH"}, channel: STORE, purchaseId: "p-1",
+      idempotencyKey: "k-1", lines: $lines}) { __typename ... on Error { message field } } }"""
+    four = [{"amountMinor": 100}] * 4
+    result = (await api.gql(earn, {"lines": four}))["earnPoints"]
+    assert result == {"__typename": "InvalidInputError",
+                      "message": "at most 3 lines per purchase", "field": "lines"}
