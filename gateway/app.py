@@ -17,10 +17,11 @@ from gateway.api.settlement import settlement_page
 from gateway.api.view import GatewayGraphQL
 from gateway.auth.endpoints import auth_routes
 from gateway.auth.service import AuthService
+from gateway.backends import Backends, build_backends
 from gateway.core.clock import Clock, SystemClock
 from gateway.db.engine import create_schema, make_engine
 from gateway.ledger.context import LedgerContext
-from gateway.limits import InProcessRateLimiter, RateLimiter
+from gateway.limits import RateLimiter
 from gateway.rules.store import RuleBook, sync_catalog
 from gateway.settings import Settings
 from partners.registry import Registry
@@ -33,6 +34,7 @@ class Gateway:
     app: Starlette
     services: Services
     auth: AuthService
+    backends: Backends
 
 
 def build(
@@ -51,13 +53,15 @@ def build(
     catalog = Registry.from_catalog(settings.catalog_dir)
     sync_catalog(engine, catalog, clock)
     rules = RuleBook(engine, catalog)
+    backends = build_backends(settings, engine, clock)
+    if limiter is not None:
+        backends.limiter = limiter
     services = Services(
         settings=settings, engine=engine, clock=clock, rules=rules,
-        ledger=LedgerContext(engine=engine, rules=rules, clock=clock),
+        ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks),
     )
-    auth = AuthService(engine, settings, clock)
-    limiter = limiter or InProcessRateLimiter(settings.limits.rate_limit_per_minute)
-    graphql = GatewayGraphQL(build_schema(settings), services, auth, limiter)
+    auth = AuthService(engine, settings, clock, revocations=backends.revocations)
+    graphql = GatewayGraphQL(build_schema(settings), services, auth, backends.limiter)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -77,7 +81,8 @@ def build(
         Route("/readyz", readyz),
         settlement_page(services, auth),
     ]
-    return Gateway(app=Starlette(routes=routes), services=services, auth=auth)
+    return Gateway(app=Starlette(routes=routes), services=services, auth=auth,
+                   backends=backends)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -37,7 +37,11 @@ class Limits:
     max_batch_operations    10         operations in one batch when batching is on (400 above).
     rate_limit_per_minute   600        per OAuth client, GCRA with a burst of a tenth of a
                                        minute: HTTP 429 ``RATE_LIMITED`` with ``Retry-After``.
+    rate_limit_burst        None       requests admitted at once; None is a tenth of a minute's
+                                       allowance (60 at the default rate).
     ======================  =========  ==========================================================
+
+    Each is read from ``GATEWAY_<NAME>`` (upper case) by ``Settings.from_env``.
 
     Not limits but set with them by ``Settings.production``: introspection and the
     "Did you mean ...?" hints of validation errors are off in production, on otherwise.
@@ -52,6 +56,7 @@ class Limits:
     allow_batching: bool = False
     max_batch_operations: int = 10
     rate_limit_per_minute: int = 600
+    rate_limit_burst: int | None = None  # None: a tenth of a minute's allowance
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,14 @@ class Settings:
     demo: bool = False
     settlement_currency: str = "EUR"
     limits: Limits = field(default_factory=Limits)
+    # Production backends (issue 5). Keys in Redis start with ``redis_prefix`` so several
+    # gateways (or test runs) can share one server. ``redis_failure_mode`` is what rate limits
+    # do while Redis is unreachable: "open" admits the request, "closed" answers 503. Points
+    # never depend on Redis either way (the database decides idempotency and balances).
+    redis_prefix: str = "gw:"
+    redis_failure_mode: str = "open"
+    workers: int = 1
+    log_json: bool = True
 
     @property
     def introspection_enabled(self) -> bool:
@@ -75,12 +88,24 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         defaults = cls()
+        burst = env.get("GATEWAY_RATE_LIMIT_BURST")
         limits = Limits(
+            max_depth=int(env.get("GATEWAY_MAX_DEPTH", Limits.max_depth)),
+            max_tokens=int(env.get("GATEWAY_MAX_TOKENS", Limits.max_tokens)),
+            max_aliases=int(env.get("GATEWAY_MAX_ALIASES", Limits.max_aliases)),
+            max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES", Limits.max_body_bytes)),
+            max_page_size=int(env.get("GATEWAY_MAX_PAGE_SIZE", Limits.max_page_size)),
+            max_list_items=int(env.get("GATEWAY_MAX_LIST_ITEMS", Limits.max_list_items)),
             rate_limit_per_minute=int(
                 env.get("GATEWAY_RATE_LIMIT_PER_MINUTE", Limits.rate_limit_per_minute)
             ),
+            rate_limit_burst=int(burst) if burst else None,
             allow_batching=env.get("GATEWAY_ALLOW_BATCHING", "0") == "1",
         )
+        failure_mode = env.get("GATEWAY_REDIS_FAILURE_MODE", "open")
+        if failure_mode not in ("open", "closed"):
+            raise ValueError("GATEWAY_REDIS_FAILURE_MODE must be 'open' or 'closed', "
+                             f"not {failure_mode!r}")
         return cls(
             database_url=env.get("DATABASE_URL", defaults.database_url),
             redis_url=env.get("REDIS_URL") or None,
@@ -91,4 +116,8 @@ class Settings:
             production=env.get("GATEWAY_ENV", "development") == "production",
             settlement_currency=env.get("GATEWAY_SETTLEMENT_CURRENCY", "EUR"),
             limits=limits,
+            redis_prefix=env.get("GATEWAY_REDIS_PREFIX", defaults.redis_prefix),
+            redis_failure_mode=failure_mode,
+            workers=int(env.get("GATEWAY_WORKERS", defaults.workers)),
+            log_json=env.get("GATEWAY_LOG_FORMAT", "json") == "json",
         )

@@ -4,7 +4,7 @@ steps (resolve the member, replay an idempotent request, record an operation).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.core.clock import Clock
 from gateway.core.errors import CurrencyMismatch, IdempotencyKeyReused, InvalidInput, UnknownMember
 from gateway.core.ids import new_id
+from gateway.core.locks import InProcessKeyLocks, KeyLocks
 from gateway.core.money import Money
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.model import (
@@ -58,8 +59,11 @@ class LedgerContext:
     engine: Engine
     rules: RuleSource
     clock: Clock
-    # Called by a unit of work that committed; the API layer uses it for metrics later.
+    # Called with (operation kind, partner id) after a command commits (not on replays): the
+    # app counts operations by kind and partner for /metrics.
     on_commit: Callable[[str, str], None] | None = None
+    # In-flight idempotency locks (in process, or Redis with REDIS_URL); see gateway.core.locks.
+    locks: KeyLocks = field(default_factory=InProcessKeyLocks)
 
 
 @dataclass
@@ -88,6 +92,18 @@ def run_command(
             f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey"
         )
     fingerprint = request_hash(command)
+    with ctx.locks.hold(f"idem:{partner_id}:{key}"):
+        return _run_once(ctx, partner_id, key, fingerprint, result_type, body)
+
+
+def _run_once(
+    ctx: LedgerContext,
+    partner_id: str,
+    key: str,
+    fingerprint: str,
+    result_type: type[R],
+    body: Callable[[Tx, str], R],
+) -> R:
     for attempt in range(3):
         try:
             with UnitOfWork(ctx.engine, write=True) as uow:
@@ -101,6 +117,8 @@ def run_command(
                     return from_json(result_type, existing.result)
                 result = body(tx, fingerprint)
                 uow.commit()
+                if ctx.on_commit is not None:
+                    ctx.on_commit(_KIND_OF_RESULT.get(result_type, "other"), partner_id)
                 return result
         except IntegrityError:
             if attempt == 2:

@@ -5,7 +5,9 @@ Used by tests/api, tests/integration, tests/property and tests/contract."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from gateway.app import Gateway, build
 from gateway.auth.scopes import DEFAULT_ALLOWANCE
 from gateway.core.clock import FixedClock
 from gateway.db import tables as t
-from gateway.limits import InProcessRateLimiter
+from gateway.db.engine import create_schema, make_engine
 from gateway.settings import Limits, Settings
+from tests.support import servers
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 PARTNER_SCOPES = DEFAULT_ALLOWANCE["partner"]
@@ -28,17 +31,77 @@ LEDGER_TABLES = (t.transfers, t.operations, t.lots, t.lot_movements, t.holds, t.
                  t.members, t.linked_accounts)
 
 
+# Which backends this run uses: the suites run once on the embedded default (SQLite, in-process
+# limits) and once on the production backends (GATEWAY_TEST_BACKEND=postgresql,
+# GATEWAY_TEST_REDIS=1); see dev.py. A test that needs one backend asks ``BACKEND``.
+BACKEND = os.environ.get("GATEWAY_TEST_BACKEND", "sqlite")
+USE_REDIS = os.environ.get("GATEWAY_TEST_REDIS", "0") == "1"
+if BACKEND not in ("sqlite", "postgresql"):
+    raise RuntimeError(f"GATEWAY_TEST_BACKEND must be sqlite or postgresql, not {BACKEND!r}")
+
+_template: str | None = None
+_databases: list[str] = []
+_engines: list[Engine] = []
+_prefixes = itertools.count()
+
+
+def database_url(tmp_path: Path) -> str:
+    """A fresh, empty-but-migrated database for one test on this run's backend."""
+    global _template
+    if BACKEND == "sqlite":
+        return f"sqlite:///{tmp_path / 'gateway.db'}"
+    server = servers.postgres()
+    if _template is None:  # migrate once, then copy (CREATE DATABASE ... TEMPLATE is fast)
+        name = server.create_database()
+        engine = make_engine(server.url(name))
+        create_schema(engine)
+        engine.dispose()
+        _template = name
+    name = server.create_database(template=_template)
+    _databases.append(name)
+    return server.url(name)
+
+
+def track(engine: Engine) -> Engine:
+    """Dispose of this engine when the test ends (PostgreSQL has a connection cap)."""
+    _engines.append(engine)
+    return engine
+
+
+def release_databases() -> None:
+    """Called after every test by tests/conftest.py."""
+    while _engines:
+        _engines.pop().dispose()
+    while _databases:
+        servers.postgres().drop_database(_databases.pop())
+
+
+def redis_settings() -> dict[str, Any]:
+    if not USE_REDIS:
+        return {}
+    return {"redis_url": servers.redis().url, "redis_prefix": f"t{os.getpid()}.{next(_prefixes)}:"}
+
+
+def test_settings(tmp_path: Path, *, limits: Limits | None = None, production: bool = False,
+                  **overrides: Any) -> Settings:
+    per_minute = 1_000_000
+    values: dict[str, Any] = {
+        "database_url": database_url(tmp_path),
+        "issuer": "https://gateway.test",
+        "production": production,
+        "limits": limits or Limits(rate_limit_per_minute=per_minute, rate_limit_burst=per_minute),
+        **redis_settings(),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
 def make_gateway(tmp_path: Path, *, clock: FixedClock | None = None,
                  limits: Limits | None = None, production: bool = False) -> Gateway:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
-        issuer="https://gateway.test",
-        production=production,
-        limits=limits or Limits(rate_limit_per_minute=1_000_000),
-    )
-    return build(settings, clock=clock or FixedClock(NOW),
-                 limiter=InProcessRateLimiter(settings.limits.rate_limit_per_minute,
-                                              burst=settings.limits.rate_limit_per_minute))
+    settings = test_settings(tmp_path, limits=limits, production=production)
+    gateway = build(settings, clock=clock or FixedClock(NOW))
+    track(gateway.services.engine)
+    return gateway
 
 
 @dataclass

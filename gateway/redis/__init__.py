@@ -1,0 +1,1 @@
+"""Redis implementations of the shared-state backends (see gateway.backends)."""
