@@ -11,9 +11,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
-from gateway.db.guards import install_guards
-from gateway.db.tables import metadata
-
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
@@ -49,9 +46,10 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
     return engine
 
 
-
 def create_schema(engine: Engine) -> None:
-    """Create every table and install the append-only guards (idempotent)."""
-    with engine.begin() as conn:
-        metadata.create_all(conn)
-        install_guards(conn)
+    """Bring the database to the newest migration (the name predates Alembic; callers keep it).
+
+    Cheap at the head (one query); see ``gateway.db.migrate``."""
+    from gateway.db.migrate import upgrade  # Alembic is imported only by code that migrates
+
+    upgrade(engine)

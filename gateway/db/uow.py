@@ -6,9 +6,29 @@ row (``LedgerRepository.lock_member``). Repositories never commit; the service d
 
 from __future__ import annotations
 
+import threading
+import weakref
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
+
+# One writer lock per SQLite engine. SQLite admits one writer at a time anyway; without this,
+# the threads of one process wait for each other inside SQLite's busy handler, which sleeps and
+# polls (up to 100 ms a turn, no queue), so under load some requests starve for seconds. A
+# Python lock queues them instead. Other processes on the same file still meet the busy
+# handler, which is why SQLite is served with one worker (docs/deployment.md).
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    with _WRITERS_GUARD:
+        lock = _WRITERS.get(engine)
+        if lock is None:
+            lock = _WRITERS[engine] = threading.RLock()
+        return lock
 
 
 class UnitOfWork:
@@ -17,6 +37,7 @@ class UnitOfWork:
         self._write = write
         self._conn: Connection | None = None
         self._committed = False
+        self._lock = _writer_lock(engine) if write else None
 
     @property
     def conn(self) -> Connection:
@@ -26,8 +47,18 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         mode = "IMMEDIATE" if self._write else "DEFERRED"
-        self._conn = self._engine.connect().execution_options(sqlite_begin=mode)
-        self._conn.begin()
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self._conn = self._engine.connect().execution_options(sqlite_begin=mode)
+            self._conn.begin()
+        except BaseException:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._lock is not None:
+                self._lock.release()
+            raise
         return self
 
     def commit(self) -> None:
@@ -47,3 +78,5 @@ class UnitOfWork:
         finally:
             conn.close()
             self._conn = None
+            if self._lock is not None:
+                self._lock.release()
