@@ -3,15 +3,21 @@
 
 Creates ``.venv`` on first use, installs the project (``pip install -e .[test]``) again whenever
 ``pyproject.toml`` changes, then runs the gateway or the whole test suite: ruff, mypy (strict),
-import-linter contracts, then pytest."""
+import-linter contracts, then pytest in two passes: (1) every suite on the embedded backends
+(SQLite, in-process limits and locks), (2) every suite that touches storage again on the
+production backends, a throwaway PostgreSQL and Redis the tests start themselves
+(``GATEWAY_TEST_BACKEND=postgresql GATEWAY_TEST_REDIS=1``). A backend that cannot start fails
+pass 2 loudly (exit code 3, tests/conftest.py). Extra arguments go to both pytest passes."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -38,17 +44,27 @@ def ensure_env() -> None:
 
 
 # Debian packages the tests drive for real: Chromium renders the settlement report's charts,
-# curl replays the README quick start. Installed when missing and we are root (CI is).
-SYSTEM_PACKAGES = {"chromium": "chromium", "curl": "curl"}
+# curl replays the README quick start, PostgreSQL and Redis are pass 2's backends (the tests
+# start throwaway servers: tests/support/servers.py). Installed when missing and we are root
+# (CI is). Debian keeps PostgreSQL's programs off PATH, in /usr/lib/postgresql/<version>/bin.
+SYSTEM_PACKAGES = {"chromium": "chromium", "curl": "curl", "initdb": "postgresql",
+                   "redis-server": "redis-server"}
+
+
+def have_tool(tool: str) -> bool:
+    if tool == "initdb" and glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        return True
+    return shutil.which(tool) is not None
 
 
 def ensure_system_packages() -> None:
-    missing = [pkg for tool, pkg in SYSTEM_PACKAGES.items() if shutil.which(tool) is None]
+    missing = [pkg for tool, pkg in SYSTEM_PACKAGES.items() if not have_tool(tool)]
     if not missing:
         return
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         print(f"WARNING: {', '.join(missing)} missing and cannot be installed here "
-              "(needs root and apt-get): the tests that need them will be SKIPPED", flush=True)
+              "(needs root and apt-get): the tests that need a browser or curl will be "
+              "SKIPPED; without PostgreSQL or Redis pass 2 FAILS", flush=True)
         return
     print(f"installing {', '.join(missing)} with apt-get ...", flush=True)
     quiet = {"stdout": subprocess.DEVNULL}
@@ -68,19 +84,36 @@ def serve(args: list[str]) -> None:
     os.execv(str(PY), [str(PY), "-m", "gateway", "serve", "--demo", *args])
 
 
+# Pass 2 runs every suite that touches storage; these do not (pure functions, files on disk).
+NO_STORAGE = ["tests/unit", "tests/contract/test_sdl.py"]
+
+
 def test(args: list[str]) -> None:
     ensure_env()
     ensure_system_packages()
-    steps = [
+    production = {"GATEWAY_TEST_BACKEND": "postgresql",
+                  # The Redis backends can be left out while they are being built (=0).
+                  "GATEWAY_TEST_REDIS": os.environ.get("GATEWAY_TEST_REDIS", "1")}
+    ignore = [f"--ignore={path}" for path in NO_STORAGE]
+    embedded = {"GATEWAY_TEST_BACKEND": "sqlite", "GATEWAY_TEST_REDIS": "0"}
+    steps: list[tuple[str, list[str], dict[str, str]]] = [
         ("ruff", [str(BIN / "ruff"), "check", "gateway", "partners", "tests", "benchmarks",
-                  "dev.py"]),
-        ("mypy", [str(BIN / "mypy")]),
-        ("import contracts", [str(BIN / "lint-imports")]),
-        ("pytest", [str(PY), "-m", "pytest", *args]),
+                  "dev.py"], {}),
+        ("mypy", [str(BIN / "mypy")], {}),
+        ("import contracts", [str(BIN / "lint-imports")], {}),
+        ("pytest pass 1 of 2: SQLite, in-process limits and locks",
+         [str(PY), "-m", "pytest", *args], embedded),
+        ("pytest pass 2 of 2: PostgreSQL"
+         + (" + Redis" if production["GATEWAY_TEST_REDIS"] == "1" else " (Redis OFF)")
+         + f", suites touching storage (not {', '.join(NO_STORAGE)})",
+         [str(PY), "-m", "pytest", *ignore, *args], production),
     ]
-    for name, cmd in steps:
-        print(f"==> {name}", flush=True)
-        run(cmd)
+    for name, cmd, env in steps:
+        settings = " ".join(f"{k}={v}" for k, v in env.items())
+        print(f"\n==> {name}" + (f"\n    {settings}" if settings else ""), flush=True)
+        started = time.monotonic()
+        run(cmd, env={**os.environ, **env})
+        print(f"==> {name.split(':')[0]}: ok in {time.monotonic() - started:.0f} s", flush=True)
 
 
 def main() -> None:

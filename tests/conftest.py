@@ -33,7 +33,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     servers.stop_all()
 
 
+# Autouse fixtures are set up first within their scope, so each mark is taken before any
+# fixture of that scope makes a database, and released after all of them are torn down.
+@pytest.fixture(autouse=True, scope="session")
+def _release_session_databases() -> Iterator[None]:
+    since = harness.mark()
+    yield
+    harness.release_databases(since)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_module_databases() -> Iterator[None]:
+    since = harness.mark()
+    yield
+    harness.release_databases(since)
+
+
 @pytest.fixture(autouse=True)
 def _release_databases() -> Iterator[None]:
+    since = harness.mark()
     yield
-    harness.release_databases()
+    harness.release_databases(since)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, Table, insert, text
 
 from gateway.db.tables import audit_log
 
@@ -19,9 +19,16 @@ JsonScalar = str | int | bool | None
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A committed-on-success write transaction (``BEGIN IMMEDIATE`` on SQLite, see db.engine)."""
+def write_transaction(engine: Engine, *, exclusive: Table | None = None) -> Iterator[Connection]:
+    """A committed-on-success write transaction (``BEGIN IMMEDIATE`` on SQLite, see db.engine).
+
+    ``exclusive``: on PostgreSQL, first lock this table against other such writers (SHARE ROW
+    EXCLUSIVE conflicts with itself and with writes, not with plain reads), for a check-then-
+    insert no constraint covers, e.g. "create a signing key unless one is active". SQLite's
+    ``BEGIN IMMEDIATE`` already serialises every writer."""
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        if exclusive is not None and conn.dialect.name == "postgresql":
+            conn.execute(text(f"LOCK TABLE {exclusive.name} IN SHARE ROW EXCLUSIVE MODE"))
         yield conn
 
 

@@ -128,9 +128,13 @@ class ClientRegistry:
 
     def get(self, client_id: str) -> OAuthClient | None:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(oauth_clients).where(oauth_clients.c.client_id == client_id)
-            ).first()
+            return self.get_in(conn, client_id)
+
+    @staticmethod
+    def get_in(conn: Connection, client_id: str) -> OAuthClient | None:
+        row = conn.execute(
+            select(oauth_clients).where(oauth_clients.c.client_id == client_id)
+        ).first()
         return None if row is None else _from_row(row)
 
     def list(self) -> list[OAuthClient]:
@@ -286,7 +290,9 @@ def ensure_demo_client(
         "secret_hash": hash_secret(secret),
         "allowed_scopes": scope_list.format_scope(allowed),
     }
-    with write_transaction(engine) as conn:
+    # Several workers may start at once: re-read with the table locked, so only one inserts.
+    with write_transaction(engine, exclusive=oauth_clients) as conn:
+        current = registry.get_in(conn, client_id)
         if current is None:
             conn.execute(
                 insert(oauth_clients).values(client_id=client_id, created_at=now, **values)

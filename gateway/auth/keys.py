@@ -82,7 +82,7 @@ class KeyStore:
             active = self._active()
             if active is not None:
                 return active
-            with write_transaction(self._engine) as conn:
+            with write_transaction(self._engine, exclusive=signing_keys) as conn:
                 # Another worker may have created one since we loaded: re-read under the lock.
                 row = conn.execute(
                     select(signing_keys.c.kid).where(signing_keys.c.retired_at.is_(None))
@@ -96,7 +96,7 @@ class KeyStore:
 
     def rotate(self, *, actor: str) -> StoredKey:
         """Retire every signing key and create a new one; returns the new key."""
-        with self._lock, write_transaction(self._engine) as conn:
+        with self._lock, write_transaction(self._engine, exclusive=signing_keys) as conn:
             now = self._clock.now()
             retired = [
                 row.kid

@@ -29,6 +29,7 @@ from gateway.ledger.model import (
     to_json,
 )
 from gateway.ledger.repository import LedgerRepository
+from gateway.ledger.retry import retrying
 from gateway.members.repository import MemberRepository
 from partners.config import PartnerDefinition, RuleVersion
 
@@ -85,7 +86,8 @@ def run_command(
 ) -> R:
     """Run ``body`` once per (partner, idempotency key): a replay returns the stored result,
     a reused key with another request is refused, and a concurrent duplicate that loses the
-    race on the UNIQUE constraint is retried as a replay (guarantee 5)."""
+    race on the UNIQUE constraint is retried as a replay (guarantee 5). A transaction that
+    PostgreSQL aborts as a deadlock or serialisation failure is run again whole."""
     key: str = command.idempotency_key
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInput(
@@ -93,7 +95,14 @@ def run_command(
         )
     fingerprint = request_hash(command)
     with ctx.locks.hold(f"idem:{partner_id}:{key}"):
-        return _run_once(ctx, partner_id, key, fingerprint, result_type, body)
+        return retrying(lambda: _run_once(ctx, partner_id, key, fingerprint, result_type, body))
+
+
+def _replay(existing: Any, fingerprint: str, result_type: type[R], key: str) -> R:
+    expected_kind = _KIND_OF_RESULT.get(result_type, existing.kind)
+    if existing.request_hash != fingerprint or existing.kind != expected_kind:
+        raise IdempotencyKeyReused(key)
+    return from_json(result_type, existing.result)
 
 
 def _run_once(
@@ -109,12 +118,10 @@ def _run_once(
             with UnitOfWork(ctx.engine, write=True) as uow:
                 tx = Tx(uow, LedgerRepository(uow.conn), MemberRepository(uow.conn),
                         ctx.clock.now())
+                tx.ledger.lock_key(partner_id, key)
                 existing = tx.ledger.find_by_key(partner_id, key)
                 if existing is not None:
-                    expected_kind = _KIND_OF_RESULT.get(result_type, existing.kind)
-                    if existing.request_hash != fingerprint or existing.kind != expected_kind:
-                        raise IdempotencyKeyReused(key)
-                    return from_json(result_type, existing.result)
+                    return _replay(existing, fingerprint, result_type, key)
                 result = body(tx, fingerprint)
                 uow.commit()
                 if ctx.on_commit is not None:

@@ -139,11 +139,14 @@ def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
 
 def _open_hold(tx: Tx, partner_id: str, hold_id: str, *, expired_is_settled: bool = True) -> Any:
     # Another partner's hold is answered exactly like a missing one (DESIGN §8).
-    hold = tx.uow.conn.execute(
-        select(holds).where(holds.c.id == hold_id, holds.c.partner_id == partner_id)
-    ).first()
-    if hold is None:
+    where = (holds.c.id == hold_id, holds.c.partner_id == partner_id)
+    member_id = tx.uow.conn.execute(select(holds.c.member_id).where(*where)).scalar()
+    if member_id is None:
         raise NotFound(f"no hold {hold_id!r} at this partner", field="holdId")
+    # Every change of a hold's status (capture, void, expiry) happens under its member's lock:
+    # read the status only once that lock is ours, or two captures could both see it open.
+    tx.ledger.lock_member(str(member_id))
+    hold = tx.uow.conn.execute(select(holds).where(*where)).one()
     # A capture of a lapsed hold is HOLD_EXPIRED whether or not housekeeping has released it
     # yet; void's result type has no HOLD_EXPIRED, so there it stays "already settled".
     if hold.status == "expired" and not expired_is_settled:

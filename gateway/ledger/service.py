@@ -57,6 +57,7 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
         occurred_at = _occurred_at(cmd.occurred_at, tx.now)
         rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
+        tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
         if tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"]):
             raise PurchaseAlreadyRecorded(
                 f"purchase {cmd.purchase_id!r} already earned points; to correct it, return it",
@@ -198,6 +199,9 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         raise InvalidAmount("amount returned must be positive", field="amount")
 
     def body(tx: Tx, fingerprint: str) -> Returned:
+        # Locks before reads: earlier returns and spends are read with the purchase and the
+        # member locked, so two returns of one purchase cannot both reverse the same part.
+        tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
         earns = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"])
         if not earns:
             raise NotFound(f"no purchase {cmd.purchase_id!r} earned points at this partner",
@@ -205,6 +209,7 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         earn = earns[0]
         member_id = earn.member_id
         assert member_id is not None and earn.amount_minor is not None
+        tx.ledger.lock_member(member_id)
         total = earn.amount_minor
         prior_ops = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["return"])
         prior = [from_json(Returned, r.result) for r in prior_ops]
@@ -227,7 +232,6 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             p.points_reversed + p.points_owed + p.points_unrecovered for p in prior)
         refund = proportional_points(spent, returned_total, total, Rounding.FLOOR) - sum(
             p.points_refunded for p in prior)
-        tx.ledger.lock_member(member_id)
         sweep_member(tx, member_id)
         op = operation_id()
         accounts = tx.ledger.member_accounts(member_id)

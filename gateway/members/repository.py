@@ -33,6 +33,14 @@ class MemberRepository:
         found = self.conn.execute(select(members.c.id).where(members.c.id == member_id)).first()
         return found is not None
 
+    def lock(self, member_id: str) -> bool:
+        """Whether the member exists; on PostgreSQL its row stays locked until the transaction
+        ends (SQLite's write transactions are serialised whole already)."""
+        query = select(members.c.id).where(members.c.id == member_id)
+        if self.conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        return self.conn.execute(query).first() is not None
+
     def create(self, member_id: str, at: datetime) -> None:
         self.conn.execute(insert(members), {"id": member_id, "created_at": at})
 

@@ -7,11 +7,12 @@ for it."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, case, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
 from gateway.core.errors import AlreadyLinked, InvalidInput, UnknownMember
@@ -21,6 +22,7 @@ from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
 from gateway.ledger.model import Balance
 from gateway.ledger.repository import LedgerRepository
+from gateway.ledger.retry import retrying
 from gateway.members.repository import MemberRepository
 
 MAX_CUSTOMER_ID = 128
@@ -69,6 +71,10 @@ def enrol_customer(engine: Engine, clock: Clock, partner_id: str, customer_id: s
     customer that is already linked returns that membership (``created`` false): retries are
     safe without a key."""
     _check_customer_id(customer_id)
+    return _retried(lambda: _enrol(engine, clock, partner_id, customer_id))
+
+
+def _enrol(engine: Engine, clock: Clock, partner_id: str, customer_id: str) -> Membership:
     with UnitOfWork(engine) as uow:
         repo, now = MemberRepository(uow.conn), clock.now()
         existing = repo.member_for_customer(partner_id, customer_id)
@@ -89,9 +95,16 @@ def link_customer(
 ) -> Membership:
     """Partner-asserted link of this partner's customer to an existing coalition member."""
     _check_customer_id(customer_id)
+    return _retried(lambda: _link(engine, clock, partner_id, customer_id, member_id))
+
+
+def _link(engine: Engine, clock: Clock, partner_id: str, customer_id: str,
+          member_id: str) -> Membership:
     with UnitOfWork(engine) as uow:
         repo, now = MemberRepository(uow.conn), clock.now()
-        if not repo.exists(member_id):
+        # Locked first, so two links of one member at one partner (under two customer ids)
+        # cannot both find it unlinked there: nothing in the schema forbids the second row.
+        if not repo.lock(member_id):
             raise UnknownMember(f"no coalition member {member_id!r}", field="memberId")
         current = repo.member_for_customer(partner_id, customer_id)
         if current == member_id:
@@ -110,6 +123,20 @@ def link_customer(
         repo.link(partner_id, customer_id, member_id, now)
         uow.commit()
         return Membership(member_id, customer_id, partner_id, now, created=True)
+
+
+def _retried(unit: Callable[[], Membership]) -> Membership:
+    """Enrol and link check, then insert a link: a concurrent twin that inserted the same link
+    first makes ours fail on the primary key. Run again, the check finds the twin's link and
+    answers as a retry would (the same membership, or ALREADY_LINKED). Deadlocks and
+    serialisation failures are retried too (gateway.ledger.retry)."""
+    for attempt in range(3):
+        try:
+            return retrying(unit)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def find_membership(engine: Engine, partner_id: str, customer_id: str) -> Membership | None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, insert, text
 
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.db.tables import audit_log
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.context import RuleSource
+from gateway.ledger.retry import retrying
 from gateway.settlement import pricing
 from gateway.settlement.errors import PeriodClosed, SettlementUnbalanced
 from gateway.settlement.model import (
@@ -219,12 +221,39 @@ def _coalition(rules: RuleSource, period: Period, currency: str,
 
 
 # --- the commands -------------------------------------------------------------------------------
+@contextmanager
+def _snapshot_transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """One transaction whose every statement reads the same snapshot of the ledger.
+
+    A report is a dozen statements; under PostgreSQL's default READ COMMITTED each would see
+    the postings committed since the one before, and the figures would not add up. REPEATABLE
+    READ (read only for reports, so a replica can serve them) fixes one snapshot at the first
+    query. A close also locks ``settlement_periods`` first (before the snapshot is taken) so two
+    overlapping closes queue and the second sees the first. SQLite: a read transaction in WAL
+    mode is one snapshot already, and ``BEGIN IMMEDIATE`` serialises the closes."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ",
+                                   postgresql_readonly=not write)
+        else:
+            conn.execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED")
+        with conn.begin():
+            if write and conn.dialect.name == "postgresql":
+                conn.execute(text("LOCK TABLE settlement_periods IN SHARE ROW EXCLUSIVE MODE"))
+            yield conn
+
+
 def settlement_report(engine: Engine, rules: RuleSource, period: Period, currency: str,
                       progress: Progress | None = None) -> Report:
     """The report for ``period``; for a closed period it must reproduce the stored hash."""
-    with UnitOfWork(engine, write=False) as uow:
-        report = build_report(uow.conn, rules, period, currency, progress)
-        for closed in SettlementRepository(uow.conn).closed_periods():
+    return retrying(lambda: _report(engine, rules, period, currency, progress))
+
+
+def _report(engine: Engine, rules: RuleSource, period: Period, currency: str,
+            progress: Progress | None) -> Report:
+    with _snapshot_transaction(engine, write=False) as conn:
+        report = build_report(conn, rules, period, currency, progress)
+        for closed in SettlementRepository(conn).closed_periods():
             if closed.period == period and closed.sha256 != report.sha256:
                 raise SettlementUnbalanced(
                     f"period {closed.id} was closed with hash {closed.sha256} but now "
@@ -237,12 +266,17 @@ def close_period(engine: Engine, rules: RuleSource, clock: Clock, period: Period
                  progress: Progress | None = None) -> ClosedPeriod:
     """Freeze ``period``: store its report and hash. Irreversible; needs a period that has
     ended and overlaps no closed period."""
-    with UnitOfWork(engine) as uow:
+    return retrying(lambda: _close(engine, rules, clock, period, currency, actor, progress))
+
+
+def _close(engine: Engine, rules: RuleSource, clock: Clock, period: Period, currency: str,
+           actor: str, progress: Progress | None) -> ClosedPeriod:
+    with _snapshot_transaction(engine, write=True) as conn:
         now = clock.now()
         if period.end > now:
             raise InvalidInput(f"the period ends {period.end.isoformat()}, in the future; "
                                "only a period that has ended can be closed", field="end")
-        repo = SettlementRepository(uow.conn)
+        repo = SettlementRepository(conn)
         for other in repo.closed_periods():
             if other.period.start < period.end and period.start < other.period.end:
                 same = other.period == period
@@ -251,13 +285,12 @@ def close_period(engine: Engine, rules: RuleSource, clock: Clock, period: Period
                     "a closed period cannot be reopened or changed" if same else
                     f"period {period.id} overlaps closed period {other.id}",
                     period_id=other.id)
-        report = build_report(uow.conn, rules, period, currency, progress)
+        report = build_report(conn, rules, period, currency, progress)
         closed = ClosedPeriod(period.id, period, now, actor, report.sha256)
         repo.insert_closed(closed, report.canonical_json())
-        uow.conn.execute(insert(audit_log), {
+        conn.execute(insert(audit_log), {
             "at": now, "actor": actor, "action": "settlement.closed", "subject": period.id,
             "detail": json.dumps({"sha256": report.sha256})})
-        uow.commit()
     return closed
 
 

@@ -1,11 +1,13 @@
-"""Fixtures for the auth tests: a real in-memory SQLite database, a pinned clock, the real
-AuthService, and an HTTP client speaking to the real Starlette routes over ASGI."""
+"""Fixtures for the auth tests: a real database on this run's backend (a SQLite file, or a
+fresh PostgreSQL database: tests/support/harness.py), a pinned clock, the real AuthService,
+and an HTTP client speaking to the real Starlette routes over ASGI."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from gateway.core.clock import FixedClock
 from gateway.db.engine import create_schema, make_engine
 from gateway.db.tables import audit_log, metadata, partners
 from gateway.settings import Settings
+from tests.support import harness
 
 ISSUER = "https://auth.coalition.test"
 AUDIENCE = "coalition-gateway"
@@ -37,9 +40,9 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def engine() -> Engine:
-    engine = make_engine("sqlite://")
-    create_schema(engine)
+def engine(tmp_path: Path) -> Engine:
+    engine = harness.track(make_engine(harness.database_url(tmp_path)))
+    create_schema(engine)  # SQLite files start empty; a PostgreSQL copy is migrated already
     with engine.begin() as conn:
         for partner_id, name in (("shop", "Corner Shop"), ("fuel", "Fuel Co")):
             conn.execute(

@@ -1,13 +1,20 @@
-"""Races on a real SQLite file with real threads: every call opens its own unit of work, a
-barrier releases all threads at once. Guarantees 4 (no overdraft) and 5 (one operation per key,
-replays answer the same, a reused key writes nothing) must hold under contention."""
+"""Races on this run's real database (a SQLite file, or PostgreSQL) with real threads: every
+call opens its own unit of work on its own connection, a barrier releases all threads at once.
+Guarantees 4 (no overdraft) and 5 (one operation per key, replays answer the same, a reused key
+writes nothing) must hold under contention, and so must every other check-then-act on the write
+paths (one earn per purchase, cumulative returns, one capture per hold, one link per customer);
+see docs/decisions/005-postgresql-write-paths.md. On SQLite writers queue whole on BEGIN
+IMMEDIATE; on PostgreSQL they run at once under READ COMMITTED, so these are the tests that
+the row and advisory locks are taken before the reads they protect."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,20 +23,31 @@ from sqlalchemy import func, select
 
 from gateway.app import Gateway
 from gateway.core.clock import FixedClock
-from gateway.core.errors import IdempotencyKeyReused, InsufficientPoints
+from gateway.core.errors import (
+    AlreadyLinked,
+    HoldAlreadySettled,
+    IdempotencyKeyReused,
+    InsufficientPoints,
+    InvalidAmount,
+    NothingToReturn,
+    PurchaseAlreadyRecorded,
+)
 from gateway.core.money import Money
 from gateway.db import tables as t
-from gateway.ledger.holds import authorise_redemption, capture_redemption
+from gateway.ledger.context import LedgerContext
+from gateway.ledger.holds import authorise_redemption, capture_redemption, void_redemption
 from gateway.ledger.model import (
     CaptureRedemption,
     EarnPoints,
     HoldPlaced,
     RedeemPoints,
+    ReturnPurchase,
+    VoidRedemption,
     to_json,
 )
-from gateway.ledger.service import earn_points, redeem_points
+from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, member_balance
+from gateway.members.service import enrol_customer, link_customer, member_balance
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
 
 T = TypeVar("T")
@@ -49,6 +67,15 @@ def race(calls: list[Callable[[], T]]) -> list[Outcome]:
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         return list(pool.map(run, calls))
+
+
+def warm_pool(gw: Gateway, n: int) -> None:
+    """Open ``n`` pooled connections up front: a thread that must first connect (~10-30 ms)
+    starts late and would miss the race these tests are about."""
+    engine = gw.services.engine
+    connections = [engine.connect() for _ in range(n)]
+    for conn in connections:
+        conn.close()
 
 
 def results(outcomes: list[Outcome]) -> list[Any]:
@@ -117,9 +144,26 @@ def test_concurrent_spends_never_overdraw(gw: Gateway, clock: FixedClock, comman
 
 
 # --- (b) one key, many concurrent identical requests --------------------------------------------
-def test_concurrent_replays_of_one_earn_make_one_operation(gw: Gateway) -> None:
+class NoKeyLocks:
+    """As if every request reached another gateway process: no in-flight lock is shared, so
+    only the database's UNIQUE key stands between concurrent duplicates."""
+
+    @contextmanager
+    def hold(self, key: str, *, wait_s: float = 10.0) -> Iterator[bool]:
+        yield False
+
+
+def ledger_of(gw: Gateway, in_flight_locks: bool) -> LedgerContext:
+    ctx = gw.services.ledger
+    return ctx if in_flight_locks else dataclasses.replace(ctx, locks=NoKeyLocks())
+
+
+@pytest.mark.parametrize("in_flight_locks", [True, False], ids=["one-process", "many-processes"])
+def test_concurrent_replays_of_one_earn_make_one_operation(gw: Gateway,
+                                                           in_flight_locks: bool) -> None:
+    ctx = ledger_of(gw, in_flight_locks)
     cmd = EarnPoints("grocery", "g-1", Money(120_000, "UAH"), "store", "p-1", "same-key")
-    outcomes = race([lambda: earn_points(gw.services.ledger, cmd) for _ in range(50)])
+    outcomes = race([lambda: earn_points(ctx, cmd) for _ in range(50)])
     assert errors(outcomes) == []
     answers = results(outcomes)
     assert len(answers) == 50
@@ -228,3 +272,89 @@ def test_keys_are_scoped_per_partner(gw: Gateway, clock: FixedClock) -> None:
     ])
     assert errors(outcomes) == []
     assert operation_count(gw, idempotency_key="shared") == 2
+
+
+# --- (e) check-then-act on the other write paths ------------------------------------------------
+def test_one_purchase_earns_once_under_contention(gw: Gateway) -> None:
+    """Twenty earns of one purchase under twenty keys: one posts, the rest are refused."""
+    outcomes = race([lambda i=i: earn_points(gw.services.ledger, EarnPoints(
+        "grocery", "g-1", Money(10_000, "UAH"), "store", "same-purchase", f"k-{i}"))
+        for i in range(20)])
+    assert len(results(outcomes)) == 1, errors(outcomes)
+    assert all(isinstance(e, PurchaseAlreadyRecorded) for e in errors(outcomes))
+    assert operation_count(gw, kind="earn", purchase_id="same-purchase") == 1
+    assert verify_ledger(gw.services.engine).ok
+
+
+def test_concurrent_returns_of_one_purchase_never_return_more_than_it(
+        gw: Gateway, clock: FixedClock) -> None:
+    """Ten returns of 40 % each under ten keys: two fit, the third would exceed the purchase."""
+    earned = earn(gw, 100_000, "e-1", purchase="big")
+    assert earned == 100
+    outcomes = race([lambda i=i: return_purchase(gw.services.ledger, ReturnPurchase(
+        "grocery", "big", Money(40_000, "UAH"), f"r-{i}")) for i in range(10)])
+    assert len(results(outcomes)) == 2, errors(outcomes)
+    assert all(isinstance(e, InvalidAmount) for e in errors(outcomes)), errors(outcomes)
+    assert sorted(r.amount_returned_total.amount_minor for r in results(outcomes)) == [
+        40_000, 80_000]
+    assert sum(r.points_reversed for r in results(outcomes)) == 80
+    assert member_balance(gw.services.engine, clock, member_id(gw)).available == 20
+    # The last 20 % returns once; then nothing is left.
+    last = race([lambda i=i: return_purchase(gw.services.ledger, ReturnPurchase(
+        "grocery", "big", Money(20_000, "UAH"), f"last-{i}")) for i in range(5)])
+    assert len(results(last)) == 1
+    assert all(isinstance(e, NothingToReturn) for e in errors(last)), errors(last)
+    assert member_balance(gw.services.engine, clock, member_id(gw)).available == 0
+    assert verify_ledger(gw.services.engine).ok
+
+
+@pytest.mark.parametrize("settle", ["capture", "void", "mixed"])
+def test_a_hold_settles_once_under_contention(gw: Gateway, clock: FixedClock,
+                                              settle: str) -> None:
+    earn(gw, 100_000, "e-1")
+    hold = authorise_redemption(gw.services.ledger, RedeemPoints(
+        "grocery", "g-1", 60, Money(100_000, "UAH"), "h-1"))
+
+    def call(i: int) -> Any:
+        kind = settle if settle != "mixed" else ("capture", "void")[i % 2]
+        if kind == "capture":
+            return capture_redemption(gw.services.ledger,
+                                      CaptureRedemption("grocery", hold.hold_id, f"c-{i}"))
+        return void_redemption(gw.services.ledger,
+                               VoidRedemption("grocery", hold.hold_id, f"v-{i}"))
+
+    outcomes = race([lambda i=i: call(i) for i in range(12)])
+    assert len(results(outcomes)) == 1, errors(outcomes)
+    assert all(isinstance(e, HoldAlreadySettled) for e in errors(outcomes)), errors(outcomes)
+    assert operation_count(gw, kind="capture") + operation_count(gw, kind="void") == 1
+    balance = member_balance(gw.services.engine, clock, member_id(gw))
+    captured = operation_count(gw, kind="capture") == 1
+    assert (balance.available, balance.held) == (40 if captured else 100, 0)
+    assert verify_ledger(gw.services.engine).ok
+
+
+def test_concurrent_enrolments_of_one_customer_make_one_member(gw: Gateway,
+                                                               clock: FixedClock) -> None:
+    warm_pool(gw, 10)
+    outcomes = race([lambda: enrol_customer(gw.services.engine, clock, "grocery", "new-1")
+                     for _ in range(20)])
+    assert errors(outcomes) == []
+    assert len({m.member_id for m in results(outcomes)}) == 1
+    assert sum(m.created for m in results(outcomes)) == 1
+    with gw.services.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.members)).scalar_one() == 2
+
+
+def test_one_member_links_once_per_partner_under_contention(gw: Gateway,
+                                                            clock: FixedClock) -> None:
+    """Ten customer ids of the fuel partner race to link the one member: one link wins."""
+    member = member_id(gw)
+    warm_pool(gw, 10)
+    outcomes = race([lambda i=i: link_customer(gw.services.engine, clock, "fuel", f"f-{i}",
+                                               member) for i in range(10)])
+    assert len(results(outcomes)) == 1, errors(outcomes)
+    assert all(isinstance(e, AlreadyLinked) for e in errors(outcomes)), errors(outcomes)
+    with gw.services.engine.connect() as conn:
+        links = conn.execute(select(func.count()).select_from(t.linked_accounts)
+                             .where(t.linked_accounts.c.partner_id == "fuel")).scalar_one()
+    assert links == 1

@@ -28,7 +28,7 @@ from gateway.ledger.model import (
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
 from gateway.members.service import enrol_customer, link_customer, member_balance
-from tests.support.harness import NOW, make_gateway
+from tests.support.harness import BACKEND, NOW, make_gateway
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -150,17 +150,18 @@ def test_corrupted_hold_status_is_reported(gw: Gateway, clock: FixedClock) -> No
 
 
 # --- the CLI ---------------------------------------------------------------------------------
-def run_cli(db: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "PYTHONPATH": str(REPO)}
+def run_cli(url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "gateway", "verify"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_cli_verify_exit_codes(tmp_path: Path, gw: Gateway, clock: FixedClock) -> None:
     member = workload(gw, clock)
-    db = tmp_path / "gateway.db"
-    assert str(gw.services.engine.url) == f"sqlite:///{db}"
-    clean = run_cli(db)
+    url = gw.services.engine.url.render_as_string(hide_password=False)
+    if BACKEND == "sqlite":
+        assert url == f"sqlite:///{tmp_path / 'gateway.db'}"
+    clean = run_cli(url)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "6 checks, 0 problems" in clean.stdout
     assert "FAIL" not in clean.stdout
@@ -170,7 +171,7 @@ def test_cli_verify_exit_codes(tmp_path: Path, gw: Gateway, clock: FixedClock) -
         wallet = conn.execute(select(t.accounts.c.code).where(
             t.accounts.c.kind == "wallet", t.accounts.c.member_id != member)).scalar_one()
     corrupt(gw, "UPDATE accounts SET balance = balance + 3 WHERE code = :c", c=wallet)
-    broken = run_cli(db)
+    broken = run_cli(url)
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert f"FAIL stored balance differs from its transfers: {wallet}: stored 3" in broken.stdout
     assert "balances do not sum to zero: all accounts: stored 3, expected 0" in broken.stdout

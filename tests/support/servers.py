@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class ServerUnavailable(RuntimeError):
@@ -68,6 +69,7 @@ class PostgresServer:
     root: Path = field(default_factory=Path)
     _as_postgres: bool = False
     _names: itertools.count[int] = field(default_factory=itertools.count)
+    _admin: Any = None  # psycopg.Connection, see admin()
 
     def _run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         if self._as_postgres:
@@ -103,19 +105,33 @@ class PostgresServer:
                            "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql)
         return result.stdout
 
+    def admin(self, sql: str) -> None:
+        """Run one statement in the ``postgres`` database on a kept autocommit connection (no
+        psql process per statement: the tests create and drop hundreds of databases)."""
+        if self._admin is None or self._admin.closed:
+            import psycopg  # the driver the gateway uses; imported late, as psql needs none
+
+            self._admin = psycopg.connect(host="127.0.0.1", port=self.port, user="gw",
+                                          dbname="postgres", autocommit=True)
+        self._admin.execute(sql.encode())
+
     def create_database(self, template: str | None = None) -> str:
         """A new empty database (or a copy of ``template``); returns its name."""
         name = f"gw_{os.getpid()}_{next(self._names)}"
         clause = f" TEMPLATE {template}" if template else ""
-        self.psql(f"CREATE DATABASE {name}{clause}")
+        self.admin(f"CREATE DATABASE {name}{clause}")
         return name
 
     def drop_database(self, name: str) -> None:
-        self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def stop(self) -> None:
         if not self.root.name:
             return
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                self._admin.close()
+            self._admin = None
         with contextlib.suppress(ServerUnavailable):
             self._run(_pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate",
                       "-w", "stop", check=False)
