@@ -3,7 +3,12 @@ the revoked-token list and the in-flight idempotency locks, plus readiness check
 
 Without ``REDIS_URL`` they run in process (the embedded default); with it they live in Redis,
 so every worker and host sees the same limits, revocations and locks. ``build_backends`` is
-called once by the composition root (``gateway.app.build``)."""
+called once by the composition root (``gateway.app.build``).
+
+With Redis, the three share one client (small timeouts, no hidden retries) and one circuit
+breaker, and every key starts with ``Settings.redis_prefix``. None of them is needed for a
+point to be right: the database decides idempotency and balances, and keeps the durable list
+of revocations; docs/decisions/004-redis-backends.md says what happens when Redis is down."""
 
 from __future__ import annotations
 
@@ -12,10 +17,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from gateway.auth.revocation import RevocationStore
+from gateway.auth.revocation import RevocationStore, SqlRevocationStore
 from gateway.core.clock import Clock
 from gateway.core.locks import InProcessKeyLocks, KeyLocks
 from gateway.limits import InProcessRateLimiter, RateLimiter
+from gateway.redis.health import Breaker, connect
+from gateway.redis.limiter import FailSafeLimiter, RedisRateLimiter
+from gateway.redis.locks import RedisKeyLocks
+from gateway.redis.revocations import RedisRevocationStore
 from gateway.settings import Settings
 
 
@@ -38,4 +47,24 @@ def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends
                                          burst=limits.rate_limit_burst),
             locks=InProcessKeyLocks(),
         )
-    raise NotImplementedError("Redis backends: issue 5, in progress")
+    client = connect(settings.redis_url)
+    breaker = Breaker()
+    prefix = settings.redis_prefix
+    limiter = RedisRateLimiter(client, limits.rate_limit_per_minute,
+                               burst=limits.rate_limit_burst, prefix=prefix)
+
+    def ping() -> None:
+        client.ping()
+
+    def close() -> None:
+        client.close()
+        client.connection_pool.disconnect()
+
+    return Backends(
+        limiter=FailSafeLimiter(limiter, breaker, mode=settings.redis_failure_mode),
+        locks=RedisKeyLocks(client, breaker, prefix=prefix),
+        revocations=RedisRevocationStore(client, breaker, SqlRevocationStore(engine, clock),
+                                         clock, prefix=prefix),
+        checks={"redis": ping},
+        close=close,
+    )

@@ -5,7 +5,8 @@ would have expired anyway. The store is deliberately tiny (``revoke``, ``is_revo
 Redis implementation can replace it. The SQL one keeps a local set of jtis it has seen revoked:
 revocation is permanent, so that cache can only ever be right; a miss always asks the database,
 so a revocation made by another worker takes effect at once (DESIGN §2: nothing another worker
-needs is held only in memory).
+needs is held only in memory). With ``REDIS_URL`` this table stays the durable record and
+``gateway.redis.revocations`` answers ``is_revoked`` from Redis, reloading from ``live()``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ class SqlRevocationStore:
         if found is not None:
             self._remember(jti)
         return found is not None
+
+    def live(self) -> list[tuple[str, datetime]]:
+        """Every revocation whose token has not expired yet: (jti, expires_at)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(revoked_tokens.c.jti, revoked_tokens.c.expires_at)
+                .where(revoked_tokens.c.expires_at >= self._clock.now())
+            ).all()
+        return [(jti, expires_at) for jti, expires_at in rows]
 
     def purge_expired(self) -> int:
         """Forget revocations of tokens that have expired anyway; returns rows removed."""
