@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,12 +24,20 @@ from gateway.auth.endpoints import auth_routes
 from gateway.auth.service import AuthService
 from gateway.backends import Backends, build_backends
 from gateway.core.clock import Clock, SystemClock
-from gateway.db.engine import create_schema, make_engine
+from gateway.db import migrate
+from gateway.db.engine import make_engine
 from gateway.ledger.context import LedgerContext
 from gateway.limits import RateLimiter
+from gateway.observability.logs import configure_logging
+from gateway.observability.metrics import Metrics, metrics_endpoint
+from gateway.observability.middleware import ObservabilityMiddleware, RouteNames
 from gateway.rules.store import RuleBook, sync_catalog
 from gateway.settings import Settings
 from partners.registry import Registry
+
+# How long /readyz waits for one dependency before calling it down: a load balancer's probe
+# times out too, and a hung check must not hold a worker thread for long.
+READY_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -35,6 +48,19 @@ class Gateway:
     services: Services
     auth: AuthService
     backends: Backends
+    metrics: Metrics
+
+
+def prepare(settings: Settings, *, clock: Clock | None = None,
+            engine: Engine | None = None) -> Engine:
+    """What must happen once per deploy before any worker serves: migrate the schema to the
+    newest revision and store catalog partners and rule versions not yet stored."""
+    if engine is None:
+        ensure_sqlite_dir(settings.database_url)
+        engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    sync_catalog(engine, Registry.from_catalog(settings.catalog_dir), clock or SystemClock())
+    return engine
 
 
 def build(
@@ -43,54 +69,113 @@ def build(
     clock: Clock | None = None,
     engine: Engine | None = None,
     limiter: RateLimiter | None = None,
+    prepared: bool = False,
 ) -> Gateway:
+    """The whole application. ``prepared``: the schema and catalog are already up to date
+    (``gateway serve`` ran ``prepare`` once in the parent), so a worker skips both."""
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
     if engine is None:
-        _ensure_sqlite_dir(settings.database_url)
+        ensure_sqlite_dir(settings.database_url)
         engine = make_engine(settings.database_url)
-    create_schema(engine)
+    if not prepared:
+        prepare(settings, clock=clock, engine=engine)
     catalog = Registry.from_catalog(settings.catalog_dir)
-    sync_catalog(engine, catalog, clock)
     rules = RuleBook(engine, catalog)
     backends = build_backends(settings, engine, clock)
     if limiter is not None:
         backends.limiter = limiter
+    metrics = Metrics()
     services = Services(
         settings=settings, engine=engine, clock=clock, rules=rules,
-        ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks),
+        ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks,
+                             on_commit=metrics.record_operation),
     )
     auth = AuthService(engine, settings, clock, revocations=backends.revocations)
-    graphql = GatewayGraphQL(build_schema(settings), services, auth, backends.limiter)
+    graphql = GatewayGraphQL(build_schema(settings), services, auth, backends.limiter,
+                             on_rate_limited=metrics.record_rate_limited)
 
     async def healthz(_: Request) -> Response:
+        """Liveness: the process answers. No dependency is consulted (a database outage must
+        not make an orchestrator restart every gateway)."""
         return JSONResponse({"status": "ok"})
 
-    async def readyz(_: Request) -> Response:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, 503)
-        return JSONResponse({"status": "ready", "database": "ok"})
+    async def readyz(request: Request) -> Response:
+        """Readiness: the database answers ``SELECT 1`` and every backend check passes.
+        ``?only=database`` (a comma list) runs only those: a load balancer routing on readiness
+        should not drop every host at once because the one shared Redis is down while limits
+        fail open (docs/deployment.md)."""
+        checks: dict[str, Callable[[], None]] = {"database": lambda: _select_one(engine),
+                                                 **backends.checks}
+        only = request.query_params.get("only")
+        if only is not None:
+            wanted = set(only.split(","))
+            unknown = sorted(wanted - checks.keys())
+            if unknown:
+                return JSONResponse({"status": "unknown check", "unknown": unknown,
+                                     "known": sorted(checks)}, 400)
+            checks = {name: check for name, check in checks.items() if name in wanted}
+        results = await asyncio.gather(*(_probe(check) for check in checks.values()))
+        report = dict(zip(checks, results, strict=True))
+        down = {name: result for name, result in report.items() if result != "ok"}
+        status = 503 if down else 200
+        return JSONResponse({"status": "unavailable" if down else "ready",
+                             "down": sorted(down), "checks": report}, status)
 
     routes = [
         *auth_routes(auth),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
         settlement_page(services, auth),
     ]
-    return Gateway(app=Starlette(routes=routes), services=services, auth=auth,
-                   backends=backends)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        """Under a server (not in-process tests): sample this worker's process gauges; on
+        shutdown close the backends and the pool, and mark the worker dead for /metrics."""
+        sampler = asyncio.create_task(metrics.sample_forever())
+        try:
+            yield
+        finally:
+            sampler.cancel()
+            metrics.worker_exited()
+            backends.close()
+            engine.dispose()
+
+    middleware = [Middleware(ObservabilityMiddleware, metrics=metrics,
+                             routes=RouteNames(routes))]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Gateway(app=app, services=services, auth=auth, backends=backends, metrics=metrics)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """ASGI factory for uvicorn (``uvicorn --factory gateway.app:create_app``)."""
-    return build(settings).app
+    """The ASGI factory each ``gateway serve`` worker calls
+    (``uvicorn --factory gateway.app:create_app``). Settings come from the environment, and the
+    schema is expected at the newest revision: ``gateway serve`` (or ``gateway db upgrade``)
+    migrates once before workers start, so N workers never race to migrate."""
+    settings = settings or Settings.from_env()
+    configure_logging(json_lines=settings.log_json)
+    return build(settings, prepared=True).app
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def _select_one(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+async def _probe(check: Callable[[], None]) -> str:
+    try:
+        await asyncio.wait_for(run_in_threadpool(check), READY_TIMEOUT_S)
+    except TimeoutError:
+        return f"timeout after {READY_TIMEOUT_S} s"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return "ok"
+
+
+def ensure_sqlite_dir(url: str) -> None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != "sqlite:///:memory:":
         Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)

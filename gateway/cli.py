@@ -6,11 +6,16 @@ environment (``DATABASE_URL`` etc.); with none set it uses the embedded SQLite d
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
 import sys
+import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from sqlalchemy import Engine
@@ -43,29 +48,99 @@ def _services() -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Prepare once (migrate, sync the catalog, demo clients), then serve with N workers.
+
+    Each worker is a process of its own (uvicorn's supervisor restarts one that dies) that builds
+    the app with ``gateway.app:create_app``; with N workers per host, each has its own database
+    pool (see docs/deployment.md for sizing). SIGTERM stops accepting connections, lets
+    in-flight requests finish (up to ``--graceful-timeout`` seconds) and exits 0."""
+    # Before anything imports prometheus_client: it picks its multiprocess value store at
+    # import time from this variable, in this process and in every worker (they inherit it).
+    # A fresh directory per start, so counters restart with the server, not from a past run.
+    metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        return _serve(args)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import build
+    from gateway.app import prepare
     from gateway.auth.clients import ensure_demo_client
     from gateway.auth.scopes import DEFAULT_ALLOWANCE
+    from gateway.observability.logs import configure_logging
 
     settings = Settings.from_env()
-    gateway = build(settings)
+    workers = args.workers if args.workers is not None else settings.workers
+    if workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    configure_logging(json_lines=settings.log_json)
+    engine = prepare(settings)
     url = f"http://{args.host}:{args.port}"
     if args.demo:
         print("Demo partners (demo secrets: never use these in production):")
         for partner_id in DEMO_PARTNERS:
             client_id, secret = f"{partner_id}-demo", f"{partner_id}-demo-secret"
-            ensure_demo_client(gateway.services.engine, partner_id, client_id, secret,
+            ensure_demo_client(engine, partner_id, client_id, secret,
                                DEFAULT_ALLOWANCE["partner"])
             print(f"  {partner_id:<12} client_id={client_id:<18} client_secret={secret}")
+    engine.dispose()  # the workers open their own pools
     print(f"\nGraphQL API:   {url}/graphql   (GraphiQL in a browser)")
     print(f"Token:         curl -s -u grocery-demo:grocery-demo-secret "
           f"-d grant_type=client_credentials {url}/oauth/token")
-    print("Next:          README.md, 'Partner quick start': enrol, earn, redeem.\n")
-    uvicorn.run(gateway.app, host=args.host, port=args.port, log_level="warning",
-                workers=1)
+    print("Next:          README.md, 'Partner quick start': enrol, earn, redeem.\n", flush=True)
+    # With one worker uvicorn serves in this process and, after its graceful shutdown,
+    # re-raises the SIGTERM it caught; this handler turns that into a clean exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        uvicorn.run("gateway.app:create_app", factory=True, host=args.host, port=args.port,
+                    workers=workers, log_config=None, log_level="info", access_log=False,
+                    server_header=False, timeout_graceful_shutdown=args.graceful_timeout)
+    except KeyboardInterrupt:
+        return 130
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> int:
+    from gateway.db import migrate
+
+    engine = _engine()
+    try:
+        migrate.upgrade(engine)
+        print(f"database at revision {migrate.current(engine)} (head {migrate.head()})")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_db_current(_: argparse.Namespace) -> int:
+    from gateway.db import migrate
+
+    engine = _engine()
+    try:
+        revision = migrate.current(engine)
+    finally:
+        engine.dispose()
+    head = migrate.head()
+    print(f"{revision or 'none (never migrated)'} (head {head})")
+    return 0 if revision == head else 1
+
+
+def _engine() -> Engine:
+    from gateway.app import ensure_sqlite_dir
+    from gateway.db.engine import make_engine
+
+    url = Settings.from_env().database_url
+    ensure_sqlite_dir(url)
+    return make_engine(url)
 
 
 def cmd_verify(_: argparse.Namespace) -> int:
@@ -126,7 +201,17 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="create demo partner clients")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes (default GATEWAY_WORKERS, else 1)")
+    serve.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="on SIGTERM, how long in-flight requests may take to finish")
     serve.set_defaults(func=cmd_serve)
+    db = sub.add_parser("db", help="database schema (Alembic migrations)").add_subparsers(
+        dest="db_command", required=True)
+    db.add_parser("upgrade", help="migrate to the newest revision").set_defaults(
+        func=cmd_db_upgrade)
+    db.add_parser("current", help="print the database's revision (exit 1 if behind)"
+                  ).set_defaults(func=cmd_db_current)
     sub.add_parser("verify", help="check balances against the ledger").set_defaults(
         func=cmd_verify)
     sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(func=cmd_schema)

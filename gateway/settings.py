@@ -79,6 +79,9 @@ class Settings:
     redis_failure_mode: str = "open"
     workers: int = 1
     log_json: bool = True
+    # GATEWAY_METRICS_TOKEN: when set, GET /metrics needs ``Authorization: Bearer <token>``.
+    # Unset (the default) /metrics is open: it belongs on the internal network only.
+    metrics_token: str | None = None
 
     @property
     def introspection_enabled(self) -> bool:
@@ -120,4 +123,5 @@ class Settings:
             redis_failure_mode=failure_mode,
             workers=int(env.get("GATEWAY_WORKERS", defaults.workers)),
             log_json=env.get("GATEWAY_LOG_FORMAT", "json") == "json",
+            metrics_token=env.get("GATEWAY_METRICS_TOKEN") or None,
         )

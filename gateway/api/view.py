@@ -1,7 +1,8 @@
 """The /graphql endpoint: authenticate, limit, then hand the request to Strawberry.
 
 Before any GraphQL work: the body size is capped (413), the bearer token is verified (401 with an
-RFC 6750 challenge), and the client's rate limit is charged (429 with ``Retry-After``). Only then
+RFC 6750 challenge), and the client's rate limit is charged (429 with ``Retry-After``; 503
+``RATE_LIMITER_UNAVAILABLE`` while Redis is down and limits fail closed). Only then
 does Strawberry parse and execute, with a context bound to the token's partner. A request
 Strawberry cannot read (malformed JSON, no query, a batch while batching is off) is a 400 with
 the same JSON error body as the rest, not Strawberry's plain-text one. GET serves the GraphiQL
@@ -9,6 +10,7 @@ page in development and is a 405 otherwise: queries never run over GET."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cross_web import HTTPException  # the HTTP error Strawberry raises (its own dependency)
@@ -35,7 +37,8 @@ class BodyTooLarge(Exception):
 
 class GatewayGraphQL(GraphQL[Context, None]):
     def __init__(
-        self, schema: Any, services: Services, auth: AuthService, limiter: RateLimiter
+        self, schema: Any, services: Services, auth: AuthService, limiter: RateLimiter,
+        *, on_rate_limited: Callable[[str], None] | None = None,
     ) -> None:
         production = services.settings.production
         super().__init__(
@@ -46,6 +49,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self.services = services
         self.auth = auth
         self.limiter = limiter
+        # Called with the client id on every 429 (the app counts them for /metrics).
+        self.on_rate_limited = on_rate_limited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,14 +93,24 @@ class GatewayGraphQL(GraphQL[Context, None]):
             principal = await self.auth.authenticate(request)
         except InvalidToken as error:
             return self.auth.unauthorized_response(error)
+        # Set before the limit so that the access log names the client of a 429 too.
+        request.scope.setdefault("state", {})["principal"] = principal
         decision = self.limiter.hit(f"client:{principal.client_id}")
+        if decision.unavailable:  # Redis down and limits fail closed: not the client's fault
+            return _error(
+                503, "RATE_LIMITER_UNAVAILABLE",
+                "the rate limiter is unavailable; nothing was done, retry after "
+                f"{decision.retry_after_s} s",
+                headers={"Retry-After": str(decision.retry_after_s)},
+            )
         if not decision.allowed:
+            if self.on_rate_limited is not None:
+                self.on_rate_limited(principal.client_id)
             return _error(
                 429, "RATE_LIMITED",
                 f"rate limit reached for this client; retry after {decision.retry_after_s} s",
                 headers={"Retry-After": str(decision.retry_after_s)},
             )
-        request.scope.setdefault("state", {})["principal"] = principal
         return None
 
     def parse_json(self, data: str | bytes) -> Any:
