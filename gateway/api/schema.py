@@ -13,6 +13,7 @@ import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -106,12 +107,20 @@ def _with_code(error: GraphQLError) -> GraphQLError:
 
 def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     limits: Limits = settings.limits
+    # The depth and alias limiters are validation rules, and each limiter instance builds a new
+    # rule class. ``ValidationCache`` keys on (schema, document, rules), so a limiter built per
+    # request (extensions are factories) made every request a cache miss: validation ran every
+    # time, about a quarter of an earnPoints request's CPU (docs/benchmarks.md). The rule
+    # classes are built once here and every request adds the very same ones.
+    limit_rules = tuple(
+        QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
+        + MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
+    )
     found: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules(list(limit_rules)),
         lambda: MaskErrors(should_mask_error=_mask, error_message="Unexpected error."),
         DomainErrorCodes,
     ]

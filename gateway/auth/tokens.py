@@ -34,6 +34,7 @@ from gateway.core.principal import Principal
 
 MAX_TTL_SECONDS = 900
 LEEWAY_SECONDS = 30
+VERIFIED_CACHE_SIZE = 10_000  # distinct live tokens remembered as verified, per process
 TOKEN_TYPE = "at+jwt"
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068 §4
 _REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "exp", "iat", "jti", "scope")
@@ -93,6 +94,8 @@ class TokenService:
         self._audience = audience
         self._ttl = timedelta(seconds=min(ttl_seconds, MAX_TTL_SECONDS))
         self._clock = clock
+        # token -> (kid, claims) of tokens that passed decode(); see _verified_claims.
+        self._verified: dict[str, tuple[str, dict[str, Any]]] = {}
 
     @property
     def ttl(self) -> timedelta:
@@ -142,7 +145,7 @@ class TokenService:
 
     def verify(self, token: str) -> Principal:
         """A usable token → who is calling. Raises :class:`InvalidToken`."""
-        claims = self.decode(token)
+        claims = self._verified_claims(token)
         if self._revocations.is_revoked(claims["jti"]):
             raise InvalidToken("the token has been revoked")
         client = self._clients.get(claims["client_id"])
@@ -154,6 +157,28 @@ class TokenService:
             scopes=parse_scope(claims["scope"]),
             kind=str(claims.get("client_kind", client.kind)),
         )
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        """:meth:`decode`, remembered per token string until the token expires.
+
+        A partner sends the same token with every request for its lifetime; checking its
+        signature and claims again each time was a tenth of an earnPoints request's CPU
+        (docs/benchmarks.md). A hit still re-checks expiry and that its key may still verify
+        (a key past its retention stops verifying at once); revocation and the client row are
+        checked on every call by :meth:`verify`, cached or not. Bounded: when full, the cache
+        is emptied (tokens are re-verified once, nothing is refused)."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            kid, claims = cached
+            if (self._clock.now().timestamp() < claims["exp"] + LEEWAY_SECONDS
+                    and self._keys.verification_key(kid) is not None):
+                return claims
+            self._verified.pop(token, None)
+        claims = self.decode(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (str(_unverified_header(token)["kid"]), claims)
+        return claims
 
     def is_active(self, claims: Mapping[str, Any]) -> bool:
         """For introspection: not revoked and the client still enabled."""
