@@ -38,13 +38,13 @@ def _load(backend: Backend, plan: Plan, transfers: int) -> tuple[LoadResult, str
     workers = serve.effective_workers(plan.workers, backend.name)
     with serve.gateway(url, backend.workdir, workers=workers,
                        redis_url=backend.redis_url) as server:
-        token = serve.token(server.url)
+        token = serve.token(server.base_url)
         common: dict[str, Any] = {"token": token, "ok_marker": MARKER, "customers": plan.members,
                   "connections": plan.connections}
         if plan.warmup_seconds:
-            wrk(f"{server.url}/graphql", BODY, seconds=plan.warmup_seconds,
+            wrk(f"{server.base_url}/graphql", BODY, seconds=plan.warmup_seconds,
                 label=f"balance warm-up ({label})", **common)
-        result = wrk(f"{server.url}/graphql", BODY, seconds=plan.seconds,
+        result = wrk(f"{server.base_url}/graphql", BODY, seconds=plan.seconds,
                      label=f"balance ({label})", **common)
     return result, check
 

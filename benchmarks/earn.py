@@ -47,11 +47,11 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
     gw.services.engine.dispose()
     with serve.gateway(url, backend.workdir, workers=workers,
                        redis_url=backend.redis_url) as server:
-        token = serve.token(server.url)
-        earn, earn_paced = _measure(server.url, BODY, "EarnPointsSuccess", plan, token,
+        token = serve.token(server.base_url)
+        earn, earn_paced = _measure(server.base_url, BODY, "EarnPointsSuccess", plan, token,
                                     "earnPoints", plan.members)
     with serve.bare(backend.workdir, workers=workers) as server:
-        base, base_paced = _measure(server.url, bare.BODY, "EarnSuccess", plan, "",
+        base, base_paced = _measure(server.base_url, bare.BODY, "EarnSuccess", plan, "",
                                     "bare mutation", plan.members)
     engine = seed.prepare(url).services.engine
     with engine.connect() as conn:

@@ -29,7 +29,7 @@ class Plan:
 @dataclass
 class Backend:
     """One backend for a run: ``sqlite`` (files in ``workdir``) or ``postgresql`` (a durable
-    throwaway server, plus Redis for limits, revocations and locks when that backend exists)."""
+    throwaway server, plus Redis for limits, revocations and locks)."""
 
     name: str
     workdir: Path
@@ -43,8 +43,7 @@ class Backend:
         backend = cls(name, workdir)
         if name == "postgresql":
             backend.postgres = serve.start_postgres()
-            if serve.redis_backend_available():
-                backend.redis = serve.start_redis()
+            backend.redis = serve.start_redis()
         return backend
 
     @property

@@ -67,15 +67,15 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
     workers = serve.effective_workers(plan.workers, backend.name)
     with serve.gateway(url, backend.workdir, workers=workers,
                        redis_url=backend.redis_url) as server:
-        token = serve.token(server.url)
-        race = asyncio.run(_burst(server.url, token, [f"race{spread + 1}"] * CONCURRENT,
+        token = serve.token(server.base_url)
+        race = asyncio.run(_burst(server.base_url, token, [f"race{spread + 1}"] * CONCURRENT,
                                   "race"))
-        fanout = asyncio.run(_burst(server.url, token, [f"s{i}" for i in range(CONCURRENT)],
+        fanout = asyncio.run(_burst(server.base_url, token, [f"s{i}" for i in range(CONCURRENT)],
                                     "fan"))
         progress(f"    race on one member: {race}; spread: {fanout}")
         common: dict[str, Any] = {"token": token, "ok_marker": "RedeemPointsSuccess",
                                   "connections": CONCURRENT}
-        gql = f"{server.url}/graphql"
+        gql = f"{server.base_url}/graphql"
         # 100 connections start with 100 requests queued at once: a run must be long enough
         # for that first wave to be a small part of it.
         seconds = max(plan.seconds, 3)

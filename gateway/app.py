@@ -52,14 +52,15 @@ class Gateway:
 
 
 def prepare(settings: Settings, *, clock: Clock | None = None,
-            engine: Engine | None = None) -> Engine:
+            engine: Engine | None = None, catalog: Registry | None = None) -> Engine:
     """What must happen once per deploy before any worker serves: migrate the schema to the
     newest revision and store catalog partners and rule versions not yet stored."""
     if engine is None:
         ensure_sqlite_dir(settings.database_url)
         engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
-    sync_catalog(engine, Registry.from_catalog(settings.catalog_dir), clock or SystemClock())
+    catalog = catalog or Registry.from_catalog(settings.catalog_dir)
+    sync_catalog(engine, catalog, clock or SystemClock())
     return engine
 
 
@@ -78,9 +79,9 @@ def build(
     if engine is None:
         ensure_sqlite_dir(settings.database_url)
         engine = make_engine(settings.database_url)
-    if not prepared:
-        prepare(settings, clock=clock, engine=engine)
     catalog = Registry.from_catalog(settings.catalog_dir)
+    if not prepared:
+        prepare(settings, clock=clock, engine=engine, catalog=catalog)
     rules = RuleBook(engine, catalog)
     backends = build_backends(settings, engine, clock)
     if limiter is not None:

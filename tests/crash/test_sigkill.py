@@ -51,7 +51,7 @@ from tests.crash.load import (
 )
 from tests.support import harness, process
 
-WORKERS = [1, 2] if process.serve_supports("--workers") else [1]
+WORKERS = [1, 2]
 
 
 def server_env(database_url: str) -> dict[str, str]:

@@ -80,13 +80,18 @@ def server_env(env: Mapping[str, str]) -> dict[str, str]:
     return clean
 
 
+GATEWAY_SERVE = ("-m", "gateway", "serve", "--host", "127.0.0.1")
+
+
 def start(env: Mapping[str, str], args: Sequence[str] = (), *, log_path: Path,
-          timeout: float = STARTUP_TIMEOUT_S) -> GatewayProcess:
+          timeout: float = STARTUP_TIMEOUT_S,
+          program: Sequence[str] = GATEWAY_SERVE) -> GatewayProcess:
     """``python -m gateway serve --host 127.0.0.1 --port <free> *args`` with ``env``; returns
-    when ``/healthz`` answers 200, raises ``ServerFailed`` (after killing it) otherwise."""
+    when ``/healthz`` answers 200, raises ``ServerFailed`` (after killing it) otherwise.
+    ``program``: another server that takes ``--port`` and answers ``/healthz`` the same way
+    (the benchmarks' bare Strawberry app)."""
     port = free_port()
-    command = [PYTHON, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port),
-               *args]
+    command = [PYTHON, *program, "--port", str(port), *args]
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=server_env(env), stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
@@ -102,20 +107,19 @@ def start(env: Mapping[str, str], args: Sequence[str] = (), *, log_path: Path,
 
 @contextlib.contextmanager
 def running(env: Mapping[str, str], args: Sequence[str] = (), *, log_path: Path,
-            timeout: float = STARTUP_TIMEOUT_S) -> Iterator[GatewayProcess]:
-    server = start(env, args, log_path=log_path, timeout=timeout)
+            timeout: float = STARTUP_TIMEOUT_S, program: Sequence[str] = GATEWAY_SERVE,
+            graceful: bool = False) -> Iterator[GatewayProcess]:
+    """``start`` as a context manager; on the way out the group is killed (or, ``graceful``,
+    sent SIGTERM first), whatever happened."""
+    server = start(env, args, log_path=log_path, timeout=timeout, program=program)
     try:
         yield server
     finally:
         if server.alive():
-            server.kill()
-
-
-def serve_supports(option: str) -> bool:
-    """Whether ``gateway serve`` knows ``option`` (e.g. ``--workers``) in this tree."""
-    done = subprocess.run([PYTHON, "-m", "gateway", "serve", "--help"], cwd=ROOT,
-                          env=server_env({}), capture_output=True, text=True, check=False)
-    return option in done.stdout
+            if graceful:
+                server.stop()
+            else:
+                server.kill()
 
 
 def _wait_healthy(server: GatewayProcess, timeout: float) -> None:
