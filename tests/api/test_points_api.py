@@ -893,3 +893,27 @@ async def test_a_token_without_the_scope_is_refused(tmp_path: Path, query: str, 
     if variables.get("holdId") == "HOLD":
         variables = {**variables, "holdId": hold}
     await reject(limited, query, variables, forbidden(scope))
+
+
+@pytest.mark.parametrize("variables", [
+    {"c": "c\u0000", "k": "k-nul-1"},
+    {"c": "c-ok", "k": "k\u0000"},
+])
+async def test_text_with_nul_is_invalid_input_on_every_backend(
+    tmp_path: Path, variables: dict[str, str]
+) -> None:
+    """PostgreSQL cannot store NUL in text: it was an unexpected error there (schemathesis)."""
+    gateway = make_gateway(tmp_path)
+    api = await partner_api(gateway, "grocery")
+    before = ledger_snapshot(gateway)
+    response = await api.post(
+        'mutation($c: ID!, $k: String!) { earnPoints(input: {customerId: $c, idempotencyKey: $k,'
+        ' purchaseId: "p-nul", channel: STORE, amount: {amountMinor: 1000, currency: "UAH"}})'
+        ' { __typename ... on Error { code message field } } }', variables)
+    assert response.status_code == 200
+    result = response.json()["data"]["earnPoints"]
+    assert (result["__typename"], result["code"]) == ("InvalidInputError", "INVALID_INPUT")
+    field = "input.customerId" if "\u0000" in variables["c"] else "input.idempotencyKey"
+    assert result["field"] == field
+    assert "NUL" in result["message"]
+    assert ledger_snapshot(gateway) == before
