@@ -44,11 +44,12 @@ def ensure_env() -> None:
 
 
 # Debian packages the tests drive for real: Chromium renders the settlement report's charts,
-# curl replays the README quick start, PostgreSQL and Redis are pass 2's backends (the tests
-# start throwaway servers: tests/support/servers.py). Installed when missing and we are root
+# curl replays the README quick start, wrk drives the benchmarks (their smoke test runs in
+# pass 1), PostgreSQL and Redis are pass 2's backends (the tests start throwaway servers:
+# tests/support/servers.py). Installed when missing and we are root
 # (CI is). Debian keeps PostgreSQL's programs off PATH, in /usr/lib/postgresql/<version>/bin.
 SYSTEM_PACKAGES = {"chromium": "chromium", "curl": "curl", "initdb": "postgresql",
-                   "redis-server": "redis-server"}
+                   "redis-server": "redis-server", "wrk": "wrk"}
 
 
 def have_tool(tool: str) -> bool:
@@ -64,7 +65,8 @@ def ensure_system_packages() -> None:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         print(f"WARNING: {', '.join(missing)} missing and cannot be installed here "
               "(needs root and apt-get): the tests that need a browser or curl will be "
-              "SKIPPED; without PostgreSQL or Redis pass 2 FAILS", flush=True)
+              "SKIPPED; without wrk the benchmark smoke test FAILS; without PostgreSQL or Redis "
+              "pass 2 FAILS", flush=True)
         return
     print(f"installing {', '.join(missing)} with apt-get ...", flush=True)
     quiet = {"stdout": subprocess.DEVNULL}

@@ -27,6 +27,13 @@ from benchmarks.load import progress
 BENCHMARKS: dict[str, Callable[[Backend, Plan], list[table.Row]]] = {
     "earn": earn.run, "balance": balance.run, "redeem": redeem.run,
 }
+# Programs the benchmarks run, checked before anything starts so that a missing one is named
+# (``python3 dev.py test`` installs them; by hand: ``apt-get install wrk``).
+REQUIRED_TOOLS = ("wrk",)
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=table.RESULTS,
                         help="where the .json and .md go (default benchmarks/results)")
     args = parser.parse_args(argv)
+    if missing := missing_tools():
+        progress(f"error: missing program(s) on PATH: {', '.join(missing)} "
+                 f"(python3 dev.py test installs them; or apt-get install {' '.join(missing)})")
+        return 2
     plan = Plan.quick() if args.quick else Plan()
     overrides = {"seconds": args.seconds, "transfers": args.transfers, "workers": args.workers}
     plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
