@@ -1,4 +1,5 @@
-"""Who is calling: the partner a token is bound to, the OAuth client, and its granted scopes."""
+"""Who is calling: the partner a token is bound to (or the member, for a member token), the OAuth
+client, and its granted scopes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ class Principal:
     client_id: str
     partner_id: str | None
     scopes: frozenset[str]
-    kind: str = "partner"  # "partner" | "finance" | "admin"
+    kind: str = "partner"  # "partner" | "finance" | "admin" | "member"
+    # Set only on member tokens (kind "member"): the member signed in through the coalition's
+    # own portal or app. A member token has no partner; a partner token has no member.
+    member_id: str | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes

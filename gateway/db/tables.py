@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from gateway.db.types import UTCDateTime
@@ -49,11 +51,24 @@ rule_versions = Table(
 )
 
 # --- members -------------------------------------------------------------------------------------
+# A member is one person's wallet and identity (DESIGN §6). The card number is the coalition card
+# (16 digits, Luhn), unique and never reused: erasure keeps the number and drops the profile.
 members = Table(
     "members",
     metadata,
     Column("id", String(40), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("card_number", String(16), nullable=True),
+    Column("status", String(16), nullable=False, server_default="active"),  # active|merged|erased
+    Column("merged_into", String(40), nullable=True),
+    Column("birth_date", Date, nullable=True),
+    Column("language", String(16), nullable=True),
+    # SHA-256 of the one-time activation code printed on a till-enrolment receipt; NULL once
+    # the member has claimed the account (or when enrolled online).
+    Column("activation_code_hash", String(64), nullable=True),
+    Column("claimed_at", UTCDateTime, nullable=True),
+    Column("erased_at", UTCDateTime, nullable=True),
+    Index("ix_members_card_number", "card_number", unique=True),
 )
 
 linked_accounts = Table(
@@ -63,7 +78,111 @@ linked_accounts = Table(
     Column("customer_id", String(128), primary_key=True),
     Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
     Column("linked_at", UTCDateTime, nullable=False),
+    # How the member consented: enrolment | oauth | link_code | store_code | legacy_import.
+    Column("consent_via", String(16), nullable=True),
+    # Set when the member unlinks (or is erased or merged away); a closed link reaches nothing.
+    Column("closed_at", UTCDateTime, nullable=True),
     Index("ix_linked_accounts_member", "member_id"),
+    # One open link per member and partner.
+    Index("uq_linked_accounts_open_member", "partner_id", "member_id", unique=True,
+          sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+)
+
+# Every link made, closed or imported, with how and by whom. Not append-only on purpose: erasure
+# (GDPR art. 17) replaces the customer id with a pseudonym; nothing else ever updates a row.
+link_events = Table(
+    "link_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("customer_id", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # linked | unlinked | closed
+    # enrolment | oauth | link_code | store_code | legacy_import | member | erasure | merge
+    Column("via", String(16), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Index("ix_link_events_member", "member_id", "id"),
+)
+
+# One-time link codes a member makes (8 characters, 10 minutes, single use); only hashes kept.
+link_codes = Table(
+    "link_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Column("used_by_partner_id", String(64), nullable=True),
+    Index("ix_link_codes_member", "member_id"),
+)
+
+# Consents as events (append-only): the current state of a purpose is its latest event.
+# partner_id NULL means coalition-wide (e.g. use of purchase history for personal offers).
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=True),
+    Column("purpose", String(32), nullable=False),  # marketing | purchase_history
+    Column("granted", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("via", String(32), nullable=False),  # portal | app | oauth | enrolment | erasure
+    CheckConstraint("granted IN (0, 1)", name="consent_granted_flag"),
+    Index("ix_consents_member", "member_id", "purpose", "id"),
+)
+
+# Portal and app sign-in (argon2id hashes). Erasure deletes the row.
+member_credentials = Table(
+    "member_credentials",
+    metadata,
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("email", String(254), nullable=False),  # normalised: stripped, lower-cased
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("uq_member_credentials_email", "email", unique=True),
+)
+
+# Portal sessions: the cookie carries a random token; only its hash is stored.
+member_sessions = Table(
+    "member_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index("ix_member_sessions_member", "member_id"),
+)
+
+# Authorization codes (RFC 6749 §4.1, PKCE RFC 7636): 60 s, single use; only hashes kept.
+# A second use revokes the access token issued from the first (``access_jti``).
+oauth_authorization_codes = Table(
+    "oauth_authorization_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(80), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("customer_id", String(128), nullable=True),  # the partner's customer to link
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Column("access_jti", String(80), nullable=True),
+)
+
+# Server-held secrets made once per database (pairwise member references, store codes).
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # --- the ledger ----------------------------------------------------------------------------------
@@ -199,6 +318,8 @@ oauth_clients = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("rotated_at", UTCDateTime, nullable=True),
     Column("disabled_at", UTCDateTime, nullable=True),
+    # Exact-match redirect URIs for the authorization code flow, space-separated ('' = none).
+    Column("redirect_uris", Text, nullable=False, server_default=""),
 )
 
 signing_keys = Table(
@@ -256,4 +377,4 @@ settlement_snapshots = Table(
 )
 
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
-                      "settlement_periods", "settlement_snapshots")
+                      "settlement_periods", "settlement_snapshots", "consents")

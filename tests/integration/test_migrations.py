@@ -263,3 +263,24 @@ def test_operators_alembic_command_uses_database_url(empty_url: str) -> None:
     shown = subprocess.run([*alembic, "current"], cwd=ROOT, env=env, capture_output=True,
                            text=True, check=True)
     assert migrate.head() in shown.stdout
+
+
+def test_members_from_before_cards_get_a_unique_luhn_card_number(empty_url: str) -> None:
+    engine = engine_for(empty_url)
+    migrate.upgrade(engine, "0002_hot_path_indexes")
+    with engine.begin() as conn:
+        for index in range(3):
+            conn.execute(text("INSERT INTO members (id, created_at) VALUES (:id, :at)"),
+                         {"id": f"mem_{index}", "at": NOW.replace(tzinfo=None)})
+
+    migrate.upgrade(engine)
+
+    with engine.connect() as conn:
+        cards = conn.execute(text("SELECT card_number FROM members")).scalars().all()
+    assert len(cards) == 3 and len(set(cards)) == 3
+    for card in cards:
+        assert len(card) == 16 and card.isdigit()
+        digits = [int(c) for c in card]
+        total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2)
+                    for i, d in enumerate(reversed(digits)))
+        assert total % 10 == 0, card
