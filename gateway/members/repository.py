@@ -1,12 +1,16 @@
-"""SQL for members and linked accounts. A partner reaches a member only through its own link."""
+"""SQL for members and linked accounts. A partner reaches a member only through its own open
+link; every link made or closed is written to ``link_events`` with how the member consented."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
-from gateway.db.tables import linked_accounts, members
+from gateway.db.tables import link_events, linked_accounts, members
+from gateway.members.identity import IdentityRepository, NewMember
+
+_OPEN = linked_accounts.c.closed_at.is_(None)
 
 
 class MemberRepository:
@@ -18,6 +22,7 @@ class MemberRepository:
             select(linked_accounts.c.member_id).where(
                 linked_accounts.c.partner_id == partner_id,
                 linked_accounts.c.customer_id == customer_id,
+                _OPEN,
             )
         ).scalar_one_or_none()
 
@@ -26,6 +31,7 @@ class MemberRepository:
             select(linked_accounts.c.customer_id).where(
                 linked_accounts.c.partner_id == partner_id,
                 linked_accounts.c.member_id == member_id,
+                _OPEN,
             )
         ).scalar_one_or_none()
 
@@ -41,20 +47,66 @@ class MemberRepository:
             query = query.with_for_update()
         return self.conn.execute(query).first() is not None
 
-    def create(self, member_id: str, at: datetime) -> None:
-        self.conn.execute(insert(members), {"id": member_id, "created_at": at})
+    def create(self, at: datetime, *, with_activation: bool = False) -> NewMember:
+        """A new member with a card number (and a one-time activation code if asked)."""
+        return IdentityRepository(self.conn).create_member(at, with_activation=with_activation)
 
-    def link(self, partner_id: str, customer_id: str, member_id: str, at: datetime) -> None:
+    def link(self, partner_id: str, customer_id: str, member_id: str, at: datetime, *,
+             via: str, actor: str) -> None:
+        """Link the partner's customer id to the member, recording how the member consented
+        (``via``). A closed link of the same customer id is reopened for the new member; an
+        open one makes the INSERT fail on the primary key (callers check first)."""
+        reopened = self.conn.execute(
+            update(linked_accounts)
+            .where(linked_accounts.c.partner_id == partner_id,
+                   linked_accounts.c.customer_id == customer_id,
+                   linked_accounts.c.closed_at.is_not(None))
+            .values(member_id=member_id, linked_at=at, consent_via=via, closed_at=None)
+        ).rowcount
+        if not reopened:
+            self.conn.execute(
+                insert(linked_accounts),
+                {"partner_id": partner_id, "customer_id": customer_id, "member_id": member_id,
+                 "linked_at": at, "consent_via": via},
+            )
+        self._event(at, member_id, partner_id, customer_id, "linked", via, actor)
+
+    def close_link(self, partner_id: str, member_id: str, at: datetime, *, via: str,
+                   actor: str) -> str | None:
+        """Close the member's open link at the partner; the customer id it had, or None."""
+        customer_id = self.customer_for_member(partner_id, member_id)
+        if customer_id is None:
+            return None
         self.conn.execute(
-            insert(linked_accounts),
-            {"partner_id": partner_id, "customer_id": customer_id, "member_id": member_id,
-             "linked_at": at},
+            update(linked_accounts)
+            .where(linked_accounts.c.partner_id == partner_id,
+                   linked_accounts.c.customer_id == customer_id, _OPEN)
+            .values(closed_at=at)
         )
+        self._event(at, member_id, partner_id, customer_id, "unlinked", via, actor)
+        return customer_id
+
+    def open_links(self, member_id: str) -> list[tuple[str, str, datetime, str | None]]:
+        """(partner id, customer id, linked at, consent via) of the member's open links."""
+        rows = self.conn.execute(
+            select(linked_accounts.c.partner_id, linked_accounts.c.customer_id,
+                   linked_accounts.c.linked_at, linked_accounts.c.consent_via)
+            .where(linked_accounts.c.member_id == member_id, _OPEN)
+            .order_by(linked_accounts.c.partner_id)
+        ).all()
+        return [(str(p), str(c), at, via) for p, c, at, via in rows]
+
+    def _event(self, at: datetime, member_id: str, partner_id: str, customer_id: str,
+               action: str, via: str, actor: str) -> None:
+        self.conn.execute(insert(link_events), {
+            "at": at, "member_id": member_id, "partner_id": partner_id,
+            "customer_id": customer_id, "action": action, "via": via, "actor": actor})
 
     def linked_at(self, partner_id: str, customer_id: str) -> datetime | None:
         return self.conn.execute(
             select(linked_accounts.c.linked_at).where(
                 linked_accounts.c.partner_id == partner_id,
                 linked_accounts.c.customer_id == customer_id,
+                _OPEN,
             )
         ).scalar_one_or_none()

@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
 from gateway.core.errors import AlreadyLinked, InvalidInput, UnknownMember
-from gateway.core.ids import new_id
 from gateway.db.tables import accounts, holds, linked_accounts, lot_movements, lots, operations
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
@@ -36,6 +35,9 @@ class Membership:
     partner_id: str
     linked_at: datetime
     created: bool
+    # Only in the answer that created the member at a till: printed on the receipt, shown once.
+    card_number: str | None = None
+    activation_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +84,13 @@ def _enrol(engine: Engine, clock: Clock, partner_id: str, customer_id: str) -> M
             linked_at = repo.linked_at(partner_id, customer_id)
             assert linked_at is not None
             return Membership(existing, customer_id, partner_id, linked_at, created=False)
-        member_id = new_id("mem")
-        repo.create(member_id, now)
-        repo.link(partner_id, customer_id, member_id, now)
-        LedgerRepository(uow.conn).member_accounts(member_id)
+        new = repo.create(now, with_activation=True)
+        repo.link(partner_id, customer_id, new.member_id, now, via="enrolment",
+                  actor=f"partner:{partner_id}")
+        LedgerRepository(uow.conn).member_accounts(new.member_id)
         uow.commit()
-        return Membership(member_id, customer_id, partner_id, now, created=True)
+        return Membership(new.member_id, customer_id, partner_id, now, created=True,
+                          card_number=new.card_number, activation_code=new.activation_code)
 
 
 def link_customer(
@@ -120,7 +123,8 @@ def _link(engine: Engine, clock: Clock, partner_id: str, customer_id: str,
                 "this member is already linked at this partner under another customer id",
                 field="memberId",
             )
-        repo.link(partner_id, customer_id, member_id, now)
+        repo.link(partner_id, customer_id, member_id, now, via="partner_asserted",
+                  actor=f"partner:{partner_id}")
         uow.commit()
         return Membership(member_id, customer_id, partner_id, now, created=True)
 
@@ -160,7 +164,7 @@ def find_memberships(
     query = select(
         linked_accounts.c.customer_id, linked_accounts.c.member_id, linked_accounts.c.linked_at
     ).where(linked_accounts.c.partner_id == partner_id,
-            linked_accounts.c.customer_id.in_(wanted))
+            linked_accounts.c.customer_id.in_(wanted), linked_accounts.c.closed_at.is_(None))
     with UnitOfWork(engine, write=False) as uow:
         rows = uow.conn.execute(query).all()
     return {
