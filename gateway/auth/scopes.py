@@ -32,12 +32,16 @@ SCOPES: tuple[Scope, ...] = (
     Scope("settlement:read", "Read settlement periods, statements and reconciliation reports."),
     Scope("settlement:close", "Close a settlement period (irreversible)."),
     Scope("admin", "Coalition administration: partners, OAuth clients, rule versions, jobs."),
+    Scope("member", "Act as the signed-in member on their own wallet (the coalition's portal and "
+                    "app): viewer, links, consents, codes, donations, merge, export, erasure."),
 )
 
 ALL_SCOPES: frozenset[str] = frozenset(scope.name for scope in SCOPES)
 _ORDER = {scope.name: index for index, scope in enumerate(SCOPES)}
 
-CLIENT_KINDS: tuple[str, ...] = ("partner", "finance", "admin")
+# "app": the coalition's own first-party apps (portal, mobile app), public clients that get
+# member tokens through the authorization code flow with PKCE; never a partner.
+CLIENT_KINDS: tuple[str, ...] = ("partner", "finance", "admin", "app")
 
 DEFAULT_ALLOWANCE: Mapping[str, frozenset[str]] = MappingProxyType(
     {
@@ -53,6 +57,7 @@ DEFAULT_ALLOWANCE: Mapping[str, frozenset[str]] = MappingProxyType(
         ),
         "finance": frozenset({"settlement:read", "settlement:close"}),
         "admin": frozenset({"admin"}),
+        "app": frozenset({"member"}),
     }
 )
 

@@ -101,8 +101,11 @@ class TokenService:
     def ttl(self) -> timedelta:
         return self._ttl
 
-    def issue(self, client: OAuthClient, scopes: Iterable[str]) -> IssuedToken:
-        """Sign a token for ``client`` with exactly ``scopes`` (narrowed by the caller)."""
+    def issue(self, client: OAuthClient, scopes: Iterable[str], *,
+              member_id: str | None = None) -> IssuedToken:
+        """Sign a token for ``client`` with exactly ``scopes`` (narrowed by the caller). With
+        ``member_id`` it is a member token (the coalition's own app acting for a signed-in
+        member): ``sub`` is the member, and it carries no partner."""
         now = self._clock.now().replace(microsecond=0)
         expires_at = now + self._ttl
         jti = secrets.token_urlsafe(24)
@@ -110,15 +113,17 @@ class TokenService:
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": self._audience,
-            "sub": client.client_id,
+            "sub": f"member:{member_id}" if member_id else client.client_id,
             "client_id": client.client_id,
             "exp": int(expires_at.timestamp()),
             "iat": int(now.timestamp()),
             "jti": jti,
             "scope": scope,
-            "partner_id": client.partner_id,
-            "client_kind": client.kind,
+            "partner_id": None if member_id else client.partner_id,
+            "client_kind": "member" if member_id else client.kind,
         }
+        if member_id:
+            claims["member_id"] = member_id
         signing = self._keys.signing_key()
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": signing.kid}
         token = jwt.encode(header, claims, signing.key, algorithms=[ALGORITHM])
@@ -156,6 +161,7 @@ class TokenService:
             partner_id=claims.get("partner_id"),
             scopes=parse_scope(claims["scope"]),
             kind=str(claims.get("client_kind", client.kind)),
+            member_id=claims.get("member_id"),
         )
 
     def _verified_claims(self, token: str) -> dict[str, Any]:

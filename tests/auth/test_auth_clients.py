@@ -90,7 +90,8 @@ def test_finance_client_may_be_coalition_wide_or_bound(auth: AuthService) -> Non
             "an admin client is coalition-wide; omit partner_id",
             "partner_id",
         ),
-        ({"kind": "robot"}, "kind must be one of partner, finance, admin; got 'robot'", "kind"),
+        ({"kind": "robot"}, "kind must be one of partner, finance, admin, app; got 'robot'",
+         "kind"),
         (
             {"kind": "partner", "partner_id": "shop", "scopes": ["points:earn", "admin"]},
             "a partner client may not hold admin",
@@ -178,11 +179,12 @@ def test_ensure_demo_client_is_idempotent(
 def test_scope_list_and_allowances() -> None:
     assert [s.name for s in SCOPES] == [
         "points:earn", "points:redeem", "points:reverse", "members:link", "members:read",
-        "offers:manage", "settlement:read", "settlement:close", "admin",
+        "offers:manage", "settlement:read", "settlement:close", "admin", "member",
     ]
     assert all(s.description for s in SCOPES)
-    assert describe("admin") == SCOPES[-1].description
+    assert describe("member") == SCOPES[-1].description
     assert DEFAULT_ALLOWANCE["admin"] == frozenset({"admin"})
+    assert DEFAULT_ALLOWANCE["app"] == frozenset({"member"})
     assert format_scope({"admin", "points:earn", "members:read"}) == (
         "points:earn members:read admin"
     )

@@ -39,6 +39,7 @@ async def test_metadata_document(http: httpx.AsyncClient) -> None:
             "settlement:read",
             "settlement:close",
             "admin",
+            "member",
         ],
     }
 
