@@ -1,4 +1,5 @@
-"""Enrol and link customers, and read a member as one partner sees them (DESIGN §6).
+"""Enrol customers, link them with the member's consent, and read a member as one partner sees
+them (DESIGN §6).
 
 A partner addresses members by its own customer ids only; every read here starts from the
 partner's link, so another partner's customers, operations and holds simply do not exist
@@ -11,18 +12,27 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, case, func, or_, select
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
-from gateway.core.errors import AlreadyLinked, InvalidInput, UnknownMember
+from gateway.core.errors import AlreadyLinked, InvalidInput
 from gateway.db.tables import accounts, holds, linked_accounts, lot_movements, lots, operations
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
 from gateway.ledger.model import Balance
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.retry import retrying
+from gateway.members.consent import (
+    check_store_code,
+    member_for_link_code,
+    member_for_store_code,
+    store_code_secret,
+)
+from gateway.members.guesses import CodeGuesses
+from gateway.members.identity import PAIRWISE_SECRET, member_reference
 from gateway.members.repository import MemberRepository
+from gateway.members.secrets import server_secret
 
 MAX_CUSTOMER_ID = 128
 EXPIRING_WINDOW = timedelta(days=30)
@@ -35,6 +45,8 @@ class Membership:
     partner_id: str
     linked_at: datetime
     created: bool
+    # This partner's pairwise reference for the member: all a partner ever sees of who it is.
+    member_reference: str = ""
     # Only in the answer that created the member at a till: printed on the receipt, shown once.
     card_number: str | None = None
     activation_code: str | None = None
@@ -73,47 +85,74 @@ def enrol_customer(engine: Engine, clock: Clock, partner_id: str, customer_id: s
     customer that is already linked returns that membership (``created`` false): retries are
     safe without a key."""
     _check_customer_id(customer_id)
-    return _retried(lambda: _enrol(engine, clock, partner_id, customer_id))
+    pairwise = server_secret(engine, clock, PAIRWISE_SECRET)
+    return _retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id))
 
 
-def _enrol(engine: Engine, clock: Clock, partner_id: str, customer_id: str) -> Membership:
+def _enrol(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str,
+           customer_id: str) -> Membership:
     with UnitOfWork(engine) as uow:
         repo, now = MemberRepository(uow.conn), clock.now()
         existing = repo.member_for_customer(partner_id, customer_id)
         if existing is not None:
             linked_at = repo.linked_at(partner_id, customer_id)
             assert linked_at is not None
-            return Membership(existing, customer_id, partner_id, linked_at, created=False)
+            return Membership(existing, customer_id, partner_id, linked_at, created=False,
+                              member_reference=member_reference(pairwise, partner_id, existing))
         new = repo.create(now, with_activation=True)
         repo.link(partner_id, customer_id, new.member_id, now, via="enrolment",
                   actor=f"partner:{partner_id}")
         LedgerRepository(uow.conn).member_accounts(new.member_id)
         uow.commit()
         return Membership(new.member_id, customer_id, partner_id, now, created=True,
+                          member_reference=member_reference(pairwise, partner_id, new.member_id),
                           card_number=new.card_number, activation_code=new.activation_code)
 
 
 def link_customer(
-    engine: Engine, clock: Clock, partner_id: str, customer_id: str, member_id: str
+    engine: Engine, clock: Clock, guesses: CodeGuesses, partner_id: str, customer_id: str, *,
+    link_code: str | None = None, store_code: str | None = None,
 ) -> Membership:
-    """Partner-asserted link of this partner's customer to an existing coalition member."""
+    """Link this partner's customer to the member who consented: with a one-time link code the
+    member made, or a store code they showed at the till. A partner's word alone never links:
+    a wrong, expired, used or someone else's code answers UNKNOWN_MEMBER, always the same, and
+    every attempt counts against the customer's and the partner's budgets (RATE_LIMITED)."""
     _check_customer_id(customer_id)
-    return _retried(lambda: _link(engine, clock, partner_id, customer_id, member_id))
+    if (link_code is None) == (store_code is None):
+        raise InvalidInput("give exactly one of linkCode or storeCode",
+                           field="storeCode" if store_code is not None else "linkCode")
+    if store_code is not None:
+        check_store_code(store_code)
+    guesses.link_attempt(partner_id, customer_id)
+    secret = store_code_secret(engine, clock) if store_code is not None else b""
+    pairwise = server_secret(engine, clock, PAIRWISE_SECRET)  # read before the transaction
+
+    def consented(conn: Connection, now: datetime) -> tuple[str, str]:
+        if link_code is not None:
+            return member_for_link_code(conn, now, partner_id, link_code), "link_code"
+        assert store_code is not None
+        return member_for_store_code(conn, now, secret, partner_id, store_code,
+                                     consent=True), "store_code"
+
+    return _retried(lambda: _link(engine, clock, pairwise, partner_id, customer_id, consented))
 
 
-def _link(engine: Engine, clock: Clock, partner_id: str, customer_id: str,
-          member_id: str) -> Membership:
+def _link(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str, customer_id: str,
+          consented: Callable[[Connection, datetime], tuple[str, str]]) -> Membership:
     with UnitOfWork(engine) as uow:
         repo, now = MemberRepository(uow.conn), clock.now()
+        member_id, via = consented(uow.conn, now)
         # Locked first, so two links of one member at one partner (under two customer ids)
         # cannot both find it unlinked there: nothing in the schema forbids the second row.
-        if not repo.lock(member_id):
-            raise UnknownMember(f"no coalition member {member_id!r}", field="memberId")
+        repo.lock(member_id)
+        reference = member_reference(pairwise, partner_id, member_id)
         current = repo.member_for_customer(partner_id, customer_id)
         if current == member_id:
             linked_at = repo.linked_at(partner_id, customer_id)
             assert linked_at is not None
-            return Membership(member_id, customer_id, partner_id, linked_at, created=False)
+            uow.commit()  # the code is used up either way
+            return Membership(member_id, customer_id, partner_id, linked_at, created=False,
+                              member_reference=reference)
         if current is not None:
             raise AlreadyLinked(
                 f"customer {customer_id!r} is linked to another member", field="customerId"
@@ -121,12 +160,13 @@ def _link(engine: Engine, clock: Clock, partner_id: str, customer_id: str,
         if repo.customer_for_member(partner_id, member_id) is not None:
             raise AlreadyLinked(
                 "this member is already linked at this partner under another customer id",
-                field="memberId",
+                field="linkCode" if via == "link_code" else "storeCode",
             )
-        repo.link(partner_id, customer_id, member_id, now, via="partner_asserted",
+        repo.link(partner_id, customer_id, member_id, now, via=via,
                   actor=f"partner:{partner_id}")
         uow.commit()
-        return Membership(member_id, customer_id, partner_id, now, created=True)
+        return Membership(member_id, customer_id, partner_id, now, created=True,
+                          member_reference=reference)
 
 
 def _retried(unit: Callable[[], Membership]) -> Membership:
@@ -143,18 +183,13 @@ def _retried(unit: Callable[[], Membership]) -> Membership:
     raise AssertionError("unreachable")
 
 
-def find_membership(engine: Engine, partner_id: str, customer_id: str) -> Membership | None:
-    with UnitOfWork(engine, write=False) as uow:
-        repo = MemberRepository(uow.conn)
-        member_id = repo.member_for_customer(partner_id, customer_id)
-        linked_at = repo.linked_at(partner_id, customer_id)
-        if member_id is None or linked_at is None:
-            return None
-        return Membership(member_id, customer_id, partner_id, linked_at, created=False)
+def find_membership(engine: Engine, clock: Clock, partner_id: str,
+                    customer_id: str) -> Membership | None:
+    return find_memberships(engine, clock, partner_id, [customer_id]).get(customer_id)
 
 
 def find_memberships(
-    engine: Engine, partner_id: str, customer_ids: Collection[str]
+    engine: Engine, clock: Clock, partner_id: str, customer_ids: Collection[str]
 ) -> dict[str, Membership]:
     """This partner's links for many customer ids in one statement (the API's per-request
     loader batches lookups with it); a customer id with no link here is simply absent."""
@@ -165,10 +200,13 @@ def find_memberships(
         linked_accounts.c.customer_id, linked_accounts.c.member_id, linked_accounts.c.linked_at
     ).where(linked_accounts.c.partner_id == partner_id,
             linked_accounts.c.customer_id.in_(wanted), linked_accounts.c.closed_at.is_(None))
+    pairwise = server_secret(engine, clock, PAIRWISE_SECRET)
     with UnitOfWork(engine, write=False) as uow:
         rows = uow.conn.execute(query).all()
     return {
-        customer_id: Membership(member_id, customer_id, partner_id, linked_at, created=False)
+        customer_id: Membership(member_id, customer_id, partner_id, linked_at, created=False,
+                                member_reference=member_reference(pairwise, partner_id,
+                                                                  member_id))
         for customer_id, member_id, linked_at in rows
     }
 
