@@ -4,12 +4,15 @@ learn a member id, so tests name the member by a customer id some partner alread
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from gateway.app import Gateway
+from gateway.core.clock import Clock
 from gateway.db import tables as t
 from gateway.members import consent
 from gateway.members.codes import StoreCode
+from gateway.members.guesses import CodeGuesses
+from gateway.members.service import Membership, link_customer
 
 LINK = """mutation($c: ID!, $code: String!) { linkCustomer(input: {customerId: $c,
   linkCode: $code}) { __typename ... on LinkCustomerSuccess { created member {
@@ -43,3 +46,12 @@ def store_code_for(gw: Gateway, partner_id: str, customer_id: str) -> StoreCode:
     """A store code shown by the member linked to this customer id at this partner."""
     member_id = member_id_of(gw, partner_id, customer_id)
     return consent.issue_store_code(gw.services.engine, gw.services.clock, member_id)
+
+
+def link_with_code(engine: Engine, clock: Clock, partner_id: str, customer_id: str,
+                   member_id: str) -> Membership:
+    """The member makes a link code and the partner links its customer with it (domain level;
+    fresh in-process budgets, so setting up many links is never rate limited)."""
+    code = consent.create_link_code(engine, clock, member_id).code
+    return link_customer(engine, clock, CodeGuesses.build(), partner_id, customer_id,
+                         link_code=code)
