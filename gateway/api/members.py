@@ -15,7 +15,7 @@ from gateway.api.context import Context
 from gateway.api.results import COMMON, attempt
 from gateway.api.types import Balance, Operation, OperationConnection, OperationEdge, PageInfo
 from gateway.core.errors import InvalidInput
-from gateway.members import service
+from gateway.members import linking, service
 from gateway.members.service import Membership, encode_cursor
 
 MAX_PAGE = 100
@@ -165,7 +165,7 @@ class MemberMutations:
 
         async def run() -> LinkCustomerSuccess:
             c.require("members:link")
-            m = await c.run(service.link_customer, c.services.engine, c.services.clock,
+            m = await c.run(linking.link_customer, c.services.engine, c.services.clock,
                             c.services.ledger.guesses, c.partner_id, str(input.customer_id),
                             link_code=input.link_code, store_code=input.store_code)
             return LinkCustomerSuccess(member=Member.of(m), created=m.created)

@@ -1,5 +1,5 @@
-"""Enrol customers, link them with the member's consent, and read a member as one partner sees
-them (DESIGN §6).
+"""Enrol customers and read a member as one partner sees them (DESIGN §6); linking with the
+member's consent is in :mod:`gateway.members.linking`.
 
 A partner addresses members by its own customer ids only; every read here starts from the
 partner's link, so another partner's customers, operations and holds simply do not exist
@@ -12,24 +12,17 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, case, func, or_, select
+from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
-from gateway.core.errors import AlreadyLinked, InvalidInput
+from gateway.core.errors import InvalidInput
 from gateway.db.tables import accounts, holds, linked_accounts, lot_movements, lots, operations
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
 from gateway.ledger.model import Balance
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.retry import retrying
-from gateway.members.consent import (
-    check_store_code,
-    member_for_link_code,
-    member_for_store_code,
-    store_code_secret,
-)
-from gateway.members.guesses import CodeGuesses
 from gateway.members.identity import PAIRWISE_SECRET, member_reference
 from gateway.members.repository import MemberRepository
 from gateway.members.secrets import server_secret
@@ -73,7 +66,7 @@ class OperationPage:
     end_cursor: str | None
 
 
-def _check_customer_id(customer_id: str) -> None:
+def check_customer_id(customer_id: str) -> None:
     if not customer_id.strip() or len(customer_id) > MAX_CUSTOMER_ID:
         raise InvalidInput(
             f"customerId must be 1 to {MAX_CUSTOMER_ID} characters, not blank", field="customerId"
@@ -84,9 +77,9 @@ def enrol_customer(engine: Engine, clock: Clock, partner_id: str, customer_id: s
     """Create a member with an empty wallet, linked to this partner's customer. Enrolling a
     customer that is already linked returns that membership (``created`` false): retries are
     safe without a key."""
-    _check_customer_id(customer_id)
+    check_customer_id(customer_id)
     pairwise = server_secret(engine, clock, PAIRWISE_SECRET)
-    return _retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id))
+    return retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id))
 
 
 def _enrol(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str,
@@ -109,67 +102,7 @@ def _enrol(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str,
                           card_number=new.card_number, activation_code=new.activation_code)
 
 
-def link_customer(
-    engine: Engine, clock: Clock, guesses: CodeGuesses, partner_id: str, customer_id: str, *,
-    link_code: str | None = None, store_code: str | None = None,
-) -> Membership:
-    """Link this partner's customer to the member who consented: with a one-time link code the
-    member made, or a store code they showed at the till. A partner's word alone never links:
-    a wrong, expired, used or someone else's code answers UNKNOWN_MEMBER, always the same, and
-    every attempt counts against the customer's and the partner's budgets (RATE_LIMITED)."""
-    _check_customer_id(customer_id)
-    if (link_code is None) == (store_code is None):
-        raise InvalidInput("give exactly one of linkCode or storeCode",
-                           field="storeCode" if store_code is not None else "linkCode")
-    if store_code is not None:
-        check_store_code(store_code)
-    guesses.link_attempt(partner_id, customer_id)
-    secret = store_code_secret(engine, clock) if store_code is not None else b""
-    pairwise = server_secret(engine, clock, PAIRWISE_SECRET)  # read before the transaction
-
-    def consented(conn: Connection, now: datetime) -> tuple[str, str]:
-        if link_code is not None:
-            return member_for_link_code(conn, now, partner_id, link_code), "link_code"
-        assert store_code is not None
-        return member_for_store_code(conn, now, secret, partner_id, store_code,
-                                     consent=True), "store_code"
-
-    return _retried(lambda: _link(engine, clock, pairwise, partner_id, customer_id, consented))
-
-
-def _link(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str, customer_id: str,
-          consented: Callable[[Connection, datetime], tuple[str, str]]) -> Membership:
-    with UnitOfWork(engine) as uow:
-        repo, now = MemberRepository(uow.conn), clock.now()
-        member_id, via = consented(uow.conn, now)
-        # Locked first, so two links of one member at one partner (under two customer ids)
-        # cannot both find it unlinked there: nothing in the schema forbids the second row.
-        repo.lock(member_id)
-        reference = member_reference(pairwise, partner_id, member_id)
-        current = repo.member_for_customer(partner_id, customer_id)
-        if current == member_id:
-            linked_at = repo.linked_at(partner_id, customer_id)
-            assert linked_at is not None
-            uow.commit()  # the code is used up either way
-            return Membership(member_id, customer_id, partner_id, linked_at, created=False,
-                              member_reference=reference)
-        if current is not None:
-            raise AlreadyLinked(
-                f"customer {customer_id!r} is linked to another member", field="customerId"
-            )
-        if repo.customer_for_member(partner_id, member_id) is not None:
-            raise AlreadyLinked(
-                "this member is already linked at this partner under another customer id",
-                field="linkCode" if via == "link_code" else "storeCode",
-            )
-        repo.link(partner_id, customer_id, member_id, now, via=via,
-                  actor=f"partner:{partner_id}")
-        uow.commit()
-        return Membership(member_id, customer_id, partner_id, now, created=True,
-                          member_reference=reference)
-
-
-def _retried(unit: Callable[[], Membership]) -> Membership:
+def retried(unit: Callable[[], Membership]) -> Membership:
     """Enrol and link check, then insert a link: a concurrent twin that inserted the same link
     first makes ours fail on the primary key. Run again, the check finds the twin's link and
     answers as a retry would (the same membership, or ALREADY_LINKED). Deadlocks and

@@ -12,7 +12,8 @@ from gateway.db import tables as t
 from gateway.members import consent
 from gateway.members.codes import StoreCode
 from gateway.members.guesses import CodeGuesses
-from gateway.members.service import Membership, link_customer
+from gateway.members.linking import link_customer
+from gateway.members.service import Membership
 
 LINK = """mutation($c: ID!, $code: String!) { linkCustomer(input: {customerId: $c,
   linkCode: $code}) { __typename ... on LinkCustomerSuccess { created member {
