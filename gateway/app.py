@@ -90,7 +90,7 @@ def build(
     services = Services(
         settings=settings, engine=engine, clock=clock, rules=rules,
         ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks,
-                             on_commit=metrics.record_operation),
+                             on_commit=metrics.record_operation, guesses=backends.guesses),
     )
     auth = AuthService(engine, settings, clock, revocations=backends.revocations)
     graphql = GatewayGraphQL(build_schema(settings), services, auth, backends.limiter,

@@ -21,6 +21,7 @@ from gateway.auth.revocation import RevocationStore, SqlRevocationStore
 from gateway.core.clock import Clock
 from gateway.core.locks import InProcessKeyLocks, KeyLocks
 from gateway.limits import InProcessRateLimiter, RateLimiter
+from gateway.members.guesses import CodeGuesses
 from gateway.redis.health import Breaker, connect
 from gateway.redis.limiter import FailSafeLimiter, RedisRateLimiter
 from gateway.redis.locks import RedisKeyLocks
@@ -37,6 +38,8 @@ class Backends:
     # Readiness probes for /readyz beyond the database: name -> callable raising when down.
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
+    # Budgets for link codes and typed store codes (gateway.members.guesses).
+    guesses: CodeGuesses = field(default_factory=CodeGuesses.build)
 
 
 def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends:
@@ -60,8 +63,13 @@ def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends
         client.close()
         client.connection_pool.disconnect()
 
+    def guess_limiter(per_minute: int, burst: int) -> RateLimiter:
+        return FailSafeLimiter(RedisRateLimiter(client, per_minute, burst=burst, prefix=prefix),
+                               breaker, mode=settings.redis_failure_mode)
+
     return Backends(
         limiter=FailSafeLimiter(limiter, breaker, mode=settings.redis_failure_mode),
+        guesses=CodeGuesses.build(guess_limiter),
         locks=RedisKeyLocks(client, breaker, prefix=prefix),
         revocations=RedisRevocationStore(client, breaker, SqlRevocationStore(engine, clock),
                                          clock, prefix=prefix),

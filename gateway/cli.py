@@ -193,6 +193,7 @@ def cmd_expire(_: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
+    from gateway.members.cli import register as register_members
     from gateway.settlement.cli import register as register_settlement
 
     root = argparse.ArgumentParser(prog="gateway", description=__doc__)
@@ -228,6 +229,7 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_expire)
     register(sub, _context)
     register_settlement(sub, _services)
+    register_members(sub, _context)
     return root
 
 

@@ -104,6 +104,11 @@ class NothingToReturnError(Error):
 
 
 @strawberry.type
+class ConsentRequiredError(Error):
+    pass
+
+
+@strawberry.type
 class ForbiddenError(Error):
     scope: str
 
@@ -129,6 +134,7 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.CapExceeded: CapExceededError,
     domain.RedemptionNotAccepted: RedemptionNotAcceptedError,
     domain.NothingToReturn: NothingToReturnError,
+    domain.ConsentRequired: ConsentRequiredError,
     domain.Forbidden: ForbiddenError,
     domain.RateLimited: RateLimitedError,
 }

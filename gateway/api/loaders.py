@@ -55,7 +55,8 @@ class Loaders:
     async def _load_memberships(self, keys: Sequence[MembershipKey]) -> list[Membership | None]:
         partner_id = _one_partner(keys)
         found = await _in_thread(
-            service.find_memberships, self._engine, partner_id, [c for _, c in keys]
+            service.find_memberships, self._engine, self._clock, partner_id,
+            [c for _, c in keys]
         )
         return [found.get(customer_id) for _, customer_id in keys]
 

@@ -1,4 +1,6 @@
-"""Enrol and link customers; read a member (balance, history) as the calling partner sees it."""
+"""Enrol customers, link them with the member's consent (a link code or a store code); read a
+member (balance, history) as the calling partner sees it. Partners see a pairwise
+``memberReference``, never the coalition's member id."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from gateway.api.context import Context
 from gateway.api.results import COMMON, attempt
 from gateway.api.types import Balance, Operation, OperationConnection, OperationEdge, PageInfo
 from gateway.core.errors import InvalidInput
-from gateway.members import service
+from gateway.members import linking, service
 from gateway.members.service import Membership, encode_cursor
 
 MAX_PAGE = 100
@@ -22,21 +24,23 @@ MAX_PAGE = 100
 @strawberry.type(description="A coalition member, seen through this partner's customer id.")
 class Member:
     customer_id: strawberry.ID
-    member_id: strawberry.ID = strawberry.field(
-        description="The coalition member id; another brand links its customer with it."
+    member_reference: strawberry.ID = strawberry.field(
+        description="Your own stable reference for this member. Every partner gets a different "
+        "one for the same person, so it is useless anywhere else."
     )
     linked_at: datetime
     partner_id: strawberry.Private[str]
+    member_id: strawberry.Private[str]
 
     @staticmethod
     def of(m: Membership) -> Member:
         return Member(customer_id=strawberry.ID(m.customer_id),
-                      member_id=strawberry.ID(m.member_id), linked_at=m.linked_at,
-                      partner_id=m.partner_id)
+                      member_reference=strawberry.ID(m.member_reference), linked_at=m.linked_at,
+                      partner_id=m.partner_id, member_id=m.member_id)
 
     @strawberry.field(description="One balance across every brand the member uses.")
     async def balance(self, info: Info[Context, None]) -> Balance:
-        balance = await info.context.loaders.balances.load((self.partner_id, str(self.member_id)))
+        balance = await info.context.loaders.balances.load((self.partner_id, self.member_id))
         return Balance.of(balance)
 
     @strawberry.field(description="This partner's operations for the member, newest first "
@@ -49,7 +53,7 @@ class Member:
         if not 1 <= first <= cap:
             raise InvalidInput(f"first must be between 1 and {cap}", field="first")
         page = await c.run(service.member_history, c.services.engine, self.partner_id,
-                           str(self.member_id), first, after)
+                           self.member_id, first, after)
         edges = [OperationEdge(cursor=encode_cursor(v.id), node=Operation.of(v))
                  for v in page.items]
         return OperationConnection(
@@ -62,16 +66,27 @@ class EnrolCustomerInput:
     customer_id: strawberry.ID = strawberry.field(description="Your own id for the customer.")
 
 
-@strawberry.input
+@strawberry.input(description="Exactly one of linkCode or storeCode: the member's consent.")
 class LinkCustomerInput:
-    customer_id: strawberry.ID
-    member_id: strawberry.ID = strawberry.field(description="The coalition member to link to.")
+    customer_id: strawberry.ID = strawberry.field(description="Your own id for the customer.")
+    link_code: str | None = strawberry.field(
+        default=None, description="The one-time code the member made in the coalition's app "
+        "or portal (8 characters, valid 10 minutes).")
+    store_code: str | None = strawberry.field(
+        default=None, description="The store code the member's app shows, scanned (QR text) "
+        "or typed (12 digits) at your till.")
 
 
 @strawberry.type
 class EnrolCustomerSuccess:
     member: Member
     created: bool = strawberry.field(description="False when the customer was enrolled already.")
+    card_number: str | None = strawberry.field(
+        default=None, description="The new member's coalition card number; only in the answer "
+        "that created the member (print it on the receipt).")
+    activation_code: str | None = strawberry.field(
+        default=None, description="One-time code the member claims their account with in the "
+        "coalition portal; only in the answer that created the member, never again.")
 
 
 @strawberry.type
@@ -132,13 +147,17 @@ class MemberMutations:
             c.require("members:link")
             m = await c.run(service.enrol_customer, c.services.engine, c.services.clock,
                             c.partner_id, str(input.customer_id))
-            return EnrolCustomerSuccess(member=Member.of(m), created=m.created)
+            return EnrolCustomerSuccess(member=Member.of(m), created=m.created,
+                                        card_number=m.card_number,
+                                        activation_code=m.activation_code)
 
         result: EnrolCustomerResult = await attempt(run, ENROL_ERRORS)
         return result
 
-    @strawberry.mutation(description="Link your customer to an existing coalition member "
-                         "(partner-asserted). Scope: members:link.")
+    @strawberry.mutation(description="Link your customer to a coalition member who consented: "
+                         "with a link code they made or a store code they showed. A wrong, "
+                         "expired or used code is UNKNOWN_MEMBER; attempts are rate limited. "
+                         "Scope: members:link.")
     async def link_customer(
         self, info: Info[Context, None], input: LinkCustomerInput
     ) -> LinkCustomerResult:
@@ -146,8 +165,9 @@ class MemberMutations:
 
         async def run() -> LinkCustomerSuccess:
             c.require("members:link")
-            m = await c.run(service.link_customer, c.services.engine, c.services.clock,
-                            c.partner_id, str(input.customer_id), str(input.member_id))
+            m = await c.run(linking.link_customer, c.services.engine, c.services.clock,
+                            c.services.ledger.guesses, c.partner_id, str(input.customer_id),
+                            link_code=input.link_code, store_code=input.store_code)
             return LinkCustomerSuccess(member=Member.of(m), created=m.created)
 
         result: LinkCustomerResult = await attempt(run, LINK_ERRORS)

@@ -32,9 +32,15 @@ class LineItemInput:
     )
 
 
-@strawberry.input
+@strawberry.input(description="Name the member with exactly one of customerId (linked here), "
+                  "cardNumber (a coalition card: earns anywhere, no link needed) or storeCode "
+                  "(the code the member's app shows).")
 class EarnPointsInput:
-    customer_id: strawberry.ID
+    customer_id: strawberry.ID | None = None
+    card_number: str | None = strawberry.field(
+        default=None, description="The member's coalition card number (16 digits).")
+    store_code: str | None = strawberry.field(
+        default=None, description="The member's store code: its QR text, or its 12 digits.")
     amount: MoneyInput = strawberry.field(description="The purchase total, in your currency.")
     channel: Channel
     purchase_id: str = strawberry.field(description="Your id for the purchase; returns use it.")
@@ -50,16 +56,23 @@ class EarnPointsInput:
         lines = tuple(m.PurchaseLine(li.amount_minor, li.category, li.quantity_milli)
                       for li in self.lines)
         return m.EarnPoints(
-            partner_id=partner_id, customer_id=str(self.customer_id),
+            partner_id=partner_id, customer_id=_opt(self.customer_id),
+            card_number=self.card_number, store_code=self.store_code,
             amount=self.amount.to_domain("amount"), channel=self.channel.value,
             purchase_id=_text(self.purchase_id, "purchaseId"),
             idempotency_key=self.idempotency_key, lines=lines, occurred_at=self.occurred_at,
         )
 
 
-@strawberry.input
+@strawberry.input(description="Name the member with a customerId linked here, or the storeCode "
+                  "their app shows (their consent for this spend). A card number never spends.")
 class RedeemPointsInput:
-    customer_id: strawberry.ID
+    customer_id: strawberry.ID | None = None
+    store_code: str | None = strawberry.field(
+        default=None, description="The member's store code: its QR text, or its 12 digits.")
+    card_number: str | None = strawberry.field(
+        default=None, description="Refused (CONSENT_REQUIRED): a card number may earn, never "
+        "spend.")
     points: int
     basket_amount: MoneyInput = strawberry.field(
         description="The basket total the points pay towards (caps the share points may pay)."
@@ -72,7 +85,8 @@ class RedeemPointsInput:
 
     def to_command(self, partner_id: str) -> m.RedeemPoints:
         return m.RedeemPoints(
-            partner_id=partner_id, customer_id=str(self.customer_id), points=self.points,
+            partner_id=partner_id, customer_id=_opt(self.customer_id), points=self.points,
+            card_number=self.card_number, store_code=self.store_code,
             basket=self.basket_amount.to_domain("basketAmount"),
             idempotency_key=self.idempotency_key,
             purchase_id=None if self.purchase_id is None else _text(self.purchase_id,
@@ -108,7 +122,8 @@ class EarnPointsSuccess:
     rule_version: int
     explanation: list[str] = strawberry.field(description="How the points were computed.")
     debt_repaid: int
-    available: int
+    available: int | None = strawberry.field(
+        description="The member's wallet after the earn; null when named by a bare card number.")
     recorded_at: datetime
     pending: int = strawberry.field(
         description="Of these points, how many wait out your return window before they spend."
@@ -179,7 +194,8 @@ EARN_ERRORS = (*KEYED, e.UnknownMemberError, e.CurrencyMismatchError, e.RuleNotI
                e.CapExceededError, e.PurchaseAlreadyRecordedError)
 PREVIEW_ERRORS = (*KEYED, e.CurrencyMismatchError, e.RuleNotInForceError)
 REDEEM_ERRORS = (*KEYED, e.UnknownMemberError, e.CurrencyMismatchError, e.RuleNotInForceError,
-                 e.CapExceededError, e.InsufficientPointsError, e.RedemptionNotAcceptedError)
+                 e.CapExceededError, e.InsufficientPointsError, e.RedemptionNotAcceptedError,
+                 e.ConsentRequiredError)
 CAPTURE_ERRORS = (*KEYED, e.NotFoundError, e.HoldExpiredError, e.HoldAlreadySettledError,
                   e.InsufficientPointsError, e.CapExceededError, e.RuleNotInForceError)
 VOID_ERRORS = (*KEYED, e.NotFoundError, e.HoldAlreadySettledError)
@@ -200,13 +216,13 @@ PreviewEarnResult = Annotated[
 RedeemPointsResult = Annotated[
     RedeemPointsSuccess | e.UnknownMemberError | e.CurrencyMismatchError | e.RuleNotInForceError
     | e.CapExceededError | e.InsufficientPointsError | e.RedemptionNotAcceptedError
-    | _KEYED_UNION,
+    | e.ConsentRequiredError | _KEYED_UNION,
     strawberry.union("RedeemPointsResult"),
 ]
 AuthoriseRedemptionResult = Annotated[
     AuthoriseRedemptionSuccess | e.UnknownMemberError | e.CurrencyMismatchError
     | e.RuleNotInForceError | e.CapExceededError | e.InsufficientPointsError
-    | e.RedemptionNotAcceptedError | _KEYED_UNION,
+    | e.RedemptionNotAcceptedError | e.ConsentRequiredError | _KEYED_UNION,
     strawberry.union("AuthoriseRedemptionResult"),
 ]
 CaptureRedemptionResult = Annotated[
@@ -223,6 +239,10 @@ ReturnPurchaseResult = Annotated[
     | _KEYED_UNION,
     strawberry.union("ReturnPurchaseResult"),
 ]
+
+
+def _opt(value: strawberry.ID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _text(value: str, field: str) -> str:

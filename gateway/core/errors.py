@@ -23,7 +23,8 @@ and name the input field, so a partner's developer can fix the call without read
     │   ├── RuleNotInForce           RULE_NOT_IN_FORCE    no rule version covers the time
     │   ├── CapExceeded              CAP_EXCEEDED         a cap leaves nothing to post
     │   ├── RedemptionNotAccepted    REDEMPTION_NOT_ACCEPTED  partner takes no points
-    │   └── NothingToReturn          NOTHING_TO_RETURN    purchase already fully returned
+    │   ├── NothingToReturn          NOTHING_TO_RETURN    purchase already fully returned
+    │   └── ConsentRequired          CONSENT_REQUIRED     a card number may earn, never spend
     ├── Forbidden                    FORBIDDEN            token lacks the scope named
     │   (settlement adds, in gateway/settlement/errors.py: PeriodClosed(Conflict) PERIOD_CLOSED,
     │    SettlementUnbalanced SETTLEMENT_UNBALANCED, StatementMalformed(InvalidInput)
@@ -55,6 +56,7 @@ class ErrorCode(enum.StrEnum):
     CAP_EXCEEDED = "CAP_EXCEEDED"
     REDEMPTION_NOT_ACCEPTED = "REDEMPTION_NOT_ACCEPTED"
     NOTHING_TO_RETURN = "NOTHING_TO_RETURN"
+    CONSENT_REQUIRED = "CONSENT_REQUIRED"
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
     PERIOD_CLOSED = "PERIOD_CLOSED"
@@ -165,6 +167,12 @@ class RedemptionNotAccepted(Rejected):
 
 class NothingToReturn(Rejected):
     code = ErrorCode.NOTHING_TO_RETURN
+
+
+class ConsentRequired(Rejected):
+    """Spending needs the member's consent: a consented link or a store code they showed."""
+
+    code = ErrorCode.CONSENT_REQUIRED
 
 
 class Forbidden(DomainError):

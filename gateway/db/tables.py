@@ -118,6 +118,21 @@ link_codes = Table(
     Index("ix_link_codes_member", "member_id"),
 )
 
+# Rotating store codes a member shows at a till (QR and digits, about a minute); only the hash of
+# the digits is kept. The first partner that presents a code binds it; one consent use (a spend
+# or a link) per code. Expired rows are deleted when the member issues the next one.
+store_codes = Table(
+    "store_codes",
+    metadata,
+    Column("digits_hash", String(64), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("partner_id", String(64), nullable=True),
+    Column("consented_at", UTCDateTime, nullable=True),
+    Index("ix_store_codes_member", "member_id"),
+)
+
 # Consents as events (append-only): the current state of a purpose is its latest event.
 # partner_id NULL means coalition-wide (e.g. use of purchase history for personal offers).
 consents = Table(

@@ -16,9 +16,14 @@ Guarantees (DESIGN §4), each enforced here, in the database and in a property t
    writers serialised per member; a lost race is retried as a replay.)
 6. An operation is one or more transfers committed atomically, tagged with partner, channel,
    purchase reference and the rule version used.
+7. A partner reaches a member only with the member's consent: a customer id it linked with a
+   link code, a store code or OAuth, or a store code shown at the till. A bare card number earns
+   but never spends. (``context.identify``; tests/api/test_consent_attack.py.)
 
 Result codes, in the order they are checked for a points command: INVALID_INPUT /
-INVALID_AMOUNT / CURRENCY_MISMATCH (the request itself), IDEMPOTENCY_KEY_REUSED (the key),
+INVALID_AMOUNT / CURRENCY_MISMATCH / CONSENT_REQUIRED (the request itself: a spend named by a
+bare card number), RATE_LIMITED (store code digits typed at the till), IDEMPOTENCY_KEY_REUSED
+(the key),
 UNKNOWN_MEMBER / NOT_FOUND (what it refers to), RULE_NOT_IN_FORCE, REDEMPTION_NOT_ACCEPTED,
 CAP_EXCEEDED, INSUFFICIENT_POINTS (the rules and the balance), HOLD_EXPIRED /
 HOLD_ALREADY_SETTLED (the hold's state).

@@ -12,7 +12,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
-from gateway.core.errors import CurrencyMismatch, IdempotencyKeyReused, InvalidInput, UnknownMember
+from gateway.core.errors import (
+    ConsentRequired,
+    CurrencyMismatch,
+    IdempotencyKeyReused,
+    InvalidInput,
+    UnknownMember,
+)
 from gateway.core.ids import new_id
 from gateway.core.locks import InProcessKeyLocks, KeyLocks
 from gateway.core.money import Money
@@ -30,6 +36,9 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.retry import retrying
+from gateway.members import consent
+from gateway.members.guesses import CodeGuesses
+from gateway.members.identity import IdentityRepository, is_card_number
 from gateway.members.repository import MemberRepository
 from partners.config import PartnerDefinition, RuleVersion
 
@@ -65,6 +74,8 @@ class LedgerContext:
     on_commit: Callable[[str, str], None] | None = None
     # In-flight idempotency locks (in process, or Redis with REDIS_URL); see gateway.core.locks.
     locks: KeyLocks = field(default_factory=InProcessKeyLocks)
+    # Budgets for codes typed at a till (gateway.members.guesses), in process or Redis.
+    guesses: CodeGuesses = field(default_factory=CodeGuesses.build)
 
 
 @dataclass
@@ -141,6 +152,65 @@ def member_of(tx: Tx, partner_id: str, customer_id: str) -> str:
             field="customerId",
         )
     return member_id
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """How a points command names its member, checked before any transaction: a linked
+    customer id, a bare card number (earn only) or a store code (with its signing secret, read
+    outside the transaction)."""
+
+    partner_id: str
+    customer_id: str | None = None
+    card_number: str | None = None
+    store_code: str | None = None
+    secret: bytes = b""
+
+    @property
+    def by_card(self) -> bool:
+        return self.card_number is not None
+
+    def member_in(self, tx: Tx, *, spend: bool) -> str:
+        """The member, inside the command's transaction (result code UNKNOWN_MEMBER); a store
+        code used to spend gives its one consent use here, undone if the command fails."""
+        if self.store_code is not None:
+            return consent.member_for_store_code(tx.uow.conn, tx.now, self.secret,
+                                                 self.partner_id, self.store_code, consent=spend)
+        if self.card_number is not None:
+            row = IdentityRepository(tx.uow.conn).member_by_card(self.card_number)
+            if row is None or row.status != "active":
+                raise UnknownMember("no coalition card with this number", field="cardNumber")
+            return row.id
+        assert self.customer_id is not None
+        return member_of(tx, self.partner_id, self.customer_id)
+
+
+def identify(ctx: LedgerContext, partner_id: str, customer_id: str | None,
+             card_number: str | None, store_code: str | None, *, spend: bool) -> Who:
+    """Exactly one way to name the member; a card number never spends (CONSENT_REQUIRED). A
+    store code typed as digits counts against the partner's budget (RATE_LIMITED)."""
+    if spend and card_number is not None:
+        raise ConsentRequired(
+            "a card number may earn but never spend: link the customer with the member's "
+            "consent, or scan the store code their app shows", field="cardNumber")
+    given = [name for name, value in (("customerId", customer_id), ("cardNumber", card_number),
+                                      ("storeCode", store_code)) if value is not None]
+    if len(given) != 1:
+        ways = "customerId or storeCode" if spend else "customerId, cardNumber or storeCode"
+        raise InvalidInput(f"give exactly one of {ways}", field=given[-1] if given
+                           else "customerId")
+    if card_number is not None:
+        if not is_card_number(card_number):
+            raise InvalidInput("cardNumber is not a coalition card number (16 digits, Luhn)",
+                               field="cardNumber")
+        return Who(partner_id, card_number=card_number)
+    if store_code is not None:
+        consent.check_store_code(store_code)
+        if not consent.is_scanned(store_code):
+            ctx.guesses.store_digits_attempt(partner_id)
+        return Who(partner_id, store_code=store_code,
+                   secret=consent.store_code_secret(ctx.engine, ctx.clock))
+    return Who(partner_id, customer_id=customer_id)
 
 
 def require_currency(partner: PartnerDefinition, money: Money, field: str) -> None:

@@ -44,10 +44,11 @@ from partners.rules import quote_burn
 
 
 def authorise_redemption(ctx: LedgerContext, cmd: RedeemPoints) -> HoldPlaced:
-    partner = check_spend_request(ctx, cmd)
+    request = check_spend_request(ctx, cmd)
+    partner = request.partner
 
     def body(tx: Tx, fingerprint: str) -> HoldPlaced:
-        spend = check_spend(ctx, partner, tx, cmd)
+        spend = check_spend(ctx, request, tx, cmd)
         member_id, rule, accounts = spend.member_id, spend.rule, spend.accounts
         op, hold_id = operation_id(), new_id("hold")
         expires_at = tx.now + timedelta(seconds=partner.policy.hold_ttl_seconds)

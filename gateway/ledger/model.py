@@ -27,25 +27,36 @@ class PurchaseLine:
 
 @dataclass(frozen=True, slots=True)
 class EarnPoints:
+    """Who earns is exactly one of: ``customer_id`` (linked at this partner), ``card_number``
+    (a bare coalition card earns anywhere, no link needed) or ``store_code`` (shown by the
+    member's app at the till)."""
+
     partner_id: str
-    customer_id: str
+    customer_id: str | None
     amount: Money
     channel: str
     purchase_id: str
     idempotency_key: str
     lines: tuple[PurchaseLine, ...] = ()
     occurred_at: datetime | None = None
+    card_number: str | None = None
+    store_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RedeemPoints:
+    """Who spends is a linked ``customer_id`` or a ``store_code`` the member showed (their
+    consent for this one spend); a ``card_number`` alone never spends (``ConsentRequired``)."""
+
     partner_id: str
-    customer_id: str
+    customer_id: str | None
     points: int
     basket: Money
     idempotency_key: str
     purchase_id: str | None = None
     channel: str | None = None
+    card_number: str | None = None
+    store_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +90,8 @@ class Earned:
     rule_version: int
     explanation: tuple[str, ...]
     debt_repaid: int
-    available: int
+    # None when the member was named by a bare card number: whoever typed it learns no balance.
+    available: int | None
     recorded_at: datetime
     pending: int = 0  # of `points`, how many wait out the partner's return window
 
@@ -192,6 +204,11 @@ def request_hash(command: Any) -> str:
     """Fingerprint of a command without its idempotency key: same key + other hash = reuse."""
     body = _encode(command)
     body.pop("idempotency_key", None)
+    # Ways to name the member added later: left out when unused, so a request made before they
+    # existed keeps its fingerprint and its replays still match.
+    for name in ("card_number", "store_code"):
+        if body.get(name) is None:
+            body.pop(name, None)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -23,7 +23,8 @@ from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import (
     LedgerContext,
     Tx,
-    member_of,
+    Who,
+    identify,
     operation_id,
     record_operation,
     require_currency,
@@ -52,9 +53,11 @@ FUTURE_SKEW = timedelta(minutes=5)
 def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
     partner = ctx.rules.partner(cmd.partner_id)
     require_currency(partner, cmd.amount, "amount")
+    who = identify(ctx, cmd.partner_id, cmd.customer_id, cmd.card_number, cmd.store_code,
+                   spend=False)
 
     def body(tx: Tx, fingerprint: str) -> Earned:
-        member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
+        member_id = who.member_in(tx, spend=False)
         occurred_at = _occurred_at(cmd.occurred_at, tx.now)
         rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
         tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
@@ -87,7 +90,8 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         result = Earned(
             operation_id=op, points=quote.points, rule_version=rule.version,
             explanation=quote.explanation, debt_repaid=repay,
-            available=balances[AccountKind.WALLET] + credited - repay, recorded_at=tx.now,
+            available=None if who.by_card else balances[AccountKind.WALLET] + credited - repay,
+            recorded_at=tx.now,
             pending=quote.points - credited,
         )
         record_operation(
@@ -141,19 +145,28 @@ class Spend:
     available: int  # wallet before the spend
 
 
-def check_spend_request(ctx: LedgerContext, cmd: RedeemPoints) -> PartnerDefinition:
+@dataclass(frozen=True, slots=True)
+class SpendRequest:
+    partner: PartnerDefinition
+    who: Who
+
+
+def check_spend_request(ctx: LedgerContext, cmd: RedeemPoints) -> SpendRequest:
     """Checks on the request alone, before any transaction (redeem and authorise)."""
     partner = ctx.rules.partner(cmd.partner_id)
     require_currency(partner, cmd.basket, "basketAmount")
     _check_points(cmd.points)
-    return partner
+    who = identify(ctx, cmd.partner_id, cmd.customer_id, cmd.card_number, cmd.store_code,
+                   spend=True)
+    return SpendRequest(partner, who)
 
 
-def check_spend(ctx: LedgerContext, partner: PartnerDefinition, tx: Tx,
+def check_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
                 cmd: RedeemPoints) -> Spend:
     """Inside the transaction, in result-code order: the member, the partner's burn rule (min
     points, largest basket share), then — with the member locked and swept — the balance."""
-    member_id = member_of(tx, cmd.partner_id, cmd.customer_id)
+    partner = request.partner
+    member_id = request.who.member_in(tx, spend=True)
     rule = ctx.rules.rule_at(cmd.partner_id, tx.now)
     quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
     tx.ledger.lock_member(member_id)
@@ -167,10 +180,10 @@ def check_spend(ctx: LedgerContext, partner: PartnerDefinition, tx: Tx,
 
 
 def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
-    partner = check_spend_request(ctx, cmd)
+    request = check_spend_request(ctx, cmd)
 
     def body(tx: Tx, fingerprint: str) -> Redeemed:
-        spend = check_spend(ctx, partner, tx, cmd)
+        spend = check_spend(ctx, request, tx, cmd)
         member_id, rule, accounts = spend.member_id, spend.rule, spend.accounts
         op = operation_id()
         result = Redeemed(op, cmd.points, spend.value, rule.version,

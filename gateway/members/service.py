@@ -1,4 +1,5 @@
-"""Enrol and link customers, and read a member as one partner sees them (DESIGN §6).
+"""Enrol customers and read a member as one partner sees them (DESIGN §6); linking with the
+member's consent is in :mod:`gateway.members.linking`.
 
 A partner addresses members by its own customer ids only; every read here starts from the
 partner's link, so another partner's customers, operations and holds simply do not exist
@@ -15,14 +16,16 @@ from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
-from gateway.core.errors import AlreadyLinked, InvalidInput, UnknownMember
+from gateway.core.errors import InvalidInput
 from gateway.db.tables import accounts, holds, linked_accounts, lot_movements, lots, operations
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
 from gateway.ledger.model import Balance
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.retry import retrying
+from gateway.members.identity import PAIRWISE_SECRET, member_reference
 from gateway.members.repository import MemberRepository
+from gateway.members.secrets import server_secret
 
 MAX_CUSTOMER_ID = 128
 EXPIRING_WINDOW = timedelta(days=30)
@@ -35,6 +38,8 @@ class Membership:
     partner_id: str
     linked_at: datetime
     created: bool
+    # This partner's pairwise reference for the member: all a partner ever sees of who it is.
+    member_reference: str = ""
     # Only in the answer that created the member at a till: printed on the receipt, shown once.
     card_number: str | None = None
     activation_code: str | None = None
@@ -61,7 +66,7 @@ class OperationPage:
     end_cursor: str | None
 
 
-def _check_customer_id(customer_id: str) -> None:
+def check_customer_id(customer_id: str) -> None:
     if not customer_id.strip() or len(customer_id) > MAX_CUSTOMER_ID:
         raise InvalidInput(
             f"customerId must be 1 to {MAX_CUSTOMER_ID} characters, not blank", field="customerId"
@@ -72,64 +77,32 @@ def enrol_customer(engine: Engine, clock: Clock, partner_id: str, customer_id: s
     """Create a member with an empty wallet, linked to this partner's customer. Enrolling a
     customer that is already linked returns that membership (``created`` false): retries are
     safe without a key."""
-    _check_customer_id(customer_id)
-    return _retried(lambda: _enrol(engine, clock, partner_id, customer_id))
+    check_customer_id(customer_id)
+    pairwise = server_secret(engine, clock, PAIRWISE_SECRET)
+    return retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id))
 
 
-def _enrol(engine: Engine, clock: Clock, partner_id: str, customer_id: str) -> Membership:
+def _enrol(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str,
+           customer_id: str) -> Membership:
     with UnitOfWork(engine) as uow:
         repo, now = MemberRepository(uow.conn), clock.now()
         existing = repo.member_for_customer(partner_id, customer_id)
         if existing is not None:
             linked_at = repo.linked_at(partner_id, customer_id)
             assert linked_at is not None
-            return Membership(existing, customer_id, partner_id, linked_at, created=False)
+            return Membership(existing, customer_id, partner_id, linked_at, created=False,
+                              member_reference=member_reference(pairwise, partner_id, existing))
         new = repo.create(now, with_activation=True)
         repo.link(partner_id, customer_id, new.member_id, now, via="enrolment",
                   actor=f"partner:{partner_id}")
         LedgerRepository(uow.conn).member_accounts(new.member_id)
         uow.commit()
         return Membership(new.member_id, customer_id, partner_id, now, created=True,
+                          member_reference=member_reference(pairwise, partner_id, new.member_id),
                           card_number=new.card_number, activation_code=new.activation_code)
 
 
-def link_customer(
-    engine: Engine, clock: Clock, partner_id: str, customer_id: str, member_id: str
-) -> Membership:
-    """Partner-asserted link of this partner's customer to an existing coalition member."""
-    _check_customer_id(customer_id)
-    return _retried(lambda: _link(engine, clock, partner_id, customer_id, member_id))
-
-
-def _link(engine: Engine, clock: Clock, partner_id: str, customer_id: str,
-          member_id: str) -> Membership:
-    with UnitOfWork(engine) as uow:
-        repo, now = MemberRepository(uow.conn), clock.now()
-        # Locked first, so two links of one member at one partner (under two customer ids)
-        # cannot both find it unlinked there: nothing in the schema forbids the second row.
-        if not repo.lock(member_id):
-            raise UnknownMember(f"no coalition member {member_id!r}", field="memberId")
-        current = repo.member_for_customer(partner_id, customer_id)
-        if current == member_id:
-            linked_at = repo.linked_at(partner_id, customer_id)
-            assert linked_at is not None
-            return Membership(member_id, customer_id, partner_id, linked_at, created=False)
-        if current is not None:
-            raise AlreadyLinked(
-                f"customer {customer_id!r} is linked to another member", field="customerId"
-            )
-        if repo.customer_for_member(partner_id, member_id) is not None:
-            raise AlreadyLinked(
-                "this member is already linked at this partner under another customer id",
-                field="memberId",
-            )
-        repo.link(partner_id, customer_id, member_id, now, via="partner_asserted",
-                  actor=f"partner:{partner_id}")
-        uow.commit()
-        return Membership(member_id, customer_id, partner_id, now, created=True)
-
-
-def _retried(unit: Callable[[], Membership]) -> Membership:
+def retried(unit: Callable[[], Membership]) -> Membership:
     """Enrol and link check, then insert a link: a concurrent twin that inserted the same link
     first makes ours fail on the primary key. Run again, the check finds the twin's link and
     answers as a retry would (the same membership, or ALREADY_LINKED). Deadlocks and
@@ -143,18 +116,13 @@ def _retried(unit: Callable[[], Membership]) -> Membership:
     raise AssertionError("unreachable")
 
 
-def find_membership(engine: Engine, partner_id: str, customer_id: str) -> Membership | None:
-    with UnitOfWork(engine, write=False) as uow:
-        repo = MemberRepository(uow.conn)
-        member_id = repo.member_for_customer(partner_id, customer_id)
-        linked_at = repo.linked_at(partner_id, customer_id)
-        if member_id is None or linked_at is None:
-            return None
-        return Membership(member_id, customer_id, partner_id, linked_at, created=False)
+def find_membership(engine: Engine, clock: Clock, partner_id: str,
+                    customer_id: str) -> Membership | None:
+    return find_memberships(engine, clock, partner_id, [customer_id]).get(customer_id)
 
 
 def find_memberships(
-    engine: Engine, partner_id: str, customer_ids: Collection[str]
+    engine: Engine, clock: Clock, partner_id: str, customer_ids: Collection[str]
 ) -> dict[str, Membership]:
     """This partner's links for many customer ids in one statement (the API's per-request
     loader batches lookups with it); a customer id with no link here is simply absent."""
@@ -165,10 +133,13 @@ def find_memberships(
         linked_accounts.c.customer_id, linked_accounts.c.member_id, linked_accounts.c.linked_at
     ).where(linked_accounts.c.partner_id == partner_id,
             linked_accounts.c.customer_id.in_(wanted), linked_accounts.c.closed_at.is_(None))
+    pairwise = server_secret(engine, clock, PAIRWISE_SECRET)
     with UnitOfWork(engine, write=False) as uow:
         rows = uow.conn.execute(query).all()
     return {
-        customer_id: Membership(member_id, customer_id, partner_id, linked_at, created=False)
+        customer_id: Membership(member_id, customer_id, partner_id, linked_at, created=False,
+                                member_reference=member_reference(pairwise, partner_id,
+                                                                  member_id))
         for customer_id, member_id, linked_at in rows
     }
 

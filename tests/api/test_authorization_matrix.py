@@ -40,7 +40,10 @@ from gateway.auth.scopes import format_scope
 from gateway.auth.tokens import LEEWAY_SECONDS
 from gateway.core.clock import FixedClock
 from gateway.core.ids import new_id
+from gateway.members import consent
+from gateway.members.secrets import reference_for
 from tests.support.harness import NOW, PARTNER_SCOPES, Api, ledger_snapshot, make_gateway
+from tests.support.members import link_code_for, member_id_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -68,8 +71,8 @@ class World:
 
 
 ENROL = """mutation { enrolCustomer(input: {customerId: "%s"}) {
-  ... on EnrolCustomerSuccess { member { memberId } } ... on Error { code message } } }"""
-LINK = """mutation { linkCustomer(input: {customerId: "%s", memberId: "%s"}) {
+  ... on EnrolCustomerSuccess { member { memberReference } } ... on Error { code message } } }"""
+LINK = """mutation { linkCustomer(input: {customerId: "%s", linkCode: "%s"}) {
   __typename ... on Error { code message } } }"""
 EARN = """mutation { earnPoints(input: {customerId: "%s", amount: {amountMinor: %d, currency:
   "%s"}, channel: STORE, purchaseId: "%s", idempotencyKey: "%s"}) {
@@ -126,11 +129,14 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     gw = make_gateway(tmp_path_factory.mktemp("matrix"), clock=clock)
     grocery, electronics = await _api(gw, "grocery"), await _api(gw, "electronics")
 
-    member = (await grocery.gql(ENROL % "g-1"))["enrolCustomer"]["member"]["memberId"]
-    linked = await electronics.gql(LINK % ("e-7", member))
+    await grocery.gql(ENROL % "g-1")
+    member = member_id_of(gw, "grocery", "g-1")
+    linked = await electronics.gql(LINK % ("e-7", link_code_for(gw, "grocery", "g-1")))
     assert linked["linkCustomer"]["__typename"] == "LinkCustomerSuccess", linked
-    spares = [(await electronics.gql(ENROL % f"e-solo-{n}"))["enrolCustomer"]["member"][
-        "memberId"] for n in range(3)]
+    spares = []
+    for n in range(3):
+        await electronics.gql(ENROL % f"e-solo-{n}")
+        spares.append(member_id_of(gw, "electronics", f"e-solo-{n}"))
     for api, query in (
         (grocery, EARN % ("g-1", 120000, "UAH", "g-receipt-1", "setup-earn-1")),  # 120 points
         (grocery, EARN % ("g-1", 1000000, "UAH", "g-bulk", "setup-earn-2")),  # 1,000 points
@@ -184,20 +190,28 @@ ERRORS = "__typename ... on Error { code message field } ... on ForbiddenError {
 MONEY = "{ amountMinor currency }"
 
 
-class _MemberId:
-    """Equal to any coalition member id (they are generated)."""
+class _MemberReference:
+    """Equal to any pairwise member reference (they are generated)."""
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and re.fullmatch(r"mem_[0-9A-Z]{26}", other) is not None
+        return isinstance(other, str) and re.fullmatch(r"mr_[a-z2-7]{26}", other) is not None
 
     def __hash__(self) -> int:
         return 0
 
     def __repr__(self) -> str:
-        return "<any member id>"
+        return "<any member reference>"
 
 
-ANY_MEMBER = _MemberId()
+ANY_MEMBER = _MemberReference()
+
+
+def _code(w: World, member_id: str) -> str:
+    return consent.create_link_code(w.gw.services.engine, w.clock, member_id).code
+
+
+def _reference(w: World, member_id: str) -> str:
+    return reference_for(w.gw.services.engine, w.clock, "grocery", member_id)
 
 
 @dataclass(frozen=True)
@@ -234,17 +248,17 @@ def _redeem_input(w: World, customer: str | None) -> dict[str, Any]:
 
 OPS = [
     Op("enrolCustomer", "members:link",
-       _mutation("EnrolCustomer", "enrolCustomer", "created member { memberId }"),
+       _mutation("EnrolCustomer", "enrolCustomer", "created member { memberReference }"),
        lambda w, c: {"input": {"customerId": c or w.fresh("new-customer")}},
        lambda w: {"__typename": "EnrolCustomerSuccess", "created": True,
-                  "member": {"memberId": ANY_MEMBER}},
+                  "member": {"memberReference": ANY_MEMBER}},
        "customer", None),
     Op("linkCustomer", "members:link",
-       _mutation("LinkCustomer", "linkCustomer", "created member { memberId }"),
+       _mutation("LinkCustomer", "linkCustomer", "created member { memberReference }"),
        lambda w, c: {"input": {"customerId": c or w.fresh("linked-customer"),
-                               "memberId": w.spare_members[0]}},
+                               "linkCode": _code(w, w.spare_members[0])}},
        lambda w: {"__typename": "LinkCustomerSuccess", "created": True,
-                  "member": {"memberId": w.spare_members[0]}},
+                  "member": {"memberReference": _reference(w, w.spare_members[0])}},
        "customer", None),
     Op("earnPoints", "points:earn",
        _mutation("EarnPoints", "earnPoints", "points ruleVersion explanation"),
@@ -292,9 +306,10 @@ OPS = [
        "purchase", ("NotFoundError", "NOT_FOUND")),
     Op("member", "members:read",
        f"query($customerId: ID!) {{ member(customerId: $customerId) {{ {ERRORS} "
-       "... on Member { customerId memberId } } }",
+       "... on Member { customerId memberReference } } }",
        lambda w, c: {"customerId": c or "g-1"},
-       lambda w: {"__typename": "Member", "customerId": "g-1", "memberId": w.member_id},
+       lambda w: {"__typename": "Member", "customerId": "g-1",
+                  "memberReference": _reference(w, w.member_id)},
        "customer", ("UnknownMemberError", "UNKNOWN_MEMBER"), is_query=True),
     Op("previewEarn", "points:earn",
        f"query($input: EarnPointsInput!) {{ previewEarn(input: $input) {{ {ERRORS} "
@@ -433,8 +448,10 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
     theirs, nobodys = _other_partners(world, op)
     token = world.scoped[op.scope]
     if op.field == "linkCustomer":  # each link needs a member not linked at the grocery yet
-        variables = [{"input": {"customerId": theirs, "memberId": world.spare_members[1]}},
-                     {"input": {"customerId": nobodys, "memberId": world.spare_members[2]}}]
+        variables = [{"input": {"customerId": theirs,
+                                "linkCode": _code(world, world.spare_members[1])}},
+                     {"input": {"customerId": nobodys,
+                                "linkCode": _code(world, world.spare_members[2])}}]
     else:
         variables = [op.variables(world, theirs), op.variables(world, nobodys)]
     results = []
@@ -450,11 +467,12 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
     assert foreign["__typename"] == missing["__typename"] == op.success(world)["__typename"]
     assert foreign["created"] is missing["created"] is True
     if op.field == "enrolCustomer":  # a new member, not the one electronics' e-solo-0 is
-        assert foreign["member"]["memberId"] == ANY_MEMBER
-        assert foreign["member"]["memberId"] not in (world.spare_members[0], world.member_id)
-    else:  # linked to the member asked for, whatever electronics' e-solo-1 is linked to
-        assert foreign["member"]["memberId"] == world.spare_members[1]
-        assert missing["member"]["memberId"] == world.spare_members[2]
+        assert foreign["member"]["memberReference"] == ANY_MEMBER
+        assert foreign["member"]["memberReference"] not in (
+            _reference(world, world.spare_members[0]), _reference(world, world.member_id))
+    else:  # linked to the member who made the code, whatever electronics' e-solo-1 is
+        assert foreign["member"]["memberReference"] == _reference(world, world.spare_members[1])
+        assert missing["member"]["memberReference"] == _reference(world, world.spare_members[2])
 
 
 @pytest.mark.parametrize("op", OPS, ids=OP_IDS)

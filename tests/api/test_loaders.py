@@ -17,16 +17,16 @@ from sqlalchemy import event
 from gateway.api.context import Context
 from gateway.app import Gateway
 from gateway.core.principal import Principal
+from gateway.members.secrets import reference_for
 from tests.support.harness import Api, make_gateway, partner_api
+from tests.support.members import LINK, link_code_for, member_id_of
 
 ENROL = """mutation($c: ID!) { enrolCustomer(input: {customerId: $c}) {
-  ... on EnrolCustomerSuccess { member { memberId } } } }"""
-LINK = """mutation($c: ID!, $m: ID!) { linkCustomer(input: {customerId: $c, memberId: $m}) {
-  __typename } }"""
+  ... on EnrolCustomerSuccess { member { memberReference } } } }"""
 EARN = """mutation($c: ID!, $p: String!) { earnPoints(input: {customerId: $c, amount: {amountMinor:
   120000, currency: "UAH"}, channel: STORE, purchaseId: $p, idempotencyKey: $p}) {
   ... on EarnPointsSuccess { points } } }"""
-BALANCE = "... on Member { memberId balance { available held debt } }"
+BALANCE = "... on Member { memberReference balance { available held debt } }"
 THREE_LOOKUPS = (f'{{ a: member(customerId: "g-1") {{ {BALANCE} }} '
                  f'b: member(customerId: "g-2") {{ {BALANCE} }} '
                  f'c: member(customerId: "g-1") {{ {BALANCE} }} }}')
@@ -59,8 +59,8 @@ def count(pattern: re.Pattern[str], seen: list[str]) -> int:
 async def two_members(tmp_path: Path) -> tuple[Gateway, Api, str, str]:
     gw = make_gateway(tmp_path)
     grocery = await partner_api(gw, "grocery")
-    first = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]["member"]["memberId"]
-    second = (await grocery.gql(ENROL, {"c": "g-2"}))["enrolCustomer"]["member"]["memberId"]
+    first = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]["member"]["memberReference"]
+    second = (await grocery.gql(ENROL, {"c": "g-2"}))["enrolCustomer"]["member"]["memberReference"]
     assert (await grocery.gql(EARN, {"c": "g-1", "p": "r-1"}))["earnPoints"] == {"points": 120}
     return gw, grocery, first, second
 
@@ -69,8 +69,8 @@ async def test_aliased_member_lookups_cost_one_balance_query(tmp_path: Path) -> 
     gw, grocery, first, second = await two_members(tmp_path)
     with statements(gw) as seen:
         data = await grocery.gql(THREE_LOOKUPS)
-    one = {"memberId": first, "balance": {"available": 120, "held": 0, "debt": 0}}
-    assert data == {"a": one, "b": {"memberId": second,
+    one = {"memberReference": first, "balance": {"available": 120, "held": 0, "debt": 0}}
+    assert data == {"a": one, "b": {"memberReference": second,
                                     "balance": {"available": 0, "held": 0, "debt": 0}}, "c": one}
     assert count(BALANCE_READ, seen) == 1, seen
     assert count(MEMBERSHIP_READ, seen) == 1, seen
@@ -80,14 +80,14 @@ async def test_loader_cache_lives_for_one_request_only(tmp_path: Path) -> None:
     gw, grocery, first, _ = await two_members(tmp_path)
     with statements(gw) as seen:
         before = await grocery.gql(ONE_LOOKUP, {"c": "g-1"})
-    assert before["member"] == {"memberId": first,
+    assert before["member"] == {"memberReference": first,
                                 "balance": {"available": 120, "held": 0, "debt": 0}}
     assert count(BALANCE_READ, seen) == 1
 
     assert (await grocery.gql(EARN, {"c": "g-1", "p": "r-2"}))["earnPoints"] == {"points": 120}
     with statements(gw) as seen:
         after = await grocery.gql(ONE_LOOKUP, {"c": "g-1"})
-    assert after["member"] == {"memberId": first,  # not the 120 a shared cache would hold
+    assert after["member"] == {"memberReference": first,  # not the 120 a shared cache would hold
                                "balance": {"available": 240, "held": 0, "debt": 0}}
     assert count(BALANCE_READ, seen) == 1
     assert count(MEMBERSHIP_READ, seen) == 1
@@ -96,13 +96,17 @@ async def test_loader_cache_lives_for_one_request_only(tmp_path: Path) -> None:
 async def test_another_partner_gets_its_own_loaders(tmp_path: Path) -> None:
     gw, grocery, first, _ = await two_members(tmp_path)
     electronics = await partner_api(gw, "electronics")
-    linked = await electronics.gql(LINK, {"c": "e-7", "m": first})
+    linked = await electronics.gql(LINK, {"c": "e-7",
+                                          "code": link_code_for(gw, "grocery", "g-1")})
     assert linked["linkCustomer"]["__typename"] == "LinkCustomerSuccess"
     await grocery.gql(ONE_LOOKUP, {"c": "g-1"})  # warms the grocery request's loaders
     with statements(gw) as seen:
         theirs = await electronics.gql(ONE_LOOKUP, {"c": "e-7"})
         missing = await electronics.gql(ONE_LOOKUP, {"c": "g-1"})  # a grocery customer id
-    assert theirs == {"member": {"memberId": first,
+    member = member_id_of(gw, "grocery", "g-1")
+    theirs_ref = reference_for(gw.services.engine, gw.services.clock, "electronics", member)
+    assert theirs_ref != first
+    assert theirs == {"member": {"memberReference": theirs_ref,
                                  "balance": {"available": 120, "held": 0, "debt": 0}}}
     assert missing == {"member": {}}  # UnknownMemberError: no Member fields selected
     assert count(BALANCE_READ, seen) == 1

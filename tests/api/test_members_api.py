@@ -9,7 +9,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
+from gateway.app import Gateway
 from gateway.core.clock import FixedClock
+from gateway.db import tables as t
+from gateway.limits import InProcessRateLimiter
+from gateway.members import consent
+from gateway.members.guesses import CodeGuesses
+from gateway.members.identity import CODE_ALPHABET, IdentityRepository, is_card_number
+from gateway.members.secrets import reference_for
 from tests.support.harness import (
     NOW,
     PARTNER_SCOPES,
@@ -18,16 +27,18 @@ from tests.support.harness import (
     make_gateway,
     partner_api,
 )
+from tests.support.members import card_number_of, member_id_of
 
-MEMBER_FIELDS = "customerId memberId linkedAt"
+MEMBER_FIELDS = "customerId memberReference linkedAt"
 ERROR = "... on Error { code message field }"
 ENROL = f"""mutation($c: ID!) {{ enrolCustomer(input: {{customerId: $c}}) {{ __typename
-  ... on EnrolCustomerSuccess {{ created member {{ {MEMBER_FIELDS} }} }}
+  ... on EnrolCustomerSuccess {{ created cardNumber activationCode member {{ {MEMBER_FIELDS} }} }}
   {ERROR} ... on ForbiddenError {{ scope }} }} }}"""
-LINK = f"""mutation($c: ID!, $m: ID!) {{ linkCustomer(input: {{customerId: $c, memberId: $m}}) {{
-  __typename
+LINK = f"""mutation($c: ID!, $code: String, $store: String) {{ linkCustomer(input: {{
+  customerId: $c, linkCode: $code, storeCode: $store}}) {{ __typename
   ... on LinkCustomerSuccess {{ created member {{ {MEMBER_FIELDS} }} }}
-  {ERROR} ... on ForbiddenError {{ scope }} }} }}"""
+  {ERROR} ... on ForbiddenError {{ scope }} ... on RateLimitedError {{ retryAfterSeconds }}
+  }} }}"""
 BALANCE = f"""query($c: ID!) {{ member(customerId: $c) {{ __typename
   ... on Member {{ {MEMBER_FIELDS}
     balance {{ available held pending debt expiringSoon expiringBefore }} }}
@@ -47,6 +58,9 @@ RETURN = """mutation { returnPurchase(input: {purchaseId: "r-1", amount: {amount
   currency: "UAH"}, idempotencyKey: "ret-1"}) { ... on ReturnPurchaseSuccess { operationId } } }"""
 
 AT = "2026-11-23T10:00:00+00:00"
+BAD_CODE = {"__typename": "UnknownMemberError", "code": "UNKNOWN_MEMBER",
+            "message": "this link code is not valid: wrong, expired or already used; ask the "
+            "member for a new one", "field": "linkCode"}
 
 
 async def reject(api: Api, query: str, variables: dict[str, Any], root: str,
@@ -58,8 +72,18 @@ async def reject(api: Api, query: str, variables: dict[str, Any], root: str,
 
 
 async def enrol(api: Api, customer: str) -> str:
-    member: str = (await api.gql(ENROL, {"c": customer}))["enrolCustomer"]["member"]["memberId"]
-    return member
+    """Enrol the customer; the coalition member id behind it (only the gateway knows it)."""
+    await api.gql(ENROL, {"c": customer})
+    assert api.partner_id is not None
+    return member_id_of(api.gateway, api.partner_id, customer)
+
+
+def code_of(gw: Gateway, member_id: str) -> str:
+    return consent.create_link_code(gw.services.engine, gw.services.clock, member_id).code
+
+
+def reference(gw: Gateway, partner_id: str, member_id: str) -> str:
+    return reference_for(gw.services.engine, gw.services.clock, partner_id, member_id)
 
 
 # --- enrolCustomer ------------------------------------------------------------------------------
@@ -68,23 +92,33 @@ async def test_enrol_creates_once_then_returns_the_same_member(tmp_path: Path) -
     gw = make_gateway(tmp_path, clock=clock)
     grocery = await partner_api(gw, "grocery")
     first = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]
-    member = first["member"]["memberId"]
-    assert member.startswith("mem_")
+    member = member_id_of(gw, "grocery", "g-1")
+    ref = first["member"]["memberReference"]
+    assert ref == reference(gw, "grocery", member) and ref.startswith("mr_") and len(ref) == 29
+    card, activation = first["cardNumber"], first["activationCode"]
+    assert is_card_number(card) and card == card_number_of(gw, member)
+    assert len(activation) == 10 and set(activation) <= set(CODE_ALPHABET)
+    with gw.services.engine.connect() as conn:
+        assert IdentityRepository(conn).activation_matches(member, activation)
     assert first == {"__typename": "EnrolCustomerSuccess", "created": True,
-                     "member": {"customerId": "g-1", "memberId": member, "linkedAt": AT}}
+                     "cardNumber": card, "activationCode": activation,
+                     "member": {"customerId": "g-1", "memberReference": ref, "linkedAt": AT}}
     before = ledger_snapshot(gw)
     assert before["counts"]["members"] == 1
     assert before["counts"]["linked_accounts"] == 1
 
     clock.advance(timedelta(minutes=5))
     again = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]
+    # Never again: no card number, no activation code in a repeated answer.
     assert again == {"__typename": "EnrolCustomerSuccess", "created": False,
-                     "member": {"customerId": "g-1", "memberId": member, "linkedAt": AT}}
+                     "cardNumber": None, "activationCode": None,
+                     "member": {"customerId": "g-1", "memberReference": ref, "linkedAt": AT}}
     assert ledger_snapshot(gw) == before
 
     other = (await grocery.gql(ENROL, {"c": "g-2"}))["enrolCustomer"]
     assert other["created"] is True
-    assert other["member"]["memberId"] != member
+    assert other["member"]["memberReference"] != ref
+    assert other["cardNumber"] != card
 
 
 async def test_enrol_rejects(tmp_path: Path) -> None:
@@ -103,54 +137,117 @@ async def test_enrol_rejects(tmp_path: Path) -> None:
 
 
 # --- linkCustomer -------------------------------------------------------------------------------
-async def test_link_then_repeat_is_idempotent(tmp_path: Path) -> None:
+async def test_link_with_a_link_code_once(tmp_path: Path) -> None:
     clock = FixedClock(NOW)
     gw = make_gateway(tmp_path, clock=clock)
     grocery, electronics = await partner_api(gw, "grocery"), await partner_api(gw, "electronics")
     member = await enrol(grocery, "g-1")
+    code = code_of(gw, member)
     clock.advance(timedelta(minutes=1))
-    linked = (await electronics.gql(LINK, {"c": "e-1", "m": member}))["linkCustomer"]
+    linked = (await electronics.gql(LINK, {"c": "e-1", "code": code.lower()}))["linkCustomer"]
+    ref = reference(gw, "electronics", member)
+    assert ref != reference(gw, "grocery", member)
     assert linked == {"__typename": "LinkCustomerSuccess", "created": True,
-                      "member": {"customerId": "e-1", "memberId": member,
+                      "member": {"customerId": "e-1", "memberReference": ref,
                                  "linkedAt": "2026-11-23T10:01:00+00:00"}}
     before = ledger_snapshot(gw)
     assert before["counts"]["linked_accounts"] == 2
     assert before["counts"]["members"] == 1
+    with gw.services.engine.connect() as conn:
+        event = conn.execute(select(t.link_events.c.via, t.link_events.c.actor)
+                             .where(t.link_events.c.partner_id == "electronics")).one()
+    assert tuple(event) == ("link_code", "partner:electronics")
 
+    # Single use: the same code again is a wrong code, even for the partner that used it.
     clock.advance(timedelta(minutes=1))
-    again = (await electronics.gql(LINK, {"c": "e-1", "m": member}))["linkCustomer"]
-    assert again == {**linked, "created": False}
-    assert ledger_snapshot(gw) == before
+    await reject(electronics, LINK, {"c": "e-1", "code": code}, "linkCustomer", BAD_CODE)
+    # A fresh code for the same customer id and member: the existing link, not a new one.
+    again = (await electronics.gql(LINK, {"c": "e-1", "code": code_of(gw, member)}))
+    assert again["linkCustomer"] == {**linked, "created": False}
+
+
+async def test_link_with_a_store_code(tmp_path: Path) -> None:
+    gw = make_gateway(tmp_path)
+    grocery, fuel = await partner_api(gw, "grocery"), await partner_api(gw, "fuel")
+    member = await enrol(grocery, "g-1")
+    shown = consent.issue_store_code(gw.services.engine, gw.services.clock, member)
+    linked = (await fuel.gql(LINK, {"c": "f-1", "store": shown.qr_text}))["linkCustomer"]
+    assert linked == {"__typename": "LinkCustomerSuccess", "created": True,
+                      "member": {"customerId": "f-1",
+                                 "memberReference": reference(gw, "fuel", member),
+                                 "linkedAt": AT}}
+    # The store code's one consent use is taken: typed as digits, it links nobody else.
+    await reject(fuel, LINK, {"c": "f-2", "store": shown.digits}, "linkCustomer", {
+        "__typename": "UnknownMemberError", "code": "UNKNOWN_MEMBER",
+        "message": "this store code is not valid: wrong, expired or already used; ask the "
+        "member to show a fresh one", "field": "storeCode"})
 
 
 async def test_link_rejects(tmp_path: Path) -> None:
-    gw = make_gateway(tmp_path)
+    clock = FixedClock(NOW)
+    gw = make_gateway(tmp_path, clock=clock)
     grocery, electronics = await partner_api(gw, "grocery"), await partner_api(gw, "electronics")
     first, second = await enrol(grocery, "g-1"), await enrol(grocery, "g-2")
-    await electronics.gql(LINK, {"c": "e-1", "m": first})
-    await electronics.gql(LINK, {"c": "e-2", "m": second})
+    await electronics.gql(LINK, {"c": "e-1", "code": code_of(gw, first)})
+    await electronics.gql(LINK, {"c": "e-2", "code": code_of(gw, second)})
 
-    await reject(electronics, LINK, {"c": "e-9", "m": "mem_nope"}, "linkCustomer", {
-        "__typename": "UnknownMemberError", "code": "UNKNOWN_MEMBER",
-        "message": "no coalition member 'mem_nope'", "field": "memberId"})
+    # Wrong, malformed, expired and someone else's used code: one answer.
+    await reject(electronics, LINK, {"c": "e-9", "code": "AAAAAAAA"}, "linkCustomer", BAD_CODE)
+    await reject(electronics, LINK, {"c": "e-9", "code": "not a code"}, "linkCustomer",
+                 BAD_CODE)
+    stale = code_of(gw, first)
+    clock.advance(timedelta(minutes=10))
+    await reject(electronics, LINK, {"c": "e-9", "code": stale}, "linkCustomer", BAD_CODE)
     # e-2 already belongs to the second member.
-    await reject(electronics, LINK, {"c": "e-2", "m": first}, "linkCustomer", {
+    await reject(electronics, LINK, {"c": "e-2", "code": code_of(gw, first)}, "linkCustomer", {
         "__typename": "AlreadyLinkedError", "code": "ALREADY_LINKED",
         "message": "customer 'e-2' is linked to another member", "field": "customerId"})
     # The first member already is e-1 here; a second customer id for them is refused.
-    await reject(electronics, LINK, {"c": "e-3", "m": first}, "linkCustomer", {
+    await reject(electronics, LINK, {"c": "e-3", "code": code_of(gw, first)}, "linkCustomer", {
         "__typename": "AlreadyLinkedError", "code": "ALREADY_LINKED",
         "message": "this member is already linked at this partner under another customer id",
-        "field": "memberId"})
-    await reject(electronics, LINK, {"c": "", "m": first}, "linkCustomer", {
+        "field": "linkCode"})
+    await reject(electronics, LINK, {"c": "", "code": code_of(gw, first)}, "linkCustomer", {
         "__typename": "InvalidInputError", "code": "INVALID_INPUT",
         "message": "customerId must be 1 to 128 characters, not blank", "field": "customerId"})
+    both = {"__typename": "InvalidInputError", "code": "INVALID_INPUT",
+            "message": "give exactly one of linkCode or storeCode"}
+    await reject(electronics, LINK, {"c": "e-3"}, "linkCustomer", {**both, "field": "linkCode"})
+    await reject(electronics, LINK, {"c": "e-3", "code": "AAAAAAAA", "store": "x"},
+                 "linkCustomer", {**both, "field": "storeCode"})
     limited = await partner_api(gw, "electronics", scopes=PARTNER_SCOPES - {"members:link"},
                                 name="electronics read-only")
-    await reject(limited, LINK, {"c": "e-3", "m": second}, "linkCustomer", {
+    await reject(limited, LINK, {"c": "e-3", "code": code_of(gw, second)}, "linkCustomer", {
         "__typename": "ForbiddenError", "code": "FORBIDDEN",
         "message": "this token lacks the scope 'members:link' that this field needs",
         "field": None, "scope": "members:link"})
+
+
+async def test_link_code_guesses_are_rate_limited(tmp_path: Path) -> None:
+    """Five attempts a minute per customer id, thirty at once per partner: then RATE_LIMITED,
+    even for a right code, and nothing is written."""
+    clock = FixedClock(NOW)
+    gw = make_gateway(tmp_path, clock=clock)
+    # The budgets on a stopped clock (real time would refill them while the test runs).
+    gw.services.ledger.guesses = CodeGuesses.build(
+        lambda per_minute, burst: InProcessRateLimiter(per_minute, burst=burst, now=lambda: 0.0))
+    grocery, fuel = await partner_api(gw, "grocery"), await partner_api(gw, "fuel")
+    member = await enrol(grocery, "g-1")
+    for n in range(5):
+        await reject(fuel, LINK, {"c": "f-1", "code": f"AAAAAAA{CODE_ALPHABET[n]}"},
+                     "linkCustomer", BAD_CODE)
+    limited = (await fuel.gql(LINK, {"c": "f-1", "code": code_of(gw, member)}))["linkCustomer"]
+    assert limited["__typename"] == "RateLimitedError"
+    assert limited["code"] == "RATE_LIMITED" and limited["retryAfterSeconds"] >= 1
+    # Spread over customer ids, the partner's own budget stops the guessing.
+    for n in range(25):
+        await reject(fuel, LINK, {"c": f"f-{n + 2}", "code": "AAAAAAAA"}, "linkCustomer",
+                     BAD_CODE)
+    spread = (await fuel.gql(LINK, {"c": "f-99", "code": "AAAAAAAA"}))["linkCustomer"]
+    assert spread["code"] == "RATE_LIMITED"
+    with gw.services.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.linked_accounts).where(
+            t.linked_accounts.c.partner_id == "fuel")).scalar_one() == 0
 
 
 # --- member: balance ----------------------------------------------------------------------------
@@ -159,10 +256,11 @@ async def test_member_balance_and_points_expiring_soon(tmp_path: Path) -> None:
     gw = make_gateway(tmp_path, clock=clock)
     grocery, electronics = await partner_api(gw, "grocery"), await partner_api(gw, "electronics")
     member = await enrol(grocery, "g-1")
-    await electronics.gql(LINK, {"c": "e-1", "m": member})
+    await electronics.gql(LINK, {"c": "e-1", "code": code_of(gw, member)})
     await grocery.gql(EARN, {"c": "g-1", "amount": 120000, "p": "r-1"})  # 120, expire NOW+365d
     found = (await electronics.gql(BALANCE, {"c": "e-1"}))["member"]
-    assert found == {"__typename": "Member", "customerId": "e-1", "memberId": member,
+    assert found == {"__typename": "Member", "customerId": "e-1",
+                     "memberReference": reference(gw, "electronics", member),
                      "linkedAt": AT,
                      "balance": {"available": 120, "held": 0, "pending": 0, "debt": 0,
                                  "expiringSoon": 0,
@@ -209,7 +307,7 @@ async def grocery_history_world(tmp_path: Path) -> tuple[Api, Api, list[str]]:
     gw = make_gateway(tmp_path, clock=clock)
     grocery, electronics = await partner_api(gw, "grocery"), await partner_api(gw, "electronics")
     member = await enrol(grocery, "g-1")
-    await electronics.gql(LINK, {"c": "e-1", "m": member})
+    await electronics.gql(LINK, {"c": "e-1", "code": code_of(gw, member)})
     ids = []
     for step in range(4):
         clock.advance(timedelta(minutes=1))

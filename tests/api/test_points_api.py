@@ -34,6 +34,7 @@ from tests.support.harness import (
     make_gateway,
     partner_api,
 )
+from tests.support.members import LINK, link_code_for, member_id_of
 
 # --- queries ------------------------------------------------------------------------------------
 ERROR = "... on Error { code message field }"
@@ -44,9 +45,7 @@ SCOPE = "... on ForbiddenError { scope }"
 MONEY = "{ amountMinor currency }"
 
 ENROL = """mutation($c: ID!) { enrolCustomer(input: {customerId: $c}) {
-  ... on EnrolCustomerSuccess { member { memberId } } } }"""
-LINK = """mutation($c: ID!, $m: ID!) { linkCustomer(input: {customerId: $c, memberId: $m}) {
-  __typename } }"""
+  ... on EnrolCustomerSuccess { member { memberReference } } } }"""
 EARN = f"""mutation($input: EarnPointsInput!) {{ earnPoints(input: $input) {{ __typename
   ... on EarnPointsSuccess {{ operationId points ruleVersion explanation debtRepaid available
                               recordedAt }}
@@ -119,9 +118,11 @@ async def world(tmp_path: Path, at: datetime = NOW) -> World:
     grocery = await partner_api(gw, "grocery")
     electronics = await partner_api(gw, "electronics")
     fuel = await partner_api(gw, "fuel")
-    member = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]["member"]["memberId"]
+    await grocery.gql(ENROL, {"c": "g-1"})
+    member = member_id_of(gw, "grocery", "g-1")
     for api, customer in ((electronics, "e-1"), (fuel, "f-1")):
-        linked = await api.gql(LINK, {"c": customer, "m": member})
+        code = link_code_for(gw, "grocery", "g-1")
+        linked = await api.gql(LINK, {"c": customer, "code": code})
         assert linked["linkCustomer"]["__typename"] == "LinkCustomerSuccess"
     return World(gw, clock, grocery, electronics, fuel, member)
 
@@ -355,7 +356,8 @@ async def test_earn_daily_cap_trims_then_refuses_until_the_next_day(tmp_path: Pa
 async def test_earn_at_a_partner_that_issues_no_points(tmp_path: Path) -> None:
     w = await world(tmp_path)
     charity = await partner_api(w.gw, "charity")
-    assert (await charity.gql(LINK, {"c": "d-1", "m": w.member}))["linkCustomer"][
+    code = link_code_for(w.gw, "grocery", "g-1")
+    assert (await charity.gql(LINK, {"c": "d-1", "code": code}))["linkCustomer"][
         "__typename"] == "LinkCustomerSuccess"
     await reject(charity, EARN, earn_input(customerId="d-1"), err(
         "RuleNotInForceError", "RULE_NOT_IN_FORCE",

@@ -13,11 +13,10 @@ from sqlalchemy import select
 from gateway.db import tables as t
 from gateway.ledger.verify import verify_ledger
 from tests.support.harness import make_gateway, partner_api
+from tests.support.members import LINK, link_code_for, member_id_of
 
 ENROL = """mutation($c: ID!) { enrolCustomer(input: {customerId: $c}) {
-  ... on EnrolCustomerSuccess { member { memberId } } } }"""
-LINK = """mutation($c: ID!, $m: ID!) { linkCustomer(input: {customerId: $c, memberId: $m}) {
-  __typename } }"""
+  ... on EnrolCustomerSuccess { member { memberReference } } } }"""
 EARN = """mutation { earnPoints(input: {customerId: "g-1", amount: {amountMinor: 120000,
   currency: "UAH"}, channel: STORE, purchaseId: "r-1", idempotencyKey: "e-1"}) {
   ... on EarnPointsSuccess { points ruleVersion available explanation } } }"""
@@ -51,8 +50,11 @@ async def test_worked_example(tmp_path: Path) -> None:
     gw = make_gateway(tmp_path)
     grocery = await partner_api(gw, "grocery")
     electronics = await partner_api(gw, "electronics")
-    member = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]["member"]["memberId"]
-    assert (await electronics.gql(LINK, {"c": "e-7", "m": member}))["linkCustomer"][
+    await grocery.gql(ENROL, {"c": "g-1"})
+    member = member_id_of(gw, "grocery", "g-1")
+    # The member makes a link code in the coalition app and gives it to the electronics shop.
+    code = link_code_for(gw, "grocery", "g-1")
+    assert (await electronics.gql(LINK, {"c": "e-7", "code": code}))["linkCustomer"][
         "__typename"] == "LinkCustomerSuccess"
     wallet, debt = f"member:{member}:wallet", f"member:{member}:debt"
 

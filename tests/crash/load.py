@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+from sqlalchemy import select
 
+from gateway.core.clock import SystemClock
+from gateway.db import tables as t
+from gateway.db.engine import make_engine
+from gateway.members import consent
 from tests.support import process
 
 R = TypeVar("R")
@@ -43,9 +48,9 @@ REDEEM = f"""mutation Redeem($input: RedeemPointsInput!) {{ redeemPoints(input: 
   {RESULT_FIELDS} ... on RedeemPointsSuccess {{ operationId points value {{ amountMinor currency }}
   ruleVersion available }} }} }}"""
 ENROL = """mutation Enrol($id: ID!) { enrolCustomer(input: {customerId: $id}) {
-  __typename ... on EnrolCustomerSuccess { member { memberId } } } }"""
-LINK = """mutation Link($id: ID!, $member: ID!) { linkCustomer(input: {customerId: $id,
-  memberId: $member}) { __typename } }"""
+  __typename ... on EnrolCustomerSuccess { member { memberReference } } } }"""
+LINK = """mutation Link($id: ID!, $code: String!) { linkCustomer(input: {customerId: $id,
+  linkCode: $code}) { __typename } }"""
 SUCCESS = {"earnPoints": "EarnPointsSuccess", "redeemPoints": "RedeemPointsSuccess"}
 
 
@@ -144,18 +149,27 @@ def plan(rng: random.Random, run: str) -> Iterator[Request]:
                 "basketAmount": {"amountMinor": 1_000_000, "currency": PARTNERS[partner]}}})
 
 
-def enrol_members(session: Session) -> list[str]:
-    """Enrol customer g-N at grocery and link e-N at electronics to the same member."""
+def enrol_members(session: Session, database_url: str) -> list[str]:
+    """Enrol customer g-N at grocery and link e-N at electronics to the same member, with a
+    link code the member makes (straight in the server's database, as the member API would)."""
     members = []
-    with httpx.Client(timeout=TIMEOUT) as client:
-        for n in range(MEMBERS):
-            enrolled = session.call(client, "grocery", ENROL, {"id": f"g-{n}"})
-            assert enrolled["__typename"] == "EnrolCustomerSuccess", enrolled
-            member_id: str = enrolled["member"]["memberId"]
-            linked = session.call(client, "electronics", LINK, {"id": f"e-{n}",
-                                                                "member": member_id})
-            assert linked["__typename"] == "LinkCustomerSuccess", linked
-            members.append(member_id)
+    engine = make_engine(database_url)
+    try:
+        with httpx.Client(timeout=TIMEOUT) as client:
+            for n in range(MEMBERS):
+                enrolled = session.call(client, "grocery", ENROL, {"id": f"g-{n}"})
+                assert enrolled["__typename"] == "EnrolCustomerSuccess", enrolled
+                with engine.connect() as conn:
+                    member_id = str(conn.execute(select(t.linked_accounts.c.member_id).where(
+                        t.linked_accounts.c.partner_id == "grocery",
+                        t.linked_accounts.c.customer_id == f"g-{n}")).scalar_one())
+                code = consent.create_link_code(engine, SystemClock(), member_id).code
+                linked = session.call(client, "electronics", LINK, {"id": f"e-{n}",
+                                                                    "code": code})
+                assert linked["__typename"] == "LinkCustomerSuccess", linked
+                members.append(member_id)
+    finally:
+        engine.dispose()
     return members
 
 

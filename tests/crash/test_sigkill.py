@@ -86,7 +86,7 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(tmp_path: Path, workers: 
     try:
         with process.running(env, args, log_path=log_path) as server:
             session = Session.connect(server.base_url)
-            members = enrol_members(session)
+            members = enrol_members(session, database_url)
             phases.mark("start+enrol")
             outcomes, killed_at = kill_mid_load(server, session,
                                                 plan(random.Random(seed), f"k{seed}"))

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from gateway.members.identity import CODE_ALPHABET, is_card_number
 from partners.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,10 +173,14 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
 
 def check_answers(answers: list[dict[str, Any]], recent: Stamp) -> None:
     enrolled, earned, redeemed, member = answers  # one line per `gql` call: steps 2 to 5
-    member_id = enrolled["data"]["enrolCustomer"]["member"]["memberId"]
-    assert re.fullmatch(r"mem_[0-9A-Z]{26}", member_id), member_id
-    assert enrolled == {"data": {"enrolCustomer": {"created": True,
-                                                   "member": {"memberId": member_id}}}}
+    answer = enrolled["data"]["enrolCustomer"]
+    reference = answer["member"]["memberReference"]
+    assert re.fullmatch(r"mr_[a-z2-7]{26}", reference), reference
+    assert is_card_number(answer["cardNumber"]), answer
+    assert re.fullmatch(f"[{CODE_ALPHABET}]{{10}}", answer["activationCode"]), answer
+    assert enrolled == {"data": {"enrolCustomer": {
+        "created": True, "cardNumber": answer["cardNumber"],
+        "activationCode": answer["activationCode"], "member": {"memberReference": reference}}}}
     rule_version = Registry.from_catalog().rule_at("grocery", recent.start).version
     assert earned == {"data": {"earnPoints": {
         "points": 120, "ruleVersion": rule_version,
@@ -184,7 +189,7 @@ def check_answers(answers: list[dict[str, Any]], recent: Stamp) -> None:
     assert redeemed == {"data": {"redeemPoints": {
         "points": 50, "value": {"amountMinor": 500, "currency": "UAH"}, "available": 70}}}
     assert member == {"data": {"member": {
-        "memberId": member_id,
+        "memberReference": reference,
         "balance": {"available": 70, "held": 0, "pending": 0, "debt": 0},
         "history": {"edges": [
             {"node": {"kind": "redeem", "points": -50, "recordedAt": recent}},

@@ -47,8 +47,9 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, link_customer, member_balance
+from gateway.members.service import enrol_customer, member_balance
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
+from tests.support.members import link_with_code
 
 T = TypeVar("T")
 Outcome = tuple[str, Any]  # ("ok", result) or ("error", exception)
@@ -350,7 +351,7 @@ def test_one_member_links_once_per_partner_under_contention(gw: Gateway,
     """Ten customer ids of the fuel partner race to link the one member: one link wins."""
     member = member_id(gw)
     warm_pool(gw, 10)
-    outcomes = race([lambda i=i: link_customer(gw.services.engine, clock, "fuel", f"f-{i}",
+    outcomes = race([lambda i=i: link_with_code(gw.services.engine, clock, "fuel", f"f-{i}",
                                                member) for i in range(10)])
     assert len(results(outcomes)) == 1, errors(outcomes)
     assert all(isinstance(e, AlreadyLinked) for e in errors(outcomes)), errors(outcomes)

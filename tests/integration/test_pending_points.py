@@ -18,9 +18,10 @@ from gateway.core.money import Money
 from gateway.ledger import service
 from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, link_customer, member_balance
+from gateway.members.service import enrol_customer, member_balance
 from gateway.settings import DEFAULT_CATALOG, Settings
 from tests.support.harness import NOW
+from tests.support.members import link_with_code
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def setup(tmp_path: Path) -> tuple[Gateway, FixedClock, str]:
     gw = build(Settings(database_url=f"sqlite:///{tmp_path / 'g.db'}", catalog_dir=catalog),
                clock=clock)
     member = enrol_customer(gw.services.engine, clock, "electronics", "e-1").member_id
-    link_customer(gw.services.engine, clock, "grocery", "g-1", member)
+    link_with_code(gw.services.engine, clock, "grocery", "g-1", member)
     return gw, clock, member
 
 

@@ -27,8 +27,9 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, link_customer, member_balance
+from gateway.members.service import enrol_customer, member_balance
 from tests.support.harness import BACKEND, NOW, make_gateway
+from tests.support.members import link_with_code
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,8 +38,8 @@ def workload(gw: Gateway, clock: FixedClock) -> str:
     """Earn at two partners, redeem, hold/capture/void, return with refund and debt, expire."""
     engine, ledger = gw.services.engine, gw.services.ledger
     member = enrol_customer(engine, clock, "grocery", "g-1").member_id
-    link_customer(engine, clock, "electronics", "e-1", member)
-    link_customer(engine, clock, "fuel", "f-1", member)
+    link_with_code(engine, clock, "electronics", "e-1", member)
+    link_with_code(engine, clock, "fuel", "f-1", member)
     enrol_customer(engine, clock, "grocery", "g-2")
 
     def uah(minor: int) -> Money:

@@ -61,11 +61,12 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, link_customer
+from gateway.members.service import enrol_customer
 from gateway.rules.store import RuleBook
 from gateway.settings import DEFAULT_CATALOG, Settings
 from partners.registry import Registry
 from tests.support.harness import NOW, ledger_snapshot
+from tests.support.members import link_with_code
 
 PARTNERS = ("grocery", "electronics", "fuel")
 CURRENCY = {"grocery": "UAH", "electronics": "EUR", "fuel": "UAH"}
@@ -112,7 +113,7 @@ def template(catalog: Path) -> Template:
     for m in range(MEMBERS):
         member = enrol_customer(engine, clock, PARTNERS[0], customer(PARTNERS[0], m))
         for partner in PARTNERS[1:]:
-            link_customer(engine, clock, partner, customer(partner, m), member.member_id)
+            link_with_code(engine, clock, partner, customer(partner, m), member.member_id)
         member_ids.append(member.member_id)
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -27,7 +27,7 @@ from tests.support import harness, servers
 from tests.support.harness import Api, ledger_snapshot, partner_api
 
 ENROL = """mutation($c: ID!) { enrolCustomer(input: {customerId: $c}) {
-  ... on EnrolCustomerSuccess { member { memberId } } } }"""
+  ... on EnrolCustomerSuccess { member { memberReference } } } }"""
 ERROR = "... on Error { code message field }"
 EARN = f"""mutation($input: EarnPointsInput!) {{ earnPoints(input: $input) {{ __typename
   ... on EarnPointsSuccess {{ operationId points available }} {ERROR} }} }}"""

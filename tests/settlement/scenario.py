@@ -15,9 +15,10 @@ from gateway.core.money import Money
 from gateway.jobs import run_expiry
 from gateway.ledger import model as m
 from gateway.ledger import service
-from gateway.members.service import enrol_customer, link_customer
+from gateway.members.service import enrol_customer
 from gateway.settings import DEFAULT_CATALOG, Settings
 from gateway.settlement.model import Period
+from tests.support.members import link_with_code
 
 JAN = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
 FEB = Period(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
@@ -64,7 +65,7 @@ def run_worked_example(tmp_path: Path, *, close_january: bool = True) -> tuple[G
     engine = gw.services.engine
     member = enrol_customer(engine, clock, "grocery", "g-1").member_id
     for partner, customer in (("electronics", "e-1"), ("charity", "c-1"), ("fuel", "f-1")):
-        link_customer(engine, clock, partner, customer, member)
+        link_with_code(engine, clock, partner, customer, member)
     # January.
     earn(gw, "grocery", "g-1", 120_000, "UAH", "g-p1")                 # 120 points
     clock.advance(timedelta(minutes=1))

@@ -22,10 +22,11 @@ from gateway.db import tables as t
 from gateway.jobs import run_expiry
 from gateway.ledger import holds, service
 from gateway.ledger import model as m
-from gateway.members.service import enrol_customer, link_customer
+from gateway.members.service import enrol_customer
 from gateway.settlement.model import Period, Report
 from gateway.settlement.service import close_period, settlement_report
 from tests.settlement.scenario import at, gateway_at
+from tests.support.members import link_with_code
 
 PARTNERS = {"grocery": ("UAH", 1000), "electronics": ("EUR", 100), "fuel": ("UAH", 2000),
             "charity": ("UAH", 10)}
@@ -68,7 +69,7 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
         member = enrol_customer(engine, clock, "grocery", customer("grocery")).member_id
         for partner in PARTNERS:
             if partner != "grocery":
-                link_customer(engine, clock, partner, customer(partner), member)
+                link_with_code(engine, clock, partner, customer(partner), member)
         purchases: list[tuple[str, int, str]] = []
         hold_ids: list[tuple[str, str]] = []
         weeks = [Period(at(1) + timedelta(weeks=i), at(1) + timedelta(weeks=i + 1))
