@@ -37,6 +37,10 @@ class Backends:
     # Readiness probes for /readyz beyond the database: name -> callable raising when down.
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
+    # More limiters on the same backend, each with its own rate and key space:
+    # make_limiter(name, per_minute, burst) (the member sign-in limits use it).
+    make_limiter: Callable[[str, int, int], RateLimiter] = (
+        lambda name, per_minute, burst: InProcessRateLimiter(per_minute, burst=burst))
 
 
 def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends:
@@ -53,6 +57,10 @@ def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends
     limiter = RedisRateLimiter(client, limits.rate_limit_per_minute,
                                burst=limits.rate_limit_burst, prefix=prefix)
 
+    def make_limiter(name: str, per_minute: int, burst: int) -> RateLimiter:
+        inner = RedisRateLimiter(client, per_minute, burst=burst, prefix=f"{prefix}{name}:")
+        return FailSafeLimiter(inner, breaker, mode=settings.redis_failure_mode)
+
     def ping() -> None:
         client.ping()
 
@@ -67,4 +75,5 @@ def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends
                                          clock, prefix=prefix),
         checks={"redis": ping},
         close=close,
+        make_limiter=make_limiter,
     )
