@@ -197,7 +197,7 @@ class ClientRegistry:
                     "kind": kind,
                     "partner_id": partner_id,
                     "scopes": sorted(allowed),
-                    "redirect_uris": list(uris),
+                    **({"redirect_uris": list(uris)} if uris else {}),
                 },
             )
         client = self.get(client_id)
