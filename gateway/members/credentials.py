@@ -206,3 +206,21 @@ def _insert_credential(conn: Connection, member_id: str, email: str, encoded: st
     except IntegrityError as error:  # a concurrent sign-up took the email first
         raise EmailTaken("an account with this email exists; sign in instead",
                          field="email") from error
+
+
+def ensure_demo_member(engine: Engine, clock: Clock, email: str, password: str) -> str:
+    """Demo mode only: a member who signs in with these credentials; their card number.
+    Idempotent (several workers may start at once: a lost sign-up race reads the winner's)."""
+    address = normalise_email(email)
+    for _ in range(2):
+        with engine.connect() as conn:
+            found = _credential(conn, address)
+            if found is not None:
+                card = conn.execute(select(members.c.card_number)
+                                    .where(members.c.id == found[0])).scalar_one()
+                return str(card)
+        try:
+            return sign_up(engine, clock, address, password).card_number
+        except EmailTaken:
+            continue
+    raise RuntimeError("could not make the demo member")
