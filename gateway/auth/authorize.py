@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
+from sqlalchemy import select
 
 from gateway.auth import scopes as scope_list
 from gateway.auth.server import HttpRequest, OAuthServer, _Client
+from gateway.db.tables import partners
 
 # Parameters that may appear once only (RFC 6749 §3.1, RFC 7636 §4.3).
 _SINGLE = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
@@ -42,6 +44,7 @@ class ConsentRequest:
     client_name: str
     kind: str  # partner | app
     partner_id: str | None
+    partner_name: str | None
     scopes: tuple[tuple[str, str], ...]  # (name, description), in SCOPES order
     redirect_uri: str
     customer_id: str | None
@@ -54,6 +57,7 @@ def consent_request(server: OAuthServer, http: HttpRequest, member_id: str) -> C
     return ConsentRequest(
         client_id=client.client.client_id, client_name=client.client.name,
         kind=client.client.kind, partner_id=client.client.partner_id,
+        partner_name=_partner_name(server, client.client.partner_id),
         scopes=tuple((name, scope_list.describe(name)) for name in names),
         redirect_uri=grant.redirect_uri,
         customer_id=grant.request.payload.data.get("customer_id"),
@@ -71,6 +75,15 @@ def decide(server: OAuthServer, http: HttpRequest, member_id: str, *, approve: b
         raise AuthorizationRefused(str(body.get("error", "invalid_request")),
                                    str(body.get("error_description", "")), None)
     return str(location)
+
+
+def _partner_name(server: OAuthServer, partner_id: str | None) -> str | None:
+    if partner_id is None:
+        return None
+    with server.codes.engine.connect() as conn:
+        name = conn.execute(select(partners.c.name).where(partners.c.id == partner_id)
+                            ).scalar_one_or_none()
+    return None if name is None else str(name)
 
 
 def _grant(server: OAuthServer, http: HttpRequest, member_id: str) -> Any:

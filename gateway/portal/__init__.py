@@ -31,6 +31,8 @@ def portal_routes(*, engine: Engine, clock: Clock, settings: Settings, auth: Aut
     async def stylesheet(_: Request) -> Response:
         return FileResponse(_CSS, media_type="text/css",
                             headers={"Cache-Control": "public, max-age=3600",
-                                     "X-Content-Type-Options": "nosniff"})
+                                     "X-Content-Type-Options": "nosniff",
+                                     "Content-Security-Policy": "default-src 'none'; "
+                                                                "frame-ancestors 'none'"})
 
     return [*portal.routes, Route(f"{PREFIX}/static/portal.css", stylesheet)]

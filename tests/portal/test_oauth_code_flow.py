@@ -22,6 +22,7 @@ from gateway.auth.tokens import InvalidToken
 from gateway.core.clock import FixedClock
 from gateway.db import tables as t
 from gateway.members.identity import PAIRWISE_SECRET, IdentityRepository, member_reference
+from gateway.members.service import enrol_customer
 from tests.portal.conftest import BASE, EMAIL, PASSWORD, Browser, new_browser
 
 GROCERY_CB = "https://grocery.test/callback"
@@ -292,3 +293,33 @@ async def test_metadata_advertises_the_code_flow(gateway: Gateway) -> None:
     assert body["response_types_supported"] == ["code"]
     assert body["grant_types_supported"] == ["client_credentials", "authorization_code"]
     assert body["code_challenge_methods_supported"] == ["S256"]
+
+
+async def test_consent_without_csrf_issues_no_code(gateway: Gateway, browser: Browser,
+                                                   grocery: CreatedClient, member: str) -> None:
+    url = authorize_url(grocery.client.client_id, GROCERY_CB, "v" * 43, customer_id="g-1")
+    page = await browser.get(url)
+    assert "Kolos Grocery" in page.text
+    response = await browser.client.post(url, data={"decision": "approve"})
+    assert response.status_code == 403
+    assert "location" not in response.headers
+    with gateway.services.engine.connect() as conn:
+        assert conn.execute(select(t.oauth_authorization_codes)).all() == []
+
+
+async def test_customer_linked_to_another_member_is_refused(
+        gateway: Gateway, browser: Browser, grocery: CreatedClient, member: str) -> None:
+    services = gateway.services
+    other = enrol_customer(services.engine, services.clock, "grocery", "g-1")
+    verifier = secrets.token_urlsafe(48)
+    callback = await approve(browser, authorize_url(grocery.client.client_id, GROCERY_CB,
+                                                    verifier, customer_id="g-1"))
+    before = links(gateway)
+    response = await exchange(gateway, grocery, query(callback)["code"], verifier)
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_grant", "error_description":
+                               "this customer is linked to another member"}
+    assert links(gateway) == before == [("grocery", "g-1", other.member_id, "enrolment")]
+    with services.engine.connect() as conn:
+        used = conn.execute(select(t.oauth_authorization_codes.c.used_at)).scalar_one()
+    assert used is None

@@ -182,3 +182,17 @@ async def test_claim_a_till_card(browser: Browser, gateway: Gateway) -> None:
     home = await browser.get("/portal/")
     assert enrolled.card_number[:4] in home.text
     assert BASE  # same origin throughout
+
+
+async def test_sign_in_page_answers_429_when_the_account_is_limited(
+        browser: Browser, gateway: Gateway) -> None:
+    await browser.sign_up()
+    async with new_browser(gateway) as client:
+        other = Browser(client)
+        for _ in range(5):
+            assert (await other.sign_in(password="wrong password")).status_code == 400
+        limited = await other.sign_in()
+        assert limited.status_code == 429
+        assert 1 <= int(limited.headers["retry-after"]) <= 30
+        assert "rate limit reached" in limited.text
+        assert "gw_session" not in client.cookies
