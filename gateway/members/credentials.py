@@ -64,9 +64,10 @@ class SignInLimits:
     address: RateLimiter
 
     def check(self, account_key: str, address: str | None) -> None:
-        for limiter, key in ((self.account, account_key), (self.address, f"addr:{address}")):
-            if address is None and limiter is self.address:
-                continue
+        checks = [(self.account, account_key)]
+        if address is not None:
+            checks.append((self.address, address))
+        for limiter, key in checks:
             decision = limiter.hit(key)
             if not decision.allowed:
                 raise RateLimited(decision.retry_after_s)

@@ -11,6 +11,7 @@ import redis
 from sqlalchemy import func, select
 
 from gateway.app import Gateway
+from gateway.auth.clients import ensure_demo_client
 from gateway.core.errors import InvalidInput, RateLimited
 from gateway.db import tables as t
 from gateway.limits import InProcessRateLimiter, RateLimiter
@@ -178,3 +179,19 @@ def test_the_app_wires_the_limits_on_its_backend(gateway: Gateway) -> None:
     with pytest.raises(RateLimited) as limited:
         credentials.sign_in(engine, limits, "ada@example.com", PASSWORD, address="198.51.100.1")
     assert 1 <= limited.value.retry_after_s <= 30
+
+
+def test_demo_member_and_app_client_are_idempotent(gateway: Gateway) -> None:
+    engine, clock = gateway.services.engine, gateway.services.clock
+    first = credentials.ensure_demo_member(engine, clock, "demo@example.com", PASSWORD)
+    again = credentials.ensure_demo_member(engine, clock, "demo@example.com", PASSWORD)
+    assert first == again
+    before = rows(gateway)
+    made = ensure_demo_client(engine, None, "app-demo", "", ["member"], kind="app",
+                              redirect_uris=["http://127.0.0.1:8765/callback"])
+    same = ensure_demo_client(engine, None, "app-demo", "", ["member"], kind="app",
+                              redirect_uris=["http://127.0.0.1:8765/callback"])
+    assert made == same
+    assert (made.kind, made.public, made.secret_hash, made.redirect_uris) == (
+        "app", True, "", ("http://127.0.0.1:8765/callback",))
+    assert rows(gateway) == before
