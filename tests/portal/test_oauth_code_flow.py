@@ -323,3 +323,18 @@ async def test_customer_linked_to_another_member_is_refused(
     with services.engine.connect() as conn:
         used = conn.execute(select(t.oauth_authorization_codes.c.used_at)).scalar_one()
     assert used is None
+
+
+async def test_token_request_with_another_redirect_uri(
+        gateway: Gateway, browser: Browser, grocery: CreatedClient, member: str) -> None:
+    verifier = secrets.token_urlsafe(48)
+    callback = await approve(browser, authorize_url(grocery.client.client_id, GROCERY_CB,
+                                                    verifier, customer_id="g-1"))
+    code = query(callback)["code"]
+    for uri in ("https://grocery.test/other", ""):
+        response = await exchange(gateway, grocery, code, verifier, redirect_uri=uri)
+        assert response.status_code == 400, uri
+        assert response.json() == {"error": "invalid_grant",
+                                   "error_description": "Invalid 'redirect_uri' in request."}
+    assert links(gateway) == []
+    assert (await exchange(gateway, grocery, code, verifier)).status_code == 200
