@@ -28,9 +28,11 @@ from gateway.db import migrate
 from gateway.db.engine import make_engine
 from gateway.ledger.context import LedgerContext
 from gateway.limits import RateLimiter
+from gateway.members.credentials import sign_in_limits
 from gateway.observability.logs import configure_logging
 from gateway.observability.metrics import Metrics, metrics_endpoint
 from gateway.observability.middleware import ObservabilityMiddleware, RouteNames
+from gateway.portal import portal_routes
 from gateway.rules.store import RuleBook, sync_catalog
 from gateway.settings import Settings
 from partners.registry import Registry
@@ -130,6 +132,8 @@ def build(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
         settlement_page(services, auth),
+        *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
+                       limits=sign_in_limits(backends.make_limiter)),
     ]
 
     @contextlib.asynccontextmanager

@@ -40,6 +40,10 @@ class Backends:
     close: Callable[[], None] = lambda: None
     # Budgets for link codes and typed store codes (gateway.members.guesses).
     guesses: CodeGuesses = field(default_factory=CodeGuesses.build)
+    # More limiters on the same backend, each with its own rate and key space:
+    # make_limiter(name, per_minute, burst) (the member sign-in limits use it).
+    make_limiter: Callable[[str, int, int], RateLimiter] = (
+        lambda name, per_minute, burst: InProcessRateLimiter(per_minute, burst=burst))
 
 
 def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends:
@@ -55,6 +59,10 @@ def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends
     prefix = settings.redis_prefix
     limiter = RedisRateLimiter(client, limits.rate_limit_per_minute,
                                burst=limits.rate_limit_burst, prefix=prefix)
+
+    def make_limiter(name: str, per_minute: int, burst: int) -> RateLimiter:
+        inner = RedisRateLimiter(client, per_minute, burst=burst, prefix=f"{prefix}{name}:")
+        return FailSafeLimiter(inner, breaker, mode=settings.redis_failure_mode)
 
     def ping() -> None:
         client.ping()
@@ -75,4 +83,5 @@ def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends
                                          clock, prefix=prefix),
         checks={"redis": ping},
         close=close,
+        make_limiter=make_limiter,
     )

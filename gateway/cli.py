@@ -25,6 +25,10 @@ from gateway.core.errors import DomainError
 from gateway.settings import Settings
 
 DEMO_PARTNERS = ("grocery", "electronics", "fuel", "charity")
+DEMO_REDIRECT_URI = "http://127.0.0.1:8765/callback"  # a loopback client (RFC 8252 §7.3)
+DEMO_APP_CLIENT = "coalition-app-demo"
+DEMO_MEMBER_EMAIL = "demo@example.com"
+DEMO_MEMBER_PASSWORD = "demo-member-password"
 
 
 @dataclass
@@ -86,10 +90,22 @@ def _serve(args: argparse.Namespace) -> int:
         for partner_id in DEMO_PARTNERS:
             client_id, secret = f"{partner_id}-demo", f"{partner_id}-demo-secret"
             ensure_demo_client(engine, partner_id, client_id, secret,
-                               DEFAULT_ALLOWANCE["partner"])
+                               DEFAULT_ALLOWANCE["partner"], redirect_uris=[DEMO_REDIRECT_URI])
             print(f"  {partner_id:<12} client_id={client_id:<18} client_secret={secret}")
+        print(f"  (redirect URI of each: {DEMO_REDIRECT_URI})")
+        ensure_demo_client(engine, None, DEMO_APP_CLIENT, "", DEFAULT_ALLOWANCE["app"],
+                           redirect_uris=[DEMO_REDIRECT_URI], kind="app")
+        print(f"Demo app:      client_id={DEMO_APP_CLIENT} (public, PKCE), "
+              f"redirect URI {DEMO_REDIRECT_URI}")
+        from gateway.core.clock import SystemClock
+        from gateway.members.credentials import ensure_demo_member
+
+        card = ensure_demo_member(engine, SystemClock(), DEMO_MEMBER_EMAIL, DEMO_MEMBER_PASSWORD)
+        print(f"Demo member:   email={DEMO_MEMBER_EMAIL} password={DEMO_MEMBER_PASSWORD} "
+              f"card={card}")
     engine.dispose()  # the workers open their own pools
     print(f"\nGraphQL API:   {url}/graphql   (GraphiQL in a browser)")
+    print(f"Member portal: {url}/portal/")
     print(f"Token:         curl -s -u grocery-demo:grocery-demo-secret "
           f"-d grant_type=client_credentials {url}/oauth/token")
     print("Next:          README.md, 'Partner quick start': enrol, earn, redeem.\n", flush=True)

@@ -65,6 +65,11 @@ def register(subparsers: Any, load_context: LoadContext, *, out: TextIO | None =
         "--scope", dest="scopes", action="append", default=None,
         help="allowed scope (repeatable); default: the kind's full allowance",
     )
+    create.add_argument(
+        "--redirect-uri", dest="redirect_uris", action="append", default=[], metavar="URI",
+        help="redirect URI for the authorization code flow (repeatable; exact match; https in "
+             "production except loopback)",
+    )
     _actor_option(create)
     create.set_defaults(func=command(_create))
 
@@ -105,6 +110,8 @@ def _create(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
         partner_id=args.partner_id,
         scopes=args.scopes,
         actor=_actor(args),
+        redirect_uris=args.redirect_uris,
+        production=ctx.settings.production,
     )
     _print_secret(created, out)
 
@@ -152,6 +159,11 @@ def _print_secret(created: CreatedClient, out: TextIO) -> None:
           format_scope(client.allowed_scopes)]],
         out,
     )
+    if client.redirect_uris:
+        print(f"redirect_uris: {' '.join(client.redirect_uris)}", file=out)
+    if not created.secret:
+        print("public client: no secret (authorization code with PKCE only)", file=out)
+        return
     print(f"client_secret: {created.secret}", file=out)
     print("Store this secret now: it is shown once and cannot be recovered.", file=out)
 

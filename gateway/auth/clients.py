@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 
@@ -87,10 +88,17 @@ class OAuthClient:
     rotated_at: datetime | None
     disabled_at: datetime | None
     secret_hash: str = field(repr=False)
+    # Exact-match redirect URIs for the authorization code flow (RFC 6749 §3.1.2).
+    redirect_uris: tuple[str, ...] = ()
 
     @property
     def disabled(self) -> bool:
         return self.disabled_at is not None
+
+    @property
+    def public(self) -> bool:
+        """An ``app`` client has no secret (RFC 6749 §2.1): PKCE is what binds its codes."""
+        return self.kind == "app"
 
     def check_secret(self, secret: str) -> bool:
         return verify_secret(secret, self.secret_hash)
@@ -116,6 +124,7 @@ def _from_row(row: Row[tuple[object, ...]]) -> OAuthClient:
         rotated_at=m["rotated_at"],
         disabled_at=m["disabled_at"],
         secret_hash=m["secret_hash"],
+        redirect_uris=tuple(str(m["redirect_uris"] or "").split()),
     )
 
 
@@ -150,9 +159,14 @@ class ClientRegistry:
         actor: str,
         partner_id: str | None = None,
         scopes: Iterable[str] | None = None,
+        redirect_uris: Iterable[str] = (),
+        production: bool = False,
     ) -> CreatedClient:
+        """A new client. An ``app`` client is public: no secret (``CreatedClient.secret`` is
+        empty). ``redirect_uris``: exact-match URIs, https in ``production`` except loopback."""
         allowed = _check_new_client(name, kind, partner_id, scopes)
-        secret = new_secret()
+        uris = check_redirect_uris(redirect_uris, production=production)
+        secret = "" if kind == "app" else new_secret()
         now = self._clock.now()
         client_id = new_id("cli")
         with write_transaction(self._engine) as conn:
@@ -166,9 +180,10 @@ class ClientRegistry:
                     name=name,
                     kind=kind,
                     partner_id=partner_id,
-                    secret_hash=hash_secret(secret),
+                    secret_hash=hash_secret(secret) if secret else "",
                     allowed_scopes=scope_list.format_scope(allowed),
                     created_at=now,
+                    redirect_uris=" ".join(uris),
                 )
             )
             record(
@@ -182,6 +197,7 @@ class ClientRegistry:
                     "kind": kind,
                     "partner_id": partner_id,
                     "scopes": sorted(allowed),
+                    **({"redirect_uris": list(uris)} if uris else {}),
                 },
             )
         client = self.get(client_id)
@@ -230,6 +246,25 @@ def _exists(conn: Connection, client_id: str) -> bool:
     return found is not None
 
 
+def check_redirect_uris(uris: Iterable[str], *, production: bool) -> tuple[str, ...]:
+    """Absolute URIs without a fragment (RFC 6749 §3.1.2), https in production except on a
+    loopback host (RFC 8252 §7.3, native apps); compared later by exact string match."""
+    checked: list[str] = []
+    for uri in uris:
+        parts = urlsplit(uri)
+        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment \
+                or " " in uri or len(uri) > 2000:
+            raise InvalidInput(f"redirect URI {uri!r} must be an absolute http(s) URI without a "
+                               "fragment or spaces", field="redirect_uri")
+        if production and parts.scheme != "https" and not loopback:
+            raise InvalidInput(f"redirect URI {uri!r} must use https (loopback hosts excepted)",
+                               field="redirect_uri")
+        if uri not in checked:
+            checked.append(uri)
+    return tuple(checked)
+
+
 def _check_new_client(
     name: str, kind: str, partner_id: str | None, scopes: Iterable[str] | None
 ) -> frozenset[str]:
@@ -242,6 +277,9 @@ def _check_new_client(
         )
     if kind == "partner" and partner_id is None:
         raise InvalidInput("a partner client must be bound to a partner", field="partner_id")
+    if kind == "app" and partner_id is not None:
+        raise InvalidInput("an app client is the coalition's own; omit partner_id",
+                           field="partner_id")
     if kind == "admin" and partner_id is not None:
         raise InvalidInput("an admin client is coalition-wide; omit partner_id", field="partner_id")
     ceiling = scope_list.DEFAULT_ALLOWANCE[kind]
@@ -258,20 +296,24 @@ def _check_new_client(
 
 def ensure_demo_client(
     engine: Engine,
-    partner_id: str,
+    partner_id: str | None,
     client_id: str,
     secret: str,
     scopes: Iterable[str],
     *,
     clock: Clock | None = None,
+    redirect_uris: Iterable[str] = (),
+    kind: str = "partner",
 ) -> OAuthClient:
-    """Demo mode only: make sure a partner client with a known id and secret exists.
+    """Demo mode only: make sure a client (a partner's, or with ``kind="app"`` and an empty
+    secret the public demo app) with a known id and secret exists.
 
     Idempotent: an existing row whose secret, partner and scopes already match is left alone;
     otherwise the row is (re)written and enabled. The partner row must exist already.
     """
     now = (clock or SystemClock()).now()
-    allowed = _check_new_client(client_id, "partner", partner_id, scopes)
+    allowed = _check_new_client(client_id, kind, partner_id, scopes)
+    uris = check_redirect_uris(redirect_uris, production=False)
     registry = ClientRegistry(engine, clock or SystemClock())
     current = registry.get(client_id)
     if (
@@ -279,16 +321,18 @@ def ensure_demo_client(
         and current.partner_id == partner_id
         and current.allowed_scopes == allowed
         and not current.disabled
-        and current.kind == "partner"
-        and current.check_secret(secret)
+        and current.kind == kind
+        and current.redirect_uris == uris
+        and (current.check_secret(secret) if secret else not current.secret_hash)
     ):
         return current
     values = {
-        "name": f"demo client of {partner_id}",
-        "kind": "partner",
+        "name": f"demo client of {partner_id or 'the coalition'}",
+        "kind": kind,
         "partner_id": partner_id,
-        "secret_hash": hash_secret(secret),
+        "secret_hash": hash_secret(secret) if secret else "",
         "allowed_scopes": scope_list.format_scope(allowed),
+        "redirect_uris": " ".join(uris),
     }
     # Several workers may start at once: re-read with the table locked, so only one inserts.
     with write_transaction(engine, exclusive=oauth_clients) as conn:

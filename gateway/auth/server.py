@@ -44,12 +44,14 @@ from sqlalchemy import Engine
 from gateway.auth import scopes as scope_list
 from gateway.auth.audit import record, write_transaction
 from gateway.auth.clients import ClientRegistry, OAuthClient
+from gateway.auth.codes import CodeGrant, CodeStore, S256Challenge
 from gateway.auth.revocation import RevocationStore
 from gateway.auth.tokens import InvalidToken, TokenService, expires_at
 from gateway.core.clock import Clock
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-GRANT_TYPES = ["client_credentials"]
+GRANT_TYPES = ["client_credentials", "authorization_code"]
+AUTHORIZATION_PATH = "/oauth/authorize"
 TOKEN_PATH = "/oauth/token"
 INTROSPECTION_PATH = "/oauth/introspect"
 REVOCATION_PATH = "/oauth/revoke"
@@ -88,19 +90,23 @@ class _Client(ClientMixin):  # type: ignore[misc]  # authlib ships no type hints
         return scope_list.format_scope(requested & self.client.allowed_scopes)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return False
+        return redirect_uri in self.client.redirect_uris  # exact match (RFC 6749 §3.1.2.3)
 
     def check_client_secret(self, client_secret: str) -> bool:
         return self.client.check_secret(client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.client.public:  # app clients: no secret, only the code grant with PKCE
+            return method == "none" and endpoint == "token"
         return method in AUTH_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
-        return False
+        return response_type == "code" and self.client.kind in ("partner", "app")
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in GRANT_TYPES
+        if grant_type == "authorization_code":
+            return self.client.kind in ("partner", "app")
+        return grant_type == "client_credentials" and not self.client.public
 
 
 class _AccessToken(TokenMixin):  # type: ignore[misc]
@@ -238,7 +244,10 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self._clients = clients
         self._tokens = tokens
         self._clock = clock
+        self.codes = CodeStore(engine=engine, clock=clock, tokens=tokens,
+                               revocations=revocations)
         self.register_grant(_ClientCredentialsGrant)
+        self.register_grant(CodeGrant, [S256Challenge(required=True)])
         self.register_token_generator("default", self._generate_token)
         self.register_endpoint(_Introspection(self, tokens))
         self.register_endpoint(_Revocation(self, tokens, revocations))
@@ -367,9 +376,12 @@ def metadata(issuer: str, *, scopes: Sequence[str]) -> dict[str, Any]:
         "jwks_uri": f"{base}{JWKS_PATH}",
         "introspection_endpoint": f"{base}{INTROSPECTION_PATH}",
         "revocation_endpoint": f"{base}{REVOCATION_PATH}",
+        "authorization_endpoint": f"{base}{AUTHORIZATION_PATH}",
         "grant_types_supported": list(GRANT_TYPES),
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "scopes_supported": list(scopes),

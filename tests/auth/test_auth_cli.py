@@ -93,3 +93,39 @@ def test_domain_errors_exit_2_and_change_nothing(
     assert (code, out) == (2, "")
     assert capsys.readouterr().err == "error: no OAuth client 'cli_nobody'\n"
     assert audit_rows(engine) == []
+
+
+def test_clients_create_with_redirect_uris_and_a_public_app(
+    engine: Engine, settings: Settings, clock: FixedClock, dump_database: Any
+) -> None:
+    ctx = Ctx(engine, settings, clock)
+    code, out = _run(
+        ctx, "clients", "create", "--name", "Shop web", "--kind", "partner", "--partner", "shop",
+        "--redirect-uri", "https://shop.test/cb", "--redirect-uri", "http://127.0.0.1:9/cb",
+        "--actor", "cli:alice",
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[3] == "redirect_uris: https://shop.test/cb http://127.0.0.1:9/cb"
+    assert lines[4].startswith("client_secret: ")
+    code, out = _run(ctx, "clients", "create", "--name", "App", "--kind", "app",
+                     "--redirect-uri", "http://127.0.0.1:8765/callback", "--actor", "cli:alice")
+    assert code == 0
+    lines = out.splitlines()
+    client_id = lines[2].split()[0]
+    assert lines[2].split()[1:] == ["app", "-", "member"]
+    assert lines[4] == "public client: no secret (authorization code with PKCE only)"
+    client = AuthService(engine, settings, clock).clients.get(client_id)
+    assert client is not None
+    assert (client.public, client.secret_hash, client.redirect_uris) == (
+        True, "", ("http://127.0.0.1:8765/callback",))
+    production = Ctx(engine, Settings(production=True), clock)
+    before = dump_database(engine, ["oauth_clients"])
+    for uri in ("http://shop.test/cb", "https://shop.test/cb#frag", "shop.test/cb"):
+        code, _ = _run(production, "clients", "create", "--name", "X", "--kind", "partner",
+                       "--partner", "shop", "--redirect-uri", uri, "--actor", "cli:alice")
+        assert code == 2, uri
+    assert dump_database(engine, ["oauth_clients"]) == before
+    code, _ = _run(production, "clients", "create", "--name", "X", "--kind", "app",
+                   "--redirect-uri", "http://localhost:9/cb", "--actor", "cli:alice")
+    assert code == 0

@@ -18,9 +18,17 @@ async def test_metadata_document(http: httpx.AsyncClient) -> None:
         "jwks_uri": f"{ISSUER}/.well-known/jwks.json",
         "introspection_endpoint": f"{ISSUER}/oauth/introspect",
         "revocation_endpoint": f"{ISSUER}/oauth/revoke",
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "authorization_endpoint": f"{ISSUER}/oauth/authorize",
+        "grant_types_supported": ["client_credentials", "authorization_code"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        # "none": public app clients at the token endpoint (authorization code + PKCE only)
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
         "introspection_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",

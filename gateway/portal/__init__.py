@@ -1,0 +1,38 @@
+"""The member portal: server-rendered pages (Starlette + Jinja2, no front-end build chain)
+where members sign up, sign in, claim a till card, see their card and balance, and approve the
+apps and partners that ask for access (``/oauth/authorize``). ``portal_routes`` is mounted by
+the composition root; every page is one route and one template (``gateway.portal.web``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from gateway.auth.service import AuthService
+from gateway.core.clock import Clock
+from gateway.members.credentials import SignInLimits
+from gateway.portal import authorize, pages
+from gateway.portal.web import PREFIX, Portal
+from gateway.settings import Settings
+
+_CSS = Path(__file__).resolve().parent / "static" / "portal.css"
+
+
+def portal_routes(*, engine: Engine, clock: Clock, settings: Settings, auth: AuthService,
+                  limits: SignInLimits) -> list[Route]:
+    portal = Portal(engine=engine, clock=clock, settings=settings)
+    pages.register(portal, limits)
+    authorize.register(portal, auth)
+
+    async def stylesheet(_: Request) -> Response:
+        return FileResponse(_CSS, media_type="text/css",
+                            headers={"Cache-Control": "public, max-age=3600",
+                                     "X-Content-Type-Options": "nosniff",
+                                     "Content-Security-Policy": "default-src 'none'; "
+                                                                "frame-ancestors 'none'"})
+
+    return [*portal.routes, Route(f"{PREFIX}/static/portal.css", stylesheet)]

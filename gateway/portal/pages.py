@@ -1,0 +1,116 @@
+"""The portal's own pages: sign up, sign in, claim a till card, sign out, and home.
+
+Each is one handler on :meth:`Portal.page` and one template. Domain errors come back as the
+same form with the message beside the field that caused it (HTTP 400), a rate limit as 429
+with ``Retry-After``; nothing here decides a rule (``gateway.members.credentials`` does)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.core.clock import Clock
+from gateway.core.errors import DomainError, InvalidInput, RateLimited
+from gateway.members import credentials
+from gateway.members.credentials import SignInLimits
+from gateway.members.identity import IdentityRepository
+from gateway.members.service import member_balance
+from gateway.members.sessions import end_session, start_session
+from gateway.portal.web import PREFIX, Page, Portal, client_address, redirect, safe_next
+
+
+def register(portal: Portal, limits: SignInLimits) -> None:
+    engine, clock = portal.engine, portal.clock
+
+    @portal.page("/", "home.html")
+    async def home(request: Request, page: Page) -> Response:
+        assert page.member_id is not None
+        card, balance = await page.run(_card_and_balance, portal, clock, page.member_id)
+        return page.render({"card_number": card, "balance": balance})
+
+    @portal.page("/sign-up", "sign_up.html", methods=("GET", "POST"), signed_in=False)
+    async def sign_up(request: Request, page: Page) -> Response:
+        if request.method == "GET":
+            return page.render()
+        form = page.form
+        try:
+            birth = _date(form.get("birth_date", ""))
+            created = await page.run(
+                credentials.sign_up, engine, clock, form.get("email", ""),
+                form.get("password", ""), birth_date=birth, language=form.get("language") or None)
+        except DomainError as error:
+            return _form_error(page, error)
+        return await _signed_in(portal, page, created.member_id, PREFIX + "/")
+
+    @portal.page("/sign-in", "sign_in.html", methods=("GET", "POST"), signed_in=False)
+    async def sign_in(request: Request, page: Page) -> Response:
+        target = safe_next(request.query_params.get("next") or page.form.get("next"))
+        if request.method == "GET":
+            return page.render({"next": target})
+        try:
+            member_id = await page.run(credentials.sign_in, engine, limits,
+                                       page.form.get("email", ""), page.form.get("password", ""),
+                                       address=client_address(request))
+        except DomainError as error:
+            return _form_error(page, error, {"next": target})
+        return await _signed_in(portal, page, member_id, target)
+
+    @portal.page("/claim", "claim.html", methods=("GET", "POST"), signed_in=False)
+    async def claim(request: Request, page: Page) -> Response:
+        if request.method == "GET":
+            return page.render()
+        form = page.form
+        try:
+            member_id = await page.run(
+                credentials.claim, engine, clock, limits, form.get("card_number", ""),
+                form.get("activation_code", ""), form.get("email", ""), form.get("password", ""),
+                address=client_address(request))
+        except DomainError as error:
+            return _form_error(page, error)
+        return await _signed_in(portal, page, member_id, PREFIX + "/")
+
+    @portal.page("/sign-out", "sign_out.html", methods=("GET", "POST"), signed_in=False)
+    async def sign_out(request: Request, page: Page) -> Response:
+        if request.method == "GET":
+            return page.render()
+        await page.run(end_session, engine, clock, page.session_token)
+        response = redirect(PREFIX + "/sign-in")
+        portal.set_session(response, None)
+        return response
+
+
+async def _signed_in(portal: Portal, page: Page, member_id: str, target: str) -> Response:
+    token = await page.run(start_session, portal.engine, portal.clock, member_id)
+    response = redirect(target)
+    portal.set_session(response, token)
+    return response
+
+
+def _form_error(page: Page, error: DomainError, extra: dict[str, object] | None = None
+                ) -> Response:
+    values = {k: v for k, v in page.form.items() if k not in ("password", "activation_code")}
+    context = {"error": error.message, "error_field": error.field, "values": values,
+               **(extra or {})}
+    if isinstance(error, RateLimited):
+        response = page.render(context, status=429)
+        response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
+    return page.render(context, status=400)
+
+
+def _date(text: str) -> date | None:
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError as error:
+        raise InvalidInput("enter the birth date as YYYY-MM-DD", field="birthDate") from error
+
+
+def _card_and_balance(portal: Portal, clock: Clock, member_id: str) -> tuple[str, object]:
+    with portal.engine.connect() as conn:
+        member = IdentityRepository(conn).member(member_id)
+    assert member is not None and member.card_number is not None
+    return member.card_number, member_balance(portal.engine, clock, member_id)
