@@ -170,8 +170,8 @@ async def viewer_of(c: Context) -> Viewer:
 
 @strawberry.type
 class ViewerQueries:
-    @strawberry.field(description="The signed-in member's own account. Member tokens only "
-                      "(scope: member).")
+    @strawberry.field(description="The signed-in member's own account; member tokens only. "
+                      "Scope: member.")
     async def viewer(self, info: Info[Context, None]) -> ViewerResult:
         result: ViewerResult = await attempt(lambda: viewer_of(info.context), VIEWER_ERRORS)
         return result
