@@ -47,10 +47,12 @@ class Env:
 
 
 @cache
-def env() -> Env:
+def env(test: str) -> Env:
+    """One gateway per test (its database lives as long as the test: tests/conftest.py), each
+    example with fresh members."""
     clock = FixedClock(NOW)
     scratch = "/dev/shm" if Path("/dev/shm").is_dir() else None
-    gw = make_gateway(Path(tempfile.mkdtemp(prefix="merge-erase-", dir=scratch)), clock=clock)
+    gw = make_gateway(Path(tempfile.mkdtemp(prefix=f"{test}-", dir=scratch)), clock=clock)
     return Env(gw, clock, itertools.count())
 
 
@@ -107,7 +109,7 @@ links_of = st.lists(st.sampled_from(PARTNERS), min_size=1, max_size=3, unique=Tr
 def test_merge_keeps_every_point_and_expiry(a_links: list[str], b_links: list[str],
                                             a_moves: list[tuple[str, int, int, int]],
                                             b_moves: list[tuple[str, int, int, int]]) -> None:
-    e = env()
+    e = env("merge")
     a, b = member(e, a_links, a_moves), member(e, b_links, b_moves)
     engine = e.gw.services.engine
     before_lots = live(e, a) + live(e, b)
@@ -128,7 +130,7 @@ def test_merge_keeps_every_point_and_expiry(a_links: list[str], b_links: list[st
 @given(links=links_of, moves=activity, donate=st.booleans())
 def test_erasure_forfeits_or_donates_exactly_what_was_left(
         links: list[str], moves: list[tuple[str, int, int, int]], donate: bool) -> None:
-    e = env()
+    e = env("erase")
     who = member(e, links, moves)
     engine, rules = e.gw.services.engine, e.gw.services.rules
     left = sum(live(e, who).values())
