@@ -79,11 +79,11 @@ def erase_member(ctx: LedgerContext, member_id: str, remaining: str,
 def erase_in(ctx: LedgerContext, tx: Tx, member_id: str, remaining: str,
              charity_partner_id: str | None, actor: str) -> Erased:
     conn = tx.uow.conn
+    tx.ledger.lock_member(member_id)  # before the check: a concurrent merge has committed
     status = conn.execute(select(members.c.status).where(members.c.id == member_id)
                           ).scalar_one_or_none()
     if status != "active":
         raise UnknownMember("no active coalition member to erase")
-    tx.ledger.lock_member(member_id)
     donated = 0
     forfeited = forfeit_in(tx, member_id).points if remaining == "FORFEIT" else 0
     if remaining == "DONATE" and charity_partner_id is not None:

@@ -159,6 +159,7 @@ def donate_points(ctx: LedgerContext, member_id: str, charity_partner_id: str, p
     fingerprint = request_hash({"charity": charity_partner_id, "points": points})
 
     def body(tx: Tx) -> tuple[Donated, str | None]:
+        tx.ledger.lock_member(member_id)
         active_member(tx, member_id)
         result = donate_in(ctx, tx, member_id, charity_partner_id, points)
         return result, result.operation_id
@@ -244,10 +245,12 @@ def merge_members(engine: Engine, clock: Clock, survivor_id: str, absorbed_id: s
 
 
 def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
-    active_member(tx, survivor_id)
-    active_member(tx, absorbed_id, field="cardNumber")
+    # Locked first, then checked: a concurrent merge or erasure of either has committed by the
+    # time the lock is ours, and the check sees it.
     for member_id in sorted((survivor_id, absorbed_id)):
         tx.ledger.lock_member(member_id)
+    active_member(tx, survivor_id)
+    active_member(tx, absorbed_id, field="cardNumber")
     for member_id in sorted((survivor_id, absorbed_id)):
         sweep_member(tx, member_id)
     open_holds = tx.uow.conn.execute(
