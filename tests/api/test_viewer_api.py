@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from gateway.app import Gateway
 from gateway.core.clock import FixedClock
@@ -246,7 +246,20 @@ async def test_export_holds_everything_and_erasure_removes_the_person(tmp_path: 
     gw, _, grocery, _, _, member = await world(tmp_path)
     me = member_api(gw, member)
     await me.gql(CONSENT, {"purpose": "MARKETING", "p": "grocery", "g": True})
-    exported = json.loads((await me.gql(EXPORT))["exportMyData"]["json"])
+    with gw.services.engine.begin() as conn:  # as sign-up and sign-in would leave them
+        conn.execute(insert(t.member_credentials), {
+            "member_id": member, "email": "olena@example.test", "password_hash": "$argon2id$x",
+            "created_at": NOW, "updated_at": NOW})
+        conn.execute(insert(t.member_sessions), {
+            "token_hash": "f" * 64, "member_id": member, "created_at": NOW,
+            "expires_at": NOW + timedelta(days=1)})
+    text = (await me.gql(EXPORT))["exportMyData"]["json"]
+    assert "$argon2id$x" not in text and "f" * 64 not in text  # secrets are not data
+    exported = json.loads(text)
+    assert exported["credentials"] == [{"email": "olena@example.test",
+                                        "created_at": "2026-11-23T10:00:00+00:00",
+                                        "updated_at": "2026-11-23T10:00:00+00:00"}]
+    assert len(exported["sessions"]) == 1
     assert exported["profile"]["card_number"] == card_of(gw, member)
     assert [(link["partner_id"], link["customer_id"]) for link in exported["links"]] == [
         ("electronics", "e-1"), ("grocery", "g-1")]
@@ -270,6 +283,7 @@ async def test_export_holds_everything_and_erasure_removes_the_person(tmp_path: 
         latest = conn.execute(select(t.consents.c.granted, t.consents.c.via)
                               .order_by(t.consents.c.id.desc())).first()
     assert customers and all(c.startswith("erased_") for c in customers)
+    assert _count(gw, t.member_credentials) == _count(gw, t.member_sessions) == 0
     assert tuple(row) == ("erased", card_of(gw, member))
     assert tuple(latest or ()) == (0, "erasure")
     assert verify_ledger(gw.services.engine).ok
