@@ -12,6 +12,11 @@ A member's command has no partner of its own, so its idempotency key is kept per
   one operation (kind ``merge``), and every lot with points left becomes a new lot on the
   survivor with the same origin partner, earn date and expiry (the old lots are consumed by lot
   movements). Only member accounts move, so settlement sees nothing (member to member).
+  ``operations.partner_id`` is required, so the merge is recorded under the origin partner of
+  the absorbed member's soonest-expiring lot (or of its latest operation when it has no lots);
+  partners' own history views leave merges out. An absorbed member with nothing to move gets
+  no operation (links and status still move). Open holds on the absorbed member refuse the
+  merge until captured or voided.
 - **Forfeit** (erasure) moves what is left to ``coalition:breakage``, one operation per origin
   partner, like expiry."""
 
