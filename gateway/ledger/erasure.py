@@ -35,6 +35,7 @@ from gateway.db.tables import (
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext, Tx
+from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.member_ops import charity, donate_in, forfeit_in
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.retry import retrying
@@ -84,6 +85,7 @@ def erase_in(ctx: LedgerContext, tx: Tx, member_id: str, remaining: str,
                           ).scalar_one_or_none()
     if status != "active":
         raise UnknownMember("no active coalition member to erase")
+    sweep_member(tx, member_id)  # what expired is breakage already, not part of what is left
     donated = 0
     forfeited = forfeit_in(tx, member_id).points if remaining == "FORFEIT" else 0
     if remaining == "DONATE" and charity_partner_id is not None:

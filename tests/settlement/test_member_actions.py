@@ -101,3 +101,14 @@ def test_erasure_can_donate_what_is_left(tmp_path: Path) -> None:
     assert charity.figures == Figures(redeemed_points=120, redeemed_minor=26,
                                       donations_points=120, donations_minor=26)
     assert verify_ledger(gw.services.engine).ok
+
+
+def test_erasure_after_expiry_donates_only_what_is_still_valid(tmp_path: Path) -> None:
+    gw, clock, a, _ = setup(tmp_path)
+    clock.advance(timedelta(days=366))  # the 120 grocery points expired, unswept
+    done = erase_member(gw.services.ledger, a, "DONATE", "charity", "member:test")
+    assert (done.forfeited, done.donated) == (0, 0)
+    late = Period(datetime(2027, 11, 1, tzinfo=UTC), datetime(2027, 12, 1, tzinfo=UTC))
+    after = settlement_report(gw.services.engine, gw.services.rules, late, "EUR")
+    assert after.coalition.breakage_points == 120  # expired, as without the erasure
+    assert verify_ledger(gw.services.engine).ok
