@@ -220,6 +220,12 @@ async def test_merge_absorbs_a_second_account_the_member_proves(tmp_path: Path) 
     await fuel.gql(EARN, {"c": "f-1", "amount": 100000, "cur": "UAH", "p": "f-p1"})
     code = give_activation_code(gw, other)
     me = member_api(gw, member)
+    mine = give_activation_code(gw, member)
+    await rejected(me, MERGE, {"card": card_of(gw, member), "code": mine, "key": "m0"},
+                   "mergeAccount", {
+                       "__typename": "InvalidInputError", "code": "INVALID_INPUT",
+                       "field": "cardNumber",
+                       "message": "an account cannot be merged into itself"})
     await rejected(me, MERGE, {"card": card_of(gw, other), "code": "WRONGCODE1", "key": "m1"},
                    "mergeAccount", {
                        "__typename": "NotFoundError", "code": "NOT_FOUND", "field": "cardNumber",
@@ -276,6 +282,9 @@ async def test_export_holds_everything_and_erasure_removes_the_person(tmp_path: 
     assert (await grocery.gql(MEMBER, {"c": "g-1"}))["member"] == {
         "__typename": "UnknownMemberError", "code": "UNKNOWN_MEMBER"}
     assert (await me.gql(WALLET))["viewer"] == GONE
+    await rejected(me, ERASE, {"r": "FORFEIT", "c": None}, "eraseMe", {
+        "__typename": "UnknownMemberError", "code": "UNKNOWN_MEMBER", "field": None,
+        "message": "no active coalition member to erase"})
     with gw.services.engine.connect() as conn:
         customers = conn.execute(select(t.link_events.c.customer_id)).scalars().all()
         row = conn.execute(select(t.members.c.status, t.members.c.card_number)
