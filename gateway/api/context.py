@@ -51,6 +51,13 @@ class Context:
         return self.principal.partner_id
 
     @property
+    def member_id(self) -> str:
+        """The member a member token speaks for; any other token has no member data."""
+        if self.principal.kind != "member" or self.principal.member_id is None:
+            raise Forbidden("member")
+        return self.principal.member_id
+
+    @property
     def max_lines(self) -> int:
         return self.services.settings.limits.max_list_items
 

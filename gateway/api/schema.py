@@ -31,17 +31,19 @@ from gateway.api import settlement as settlement_api
 from gateway.api.members import MemberMutations, MemberQueries
 from gateway.api.points import PointsMutations, PointsQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
+from gateway.api.viewer import ViewerQueries
+from gateway.api.viewer_actions import ViewerMutations
 from gateway.core.errors import DomainError, InvalidInput
 from gateway.settings import Limits, Settings
 
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
-class Query(MemberQueries, PointsQueries, SettlementQueries):
+class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries):
     pass
 
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
-class Mutation(MemberMutations, PointsMutations, SettlementMutations):
+class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations):
     pass
 
 

@@ -65,7 +65,8 @@ class Operation:
     id: strawberry.ID
     kind: str = strawberry.field(
         description="earn, redeem, authorise, capture, void, return, release (pending points "
-        "became spendable), expire, hold_expired."
+        "became spendable), expire, hold_expired, donate (the member gave points to a charity), "
+        "forfeit (left when the member erased their account)."
     )
     points: int = strawberry.field(description="Signed effect on the member's available points.")
     channel: str | None

@@ -69,6 +69,8 @@ members = Table(
     Column("claimed_at", UTCDateTime, nullable=True),
     Column("erased_at", UTCDateTime, nullable=True),
     Index("ix_members_card_number", "card_number", unique=True),
+    # The members merged into one (the survivor's history includes theirs).
+    Index("ix_members_merged_into", "merged_into"),
 )
 
 linked_accounts = Table(
@@ -198,6 +200,21 @@ server_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Member-initiated commands that move points (donate, merge), once per (member, idempotency key):
+# a replay returns the stored answer. A member's command has no partner of its own, so it is
+# keyed here rather than by ``operations``' (partner, key). Written once, never updated.
+member_requests = Table(
+    "member_requests",
+    metadata,
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("kind", String(16), nullable=False),  # donate | merge
+    Column("request_hash", String(64), nullable=False),
+    Column("operation_id", String(40), nullable=True),  # NULL: nothing to post
+    Column("result", Text, nullable=False),  # canonical JSON answer
+    Column("at", UTCDateTime, nullable=False),
 )
 
 # --- the ledger ----------------------------------------------------------------------------------

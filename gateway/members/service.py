@@ -243,7 +243,10 @@ def member_history(
             operations.c.purchase_id, operations.c.amount_minor, operations.c.currency,
             operations.c.rule_version, operations.c.occurred_at, operations.c.recorded_at,
         )
-        .where(operations.c.member_id == member_id, operations.c.partner_id == partner_id)
+        # A merge moves a person's points between their own two accounts, across brands: it
+        # is recorded under one origin partner, but it is not that partner's business.
+        .where(operations.c.member_id == member_id, operations.c.partner_id == partner_id,
+               operations.c.kind != "merge")
         .order_by(operations.c.id.desc())
         .limit(first + 1)
     )

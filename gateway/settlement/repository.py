@@ -101,8 +101,10 @@ class SettlementRepository:
                           int(r[7]))
 
     def redemption_lots(self, period: Period) -> Iterator[LotRow]:
-        """Lot movements of redemptions by origin: redeems, captures (what stays captured: the
-        authorisation's takes plus the capture's own give-backs) and refunds in returns."""
+        """Lot movements of redemptions by origin: redeems, donations (a member's redemption at a
+        charity), captures (what stays captured: the authorisation's takes plus the capture's
+        own give-backs) and refunds in returns. A merge's lot movements are not here: it moves
+        lots between two members, and its transfers touch no settled account."""
         o = operations.alias("o")
         rule_partner, version = _price_key(o)
         keys = (lots.c.origin_partner_id, o.c.partner_id, o.c.kind, rule_partner, version,
@@ -114,7 +116,7 @@ class SettlementRepository:
                 .join(lots, lots.c.id == lot_movements.c.lot_id)
                 .outerjoin(settlement_periods, _late(o)))
             .where(o.c.recorded_at >= period.start, o.c.recorded_at < period.end,
-                   or_(o.c.kind.in_(["redeem", "capture"]),
+                   or_(o.c.kind.in_(["redeem", "capture", "donate"]),
                        and_(o.c.kind == "return", lot_movements.c.points > 0)))
             .group_by(*keys)
         )

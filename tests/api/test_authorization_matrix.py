@@ -494,8 +494,115 @@ async def test_the_matrix_has_a_row_for_every_partner_operation() -> None:
     assert schema.mutation_type is not None and schema.query_type is not None
     declared = {}
     for name, definition in {**schema.query_type.fields, **schema.mutation_type.fields}.items():
-        found = re.search(r"Scope: ([a-z]+:[a-z]+|admin)\b", definition.description or "")
+        found = re.search(r"Scope: ([a-z]+:[a-z]+|admin|member)\b",
+                          definition.description or "")
         assert found is not None, f"{name} does not declare its scope"
         declared[name] = found.group(1)
     partner_fields = {name: scope for name, scope in declared.items() if scope in PARTNER_SCOPES}
     assert partner_fields == {op.field: op.scope for op in OPS}, "give the new field a row here"
+    member_fields = {name for name, scope in declared.items() if scope == "member"}
+    assert member_fields == {op.field for op in MEMBER_OPS}, "give the new member field a row"
+
+
+# --- member tokens (issue 10): the member's own API is theirs alone -----------------------------
+
+@dataclass(frozen=True)
+class MemberOp:
+    field: str
+    document: str
+    variables: dict[str, Any]
+
+
+MEMBER_ERRORS = f"{ERRORS} ... on UnknownMemberError {{ code }}"
+MEMBER_OPS = [
+    MemberOp("viewer", f"query {{ viewer {{ {MEMBER_ERRORS} ... on Viewer {{ cardNumber }} }} }}",
+             {}),
+    MemberOp("unlinkBrand", f"mutation {{ unlinkBrand(partnerId: \"grocery\") {{ {ERRORS} }} }}",
+             {}),
+    MemberOp("setConsent", "mutation { setConsent(purpose: MARKETING, partnerId: \"grocery\", "
+             f"granted: true) {{ {ERRORS} }} }}", {}),
+    MemberOp("donatePoints", "mutation { donatePoints(charityPartnerId: \"charity\", points: 5, "
+             f"idempotencyKey: \"matrix-donate\") {{ {ERRORS} }} }}", {}),
+    MemberOp("mergeAccount", "mutation($card: String!) { mergeAccount(cardNumber: $card, "
+             f"activationCode: \"ACDEFGHJKM\", idempotencyKey: \"m\") {{ {ERRORS} }} }}",
+             {"card": "9000000000000008"}),
+    MemberOp("exportMyData", f"mutation {{ exportMyData {{ {ERRORS} }} }}", {}),
+    MemberOp("eraseMe", f"mutation {{ eraseMe(remainingPoints: FORFEIT) {{ {ERRORS} }} }}", {}),
+]
+MEMBER_OP_IDS = [op.field for op in MEMBER_OPS]
+
+
+@dataclass
+class Members:
+    a: Api  # world.member_id's own token
+    b: Api  # another member's
+    b_card: str
+    unscoped: str  # a member token for a without the member scope
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def members(world: World) -> Members:
+    from tests.support.members import card_of, member_api
+
+    other = (await world.electronics.gql(ENROL % "e-member-b"))["enrolCustomer"]["member"][
+        "memberId"]
+    a, b = member_api(world.gw, world.member_id), member_api(world.gw, other)
+    unscoped = member_api(world.gw, world.member_id, scopes=())
+    assert unscoped.token is not None
+    return Members(a, b, card_of(world.gw, other), unscoped.token)
+
+
+async def _raw(w: World, token: str, document: str, variables: dict[str, Any]) -> Any:
+    async with w.grocery.http() as client:
+        response = await client.post("/graphql", headers={"Authorization": f"Bearer {token}"},
+                                     json={"query": document, "variables": variables})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+async def test_member_token_is_forbidden_on_partner_fields(world: World, members: Members,
+                                                           op: Op) -> None:
+    before = ledger_snapshot(world.gw)
+    assert members.a.token is not None
+    result = (await _raw(world, members.a.token, op.document, op.variables(world, None)))[
+        op.field]
+    assert result == {
+        "__typename": "ForbiddenError", "code": "FORBIDDEN", "scope": op.scope, "field": None,
+        "message": f"this token lacks the scope '{op.scope}' that this field needs"}
+    assert ledger_snapshot(world.gw) == before
+
+
+@pytest.mark.parametrize("who", ["partner token", "member token without the member scope"])
+@pytest.mark.parametrize("op", MEMBER_OPS, ids=MEMBER_OP_IDS)
+async def test_member_fields_refuse_other_tokens(world: World, members: Members, op: MemberOp,
+                                                 who: str) -> None:
+    token = world.scoped["members:read"] if who == "partner token" else members.unscoped
+    before = ledger_snapshot(world.gw)
+    result = (await _raw(world, token, op.document, op.variables))[op.field]
+    assert result == {
+        "__typename": "ForbiddenError", "code": "FORBIDDEN", "scope": "member", "field": None,
+        "message": "this token lacks the scope 'member' that this field needs"}
+    assert ledger_snapshot(world.gw) == before
+
+
+async def test_member_a_never_sees_member_b(world: World, members: Members) -> None:
+    from tests.support.members import card_of
+
+    viewer = MEMBER_OPS[0]
+    assert members.a.token is not None and members.b.token is not None
+    mine = (await _raw(world, members.a.token, viewer.document, {}))["viewer"]
+    theirs = (await _raw(world, members.b.token, viewer.document, {}))["viewer"]
+    assert mine == {"__typename": "Viewer", "cardNumber": card_of(world.gw, world.member_id)}
+    assert theirs == {"__typename": "Viewer", "cardNumber": members.b_card}
+    # B's card with a guessed code answers exactly like a card that does not exist.
+    merge = MEMBER_OPS[MEMBER_OP_IDS.index("mergeAccount")]
+    before = ledger_snapshot(world.gw)
+    real = (await _raw(world, members.a.token, merge.document, {"card": members.b_card}))
+    fake = (await _raw(world, members.a.token, merge.document, merge.variables))
+    assert real == fake == {"mergeAccount": {
+        "__typename": "NotFoundError", "code": "NOT_FOUND", "field": "cardNumber",
+        "message": "no account with this card number and activation code"}}
+    assert ledger_snapshot(world.gw) == before

@@ -30,7 +30,7 @@ def test_quick_benchmarks_print_the_table_and_results(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "smoke.json").read_text())
     assert (tmp_path / "smoke.md").read_text().startswith("# Benchmark results")
     rows = {(r["benchmark"], r["metric"]): r for r in data["rows"]}
-    assert {b for b, _ in rows} == {"earn", "balance", "redeem"}
+    assert {b for b, _ in rows} == {"earn", "balance", "redeem", "viewer"}
     assert all(r["backend"] == "sqlite" for r in data["rows"])
 
     earn = rows["earn", "throughput (req/s)"]
@@ -44,6 +44,13 @@ def test_quick_benchmarks_print_the_table_and_results(tmp_path: Path) -> None:
     balance = rows["balance", "p50 with 5,000 transfers"]
     assert balance["value"] > 0 and balance["baseline"] > 0 and balance["target"] == "<= 1.2x"
     assert balance["note"].count("verify clean") == 2, balance["note"]
+
+    wallet = rows["viewer", "wallet p50 with 5,000 transfers"]
+    assert wallet["value"] > 0 and wallet["baseline"] > 0 and wallet["target"] == "<= 1.2x"
+    assert wallet["note"].count("verify clean") == 2, wallet["note"]
+    assert "failed" not in wallet["note"], wallet["note"]  # every request answered a Viewer
+    wallet_rps = rows["viewer", "wallet throughput (req/s)"]
+    assert wallet_rps["value"] > 0 and wallet_rps["target"] == ">= 0.83x"
 
     overdrafts = rows["redeem", "overdrafts"]
     assert overdrafts["value"] == 0 and overdrafts["met"] is True, \

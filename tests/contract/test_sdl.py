@@ -28,7 +28,10 @@ SDL_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 REGENERATE = ".venv/bin/python -m gateway schema > schema.graphql"
 # Every connection field, with the test that proves its cap at run time (not only by its
 # description). A new connection fails test_every_connection_caps_first until it joins here.
-PROBED_CONNECTIONS = {"Member.history": "tests/api/test_limits.py::test_page_size"}
+PROBED_CONNECTIONS = {
+    "Member.history": "tests/api/test_limits.py::test_page_size",
+    "Viewer.history": "tests/api/test_viewer_api.py::test_page_size_and_tokens_are_checked",
+}
 
 
 def graphql_schema() -> GraphQLSchema:

@@ -1,0 +1,177 @@
+"""``viewer``: the member's own API on the shared /graphql, for member tokens only (scope
+``member``). A partner token calling it, or a member token calling a partner field, gets a typed
+FORBIDDEN. Every read is the token's own member; nothing here takes a member id as input."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.api import errors as e
+from gateway.api.context import Context
+from gateway.api.results import attempt
+from gateway.api.types import PageInfo
+from gateway.core.errors import InvalidInput
+from gateway.members import viewer as domain
+from gateway.members.service import encode_cursor
+
+MAX_PAGE = 100
+
+
+@strawberry.type(description="Points earned, waiting out a return window until releaseAt.")
+class PendingRelease:
+    release_at: datetime
+    points: int
+
+
+@strawberry.type(description="Points that expire at the end of one day.")
+class ExpiringPoints:
+    date: date
+    points: int
+
+
+@strawberry.type(description="The member's points across every brand.")
+class Wallet:
+    available: int = strawberry.field(description="Spendable now.")
+    held: int = strawberry.field(description="Authorised at a till, not yet captured.")
+    debt: int = strawberry.field(description="Owed after a return; repaid from future earns.")
+    pending: int = strawberry.field(description="Earned, waiting out a return window.")
+    pending_releases: list[PendingRelease]
+    expiring: list[ExpiringPoints] = strawberry.field(
+        description=f"Points expiring per day over the next {domain.EXPIRING_DAYS} days.")
+
+    @staticmethod
+    def of(w: domain.Wallet) -> Wallet:
+        b = w.balance
+        return Wallet(available=b.available, held=b.held, debt=b.debt, pending=b.pending,
+                      pending_releases=[PendingRelease(release_at=at, points=p)
+                                        for at, p in w.pending],
+                      expiring=[ExpiringPoints(date=d, points=p) for d, p in w.expiring])
+
+
+@strawberry.type(description="One operation on the member's points, at any brand.")
+class MemberOperation:
+    id: strawberry.ID
+    partner_id: strawberry.ID
+    partner_name: str
+    kind: str
+    channel: str | None
+    points: int = strawberry.field(description="Signed effect on the available points.")
+    occurred_at: datetime
+    recorded_at: datetime
+    explanation: list[str] = strawberry.field(description="Why: how the points were worked out.")
+
+    @staticmethod
+    def of(v: domain.HistoryItem) -> MemberOperation:
+        return MemberOperation(id=strawberry.ID(v.id), partner_id=strawberry.ID(v.partner_id),
+                               partner_name=v.partner_name, kind=v.kind, channel=v.channel,
+                               points=v.points, occurred_at=v.occurred_at,
+                               recorded_at=v.recorded_at, explanation=list(v.explanation))
+
+
+@strawberry.type
+class MemberOperationEdge:
+    cursor: str
+    node: MemberOperation
+
+
+@strawberry.type(description="A page of the member's operations, newest first.")
+class MemberOperationConnection:
+    edges: list[MemberOperationEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="A brand the member's account is linked to.")
+class LinkedBrand:
+    partner_id: strawberry.ID
+    partner_name: str
+    linked_at: datetime
+    consent_via: str | None = strawberry.field(
+        description="How the member consented: enrolment, oauth, link_code, store_code, ...")
+
+
+@strawberry.enum(description="What a consent is for.")
+class ConsentPurpose(Enum):
+    MARKETING = "marketing"
+    PURCHASE_HISTORY = "purchase_history"
+
+
+@strawberry.type(description="The member's latest choice for one purpose (and partner).")
+class Consent:
+    purpose: str
+    partner_id: strawberry.ID | None
+    partner_name: str | None
+    granted: bool
+    at: datetime
+    via: str
+
+    @staticmethod
+    def of(c: domain.ConsentState) -> Consent:
+        return Consent(purpose=c.purpose, partner_id=strawberry.ID(c.partner_id)
+                       if c.partner_id else None, partner_name=c.partner_name,
+                       granted=c.granted, at=c.at, via=c.via)
+
+
+@strawberry.type(description="The signed-in member. Scope: member.")
+class Viewer:
+    card_number: str
+    member_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def wallet(self, info: Info[Context, None]) -> Wallet:
+        c = info.context
+        return Wallet.of(await c.run(domain.wallet, c.services.engine, c.services.clock,
+                                     self.member_id))
+
+    @strawberry.field(description=f"Operations at every brand, newest first (at most {MAX_PAGE} "
+                      "per page).")
+    async def history(self, info: Info[Context, None], first: int = 20,
+                      after: str | None = None) -> MemberOperationConnection:
+        c = info.context
+        cap = min(MAX_PAGE, c.services.settings.limits.max_page_size)
+        if not 1 <= first <= cap:
+            raise InvalidInput(f"first must be between 1 and {cap}", field="first")
+        page = await c.run(domain.history, c.services.engine, self.member_id, first, after)
+        return MemberOperationConnection(
+            edges=[MemberOperationEdge(cursor=encode_cursor(v.id), node=MemberOperation.of(v))
+                   for v in page.items],
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor))
+
+    @strawberry.field
+    async def linked_brands(self, info: Info[Context, None]) -> list[LinkedBrand]:
+        c = info.context
+        found = await c.run(domain.linked_brands, c.services.engine, self.member_id)
+        return [LinkedBrand(partner_id=strawberry.ID(b.partner_id), partner_name=b.partner_name,
+                            linked_at=b.linked_at, consent_via=b.via) for b in found]
+
+    @strawberry.field
+    async def consents(self, info: Info[Context, None]) -> list[Consent]:
+        c = info.context
+        found = await c.run(domain.consent_states, c.services.engine, self.member_id)
+        return [Consent.of(x) for x in found]
+
+
+VIEWER_ERRORS = (e.UnknownMemberError, e.InvalidInputError, e.ForbiddenError,
+                 e.RateLimitedError)
+ViewerResult = Annotated[Viewer | e.UnknownMemberError | e.InvalidInputError | e.ForbiddenError
+                         | e.RateLimitedError, strawberry.union("ViewerResult")]
+
+
+async def viewer_of(c: Context) -> Viewer:
+    c.require("member")
+    member_id = c.member_id
+    card = await c.run(domain.card_number, c.services.engine, member_id)
+    return Viewer(card_number=card, member_id=member_id)
+
+
+@strawberry.type
+class ViewerQueries:
+    @strawberry.field(description="The signed-in member's own account; member tokens only. "
+                      "Scope: member.")
+    async def viewer(self, info: Info[Context, None]) -> ViewerResult:
+        result: ViewerResult = await attempt(lambda: viewer_of(info.context), VIEWER_ERRORS)
+        return result

@@ -1,0 +1,218 @@
+"""The member's own view of their data (``viewer``, DESIGN §6): wallet, history across every
+brand, linked brands and consents; and the member's own changes to links and consents.
+
+Every read starts from the member id (the token's), through an index whose leading column is
+that id (lots, operations, links, consents, members.merged_into), and returns a bounded page, so
+its cost depends on this member's data only, never on the number of members or transfers."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, func, insert, select
+
+from gateway.core.clock import Clock
+from gateway.core.errors import InvalidInput, NotFound, UnknownMember
+from gateway.db.tables import consents, linked_accounts, lots, members, operations, partners
+from gateway.db.uow import UnitOfWork
+from gateway.ledger.model import Balance
+from gateway.members.repository import MemberRepository
+from gateway.members.service import decode_cursor, encode_cursor, member_balance
+
+EXPIRING_DAYS = 90
+MAX_MERGED = 50  # members merged into one, followed for history
+MAX_CONSENT_EVENTS = 500
+PURPOSES = ("marketing", "purchase_history")
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    balance: Balance
+    pending: tuple[tuple[datetime, int], ...]  # (release at, points), soonest first
+    expiring: tuple[tuple[date, int], ...]  # (day, points) over the next 90 days
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    id: str
+    partner_id: str
+    partner_name: str
+    kind: str
+    channel: str | None
+    points: int
+    occurred_at: datetime
+    recorded_at: datetime
+    explanation: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    items: list[HistoryItem]
+    has_next: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedBrand:
+    partner_id: str
+    partner_name: str
+    linked_at: datetime
+    via: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    purpose: str
+    partner_id: str | None
+    partner_name: str | None
+    granted: bool
+    at: datetime
+    via: str
+
+
+def active(conn: Connection, member_id: str) -> str:
+    """The member's card number; UNKNOWN_MEMBER unless the member is active."""
+    row = conn.execute(select(members.c.status, members.c.card_number)
+                       .where(members.c.id == member_id)).first()
+    if row is None or row.status != "active":
+        raise UnknownMember("this member account is not active (merged or erased)")
+    return str(row.card_number or "")
+
+
+def card_number(engine: Engine, member_id: str) -> str:
+    with UnitOfWork(engine, write=False) as uow:
+        return active(uow.conn, member_id)
+
+
+def wallet(engine: Engine, clock: Clock, member_id: str) -> Wallet:
+    balance = member_balance(engine, clock, member_id)
+    now = clock.now()
+    with UnitOfWork(engine, write=False) as uow:
+        pending = uow.conn.execute(
+            select(lots.c.available_at, func.sum(lots.c.remaining))
+            .where(lots.c.member_id == member_id, lots.c.pending == 1, lots.c.remaining > 0,
+                   lots.c.available_at > now)
+            .group_by(lots.c.available_at).order_by(lots.c.available_at)).all()
+        expiring = uow.conn.execute(
+            select(lots.c.expires_at, func.sum(lots.c.remaining))
+            .where(lots.c.member_id == member_id, lots.c.remaining > 0,
+                   lots.c.expires_at > now,
+                   lots.c.expires_at <= now + timedelta(days=EXPIRING_DAYS))
+            .group_by(lots.c.expires_at).order_by(lots.c.expires_at)).all()
+    by_day: dict[date, int] = defaultdict(int)
+    for at, points in expiring:
+        by_day[at.date()] += int(points)
+    return Wallet(balance, tuple((at, int(p)) for at, p in pending),
+                  tuple(sorted(by_day.items())))
+
+
+def _merged_into(conn: Connection, member_id: str) -> list[str]:
+    """The member and every member merged into it (transitively), bounded."""
+    found, frontier = [member_id], [member_id]
+    while frontier and len(found) < MAX_MERGED:
+        frontier = [str(m) for m in conn.execute(
+            select(members.c.id).where(members.c.merged_into.in_(frontier))
+            .limit(MAX_MERGED)).scalars()]
+        found.extend(frontier)
+    return found[:MAX_MERGED]
+
+
+def history(engine: Engine, member_id: str, first: int, after: str | None) -> HistoryPage:
+    """Operations across every brand, newest first, including those of merged accounts."""
+    with UnitOfWork(engine, write=False) as uow:
+        ids = _merged_into(uow.conn, member_id)
+        query = (
+            select(operations.c.id, operations.c.partner_id, partners.c.name, operations.c.kind,
+                   operations.c.channel, operations.c.points, operations.c.occurred_at,
+                   operations.c.recorded_at, operations.c.result)
+            .join(partners, partners.c.id == operations.c.partner_id)
+            .where(operations.c.member_id.in_(ids))
+            .order_by(operations.c.id.desc()).limit(first + 1))
+        if after is not None:
+            query = query.where(operations.c.id < decode_cursor(after))
+        rows = uow.conn.execute(query).all()
+    items = [HistoryItem(str(r.id), str(r.partner_id), str(r.name), str(r.kind), r.channel,
+                         int(r.points), r.occurred_at, r.recorded_at, _why(r.result))
+             for r in rows[:first]]
+    return HistoryPage(items, len(rows) > first,
+                       encode_cursor(items[-1].id) if items else None)
+
+
+def _why(result: str) -> tuple[str, ...]:
+    try:
+        found = json.loads(result).get("explanation")
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(str(line) for line in found) if isinstance(found, list) else ()
+
+
+def linked_brands(engine: Engine, member_id: str) -> list[LinkedBrand]:
+    with UnitOfWork(engine, write=False) as uow:
+        rows = uow.conn.execute(
+            select(linked_accounts.c.partner_id, partners.c.name, linked_accounts.c.linked_at,
+                   linked_accounts.c.consent_via)
+            .join(partners, partners.c.id == linked_accounts.c.partner_id)
+            .where(linked_accounts.c.member_id == member_id,
+                   linked_accounts.c.closed_at.is_(None))
+            .order_by(linked_accounts.c.partner_id)).all()
+    return [LinkedBrand(str(p), str(n), at, via) for p, n, at, via in rows]
+
+
+def consent_states(engine: Engine, member_id: str) -> list[ConsentState]:
+    """The latest event of each (purpose, partner): given or withdrawn, when and how."""
+    with UnitOfWork(engine, write=False) as uow:
+        rows = uow.conn.execute(
+            select(consents.c.purpose, consents.c.partner_id, partners.c.name,
+                   consents.c.granted, consents.c.at, consents.c.via)
+            .outerjoin(partners, partners.c.id == consents.c.partner_id)
+            .where(consents.c.member_id == member_id)
+            .order_by(consents.c.id.desc()).limit(MAX_CONSENT_EVENTS)).all()
+    latest: dict[tuple[str, str | None], ConsentState] = {}
+    for purpose, partner_id, name, granted, at, via in rows:
+        latest.setdefault((purpose, partner_id), ConsentState(
+            str(purpose), partner_id, name, bool(granted), at, str(via)))
+    return sorted(latest.values(), key=lambda c: (c.purpose, c.partner_id or ""))
+
+
+def set_consent(engine: Engine, clock: Clock, member_id: str, purpose: str,
+                partner_id: str | None, granted: bool, via: str) -> ConsentState:
+    """Append a consent event. ``marketing`` is per partner; ``purchase_history`` is
+    coalition-wide (no partner)."""
+    if purpose not in PURPOSES:
+        raise InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}", field="purpose")
+    if purpose == "marketing" and not partner_id:
+        raise InvalidInput("marketing consent is given per partner: name one",
+                           field="partnerId")
+    if purpose == "purchase_history" and partner_id:
+        raise InvalidInput("purchase_history consent is coalition-wide: no partner",
+                           field="partnerId")
+    with UnitOfWork(engine) as uow:
+        conn, now = uow.conn, clock.now()
+        active(conn, member_id)
+        name = None
+        if partner_id is not None:
+            name = conn.execute(select(partners.c.name).where(partners.c.id == partner_id)
+                                ).scalar_one_or_none()
+            if name is None:
+                raise NotFound(f"no partner {partner_id!r}", field="partnerId")
+        conn.execute(insert(consents), {
+            "member_id": member_id, "partner_id": partner_id, "purpose": purpose,
+            "granted": 1 if granted else 0, "at": now, "via": via})
+        uow.commit()
+    return ConsentState(purpose, partner_id, name, granted, now, via)
+
+
+def unlink_brand(engine: Engine, clock: Clock, member_id: str, partner_id: str) -> str:
+    """Close the member's link at the partner (points stay); the partner id. NOT_FOUND when
+    there is no open link there."""
+    with UnitOfWork(engine) as uow:
+        active(uow.conn, member_id)
+        closed = MemberRepository(uow.conn).close_link(
+            partner_id, member_id, clock.now(), via="member", actor=f"member:{member_id}")
+        if closed is None:
+            raise NotFound(f"no open link at partner {partner_id!r}", field="partnerId")
+        uow.commit()
+    return partner_id
