@@ -28,7 +28,12 @@ from gateway.settlement import errors as se
 from gateway.settlement import model as sm
 from gateway.settlement import service
 from gateway.settlement.html import report_html
-from gateway.settlement.reconcile import Reconciliation, StatementLine, reconcile
+from gateway.settlement.reconcile import (
+    Reconciliation,
+    StatementLine,
+    reconcile,
+    statement_csv,
+)
 
 if TYPE_CHECKING:  # to mypy a BigInt is an int; to GraphQL a scalar serialised as a string
     BigInt = int
@@ -157,6 +162,8 @@ class ReconcileStatementInput:
 @strawberry.type
 class ReconciliationLine:
     partner_reference: str
+    line: int | None = strawberry.field(
+        description="Its line number in the statement (null: a line only the ledger has).")
     operation_type: str
     points: BigInt
     amount_minor: BigInt | None
@@ -174,6 +181,7 @@ class ReconciliationDifference:
 @strawberry.type
 class ReconciliationMismatch:
     partner_reference: str
+    line: int = strawberry.field(description="Its line number in the statement.")
     differences: list[ReconciliationDifference]
 
 
@@ -196,6 +204,16 @@ class ReconcileStatementSuccess:
     csv: str = strawberry.field(description="The whole reconciliation as CSV.")
 
 
+@strawberry.type(description="A partner's own ledger lines recorded in a period, as the CSV "
+                 "statement reconcileStatement reads (plus a recorded_at column it ignores).")
+class SettlementStatement:
+    partner_id: strawberry.ID
+    period_start: datetime
+    period_end: datetime
+    lines: int
+    csv: str
+
+
 _COMMON_UNION = e.InvalidInputError | e.ForbiddenError | e.RateLimitedError
 SettlementReportResult = Annotated[
     SettlementReport | SettlementUnbalancedError | _COMMON_UNION,
@@ -203,6 +221,9 @@ SettlementReportResult = Annotated[
 CloseSettlementPeriodResult = Annotated[
     CloseSettlementPeriodSuccess | PeriodClosedError | SettlementUnbalancedError | _COMMON_UNION,
     strawberry.union("CloseSettlementPeriodResult")]
+SettlementStatementResult = Annotated[
+    SettlementStatement | e.NotFoundError | _COMMON_UNION,
+    strawberry.union("SettlementStatementResult")]
 ReconcileStatementResult = Annotated[
     ReconcileStatementSuccess | StatementMalformedError | e.NotFoundError | _COMMON_UNION,
     strawberry.union("ReconcileStatementResult")]
@@ -243,7 +264,7 @@ def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
 
 
 def _line(x: StatementLine) -> ReconciliationLine:
-    return ReconciliationLine(partner_reference=x.partner_reference,
+    return ReconciliationLine(partner_reference=x.partner_reference, line=x.line or None,
                               operation_type=x.operation_type, points=x.points,
                               amount_minor=x.amount_minor, currency=x.currency,
                               occurred_at=x.occurred_at)
@@ -258,7 +279,7 @@ def _reconciled(r: Reconciliation) -> ReconcileStatementSuccess:
         missing_in_ledger_lines=[_line(x) for x in r.missing_in_ledger],
         missing_in_statement_lines=[_line(x) for x in r.missing_in_statement],
         mismatches=[ReconciliationMismatch(
-            partner_reference=m.statement.partner_reference,
+            partner_reference=m.statement.partner_reference, line=m.statement.line,
             differences=[ReconciliationDifference(field=d.field, statement=d.statement,
                                                   ledger=d.ledger) for d in m.differences])
             for m in r.mismatched],
@@ -285,6 +306,25 @@ class SettlementQueries:
             result: SettlementReportResult = _error(exc)
             return result
 
+    @strawberry.field(description="Your own ledger lines recorded in [start, end) as a CSV "
+                      "statement, in the format reconcileStatement reads. Scope: "
+                      "settlement:read; coalition-wide clients name the partner.")
+    async def settlement_statement(self, info: Info[Context, None], start: datetime,
+                                   end: datetime, partner_id: strawberry.ID | None = None
+                                   ) -> SettlementStatementResult:
+        c = info.context
+        try:
+            c.require("settlement:read")
+            period = sm.Period(start, end)
+            partner = _partner_for(c.principal, partner_id)
+            text, count = await c.run(statement_csv, c.services.engine, partner, period)
+            return SettlementStatement(partner_id=strawberry.ID(partner),
+                                       period_start=period.start, period_end=period.end,
+                                       lines=count, csv=text)
+        except DomainError as exc:
+            result: SettlementStatementResult = _error(exc)
+            return result
+
 
 @strawberry.type
 class SettlementMutations:
@@ -296,9 +336,13 @@ class SettlementMutations:
     ) -> CloseSettlementPeriodResult:
         c = info.context
         try:
+            p = c.principal
+            finance = p.has("settlement:read") or p.has("settlement:close")
+            if p.partner_id is not None and finance:  # the real reason, whatever it holds
+                raise Forbidden("settlement:close", (
+                    f"a finance client bound to partner {p.partner_id!r} cannot "
+                    "close coalition periods; closing needs a coalition-wide finance client"))
             c.require("settlement:close")
-            if c.principal.partner_id is not None:
-                raise Forbidden("settlement:close")
             s = c.services
             closed = await c.run(service.close_period, s.engine, s.rules, s.clock,
                                  sm.Period(input.start, input.end),
