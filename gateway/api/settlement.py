@@ -9,7 +9,7 @@ decimal string, since a period's totals can exceed GraphQL's 32-bit ``Int``."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, NewType
+from typing import Annotated, Any
 
 import strawberry
 from starlette.requests import Request
@@ -18,7 +18,14 @@ from starlette.routing import Route
 from strawberry.types import Info
 
 from gateway.api import errors as e
+from gateway.api.bigint import BIG_INT_SCALAR, BigInt
 from gateway.api.context import Context, Services
+from gateway.api.reconciliation import (
+    ReconcileStatementInput,
+    ReconcileStatementSuccess,
+    SettlementStatement,
+    reconciled,
+)
 from gateway.api.results import COMMON
 from gateway.auth.service import AuthService
 from gateway.auth.tokens import InvalidToken
@@ -28,23 +35,7 @@ from gateway.settlement import errors as se
 from gateway.settlement import model as sm
 from gateway.settlement import service
 from gateway.settlement.html import report_html
-from gateway.settlement.reconcile import (
-    Reconciliation,
-    StatementLine,
-    reconcile,
-    statement_csv,
-)
-
-if TYPE_CHECKING:  # to mypy a BigInt is an int; to GraphQL a scalar serialised as a string
-    BigInt = int
-else:
-    BigInt = NewType("BigInt", int)
-
-# Registered on the schema through StrawberryConfig.scalar_map (gateway.api.schema).
-BIG_INT_SCALAR = strawberry.scalar(
-    name="BigInt", serialize=str, parse_value=int,
-    description="An integer of any size as a decimal string (money in minor units, points).",
-)
+from gateway.settlement.reconcile import reconcile, statement_csv
 
 
 @strawberry.type
@@ -150,70 +141,6 @@ class CloseSettlementPeriodSuccess:
     sha256: str
 
 
-@strawberry.input
-class ReconcileStatementInput:
-    start: datetime
-    end: datetime
-    csv: str = strawberry.field(description="The statement; columns in docs/settlement.md.")
-    partner_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Coalition-wide clients name the partner; others omit it.")
-
-
-@strawberry.type
-class ReconciliationLine:
-    partner_reference: str
-    line: int | None = strawberry.field(
-        description="Its line number in the statement (null: a line only the ledger has).")
-    operation_type: str
-    points: BigInt
-    amount_minor: BigInt | None
-    currency: str | None
-    occurred_at: datetime
-
-
-@strawberry.type
-class ReconciliationDifference:
-    field: str
-    statement: str
-    ledger: str
-
-
-@strawberry.type
-class ReconciliationMismatch:
-    partner_reference: str
-    line: int = strawberry.field(description="Its line number in the statement.")
-    differences: list[ReconciliationDifference]
-
-
-@strawberry.type
-class ReconciliationTotals:
-    count: int
-    points: BigInt
-    amount_minor: BigInt
-
-
-@strawberry.type
-class ReconcileStatementSuccess:
-    matched: ReconciliationTotals
-    missing_in_ledger: ReconciliationTotals
-    missing_in_statement: ReconciliationTotals
-    mismatched: ReconciliationTotals
-    missing_in_ledger_lines: list[ReconciliationLine]
-    missing_in_statement_lines: list[ReconciliationLine]
-    mismatches: list[ReconciliationMismatch]
-    csv: str = strawberry.field(description="The whole reconciliation as CSV.")
-
-
-@strawberry.type(description="A partner's own ledger lines recorded in a period, as the CSV "
-                 "statement reconcileStatement reads (plus a recorded_at column it ignores).")
-class SettlementStatement:
-    partner_id: strawberry.ID
-    period_start: datetime
-    period_end: datetime
-    lines: int
-    csv: str
-
-
 _COMMON_UNION = e.InvalidInputError | e.ForbiddenError | e.RateLimitedError
 SettlementReportResult = Annotated[
     SettlementReport | SettlementUnbalancedError | _COMMON_UNION,
@@ -261,29 +188,6 @@ def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
                                      redeemer=strawberry.ID(m.redeemer), points=m.points,
                                      minor=m.minor)
                 for m in report.matrix if partner_id in (None, m.origin, m.redeemer)])
-
-
-def _line(x: StatementLine) -> ReconciliationLine:
-    return ReconciliationLine(partner_reference=x.partner_reference, line=x.line or None,
-                              operation_type=x.operation_type, points=x.points,
-                              amount_minor=x.amount_minor, currency=x.currency,
-                              occurred_at=x.occurred_at)
-
-
-def _reconciled(r: Reconciliation) -> ReconcileStatementSuccess:
-    t = {k: ReconciliationTotals(count=v.count, points=v.points, amount_minor=v.amount_minor)
-         for k, v in r.totals().items()}
-    return ReconcileStatementSuccess(
-        matched=t["matched"], missing_in_ledger=t["missing_in_ledger"],
-        missing_in_statement=t["missing_in_statement"], mismatched=t["mismatched"],
-        missing_in_ledger_lines=[_line(x) for x in r.missing_in_ledger],
-        missing_in_statement_lines=[_line(x) for x in r.missing_in_statement],
-        mismatches=[ReconciliationMismatch(
-            partner_reference=m.statement.partner_reference, line=m.statement.line,
-            differences=[ReconciliationDifference(field=d.field, statement=d.statement,
-                                                  ledger=d.ledger) for d in m.differences])
-            for m in r.mismatched],
-        csv=r.to_csv())
 
 
 def _report(services: Services, period: sm.Period) -> sm.Report:
@@ -366,7 +270,7 @@ class SettlementMutations:
             partner_id = _partner_for(c.principal, input.partner_id)
             r = await c.run(reconcile, c.services.engine, partner_id,
                             sm.Period(input.start, input.end), input.csv)
-            return _reconciled(r)
+            return reconciled(r)
         except DomainError as exc:
             result: ReconcileStatementResult = _error(exc)
             return result
@@ -412,3 +316,7 @@ def _time(request: Request, name: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{name} must be an ISO 8601 time with offset", field=name) from None
+
+
+__all__ = ["BIG_INT_SCALAR", "BigInt", "SettlementMutations", "SettlementQueries",
+           "settlement_page"]
