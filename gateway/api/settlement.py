@@ -36,6 +36,7 @@ from gateway.settlement import model as sm
 from gateway.settlement import service
 from gateway.settlement.html import report_html
 from gateway.settlement.reconcile import reconcile, statement_csv
+from gateway.settlement.render import names
 
 
 @strawberry.type
@@ -111,6 +112,8 @@ class CoalitionSettlementLine:
 class SettlementMatrixCell:
     origin: strawberry.ID
     redeemer: strawberry.ID
+    origin_name: str = strawberry.field(description="The origin's display name.")
+    redeemer_name: str = strawberry.field(description="The redeemer's display name.")
     points: BigInt
     minor: BigInt
 
@@ -169,6 +172,7 @@ def _error(exc: DomainError) -> Any:
 
 
 def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
+    name = names(report)
     lines = [p for p in report.partners if partner_id in (None, p.partner_id)]
     c = report.coalition
     return SettlementReport(
@@ -185,8 +189,9 @@ def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
         coalition=None if partner_id is not None else CoalitionSettlementLine(
             **{name: getattr(c, name) for name in CoalitionSettlementLine.__annotations__}),
         matrix=[SettlementMatrixCell(origin=strawberry.ID(m.origin),
-                                     redeemer=strawberry.ID(m.redeemer), points=m.points,
-                                     minor=m.minor)
+                                     redeemer=strawberry.ID(m.redeemer),
+                                     origin_name=name(m.origin), redeemer_name=name(m.redeemer),
+                                     points=m.points, minor=m.minor)
                 for m in report.matrix if partner_id in (None, m.origin, m.redeemer)])
 
 

@@ -50,6 +50,15 @@ class Period:
         if self.end - self.start > MAX_REPORT:
             raise InvalidInput("a period is at most five years long", field="end")
 
+    @classmethod
+    def stored(cls, start: datetime, end: datetime) -> Period:
+        """A period read back from ``settlement_periods``, as it was closed: not validated
+        again, so one closed before the bounds existed (year 1) cannot break every report."""
+        period = object.__new__(cls)
+        object.__setattr__(period, "start", start.astimezone(UTC))
+        object.__setattr__(period, "end", end.astimezone(UTC))
+        return period
+
     def check_closable(self) -> None:
         """A closed period is at most a year long (``INVALID_INPUT`` naming ``end``)."""
         if self.end - self.start > MAX_CLOSE:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from gateway.db import tables as t
 from gateway.settlement import render
 from gateway.settlement.html import report_html
 from gateway.settlement.model import Period
-from gateway.settlement.service import settlement_report
+from gateway.settlement.service import closed_periods, settlement_report
 from tests.settlement.scenario import FEB, JAN, run_worked_example
 from tests.settlement.test_api import CLOSE, JANUARY, RECONCILE, finance
 from tests.support.harness import partner_api
@@ -32,7 +33,8 @@ LINES = """mutation($s: DateTime!, $e: DateTime!, $csv: String!) {
     differences { field statement ledger } } missingInLedgerLines { partnerReference line }
     missingInStatementLines { partnerReference line } } } }"""
 REPORT = """query($s: DateTime!, $e: DateTime!) { settlementReport(start: $s, end: $e) {
-  __typename ... on SettlementReport { partners { name netMinor } coalition { netMinor } } } }"""
+  __typename ... on SettlementReport { partners { name netMinor } coalition { netMinor }
+  matrix { originName redeemerName points } } } }"""
 HEADER = "partner_reference,operation_type,points,amount_minor,currency,occurred_at\n"
 
 
@@ -164,6 +166,10 @@ async def test_every_view_of_a_report_balances_on_its_face(tmp_path: Path) -> No
             seen["coalition"]["netMinor"]) == 0
         assert [p["name"] for p in seen["partners"]] == [
             "Dobro Fund", "Volt Electronics", "Shlyakh Fuel", "Kolos Grocery"]
+        assert [(m["originName"], m["redeemerName"], m["points"]) for m in seen["matrix"]] == (
+            [("Volt Electronics", "Dobro Fund", "35"), ("Kolos Grocery", "Dobro Fund", "20"),
+             ("Kolos Grocery", "Volt Electronics", "100")] if period == JAN else
+            [("Kolos Grocery", "Volt Electronics", "-33")])
         body = json.loads(render.report_json(report))
         assert sum(p["net_minor"] for p in body["partners"]) + body["coalition"][
             "net_minor"] == 0
@@ -192,3 +198,17 @@ def test_titles_show_seconds_only_when_a_bound_has_them(tmp_path: Path) -> None:
         report = settlement_report(gw.services.engine, gw.services.rules, period, "EUR")
         assert f"<title>{title}</title>" in report_html(report)
         assert render.report_text(report).startswith(f"{title} (EUR;")
+
+
+def test_a_period_closed_before_the_bounds_existed_breaks_nothing(tmp_path: Path) -> None:
+    """A database where year 1 was closed (before periods were validated) still reports."""
+    gw, clock = run_worked_example(tmp_path)
+    with gw.services.engine.begin() as conn:
+        conn.execute(t.settlement_periods.insert().values(
+            id="10101T000000Z-10102T000000Z", start_at=datetime(1, 1, 1, tzinfo=UTC),
+            end_at=datetime(1, 1, 2, tzinfo=UTC), closed_at=clock.now(), closed_by="probe",
+            sha256="0" * 64))
+    report = settlement_report(gw.services.engine, gw.services.rules, JAN, "EUR")
+    assert report.coalition.net_minor == 288
+    assert [c.id for c in closed_periods(gw.services.engine)] == [
+        "10101T000000Z-10102T000000Z", JAN.id]
