@@ -146,6 +146,8 @@ class RedeemPointsSuccess:
     value: Money = strawberry.field(description="What the points pay, in your currency.")
     rule_version: int
     available: int
+    recorded_at: datetime = strawberry.field(
+        description="When the gateway recorded it: the time settlement periods go by.")
 
 
 @strawberry.type
@@ -188,6 +190,9 @@ class ReturnPurchaseSuccess:
     amount_returned_total: Money
     available: int
     debt: int
+    recorded_at: datetime | None = strawberry.field(description=(
+        "When the gateway recorded it: the time settlement periods go by (null only for a "
+        "replayed answer first given before this field existed)."))
 
 
 EARN_ERRORS = (*KEYED, e.UnknownMemberError, e.CurrencyMismatchError, e.RuleNotInForceError,
@@ -305,7 +310,8 @@ class PointsMutations:
                             input.to_command(c.partner_id))
             return RedeemPointsSuccess(
                 operation_id=strawberry.ID(r.operation_id), points=r.points,
-                value=Money.of(r.value), rule_version=r.rule_version, available=r.available)
+                value=Money.of(r.value), rule_version=r.rule_version, available=r.available,
+                recorded_at=r.recorded_at)
 
         result: RedeemPointsResult = await attempt(run, REDEEM_ERRORS)
         return result
@@ -383,7 +389,7 @@ class PointsMutations:
                 points_reversed=r.points_reversed, points_owed=r.points_owed,
                 points_unrecovered=r.points_unrecovered, points_refunded=r.points_refunded,
                 amount_returned_total=Money.of(r.amount_returned_total),
-                available=r.available, debt=r.debt)
+                available=r.available, debt=r.debt, recorded_at=r.recorded_at)
 
         result: ReturnPurchaseResult = await attempt(run, RETURN_ERRORS)
         return result

@@ -9,7 +9,7 @@ decimal string, since a period's totals can exceed GraphQL's 32-bit ``Int``."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, NewType
+from typing import Annotated, Any
 
 import strawberry
 from starlette.requests import Request
@@ -18,7 +18,14 @@ from starlette.routing import Route
 from strawberry.types import Info
 
 from gateway.api import errors as e
+from gateway.api.bigint import BIG_INT_SCALAR, BigInt
 from gateway.api.context import Context, Services
+from gateway.api.reconciliation import (
+    ReconcileStatementInput,
+    ReconcileStatementSuccess,
+    SettlementStatement,
+    reconciled,
+)
 from gateway.api.results import COMMON
 from gateway.auth.service import AuthService
 from gateway.auth.tokens import InvalidToken
@@ -28,18 +35,8 @@ from gateway.settlement import errors as se
 from gateway.settlement import model as sm
 from gateway.settlement import service
 from gateway.settlement.html import report_html
-from gateway.settlement.reconcile import Reconciliation, StatementLine, reconcile
-
-if TYPE_CHECKING:  # to mypy a BigInt is an int; to GraphQL a scalar serialised as a string
-    BigInt = int
-else:
-    BigInt = NewType("BigInt", int)
-
-# Registered on the schema through StrawberryConfig.scalar_map (gateway.api.schema).
-BIG_INT_SCALAR = strawberry.scalar(
-    name="BigInt", serialize=str, parse_value=int,
-    description="An integer of any size as a decimal string (money in minor units, points).",
-)
+from gateway.settlement.reconcile import reconcile, statement_csv
+from gateway.settlement.render import names
 
 
 @strawberry.type
@@ -115,6 +112,8 @@ class CoalitionSettlementLine:
 class SettlementMatrixCell:
     origin: strawberry.ID
     redeemer: strawberry.ID
+    origin_name: str = strawberry.field(description="The origin's display name.")
+    redeemer_name: str = strawberry.field(description="The redeemer's display name.")
     points: BigInt
     minor: BigInt
 
@@ -145,57 +144,6 @@ class CloseSettlementPeriodSuccess:
     sha256: str
 
 
-@strawberry.input
-class ReconcileStatementInput:
-    start: datetime
-    end: datetime
-    csv: str = strawberry.field(description="The statement; columns in docs/settlement.md.")
-    partner_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Coalition-wide clients name the partner; others omit it.")
-
-
-@strawberry.type
-class ReconciliationLine:
-    partner_reference: str
-    operation_type: str
-    points: BigInt
-    amount_minor: BigInt | None
-    currency: str | None
-    occurred_at: datetime
-
-
-@strawberry.type
-class ReconciliationDifference:
-    field: str
-    statement: str
-    ledger: str
-
-
-@strawberry.type
-class ReconciliationMismatch:
-    partner_reference: str
-    differences: list[ReconciliationDifference]
-
-
-@strawberry.type
-class ReconciliationTotals:
-    count: int
-    points: BigInt
-    amount_minor: BigInt
-
-
-@strawberry.type
-class ReconcileStatementSuccess:
-    matched: ReconciliationTotals
-    missing_in_ledger: ReconciliationTotals
-    missing_in_statement: ReconciliationTotals
-    mismatched: ReconciliationTotals
-    missing_in_ledger_lines: list[ReconciliationLine]
-    missing_in_statement_lines: list[ReconciliationLine]
-    mismatches: list[ReconciliationMismatch]
-    csv: str = strawberry.field(description="The whole reconciliation as CSV.")
-
-
 _COMMON_UNION = e.InvalidInputError | e.ForbiddenError | e.RateLimitedError
 SettlementReportResult = Annotated[
     SettlementReport | SettlementUnbalancedError | _COMMON_UNION,
@@ -203,6 +151,9 @@ SettlementReportResult = Annotated[
 CloseSettlementPeriodResult = Annotated[
     CloseSettlementPeriodSuccess | PeriodClosedError | SettlementUnbalancedError | _COMMON_UNION,
     strawberry.union("CloseSettlementPeriodResult")]
+SettlementStatementResult = Annotated[
+    SettlementStatement | e.NotFoundError | _COMMON_UNION,
+    strawberry.union("SettlementStatementResult")]
 ReconcileStatementResult = Annotated[
     ReconcileStatementSuccess | StatementMalformedError | e.NotFoundError | _COMMON_UNION,
     strawberry.union("ReconcileStatementResult")]
@@ -221,6 +172,7 @@ def _error(exc: DomainError) -> Any:
 
 
 def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
+    name = names(report)
     lines = [p for p in report.partners if partner_id in (None, p.partner_id)]
     c = report.coalition
     return SettlementReport(
@@ -237,32 +189,10 @@ def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
         coalition=None if partner_id is not None else CoalitionSettlementLine(
             **{name: getattr(c, name) for name in CoalitionSettlementLine.__annotations__}),
         matrix=[SettlementMatrixCell(origin=strawberry.ID(m.origin),
-                                     redeemer=strawberry.ID(m.redeemer), points=m.points,
-                                     minor=m.minor)
+                                     redeemer=strawberry.ID(m.redeemer),
+                                     origin_name=name(m.origin), redeemer_name=name(m.redeemer),
+                                     points=m.points, minor=m.minor)
                 for m in report.matrix if partner_id in (None, m.origin, m.redeemer)])
-
-
-def _line(x: StatementLine) -> ReconciliationLine:
-    return ReconciliationLine(partner_reference=x.partner_reference,
-                              operation_type=x.operation_type, points=x.points,
-                              amount_minor=x.amount_minor, currency=x.currency,
-                              occurred_at=x.occurred_at)
-
-
-def _reconciled(r: Reconciliation) -> ReconcileStatementSuccess:
-    t = {k: ReconciliationTotals(count=v.count, points=v.points, amount_minor=v.amount_minor)
-         for k, v in r.totals().items()}
-    return ReconcileStatementSuccess(
-        matched=t["matched"], missing_in_ledger=t["missing_in_ledger"],
-        missing_in_statement=t["missing_in_statement"], mismatched=t["mismatched"],
-        missing_in_ledger_lines=[_line(x) for x in r.missing_in_ledger],
-        missing_in_statement_lines=[_line(x) for x in r.missing_in_statement],
-        mismatches=[ReconciliationMismatch(
-            partner_reference=m.statement.partner_reference,
-            differences=[ReconciliationDifference(field=d.field, statement=d.statement,
-                                                  ledger=d.ledger) for d in m.differences])
-            for m in r.mismatched],
-        csv=r.to_csv())
 
 
 def _report(services: Services, period: sm.Period) -> sm.Report:
@@ -285,6 +215,25 @@ class SettlementQueries:
             result: SettlementReportResult = _error(exc)
             return result
 
+    @strawberry.field(description="Your own ledger lines recorded in [start, end) as a CSV "
+                      "statement, in the format reconcileStatement reads. Scope: "
+                      "settlement:read; coalition-wide clients name the partner.")
+    async def settlement_statement(self, info: Info[Context, None], start: datetime,
+                                   end: datetime, partner_id: strawberry.ID | None = None
+                                   ) -> SettlementStatementResult:
+        c = info.context
+        try:
+            c.require("settlement:read")
+            period = sm.Period(start, end)
+            partner = _partner_for(c.principal, partner_id)
+            text, count = await c.run(statement_csv, c.services.engine, partner, period)
+            return SettlementStatement(partner_id=strawberry.ID(partner),
+                                       period_start=period.start, period_end=period.end,
+                                       lines=count, csv=text)
+        except DomainError as exc:
+            result: SettlementStatementResult = _error(exc)
+            return result
+
 
 @strawberry.type
 class SettlementMutations:
@@ -296,9 +245,13 @@ class SettlementMutations:
     ) -> CloseSettlementPeriodResult:
         c = info.context
         try:
+            p = c.principal
+            finance = p.has("settlement:read") or p.has("settlement:close")
+            if p.partner_id is not None and finance:  # the real reason, whatever it holds
+                raise Forbidden("settlement:close", (
+                    f"a finance client bound to partner {p.partner_id!r} cannot "
+                    "close coalition periods; closing needs a coalition-wide finance client"))
             c.require("settlement:close")
-            if c.principal.partner_id is not None:
-                raise Forbidden("settlement:close")
             s = c.services
             closed = await c.run(service.close_period, s.engine, s.rules, s.clock,
                                  sm.Period(input.start, input.end),
@@ -322,7 +275,7 @@ class SettlementMutations:
             partner_id = _partner_for(c.principal, input.partner_id)
             r = await c.run(reconcile, c.services.engine, partner_id,
                             sm.Period(input.start, input.end), input.csv)
-            return _reconciled(r)
+            return reconciled(r)
         except DomainError as exc:
             result: ReconcileStatementResult = _error(exc)
             return result
@@ -368,3 +321,7 @@ def _time(request: Request, name: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{name} must be an ISO 8601 time with offset", field=name) from None
+
+
+__all__ = ["BIG_INT_SCALAR", "BigInt", "SettlementMutations", "SettlementQueries",
+           "settlement_page"]

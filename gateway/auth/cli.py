@@ -114,6 +114,10 @@ def _create(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
         production=ctx.settings.production,
     )
     _print_secret(created, out)
+    if created.client.kind == "finance" and created.client.partner_id is not None:
+        print(f"note: bound to partner {created.client.partner_id!r}, this client reads that "
+              "partner's settlement statement only; it is not granted settlement:close "
+              "(closing periods needs a coalition-wide finance client: omit --partner).", file=out)
 
 
 def _list(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:

@@ -283,6 +283,15 @@ def _check_new_client(
     if kind == "admin" and partner_id is not None:
         raise InvalidInput("an admin client is coalition-wide; omit partner_id", field="partner_id")
     ceiling = scope_list.DEFAULT_ALLOWANCE[kind]
+    if kind == "finance" and partner_id is not None:
+        # Closing is coalition-wide: a partner-bound finance client could never use it.
+        ceiling = ceiling - {"settlement:close"}
+        if scopes is not None and "settlement:close" in scopes:
+            raise InvalidInput(
+                "a finance client bound to a partner cannot close coalition periods; "
+                "omit settlement:close (or omit the partner for a coalition-wide client)",
+                field="scopes",
+            )
     allowed = ceiling if scopes is None else frozenset(scopes)
     if not allowed:
         raise InvalidInput("a client needs at least one scope", field="scopes")

@@ -178,8 +178,8 @@ class ConsentRequired(Rejected):
 class Forbidden(DomainError):
     code = ErrorCode.FORBIDDEN
 
-    def __init__(self, scope: str) -> None:
-        super().__init__(f"this token lacks the scope {scope!r} that this field needs")
+    def __init__(self, scope: str, message: str | None = None) -> None:
+        super().__init__(message or f"this token lacks the scope {scope!r} that this field needs")
         self.scope = scope
 
 

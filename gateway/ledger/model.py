@@ -146,6 +146,7 @@ class Returned:
     amount_returned_total: Money
     available: int
     debt: int
+    recorded_at: datetime | None = None  # None only in answers stored before it was recorded
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,6 +265,7 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             points_owed=owed, points_unrecovered=unrecovered, points_refunded=refund,
             amount_returned_total=Money(returned_total, partner.currency),
             available=wallet_after_refund - taken, debt=owed - balances[AccountKind.DEBT],
+            recorded_at=tx.now,
         )
         record_operation(
             tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="return",

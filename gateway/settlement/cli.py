@@ -1,9 +1,11 @@
-"""``gateway settlement report|close|reconcile|export``: finance from the terminal.
+"""``gateway settlement report|close|reconcile|statement|export``: finance from the terminal.
 
 ``register(subparsers, load_context)`` adds the commands, like ``gateway.auth.cli``;
 ``load_context()`` runs only when a command runs and returns an object with ``engine``,
 ``settings``, ``clock`` and ``rules``. Reports print as terminal tables (default), CSV or JSON,
-and optionally as a self-contained HTML file; long runs draw a progress bar on stderr."""
+and optionally as a self-contained HTML file; long runs draw a progress bar on stderr.
+``reconcile`` exits 1 when the statement and the ledger differ (like ``gateway verify``);
+``export --format json`` writes exactly the hashed bytes (``sha256sum`` equals the hash)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from gateway.ledger.context import RuleSource
 from gateway.settings import Settings
 from gateway.settlement import render, service
 from gateway.settlement.model import Period
-from gateway.settlement.reconcile import reconcile
+from gateway.settlement.reconcile import reconcile, statement_csv
 
 
 class Context(Protocol):
@@ -51,14 +53,13 @@ def progress_bar(stream: TextIO) -> Callable[[int, int], None]:
 
 def register(subparsers: Any, load_context: Callable[[], Context], *,
              out: TextIO | None = None) -> None:
-    def command(run: Callable[[argparse.Namespace, Context, TextIO], None]) -> Any:
+    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]) -> Any:
         def func(args: argparse.Namespace) -> int:
             try:
-                run(args, load_context(), out or sys.stdout)
+                return run(args, load_context(), out or sys.stdout) or 0
             except DomainError as error:
                 print(f"error: {error.message}", file=sys.stderr)
                 return 2
-            return 0
         return func
 
     group = subparsers.add_parser("settlement", help="settle, close and reconcile periods")
@@ -79,6 +80,11 @@ def register(subparsers: Any, load_context: Callable[[], Context], *,
     rec.add_argument("--file", required=True, help="the statement CSV (see docs/settlement.md)")
     rec.add_argument("--format", choices=("table", "csv", "json"), default="table")
     rec.set_defaults(func=command(_reconcile))
+    statement = cmds.add_parser("statement", help="a partner's own ledger lines as a statement "
+                                "CSV (the format reconcile reads)")
+    _period(statement)
+    statement.add_argument("--partner", required=True)
+    statement.set_defaults(func=command(_statement))
     export = cmds.add_parser("export", help="a closed period's snapshot (JSON) or lines (CSV)")
     _period(export)
     export.add_argument("--format", choices=("json", "csv"), default="json")
@@ -121,38 +127,53 @@ def _close(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
         [closed.id, closed.closed_at.isoformat(), closed.closed_by, closed.sha256]]) + "\n")
 
 
-def _reconcile(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
+def _reconcile(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
     text = Path(args.file).read_text(encoding="utf-8")
     result = reconcile(ctx.engine, args.partner, Period(args.start, args.end), text)
+    code = 1 if result.differs else 0
     if args.format == "csv":
         out.write(result.to_csv())
-        return
+        return code
     totals = result.totals()
     if args.format == "json":
         out.write(json.dumps({
             "totals": {k: {"count": v.count, "points": v.points, "amount_minor": v.amount_minor}
                        for k, v in totals.items()},
             "mismatched": [{"partner_reference": m.statement.partner_reference,
+                            "line": m.statement.line,
                             "differences": [[d.field, d.statement, d.ledger]
                                             for d in m.differences]}
                            for m in result.mismatched],
-            "missing_in_ledger": [x.partner_reference for x in result.missing_in_ledger],
+            "missing_in_ledger": [{"partner_reference": x.partner_reference, "line": x.line}
+                                  for x in result.missing_in_ledger],
             "missing_in_statement": [x.partner_reference for x in result.missing_in_statement],
         }, indent=2, sort_keys=True) + "\n")
-        return
+        return code
     out.write(render.table(["status", "lines", "points", "amount_minor"], [
         [k, str(v.count), str(v.points), str(v.amount_minor)] for k, v in totals.items()]) + "\n")
-    rows = [[m.statement.partner_reference, d.field, d.statement, d.ledger]
-            for m in result.mismatched for d in m.differences]
+    rows = [[str(m.statement.line), m.statement.partner_reference, d.field, d.statement,
+             d.ledger] for m in result.mismatched for d in m.differences]
+    rows += [[str(x.line), x.partner_reference, "missing in ledger", "", ""]
+             for x in result.missing_in_ledger]
+    rows += [["-", x.partner_reference, "missing in statement", "", ""]
+             for x in result.missing_in_statement]
     if rows:
-        out.write("\n" + render.table(["reference", "field", "statement", "ledger"], rows) + "\n")
+        out.write("\n" + render.table(["line", "reference", "field", "statement", "ledger"],
+                                       rows) + "\n")
+    return code
+
+
+def _statement(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
+    text, count = statement_csv(ctx.engine, args.partner, Period(args.start, args.end))
+    out.write(text)
+    print(f"{count} lines", file=sys.stderr)
 
 
 def _export(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
     period = Period(args.start, args.end)
     body, digest = service.snapshot(ctx.engine, period.id)
     if args.format == "json":
-        out.write(body + "\n")
+        out.write(body)  # the hashed bytes exactly: no newline added
         print(f"sha256 {digest}", file=sys.stderr)
         return
     report = service.settlement_report(ctx.engine, ctx.rules, period,

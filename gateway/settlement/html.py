@@ -1,9 +1,12 @@
 """The report a person reads: one self-contained HTML page with two plotly charts.
 
-A bar chart of each partner's net position and a heat map of the origin → redeemer matrix,
-drawn by plotly with plotly.js embedded in the page, so the file opens offline and the page
-served by the gateway needs no CDN. Figures come from the report's integer minor units; the
-charts show major units (a display conversion only)."""
+A table of every partner's figures (issued, returned, redeemed, refunded, fees, adjustments) by
+display name, then the coalition's line and a total, so the nets visibly sum to zero; a bar
+chart of the net positions (the coalition's included) and a heat map of the origin → redeemer
+matrix, drawn by plotly with plotly.js embedded in the page, so the file opens offline and the
+page served by the gateway needs no CDN. Figures come from the report's integer minor units;
+the charts show major units (a display conversion only). A partner-bound view shows its own
+line and no coalition line (it is a statement, not the coalition's books)."""
 
 from __future__ import annotations
 
@@ -13,47 +16,72 @@ from fractions import Fraction
 import plotly.graph_objects as go
 
 from gateway.settlement.model import Report
-from gateway.settlement.render import major
+from gateway.settlement.render import major, names, period_title
+
+COALITION = "Coalition"
 
 
 def report_html(report: Report, partner_id: str | None = None) -> str:
     lines = [p for p in report.partners if partner_id in (None, p.partner_id)]
     cells = [m for m in report.matrix if partner_id in (None, m.origin, m.redeemer)]
     cur = report.currency
+    name = names(report)
+    bar_names = [p.name for p in lines]
+    bar_nets = [p.net_minor for p in lines]
+    if partner_id is None:
+        bar_names.append(COALITION)
+        bar_nets.append(report.coalition.net_minor)
     bars = go.Figure(go.Bar(
-        x=[p.partner_id for p in lines], y=[_float(p.net_minor) for p in lines],
-        marker_color=["#2a9d8f" if p.net_minor >= 0 else "#e76f51" for p in lines],
-        text=[major(p.net_minor) for p in lines]))
+        x=bar_names, y=[_float(n) for n in bar_nets],
+        marker_color=["#2a9d8f" if n >= 0 else "#e76f51" for n in bar_nets],
+        text=[major(n) for n in bar_nets]))
     bars.update_layout(title=f"Net position per partner ({cur}; > 0: coalition pays)",
                        height=420)
-    names = sorted({m.origin for m in cells} | {m.redeemer for m in cells}) or ["-"]
+    ids = sorted({m.origin for m in cells} | {m.redeemer for m in cells})
+    labels = [name(i) for i in ids] or ["-"]
     points = {(m.origin, m.redeemer): m for m in cells}
     heat = go.Figure(go.Heatmap(
-        x=names, y=names, colorscale="Blues",
-        z=[[points[(o, r)].points if (o, r) in points else 0 for r in names] for o in names],
+        x=labels, y=labels, colorscale="Blues",
+        z=[[points[(o, r)].points if (o, r) in points else 0 for r in ids] for o in ids] or [[0]],
         text=[[f"{points[(o, r)].points} points, {major(points[(o, r)].minor)} {cur}"
-               if (o, r) in points else "" for r in names] for o in names],
+               if (o, r) in points else "" for r in ids] for o in ids] or [[""]],
         hoverinfo="text"))
     heat.update_layout(title="Points earned at (rows) and redeemed at (columns)",
                        xaxis_title="redeemer", yaxis_title="origin", height=480)
     chart_bars = bars.to_html(full_html=False, include_plotlyjs=True, div_id="net-positions")
     chart_heat = heat.to_html(full_html=False, include_plotlyjs=False, div_id="origin-matrix")
     rows = "".join(
-        f"<tr><td>{html.escape(p.partner_id)}</td><td>{p.figures.issued_points}</td>"
-        f"<td>{major(p.figures.issued_minor)}</td><td>{p.figures.redeemed_points}</td>"
-        f"<td>{major(p.figures.redeemed_minor)}</td><td>{major(p.figures.fee_minor)}</td>"
-        f"<td>{major(p.adjustments_minor)}</td><td>{major(p.net_minor)}</td></tr>"
+        f"<tr class=\"partner\"><td>{html.escape(p.name)}</td>"
+        + "".join(f"<td>{v}</td>" for v in (
+            p.figures.issued_points, major(p.figures.issued_minor),
+            p.figures.issue_returns_points, major(p.figures.issue_returns_minor),
+            p.figures.redeemed_points, major(p.figures.redeemed_minor),
+            p.figures.redeem_refunds_points, major(p.figures.redeem_refunds_minor),
+            major(p.figures.donations_minor), major(p.figures.fee_minor),
+            major(p.adjustments_minor)))
+        + f"<td class=\"net\">{major(p.net_minor)}</td></tr>"
         for p in lines)
-    title = (f"Settlement {report.period.start:%Y-%m-%d %H:%M} to "
-             f"{report.period.end:%Y-%m-%d %H:%M} UTC")
+    if partner_id is None:
+        c = report.coalition
+        blank = "<td></td>" * 11
+        total = sum(p.net_minor for p in lines) + c.net_minor
+        rows += (f"<tr class=\"coalition\"><td>{COALITION}</td>{blank}"
+                 f"<td class=\"net\">{major(c.net_minor)}</td></tr>"
+                 f"<tr class=\"total\"><th>Total</th>{blank}"
+                 f"<td class=\"net\">{major(total)}</td></tr>")
+    title = f"Settlement {period_title(report.period)}"
     digest = "" if partner_id else f"<p>SHA-256 <code>{report.sha256}</code></p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head><body>
 <h1>{html.escape(title)}</h1>{digest}
-<table><tr><th>partner</th><th>issued</th><th>payable</th><th>redeemed</th><th>receivable</th>
-<th>fee</th><th>adjustments</th><th>net ({cur})</th></tr>{rows}</table>
+<table id="settlement-lines"><tr><th>partner</th><th>issued</th><th>payable</th>
+<th>returned</th><th>credited</th><th>redeemed</th><th>receivable</th><th>refunded</th>
+<th>charged back</th><th>donations</th><th>fee</th><th>adjustments</th>
+<th>net ({cur})</th></tr>{rows}</table>
+<p>Net &gt; 0: the coalition pays the partner. The coalition's line is what it keeps;
+together they sum to zero.</p>
 {chart_bars}
 {chart_heat}
 </body></html>

@@ -12,15 +12,22 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.core.errors import InvalidInput
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before the coalition: a typo, not a period
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_REPORT = timedelta(days=5 * 366)
+MAX_CLOSE = timedelta(days=366)  # a closed period is at most a year
+
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """A half-open UTC interval ``[start, end)``; an operation belongs to it by ``recorded_at``."""
+    """A half-open UTC interval ``[start, end)`` of whole seconds (its id has seconds); an
+    operation belongs to it by ``recorded_at`` (docs/settlement.md, "Periods and late
+    operations"). Bounds: 2000-01-01 to 2100-01-01, at most five years long."""
 
     start: datetime
     end: datetime
@@ -31,8 +38,31 @@ class Period:
                 raise InvalidInput(f"{name} needs a time zone offset", field=name)
         object.__setattr__(self, "start", self.start.astimezone(UTC))
         object.__setattr__(self, "end", self.end.astimezone(UTC))
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value.microsecond:
+                raise InvalidInput(f"{name} must be a whole second (periods are named to the "
+                                   "second)", field=name)
+            if not EARLIEST <= value <= LATEST:
+                raise InvalidInput(f"{name} {value.isoformat()} is outside "
+                                   f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}", field=name)
         if self.start >= self.end:
             raise InvalidInput("start must be before end", field="end")
+        if self.end - self.start > MAX_REPORT:
+            raise InvalidInput("a period is at most five years long", field="end")
+
+    @classmethod
+    def stored(cls, start: datetime, end: datetime) -> Period:
+        """A period read back from ``settlement_periods``, as it was closed: not validated
+        again, so one closed before the bounds existed (year 1) cannot break every report."""
+        period = object.__new__(cls)
+        object.__setattr__(period, "start", start.astimezone(UTC))
+        object.__setattr__(period, "end", end.astimezone(UTC))
+        return period
+
+    def check_closable(self) -> None:
+        """A closed period is at most a year long (``INVALID_INPUT`` naming ``end``)."""
+        if self.end - self.start > MAX_CLOSE:
+            raise InvalidInput("a period to close is at most 366 days long", field="end")
 
     @property
     def id(self) -> str:

@@ -6,20 +6,28 @@ all: a reconciliation is a read). Lines are matched on ``partner_reference`` = t
 key the partner sent with the operation, unique per partner by the ledger's guarantee 5. The
 ledger side is streamed: the partner's operations recorded in ``[start, end)`` that carry a key
 (expiry and other coalition-initiated operations have none and are not on a partner's statement).
+
+One rule places an operation in a period, here and in the report: the time the gateway
+**recorded** it (``recordedAt`` in every answer), never the ``occurredAt`` the partner sent.
+``occurred_at`` is compared at the precision the statement gives (a statement in whole seconds
+matches a ledger time with milliseconds in the same second). ``statement_csv`` writes a
+partner's own ledger lines for a period in exactly the format ``parse_statement`` reads.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
+from gateway.core.errors import NotFound
 from gateway.core.money import check_currency
-from gateway.db.tables import operations
+from gateway.db.tables import operations, partners
 from gateway.db.uow import UnitOfWork
 from gateway.settlement.errors import StatementMalformed
 from gateway.settlement.model import Period
@@ -40,11 +48,15 @@ class StatementLine:
     currency: str | None
     occurred_at: datetime
     line: int = 0  # where it was in the file (0: from the ledger)
+    precision: int = 6  # digits of a second in occurred_at as written (the ledger keeps 6)
+    recorded_at: datetime | None = None  # ledger lines only: what places it in a period
 
-    def value(self, name: str) -> str:
+    def value(self, name: str, precision: int = 6) -> str:
         found = getattr(self, name)
         if isinstance(found, datetime):
-            return found.astimezone(UTC).isoformat()
+            cut = 10 ** (6 - min(precision, 6))
+            return found.replace(microsecond=found.microsecond // cut * cut).astimezone(
+                UTC).isoformat()
         return "" if found is None else str(found)
 
 
@@ -87,21 +99,28 @@ class Reconciliation:
                 "mismatched": of([x.statement for x in self.mismatched])}
 
     def to_csv(self) -> str:
-        """One row per line and per differing field: status, reference, field, both values."""
+        """One row per line and per differing field: status, reference, field, both values,
+        and the statement's line number (empty for a line only the ledger has)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["status", "partner_reference", "field", "statement", "ledger"])
+        writer.writerow(["status", "partner_reference", "field", "statement", "ledger",
+                         "statement_line"])
         for line in self.matched:
-            writer.writerow(["matched", line.partner_reference, "", "", ""])
+            writer.writerow(["matched", line.partner_reference, "", "", "", line.line])
         for mismatch in self.mismatched:
             for d in mismatch.differences:
                 writer.writerow(["mismatched", mismatch.statement.partner_reference, d.field,
-                                 d.statement, d.ledger])
+                                 d.statement, d.ledger, mismatch.statement.line])
         for line in self.missing_in_ledger:
-            writer.writerow(["missing_in_ledger", line.partner_reference, "", "", ""])
+            writer.writerow(["missing_in_ledger", line.partner_reference, "", "", "", line.line])
         for line in self.missing_in_statement:
-            writer.writerow(["missing_in_statement", line.partner_reference, "", "", ""])
+            writer.writerow(["missing_in_statement", line.partner_reference, "", "", "", ""])
         return out.getvalue()
+
+    @property
+    def differs(self) -> bool:
+        """Anything but matched lines: the CLI exits 1, like ``gateway verify``."""
+        return bool(self.missing_in_ledger or self.missing_in_statement or self.mismatched)
 
 
 def parse_statement(text: str) -> dict[str, StatementLine]:
@@ -173,11 +192,18 @@ def _line(cells: dict[str, str], number: int) -> StatementLine:
         raise bad("occurred_at", "must be an ISO 8601 time like 2026-01-31T09:30:00Z") from None
     if occurred_at.tzinfo is None:
         raise bad("occurred_at", "needs a time zone offset (Z or +02:00)")
+    fraction = _FRACTION.search(cells["occurred_at"])
     return StatementLine(cells["partner_reference"], cells["operation_type"], points, amount,
-                         currency, occurred_at.astimezone(UTC), number)
+                         currency, occurred_at.astimezone(UTC), number,
+                         len(fraction.group(1)) if fraction else 0)
+
+
+_FRACTION = re.compile(r"T\d\d(?::?\d\d){2}[.,](\d+)")
 
 
 def reconcile(engine: Engine, partner_id: str, period: Period, text: str) -> Reconciliation:
+    """``NotFound`` (field ``partnerId``) for a partner that does not exist, before parsing."""
+    _check_partner(engine, partner_id)
     statement = parse_statement(text)
     result = Reconciliation(partner_id, period)
     for ledger in _ledger_lines(engine, partner_id, period):
@@ -185,8 +211,9 @@ def reconcile(engine: Engine, partner_id: str, period: Period, text: str) -> Rec
         if theirs is None:
             result.missing_in_statement.append(ledger)
             continue
-        differences = tuple(Difference(name, theirs.value(name), ledger.value(name))
-                            for name in COMPARED if theirs.value(name) != ledger.value(name))
+        differences = tuple(
+            Difference(name, theirs.value(name), ledger.value(name, theirs.precision))
+            for name in COMPARED if theirs.value(name) != ledger.value(name, theirs.precision))
         if differences:
             result.mismatched.append(Mismatch(theirs, ledger, differences))
         else:
@@ -195,10 +222,33 @@ def reconcile(engine: Engine, partner_id: str, period: Period, text: str) -> Rec
     return result
 
 
+def statement_csv(engine: Engine, partner_id: str, period: Period) -> tuple[str, int]:
+    """A partner's own ledger lines recorded in ``period`` as a statement CSV (the columns
+    ``parse_statement`` reads, then ``recorded_at``, which it ignores), and the line count."""
+    _check_partner(engine, partner_id)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*COLUMNS, "recorded_at"])
+    count = 0
+    for line in _ledger_lines(engine, partner_id, period):
+        writer.writerow([line.value(name) for name in COLUMNS]
+                        + [line.recorded_at.astimezone(UTC).isoformat()
+                           if line.recorded_at else ""])
+        count += 1
+    return out.getvalue(), count
+
+
+def _check_partner(engine: Engine, partner_id: str) -> None:
+    with UnitOfWork(engine, write=False) as uow:
+        found = uow.conn.execute(select(partners.c.id).where(partners.c.id == partner_id)).first()
+    if found is None:
+        raise NotFound(f"no partner {partner_id!r}", field="partnerId")
+
+
 def _ledger_lines(engine: Engine, partner_id: str, period: Period) -> Iterator[StatementLine]:
     o = operations.c
     stmt = (select(o.idempotency_key, o.kind, o.points, o.amount_minor, o.currency,
-                   o.occurred_at)
+                   o.occurred_at, o.recorded_at)
             .where(o.partner_id == partner_id, o.recorded_at >= period.start,
                    o.recorded_at < period.end, o.idempotency_key.is_not(None))
             .order_by(o.recorded_at, o.id))
@@ -206,4 +256,9 @@ def _ledger_lines(engine: Engine, partner_id: str, period: Period) -> Iterator[S
         rows = uow.conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
         for r in rows:
             yield StatementLine(str(r[0]), str(r[1]), int(r[2]),
-                                None if r[3] is None else int(r[3]), r[4], r[5])
+                                None if r[3] is None else int(r[3]), r[4], _utc(r[5]),
+                                recorded_at=_utc(r[6]))
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

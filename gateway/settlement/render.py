@@ -1,20 +1,38 @@
 """A report as a person or a spreadsheet reads it: terminal tables, CSV, JSON.
 
 Money is printed as decimal strings of the settlement currency's major unit computed from the
-integer minor units (no float), and written as integer minor units in CSV and JSON."""
+integer minor units (no float), and written as integer minor units in CSV and JSON. Every
+coalition-wide view balances on its face: the partners' nets and the coalition's line (a
+``coalition`` row in CSV, rows "Coalition" and "Total" in the table) sum to zero. People read
+display names; machine formats keep ids (CSV adds a ``name`` column)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Callable
 
-from gateway.settlement.model import Figures, PartnerLine, Report
+from gateway.settlement.model import Figures, PartnerLine, Period, Report
 
 LINE_COLUMNS = ("partner_id", "kind", "adjusts_period", "issued_points", "issued_minor",
                 "issue_returns_points", "issue_returns_minor", "redeemed_points",
                 "redeemed_minor", "redeem_refunds_points", "redeem_refunds_minor",
-                "donations_points", "donations_minor", "fee_minor", "net_minor")
+                "donations_points", "donations_minor", "fee_minor", "net_minor", "name")
+FIGURE_COLUMNS = LINE_COLUMNS[3:-1]
+
+
+def names(report: Report) -> Callable[[str], str]:
+    """A partner's display name by id (the id itself for one the report does not list)."""
+    by_id = {p.partner_id: p.name for p in report.partners}
+    return lambda partner_id: by_id.get(partner_id, partner_id)
+
+
+def period_title(period: Period) -> str:
+    """``2026-01-01 00:00 to 2026-02-01 00:00 UTC``; seconds only when a bound has them."""
+    fmt = "%Y-%m-%d %H:%M" if not (period.start.second or period.end.second) else \
+        "%Y-%m-%d %H:%M:%S"
+    return f"{period.start.strftime(fmt)} to {period.end.strftime(fmt)} UTC"
 
 
 def major(minor: int) -> str:
@@ -34,21 +52,27 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 def report_text(report: Report, partner_id: str | None = None) -> str:
     cur = report.currency
-    lines = [f"Settlement {report.period.start.isoformat()} .. {report.period.end.isoformat()}"
+    lines = [f"Settlement {period_title(report.period)}"
              f" ({cur}; net > 0: the coalition pays the partner)", ""]
-    rows = [[p.partner_id, str(p.figures.issued_points), major(p.figures.issued_minor),
+    name = names(report)
+    rows = [[p.name, str(p.figures.issued_points), major(p.figures.issued_minor),
              str(p.figures.issue_returns_points), major(p.figures.issue_returns_minor),
              str(p.figures.redeemed_points), major(p.figures.redeemed_minor),
              str(p.figures.redeem_refunds_points), major(p.figures.redeem_refunds_minor),
              major(p.figures.donations_minor), major(p.figures.fee_minor),
              major(p.adjustments_minor), major(p.net_minor)]
             for p in _visible(report, partner_id)]
+    if partner_id is None:
+        blank = [""] * 11
+        net = report.coalition.net_minor
+        rows += [["Coalition", *blank, major(net)],
+                 ["Total", *blank, major(sum(p.net_minor for p in report.partners) + net)]]
     lines.append(table(["partner", "issued", "payable", "returned", "credited", "redeemed",
                         "receivable", "refunded", "charged", "donations", "fee", "adjust",
                         "net"], rows))
     for p in _visible(report, partner_id):
         for a in p.adjustments:
-            lines.append(f"  adjustment {p.partner_id} for closed period {a.period_id}: "
+            lines.append(f"  adjustment {p.name} for closed period {a.period_id}: "
                          f"net {major(a.figures.net_minor)} {cur}")
     if partner_id is None:
         c = report.coalition
@@ -61,7 +85,8 @@ def report_text(report: Report, partner_id: str | None = None) -> str:
             f"breakage {c.breakage_points} points, bonuses {c.bonus_points} points, "
             f"outstanding liability change {c.liability_change_points} points",
             f"sha256 {report.sha256}"]
-    cells = [[m.origin, m.redeemer, str(m.points), major(m.minor)] for m in report.matrix
+    cells = [[name(m.origin), name(m.redeemer), str(m.points), major(m.minor)]
+             for m in report.matrix
              if partner_id in (None, m.origin, m.redeemer)]
     if cells:
         lines += ["", table(["origin", "redeemer", "points", cur], cells)]
@@ -76,6 +101,9 @@ def report_csv(report: Report, partner_id: str | None = None) -> str:
         writer.writerow(_row(p, "", p.figures))
         for a in p.adjustments:
             writer.writerow(_row(p, a.period_id, a.figures))
+    if partner_id is None:  # the coalition's line: the net_minor column sums to 0
+        writer.writerow(["coalition", "coalition", "", *([""] * len(FIGURE_COLUMNS[:-1])),
+                         str(report.coalition.net_minor), "Coalition"])
     return out.getvalue()
 
 
@@ -92,7 +120,8 @@ def report_json(report: Report, partner_id: str | None = None) -> str:
 
 
 def _row(p: PartnerLine, adjusts: str, f: Figures) -> list[str]:
-    return [p.partner_id, p.kind, adjusts, *(str(getattr(f, c)) for c in LINE_COLUMNS[3:])]
+    return [p.partner_id, p.kind, adjusts, *(str(getattr(f, c)) for c in FIGURE_COLUMNS),
+            p.name]
 
 
 def _visible(report: Report, partner_id: str | None) -> list[PartnerLine]:

@@ -141,7 +141,7 @@ class SettlementRepository:
     def closed_periods(self) -> list[ClosedPeriod]:
         rows = self.conn.execute(select(settlement_periods)
                                  .order_by(settlement_periods.c.start_at))
-        return [ClosedPeriod(r.id, Period(r.start_at, r.end_at), r.closed_at, r.closed_by,
+        return [ClosedPeriod(r.id, Period.stored(r.start_at, r.end_at), r.closed_at, r.closed_by,
                              r.sha256) for r in rows]
 
     def snapshot(self, period_id: str) -> tuple[str, str] | None:

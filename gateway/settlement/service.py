@@ -271,6 +271,7 @@ def close_period(engine: Engine, rules: RuleSource, clock: Clock, period: Period
 
 def _close(engine: Engine, rules: RuleSource, clock: Clock, period: Period, currency: str,
            actor: str, progress: Progress | None) -> ClosedPeriod:
+    period.check_closable()
     with _snapshot_transaction(engine, write=True) as conn:
         now = clock.now()
         if period.end > now:

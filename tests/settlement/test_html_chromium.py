@@ -3,8 +3,10 @@ elements exist in the DOM after scripts ran). Skipped loudly when Chromium is no
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,20 @@ def test_charts_render_in_headless_chromium(tmp_path: Path) -> None:
         start = dom.index(f'id="{chart}"')
         assert "main-svg" in dom[start:start + 20_000], f"{chart} did not render"
     assert 'class="trace bars"' in dom
-    assert dom.count('class="point"') == len(report.partners)  # one bar per partner
+    assert dom.count('class="point"') == len(report.partners) + 1  # partners and coalition
     heat = dom.index('class="heatmaplayer mlayer"')
     assert '<g class="hm"' in dom[heat:] and "<image" in dom[heat:]  # the painted heat map
+    # The table as the browser shows it balances on its face, by display name, with the
+    # returns/refunds columns (issue 9, item 6).
+    table = dom[dom.index('id="settlement-lines"'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+    cells = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S) for row in rows]
+    assert cells[0] == ["partner", "issued", "payable", "returned", "credited", "redeemed",
+                        "receivable", "refunded", "charged back", "donations", "fee",
+                        "adjustments", "net (EUR)"]
+    assert [(c[0], c[-1]) for c in cells[1:]] == [
+        ("Dobro Fund", "0.11"), ("Volt Electronics", "-2.69"), ("Shlyakh Fuel", "0.00"),
+        ("Kolos Grocery", "-0.30"), ("Coalition", "2.88"), ("Total", "0.00")]
+    assert sum(Decimal(c[-1]) for c in cells[1:-1]) == 0
+    assert "<title>Settlement 2026-01-01 00:00 to 2026-02-01 00:00 UTC</title>" in dom
