@@ -29,12 +29,13 @@ from gateway.ledger.model import EarnPoints, RedeemPoints
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.service import earn_points, redeem_points
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, link_customer
+from gateway.members.service import enrol_customer
 from gateway.settlement.model import Period
 from gateway.settlement.service import settlement_report
 from tests.support.harness import NOW, make_gateway
+from tests.support.members import link_with_code
 
-EVER = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+EVER = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))
 CURRENCY = {"grocery": "UAH", "electronics": "EUR", "fuel": "UAH"}
 PARTNERS = sorted(CURRENCY)
 
@@ -84,7 +85,7 @@ def member(e: Env, links: list[str], moves: list[tuple[str, int, int, int]]) -> 
     engine, ctx = e.gw.services.engine, e.gw.services.ledger
     member_id = enrol_customer(engine, e.clock, links[0], f"{links[0]}-{n}").member_id
     for partner in links[1:]:
-        link_customer(engine, e.clock, partner, f"{partner}-{n}", member_id)
+        link_with_code(engine, e.clock, partner, f"{partner}-{n}", member_id)
     for i, (partner, amount, days, spend) in enumerate(moves):
         if partner not in links:
             continue
