@@ -542,10 +542,10 @@ class Members:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def members(world: World) -> Members:
-    from tests.support.members import card_of, member_api
+    from tests.support.members import card_of, member_api, member_id_of
 
-    other = (await world.electronics.gql(ENROL % "e-member-b"))["enrolCustomer"]["member"][
-        "memberId"]
+    await world.electronics.gql(ENROL % "e-member-b")
+    other = member_id_of(world.gw, "electronics", "e-member-b")
     a, b = member_api(world.gw, world.member_id), member_api(world.gw, other)
     unscoped = member_api(world.gw, world.member_id, scopes=())
     assert unscoped.token is not None
