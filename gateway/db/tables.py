@@ -84,6 +84,8 @@ accounts = Table(
         " AND (kind IN ('wallet', 'held', 'pending', 'debt') OR balance = 0)",
         name="account_balance_sign",
     ),
+    # Balance reads select a member's accounts by member id (issue 11: without it, a scan).
+    Index("ix_accounts_member", "member_id"),
 )
 
 operations = Table(
@@ -111,6 +113,11 @@ operations = Table(
     Index("ix_operations_member", "member_id", "id"),
     Index("ix_operations_partner_purchase", "partner_id", "purchase_id"),
     Index("ix_operations_recorded", "recorded_at"),
+    # The daily earn cap sums one member's earns at one partner on one day, and history pages
+    # one member's operations at one partner newest first: both bounded by the member's own
+    # rows there, never by the partner's or the table's size (issue 11).
+    Index("ix_operations_daily_cap", "member_id", "partner_id", "kind", "recorded_at"),
+    Index("ix_operations_member_partner", "member_id", "partner_id", "id"),
 )
 
 transfers = Table(
@@ -150,6 +157,7 @@ lots = Table(
     CheckConstraint("pending IN (0, 1)", name="lot_pending_flag"),
     CheckConstraint("remaining >= 0 AND remaining <= points", name="lot_remaining_range"),
     Index("ix_lots_member_expiry", "member_id", "expires_at"),
+    Index("ix_lots_operation", "operation_id"),  # a return finds its earn's pending lot
 )
 
 lot_movements = Table(

@@ -149,8 +149,10 @@ class LedgerRepository:
         self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
 
     def member_balances(self, member_id: str) -> dict[AccountKind, int]:
+        # By the unique code, like member_accounts (ix_accounts_member serves batch reads).
         rows = self.conn.execute(
-            select(accounts.c.kind, accounts.c.balance).where(accounts.c.member_id == member_id)
+            select(accounts.c.kind, accounts.c.balance)
+            .where(accounts.c.code.in_([member_account(member_id, k) for k in MEMBER_KINDS]))
         ).all()
         found = {AccountKind(kind): int(balance) for kind, balance in rows}
         return {kind: found.get(kind, 0) for kind in MEMBER_KINDS}
