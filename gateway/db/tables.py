@@ -227,6 +227,16 @@ revoked_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=False),
 )
 
+# One row (id 1): a counter bumped in the same transaction as every change to
+# ``oauth_clients`` or ``revoked_tokens``. Workers hold clients and revocations in memory and
+# poll this one row to know when to reload them (gateway.auth.feed).
+auth_changes = Table(
+    "auth_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

@@ -8,6 +8,10 @@
   newest first, reading only the page.
 - ``ix_lots_operation``: a return finds the pending lot of the earn it reverses.
 
+And ``auth_changes``, one row counting changes to OAuth clients and revoked tokens: workers
+keep both in memory and poll this row instead of querying them on every request
+(``gateway.auth.feed``).
+
 Created ``IF NOT EXISTS`` like the baseline's indexes, so a database that ``create_all`` made
 from the current tables is adopted unchanged.
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_hot_path_indexes"
@@ -38,8 +43,18 @@ INDEXES = (
 def upgrade() -> None:
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns, if_not_exists=True)
+    op.create_table(
+        "auth_changes",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        if_not_exists=True,
+    )
+    op.execute("INSERT INTO auth_changes (id, version) SELECT 1, 0 "
+               "WHERE NOT EXISTS (SELECT 1 FROM auth_changes WHERE id = 1)")
 
 
 def downgrade() -> None:
+    op.drop_table("auth_changes")
     for name, table, _ in reversed(INDEXES):
         op.drop_index(name, table_name=table, if_exists=True)
