@@ -71,6 +71,13 @@ class AuthFeed:
         """This process changed clients or revocations (committed): poll on the next call."""
         self._checked = -math.inf
 
+    def fresh(self) -> AuthState | None:
+        """The state if it needs no poll now (no I/O), else ``None``."""
+        state = self._state
+        if state is not None and time.monotonic() - self._checked < self._refresh_s:
+            return state
+        return None
+
     def state(self) -> AuthState:
         state = self._state
         if state is not None and time.monotonic() - self._checked < self._refresh_s:

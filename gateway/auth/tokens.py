@@ -27,6 +27,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from gateway.auth.clients import ClientRegistry, OAuthClient
+from gateway.auth.feed import AuthState
 from gateway.auth.keys import ALGORITHM, ALLOWED_ALGORITHMS, KeyStore
 from gateway.auth.revocation import RevocationStore
 from gateway.auth.scopes import format_scope, parse_scope
@@ -151,7 +152,27 @@ class TokenService:
         claims = self._verified_claims(token)
         if self._revocations.is_revoked(claims["jti"]):
             raise InvalidToken("the token has been revoked")
-        client = self._client(claims["client_id"])
+        return self._principal(claims, self._client(claims["client_id"]))
+
+    def verify_in_memory(self, token: str, state: AuthState | None) -> Principal | None:
+        """:meth:`verify` when it needs no I/O and no signature check: the token was verified
+        before (still cached) and ``state`` (the auth feed's, fresh) answers revocation and the
+        client. ``None`` when it cannot say without I/O; the caller then runs :meth:`verify`
+        in a worker thread. Same checks, same errors."""
+        if state is None:
+            return None
+        cached = self._verified.get(token)
+        if cached is None:
+            return None
+        kid, claims = cached
+        if (self._clock.now().timestamp() >= claims["exp"] + LEEWAY_SECONDS
+                or self._keys.verification_key(kid) is None):
+            return None
+        if claims["jti"] in state.revoked:
+            raise InvalidToken("the token has been revoked")
+        return self._principal(claims, state.clients.get(claims["client_id"]))
+
+    def _principal(self, claims: Mapping[str, Any], client: OAuthClient | None) -> Principal:
         if client is None or client.disabled:
             raise InvalidToken("the client of this token is disabled")
         return Principal(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.db.tables import linked_accounts, members
 
@@ -14,11 +14,9 @@ class MemberRepository:
         self.conn = conn
 
     def member_for_customer(self, partner_id: str, customer_id: str) -> str | None:
+        # On every earn and redeem: built once (module end), not per call (issue 11).
         return self.conn.execute(
-            select(linked_accounts.c.member_id).where(
-                linked_accounts.c.partner_id == partner_id,
-                linked_accounts.c.customer_id == customer_id,
-            )
+            _MEMBER_FOR_CUSTOMER, {"partner_id": partner_id, "customer_id": customer_id}
         ).scalar_one_or_none()
 
     def customer_for_member(self, partner_id: str, member_id: str) -> str | None:
@@ -58,3 +56,9 @@ class MemberRepository:
                 linked_accounts.c.customer_id == customer_id,
             )
         ).scalar_one_or_none()
+
+
+_MEMBER_FOR_CUSTOMER = select(linked_accounts.c.member_id).where(
+    linked_accounts.c.partner_id == bindparam("partner_id"),
+    linked_accounts.c.customer_id == bindparam("customer_id"),
+)
