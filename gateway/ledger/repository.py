@@ -273,34 +273,20 @@ class LedgerRepository:
     def lot_movements_of(self, operation_ids: Sequence[str]) -> list[LotTake]:
         if not operation_ids:
             return []
-        rows = self.conn.execute(
-            select(lot_movements.c.lot_id, lots.c.origin_partner_id,
-                   func.sum(lot_movements.c.points))
-            .join(lots, lots.c.id == lot_movements.c.lot_id)
-            .where(lot_movements.c.operation_id.in_(list(operation_ids)))
-            .group_by(lot_movements.c.lot_id, lots.c.origin_partner_id, lots.c.expires_at)
-            .order_by(lots.c.expires_at.desc(), lot_movements.c.lot_id.desc())
-        ).all()
+        rows = self.conn.execute(_MOVEMENTS_OF, {"operations": list(operation_ids)}).all()
         return [LotTake(int(r[0]), str(r[1]), int(r[2])) for r in rows if int(r[2]) != 0]
 
     def lot_restores_of(self, operation_ids: Sequence[str]) -> dict[int, int]:
         """Points these operations put back into each lot (positive movements only)."""
         if not operation_ids:
             return {}
-        rows = self.conn.execute(
-            select(lot_movements.c.lot_id, func.sum(lot_movements.c.points))
-            .where(lot_movements.c.operation_id.in_(list(operation_ids)),
-                   lot_movements.c.points > 0)
-            .group_by(lot_movements.c.lot_id)
-        ).all()
+        rows = self.conn.execute(_RESTORES_OF, {"operations": list(operation_ids)}).all()
         return {int(r[0]): int(r[1]) for r in rows}
 
     def expired_lot_ids(self, lot_ids: Sequence[int], at: datetime) -> set[int]:
         if not lot_ids:
             return set()
-        rows = self.conn.execute(
-            select(lots.c.id).where(lots.c.id.in_(list(lot_ids)), lots.c.expires_at <= at)
-        ).scalars()
+        rows = self.conn.execute(_EXPIRED_OF, {"lots": list(lot_ids), "at": at}).scalars()
         return {int(r) for r in rows}
 
     def expired_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int]]:
@@ -316,14 +302,11 @@ class LedgerRepository:
 
     def pending_lot_of(self, operation_id: str) -> tuple[int, int] | None:
         """(lot id, remaining) of the operation's lot while it is still pending."""
-        row = self.conn.execute(
-            select(lots.c.id, lots.c.remaining)
-            .where(lots.c.operation_id == operation_id, lots.c.pending == 1)
-        ).first()
+        row = self.conn.execute(_PENDING_LOT_OF, {"operation_id": operation_id}).first()
         return None if row is None else (int(row[0]), int(row[1]))
 
     def release_lots(self, lot_ids: Sequence[int]) -> None:
-        self.conn.execute(update(lots).where(lots.c.id.in_(list(lot_ids))).values(pending=0))
+        self.conn.execute(_RELEASE_LOTS, {"lots": list(lot_ids)})
 
     def expiring_points(self, member_id: str, start: datetime, end: datetime) -> int:
         total = self.conn.execute(
@@ -430,3 +413,21 @@ _ANYTHING_DUE = select(
     | exists().where(holds.c.member_id == bindparam("member_id"),
                      holds.c.status == "authorised",
                      holds.c.expires_at <= bindparam("at", type_=holds.c.expires_at.type)))
+_MOVEMENTS_OF = (
+    select(lot_movements.c.lot_id, lots.c.origin_partner_id, func.sum(lot_movements.c.points))
+    .join(lots, lots.c.id == lot_movements.c.lot_id)
+    .where(lot_movements.c.operation_id.in_(bindparam("operations", expanding=True)))
+    .group_by(lot_movements.c.lot_id, lots.c.origin_partner_id, lots.c.expires_at)
+    .order_by(lots.c.expires_at.desc(), lot_movements.c.lot_id.desc()))
+_RESTORES_OF = (
+    select(lot_movements.c.lot_id, func.sum(lot_movements.c.points))
+    .where(lot_movements.c.operation_id.in_(bindparam("operations", expanding=True)),
+           lot_movements.c.points > 0)
+    .group_by(lot_movements.c.lot_id))
+_EXPIRED_OF = select(lots.c.id).where(
+    lots.c.id.in_(bindparam("lots", expanding=True)),
+    lots.c.expires_at <= bindparam("at", type_=lots.c.expires_at.type))
+_PENDING_LOT_OF = select(lots.c.id, lots.c.remaining).where(
+    lots.c.operation_id == bindparam("operation_id"), lots.c.pending == 1)
+_RELEASE_LOTS = (update(lots).where(lots.c.id.in_(bindparam("lots", expanding=True)))
+                 .values(pending=0))

@@ -270,23 +270,30 @@ def member_history(
     engine: Engine, partner_id: str, member_id: str, first: int, after: str | None
 ) -> OperationPage:
     """The member's operations at this partner only, newest first, keyset-paginated."""
-    query = (
-        select(
-            operations.c.id, operations.c.kind, operations.c.points, operations.c.channel,
-            operations.c.purchase_id, operations.c.amount_minor, operations.c.currency,
-            operations.c.rule_version, operations.c.occurred_at, operations.c.recorded_at,
-        )
-        .where(operations.c.member_id == member_id, operations.c.partner_id == partner_id)
-        .order_by(operations.c.id.desc())
-        .limit(first + 1)
-    )
+    params: dict[str, object] = {"member_id": member_id, "partner_id": partner_id,
+                                 "limit": first + 1}
+    query = _HISTORY
     if after is not None:
-        query = query.where(operations.c.id < decode_cursor(after))
+        query, params["after"] = _HISTORY_AFTER, decode_cursor(after)
     with UnitOfWork(engine, write=False) as uow:
-        rows = uow.conn.execute(query).all()
+        rows = uow.conn.execute(query, params).all()
     items = [OperationView(**row._asdict()) for row in rows[:first]]
     end = encode_cursor(items[-1].id) if items else None
     return OperationPage(items, has_next=len(rows) > first, end_cursor=end)
+
+
+_HISTORY = (
+    select(
+        operations.c.id, operations.c.kind, operations.c.points, operations.c.channel,
+        operations.c.purchase_id, operations.c.amount_minor, operations.c.currency,
+        operations.c.rule_version, operations.c.occurred_at, operations.c.recorded_at,
+    )
+    .where(operations.c.member_id == bindparam("member_id"),
+           operations.c.partner_id == bindparam("partner_id"))
+    .order_by(operations.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_HISTORY_AFTER = _HISTORY.where(operations.c.id < bindparam("after"))
 
 
 def encode_cursor(operation_id: str) -> str:
