@@ -100,3 +100,12 @@ async def test_authenticated_requests_run_no_auth_sql(
     polls = [s for s in statements if "auth_changes" in s]
     assert loads == []  # nothing changed: nothing reloaded
     assert len(polls) <= 1 + elapsed / REFRESH_S, (len(polls), elapsed)
+
+
+async def test_a_change_made_through_this_worker_is_refused_at_once(
+        two_workers: tuple[Gateway, Gateway, FixedClock]) -> None:
+    one, _, _ = two_workers
+    api = await partner_api(one, "grocery")
+    assert await status(one, api) == 200  # the token is now checked from memory
+    one.auth.clients.disable(api.client_id, actor="admin:test")
+    assert await status(one, api) == 401
