@@ -20,6 +20,8 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
 
+from gateway.http_protocol import NoDelayHTTPProtocol
+
 
 @strawberry.type
 class Query:
@@ -63,8 +65,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    # The gateway's own protocol class (TCP_NODELAY on every connection), so both apps of a
+    # comparison run the same HTTP stack whatever the worker count (gateway/http_protocol.py).
     uvicorn.run("benchmarks.bare:app", host="127.0.0.1", port=args.port, log_level="warning",
-                workers=args.workers)
+                workers=args.workers, http=NoDelayHTTPProtocol)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ class Plan:
     members: int = 10_000  # pre-enrolled customers the load is spread over
     transfers: int = 1_000_000  # stored for the balance benchmark
     workers: int = 2  # server processes for the gateway and the bare app alike
+    scale_small: int = 10_000  # members (and operations) of the scale benchmark's baseline
+    scale_big: int = 1_000_000  # members (and operations) it is compared at
 
     @staticmethod
     def quick() -> Plan:
         return Plan(seconds=1, warmup_seconds=0, connections=8, members=200,
-                    transfers=5_000, workers=1)
+                    transfers=5_000, workers=1, scale_small=200, scale_big=2_000)
 
 
 @dataclass

@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import balance, earn, redeem, serve, table, viewer
+from benchmarks import balance, earn, redeem, scale, serve, table, viewer
 from benchmarks.env import Backend, Plan
 from benchmarks.load import progress
 
 BENCHMARKS: dict[str, Callable[[Backend, Plan], list[table.Row]]] = {
-    "earn": earn.run, "balance": balance.run, "redeem": redeem.run,
+    "earn": earn.run, "balance": balance.run, "redeem": redeem.run, "scale": scale.run,
 }
 BENCHMARKS["viewer"] = viewer.run  # issue 10: the member's wallet at 1M transfers
 # Programs the benchmarks run, checked before anything starts so that a missing one is named
@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run only on this backend (repeatable; default both)")
     parser.add_argument("--seconds", type=float, help="override each measured run's length")
     parser.add_argument("--transfers", type=int, help="override the balance benchmark's size")
+    parser.add_argument("--scale-members", type=int, dest="scale_big",
+                        help="override the scale benchmark's big size (default 1,000,000)")
     parser.add_argument("--workers", type=int,
                         help="server processes on PostgreSQL (default 2, quick 1); SQLite: 1")
     parser.add_argument("--output", default="latest", help="results file stem (default latest)")
@@ -58,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f"(python3 dev.py test installs them; or apt-get install {' '.join(missing)})")
         return 2
     plan = Plan.quick() if args.quick else Plan()
-    overrides = {"seconds": args.seconds, "transfers": args.transfers, "workers": args.workers}
+    overrides = {"seconds": args.seconds, "transfers": args.transfers, "workers": args.workers,
+                 "scale_big": args.scale_big}
     plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     names = args.only or list(BENCHMARKS)
     backends = args.backend or ["sqlite", "postgresql"]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from gateway.app import Gateway, build
 from gateway.db.tables import accounts, linked_accounts, lots, members, operations, transfers
@@ -106,3 +106,106 @@ def earn_history(
             update(accounts).where(accounts.c.id == bindparam("wallet"))
             .values(balance=accounts.c.balance + bindparam("delta")),
             [{"wallet": w, "delta": t} for w, t in zip(wallets, totals, strict=True) if t])
+
+
+# --- bulk: a million members in about a minute ------------------------------------------------
+BULK_CHUNK = 100_000
+
+
+def bulk_load(engine: Engine, members_total: int, operations_total: int, *, prefix: str = "c",
+              report: Callable[[str, int, int], None] = lambda what, done, total: None) -> None:
+    """``members_total`` members linked at the grocery as ``{prefix}{n}`` with their four
+    accounts, and ``operations_total`` earns at the grocery (round robin over the members, each
+    an operation, its transfer and its lot, over the past 300 days), through the raw driver:
+    ``executemany`` in one transaction, the wallets' stored balances written with them. Same
+    rows as ``enrol`` + ``earn_history``; verify is clean afterwards."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    sqlite_db = engine.dialect.name == "sqlite"
+
+    def stamp(at: datetime) -> object:  # what SQLAlchemy's UTCDateTime would bind
+        naive = at.replace(tzinfo=None)
+        return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite_db else naive
+
+    def sql(table: str, columns: str) -> str:
+        count = len(columns.split(","))
+        marks = ", ".join(["?"] * count) if sqlite_db else ", ".join(["%s"] * count)
+        return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+
+    def points(n: int) -> int:
+        return 1 + (n * 7919) % 400
+
+    def when(n: int) -> datetime:
+        return now - timedelta(seconds=(n * 104_729) % (300 * 86400))
+
+    totals = [0] * members_total
+    for n in range(operations_total):
+        totals[n % members_total] += points(n)
+    created = stamp(now)
+    with engine.connect() as conn:
+        issued = conn.execute(select(accounts.c.id).where(
+            accounts.c.code == partner_account(PARTNER, AccountKind.ISSUED))).scalar_one()
+        first_account = int(conn.execute(select(func.coalesce(func.max(accounts.c.id), 0)))
+                            .scalar_one()) + 1
+    kinds = [str(kind) for kind in MEMBER_KINDS]
+    wallet_slot = kinds.index(str(AccountKind.WALLET))
+
+    def account_id(member: int, slot: int) -> int:
+        return first_account + member * len(kinds) + slot
+
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if sqlite_db:
+            cursor.execute("BEGIN IMMEDIATE")
+
+        def load(what: str, table: str, columns: str, total: int,
+                 rows: Callable[[int], Iterable[tuple[object, ...]]]) -> None:
+            statement = sql(table, columns)
+            for base in range(0, total, BULK_CHUNK):
+                cursor.executemany(statement, list(rows(base)))
+                report(what, min(base + BULK_CHUNK, total), total)
+
+        def span(base: int, total: int) -> range:
+            return range(base, min(base + BULK_CHUNK, total))
+
+        load("members", "members", "id, created_at", members_total,
+             lambda base: ((member_id(m), created) for m in span(base, members_total)))
+        load("links", "linked_accounts", "partner_id, customer_id, member_id, linked_at",
+             members_total, lambda base: ((PARTNER, f"{prefix}{m}", member_id(m), created)
+                                          for m in span(base, members_total)))
+        load("accounts", "accounts", "id, code, kind, member_id, partner_id, balance",
+             members_total, lambda base: (
+                 (account_id(m, slot), member_account(member_id(m), AccountKind(kind)), kind,
+                  member_id(m), None, totals[m] if slot == wallet_slot else 0)
+                 for m in span(base, members_total) for slot, kind in enumerate(kinds)))
+
+        def op_id(n: int) -> str:
+            return f"op-bulk-{n:09d}"
+
+        load("operations", "operations",
+             "id, partner_id, member_id, kind, idempotency_key, request_hash, channel, "
+             "purchase_id, parent_id, hold_id, rule_partner_id, rule_version, amount_minor, "
+             "currency, points, occurred_at, recorded_at, result", operations_total,
+             lambda base: (
+                 (op_id(n), PARTNER, member_id(n % members_total), "earn", f"bulk-{n}", None,
+                  "store", f"bulk-{n}", None, None, PARTNER, 1, points(n) * 1000, "UAH",
+                  points(n), stamp(when(n)), stamp(when(n)),
+                  json.dumps({"seeded": True, "points": points(n)}))
+                 for n in span(base, operations_total)))
+        load("transfers", "transfers",
+             "operation_id, debit_account_id, credit_account_id, amount, recorded_at",
+             operations_total, lambda base: (
+                 (op_id(n), issued, account_id(n % members_total, wallet_slot), points(n),
+                  stamp(when(n))) for n in span(base, operations_total)))
+        load("lots", "lots", "member_id, origin_partner_id, operation_id, points, remaining, "
+             "earned_at, available_at, expires_at, pending", operations_total,
+             lambda base: (
+                 (member_id(n % members_total), PARTNER, op_id(n), points(n), points(n),
+                  stamp(when(n)), stamp(when(n)), stamp(when(n) + timedelta(days=365)), 0)
+                 for n in span(base, operations_total)))
+        if not sqlite_db:  # explicit account ids: move the sequence past them
+            cursor.execute("SELECT setval(pg_get_serial_sequence('accounts', 'id'), "
+                           "(SELECT max(id) FROM accounts))")
+        raw.commit()
+    finally:
+        raw.close()

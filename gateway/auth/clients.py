@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from gateway.auth import scopes as scope_list
 from gateway.auth.audit import record, write_transaction
+from gateway.auth.changes import bump
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.ids import new_id
@@ -128,12 +129,18 @@ def _from_row(row: Row[tuple[object, ...]]) -> OAuthClient:
     )
 
 
+client_from_row = _from_row
+
+
 class ClientRegistry:
     """The ``oauth_clients`` table; sync SQLAlchemy Core (call it off the event loop)."""
 
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock,
+                 on_change: Callable[[], None] | None = None) -> None:
         self._engine = engine
         self._clock = clock
+        # Called after a change committed (the auth feed of this process reloads at once).
+        self._on_change = on_change or (lambda: None)
 
     def get(self, client_id: str) -> OAuthClient | None:
         with self._engine.connect() as conn:
@@ -200,6 +207,8 @@ class ClientRegistry:
                     **({"redirect_uris": list(uris)} if uris else {}),
                 },
             )
+            bump(conn)
+        self._on_change()
         client = self.get(client_id)
         assert client is not None
         return CreatedClient(client, secret)
@@ -217,6 +226,8 @@ class ClientRegistry:
             if result.rowcount == 0 and not _exists(conn, client_id):
                 raise NotFound(f"no OAuth client {client_id!r}", field="client_id")
             record(conn, at=now, actor=actor, action="client.disable", subject=client_id)
+            bump(conn)
+        self._on_change()
         client = self.get(client_id)
         assert client is not None
         return client
@@ -234,6 +245,8 @@ class ClientRegistry:
             if result.rowcount == 0:
                 raise NotFound(f"no OAuth client {client_id!r}", field="client_id")
             record(conn, at=now, actor=actor, action="client.rotate_secret", subject=client_id)
+            bump(conn)
+        self._on_change()
         client = self.get(client_id)
         assert client is not None
         return CreatedClient(client, secret)
@@ -364,6 +377,7 @@ def ensure_demo_client(
             subject=client_id,
             detail={"partner_id": partner_id, "scopes": sorted(allowed)},
         )
+        bump(conn)
     result = registry.get(client_id)
     assert result is not None
     return result

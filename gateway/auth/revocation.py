@@ -2,11 +2,12 @@
 
 JWT access tokens are self-contained, so revoking one means remembering its ``jti`` until it
 would have expired anyway. The store is deliberately tiny (``revoke``, ``is_revoked``) so a
-Redis implementation can replace it. The SQL one keeps a local set of jtis it has seen revoked:
-revocation is permanent, so that cache can only ever be right; a miss always asks the database,
-so a revocation made by another worker takes effect at once (DESIGN §2: nothing another worker
-needs is held only in memory). With ``REDIS_URL`` this table stays the durable record and
-``gateway.redis.revocations`` answers ``is_revoked`` from Redis, reloading from ``live()``.
+Redis implementation can replace it. The SQL one keeps a local set of jtis it has seen revoked
+(revocation is permanent, so that cache can only ever be right) and asks the database on a miss.
+Every revocation bumps the auth change counter in its transaction (``gateway.auth.changes``):
+the app answers ``is_revoked`` from memory (``gateway.auth.feed``), current within a bound on
+every worker. With ``REDIS_URL`` this table stays the durable record and
+``gateway.redis.revocations`` also writes Redis.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth.audit import write_transaction
+from gateway.auth.changes import bump
 from gateway.core.clock import Clock
 from gateway.db.tables import revoked_tokens
 
@@ -49,6 +51,7 @@ class SqlRevocationStore:
                             jti=jti, expires_at=expires_at, revoked_at=self._clock.now()
                         )
                     )
+                    bump(conn)
             except IntegrityError:
                 pass  # revoked concurrently by another request: the outcome is the same
         self._remember(jti)
@@ -80,6 +83,8 @@ class SqlRevocationStore:
             result = conn.execute(
                 delete(revoked_tokens).where(revoked_tokens.c.expires_at < self._clock.now())
             )
+            if result.rowcount:
+                bump(conn)
         with self._lock:
             self._known.clear()
         return result.rowcount

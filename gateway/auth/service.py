@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.auth import server as oauth
 from gateway.auth.clients import ClientRegistry
+from gateway.auth.feed import REFRESH_S, AuthFeed, FedRevocationStore
 from gateway.auth.keys import KeyStore
 from gateway.auth.revocation import RevocationStore, SqlRevocationStore
 from gateway.auth.scopes import SCOPES
@@ -42,20 +43,26 @@ class AuthService:
         clock: Clock,
         *,
         revocations: RevocationStore | None = None,
+        refresh_s: float = REFRESH_S,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
-        self.clients = ClientRegistry(engine, clock)
+        # Clients and revocations in memory, current within ``refresh_s`` (gateway.auth.feed):
+        # verifying a token runs no SQL.
+        self.feed = AuthFeed(engine, clock, refresh_s=refresh_s)
+        self.clients = ClientRegistry(engine, clock, on_change=self.feed.changed)
         # A retired key verifies for as long as any token could: the cap, not today's TTL.
         self.keys = KeyStore(
             engine, clock, retention=timedelta(seconds=MAX_TTL_SECONDS + LEEWAY_SECONDS)
         )
-        self.revocations: RevocationStore = revocations or SqlRevocationStore(engine, clock)
+        self.revocations: RevocationStore = FedRevocationStore(
+            revocations or SqlRevocationStore(engine, clock), self.feed)
         self.tokens = TokenService(
             keys=self.keys,
             revocations=self.revocations,
             clients=self.clients,
+            client_lookup=self.feed.client,
             issuer=settings.issuer,
             audience=settings.audience,
             ttl_seconds=settings.token_ttl_seconds,
@@ -72,6 +79,11 @@ class AuthService:
     async def authenticate(self, request: Request) -> Principal:
         """``Authorization: Bearer <jwt>`` → the caller. Raises :class:`InvalidToken`."""
         token = bearer_token(request.headers.get("authorization"))
+        # A token seen before, with the feed fresh, is answered from memory on the event loop:
+        # a thread hop per request cost more than the check (issue 11).
+        known = self.tokens.verify_in_memory(token, self.feed.fresh())
+        if known is not None:
+            return known
         return await anyio.to_thread.run_sync(self.tokens.verify, token)
 
     def metadata(self) -> dict[str, Any]:

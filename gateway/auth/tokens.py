@@ -8,8 +8,9 @@ Issued tokens carry header ``{"alg": "ES256", "typ": "at+jwt", "kid": …}`` and
 Verification, in this order, each failure an :class:`InvalidToken` (RFC 6750 ``invalid_token``):
 structure → ``alg`` in the allow-list (so ``none`` and ``HS*`` never reach a key) → ``typ`` is
 ``at+jwt`` → ``kid`` known → signature → ``iss`` → ``aud`` → ``exp``/``iat`` with
-:data:`LEEWAY_SECONDS` → not revoked → client exists and is not disabled (one primary-key read
-per call, so disabling a client takes effect at once).
+:data:`LEEWAY_SECONDS` → not revoked → client exists and is not disabled. Revocations and clients
+are asked of ``revocations`` and ``client_lookup``; the app passes the in-memory auth feed
+(``gateway.auth.feed``: no SQL per request, changes seen within its refresh bound).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from gateway.auth.clients import ClientRegistry, OAuthClient
+from gateway.auth.feed import AuthState
 from gateway.auth.keys import ALGORITHM, ALLOWED_ALGORITHMS, KeyStore
 from gateway.auth.revocation import RevocationStore
 from gateway.auth.scopes import format_scope, parse_scope
@@ -84,12 +86,14 @@ class TokenService:
         audience: str,
         ttl_seconds: int,
         clock: Clock,
+        client_lookup: Callable[[str], OAuthClient | None] | None = None,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError("token ttl must be positive")
         self._keys = keys
         self._revocations = revocations
         self._clients = clients
+        self._client = client_lookup or clients.get
         self._issuer = issuer
         self._audience = audience
         self._ttl = timedelta(seconds=min(ttl_seconds, MAX_TTL_SECONDS))
@@ -153,7 +157,27 @@ class TokenService:
         claims = self._verified_claims(token)
         if self._revocations.is_revoked(claims["jti"]):
             raise InvalidToken("the token has been revoked")
-        client = self._clients.get(claims["client_id"])
+        return self._principal(claims, self._client(claims["client_id"]))
+
+    def verify_in_memory(self, token: str, state: AuthState | None) -> Principal | None:
+        """:meth:`verify` when it needs no I/O and no signature check: the token was verified
+        before (still cached) and ``state`` (the auth feed's, fresh) answers revocation and the
+        client. ``None`` when it cannot say without I/O; the caller then runs :meth:`verify`
+        in a worker thread. Same checks, same errors."""
+        if state is None:
+            return None
+        cached = self._verified.get(token)
+        if cached is None:
+            return None
+        kid, claims = cached
+        if (self._clock.now().timestamp() >= claims["exp"] + LEEWAY_SECONDS
+                or self._keys.verification_key(kid) is None):
+            return None
+        if claims["jti"] in state.revoked:
+            raise InvalidToken("the token has been revoked")
+        return self._principal(claims, state.clients.get(claims["client_id"]))
+
+    def _principal(self, claims: Mapping[str, Any], client: OAuthClient | None) -> Principal:
         if client is None or client.disabled:
             raise InvalidToken("the client of this token is disabled")
         return Principal(
@@ -190,7 +214,7 @@ class TokenService:
         """For introspection: not revoked and the client still enabled."""
         if self._revocations.is_revoked(claims["jti"]):
             return False
-        client = self._clients.get(claims["client_id"])
+        client = self._client(claims["client_id"])
         return client is not None and not client.disabled
 
     def _check_claims(self, claims: Mapping[str, Any]) -> None:

@@ -235,6 +235,8 @@ accounts = Table(
         " AND (kind IN ('wallet', 'held', 'pending', 'debt') OR balance = 0)",
         name="account_balance_sign",
     ),
+    # Balance reads select a member's accounts by member id (issue 11: without it, a scan).
+    Index("ix_accounts_member", "member_id"),
 )
 
 operations = Table(
@@ -262,6 +264,11 @@ operations = Table(
     Index("ix_operations_member", "member_id", "id"),
     Index("ix_operations_partner_purchase", "partner_id", "purchase_id"),
     Index("ix_operations_recorded", "recorded_at"),
+    # The daily earn cap sums one member's earns at one partner on one day, and history pages
+    # one member's operations at one partner newest first: both bounded by the member's own
+    # rows there, never by the partner's or the table's size (issue 11).
+    Index("ix_operations_daily_cap", "member_id", "partner_id", "kind", "recorded_at"),
+    Index("ix_operations_member_partner", "member_id", "partner_id", "id"),
 )
 
 transfers = Table(
@@ -301,6 +308,7 @@ lots = Table(
     CheckConstraint("pending IN (0, 1)", name="lot_pending_flag"),
     CheckConstraint("remaining >= 0 AND remaining <= points", name="lot_remaining_range"),
     Index("ix_lots_member_expiry", "member_id", "expires_at"),
+    Index("ix_lots_operation", "operation_id"),  # a return finds its earn's pending lot
 )
 
 lot_movements = Table(
@@ -370,6 +378,16 @@ revoked_tokens = Table(
     Column("jti", String(80), primary_key=True),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=False),
+)
+
+# One row (id 1): a counter bumped in the same transaction as every change to
+# ``oauth_clients`` or ``revoked_tokens``. Workers hold clients and revocations in memory and
+# poll this one row to know when to reload them (gateway.auth.feed).
+auth_changes = Table(
+    "auth_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
 )
 
 audit_log = Table(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from gateway.core.errors import (
     HoldAlreadySettled,
@@ -61,7 +61,7 @@ def authorise_redemption(ctx: LedgerContext, cmd: RedeemPoints) -> HoldPlaced:
             purchase_id=cmd.purchase_id, amount_minor=cmd.basket.amount_minor,
             currency=cmd.basket.currency,
         )
-        tx.uow.conn.execute(holds.insert(), {
+        tx.uow.conn.execute(_INSERT_HOLD, {
             "id": hold_id, "partner_id": cmd.partner_id, "member_id": member_id,
             "operation_id": op, "points": cmd.points,
             "basket_amount_minor": cmd.basket.amount_minor, "purchase_id": cmd.purchase_id,
@@ -140,14 +140,14 @@ def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
 
 def _open_hold(tx: Tx, partner_id: str, hold_id: str, *, expired_is_settled: bool = True) -> Any:
     # Another partner's hold is answered exactly like a missing one (DESIGN §8).
-    where = (holds.c.id == hold_id, holds.c.partner_id == partner_id)
-    member_id = tx.uow.conn.execute(select(holds.c.member_id).where(*where)).scalar()
+    where = {"hold_id": hold_id, "partner_id": partner_id}
+    member_id = tx.uow.conn.execute(_HOLD_MEMBER, where).scalar()
     if member_id is None:
         raise NotFound(f"no hold {hold_id!r} at this partner", field="holdId")
     # Every change of a hold's status (capture, void, expiry) happens under its member's lock:
     # read the status only once that lock is ours, or two captures could both see it open.
     tx.ledger.lock_member(str(member_id))
-    hold = tx.uow.conn.execute(select(holds).where(*where)).one()
+    hold = tx.uow.conn.execute(_HOLD, where).one()
     # A capture of a lapsed hold is HOLD_EXPIRED whether or not housekeeping has released it
     # yet; void's result type has no HOLD_EXPIRED, so there it stays "already settled".
     if hold.status == "expired" and not expired_is_settled:
@@ -174,9 +174,15 @@ def _release(tx: Tx, op: str, member_id: str, hold: Any, points: int) -> None:
 
 
 def _settle(tx: Tx, hold_id: str, status: str, captured: int) -> None:
-    tx.uow.conn.execute(
-        update(holds).where(holds.c.id == hold_id)
-        .values(status=status, captured_points=captured)
-    )
+    tx.uow.conn.execute(_SETTLE, {"hold_id": hold_id, "status": status,
+                                  "captured": captured})
 
 
+# Statements built once (issue 11); another partner's hold reads exactly like a missing one.
+_INSERT_HOLD = holds.insert()
+_HOLD_MEMBER = select(holds.c.member_id).where(
+    holds.c.id == bindparam("hold_id"), holds.c.partner_id == bindparam("partner_id"))
+_HOLD = select(holds).where(
+    holds.c.id == bindparam("hold_id"), holds.c.partner_id == bindparam("partner_id"))
+_SETTLE = (update(holds).where(holds.c.id == bindparam("hold_id"))
+           .values(status=bindparam("status"), captured_points=bindparam("captured")))

@@ -19,6 +19,8 @@ from gateway.ledger.repository import LotTake
 
 def sweep_member(tx: Tx, member_id: str) -> int:
     """Release, expire and unhold what is due; returns the number of operations written."""
+    if not tx.ledger.anything_due(member_id, tx.now):  # the common case: one statement
+        return 0
     return (_release_pending(tx, member_id) + _release_expired_holds(tx, member_id)
             + _expire_lots(tx, member_id))
 

@@ -81,8 +81,7 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
                 + " ".join(quote.explanation), cap=cap or 0, field="amount",
             )
         op = operation_id()
-        accounts = tx.ledger.member_accounts(member_id)
-        balances = tx.ledger.member_balances(member_id)
+        accounts, balances = tx.ledger.member_accounts_and_balances(member_id)
         pending_days = rule.earn.pending_days if rule.earn else 0
         # Pending points repay debt when they are released, not before.
         repay = 0 if pending_days else min(quote.points, -balances[AccountKind.DEBT])
@@ -171,8 +170,8 @@ def check_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
     quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
     tx.ledger.lock_member(member_id)
     sweep_member(tx, member_id)
-    accounts = tx.ledger.member_accounts(member_id)
-    available = tx.ledger.member_balances(member_id)[AccountKind.WALLET]
+    accounts, balances = tx.ledger.member_accounts_and_balances(member_id)
+    available = balances[AccountKind.WALLET]
     if cmd.points > available:
         raise InsufficientPoints(requested=cmd.points, available=available)
     return Spend(member_id, rule, Money(quote.value_minor, partner.currency), accounts,

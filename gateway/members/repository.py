@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway.db.tables import link_events, linked_accounts, members
 from gateway.members.identity import IdentityRepository, NewMember
@@ -18,12 +18,9 @@ class MemberRepository:
         self.conn = conn
 
     def member_for_customer(self, partner_id: str, customer_id: str) -> str | None:
+        # On every earn and redeem: built once (module end), not per call (issue 11).
         return self.conn.execute(
-            select(linked_accounts.c.member_id).where(
-                linked_accounts.c.partner_id == partner_id,
-                linked_accounts.c.customer_id == customer_id,
-                _OPEN,
-            )
+            _MEMBER_FOR_CUSTOMER, {"partner_id": partner_id, "customer_id": customer_id}
         ).scalar_one_or_none()
 
     def customer_for_member(self, partner_id: str, member_id: str) -> str | None:
@@ -110,3 +107,10 @@ class MemberRepository:
                 _OPEN,
             )
         ).scalar_one_or_none()
+
+
+_MEMBER_FOR_CUSTOMER = select(linked_accounts.c.member_id).where(
+    linked_accounts.c.partner_id == bindparam("partner_id"),
+    linked_accounts.c.customer_id == bindparam("customer_id"),
+    _OPEN,
+)

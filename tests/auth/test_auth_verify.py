@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -209,12 +210,23 @@ async def test_revoked_token_is_rejected(
 def test_revocation_seen_by_another_worker(
     engine: Engine, settings: Settings, clock: FixedClock, shop_client: CreatedClient
 ) -> None:
-    """Two AuthService instances share only the database, like two processes."""
+    """Two AuthService instances share only the database, like two processes. Each holds
+    revocations in memory (gateway.auth.feed): the one that revoked refuses at once, the other
+    within its refresh bound."""
     one = AuthService(engine, settings, clock)
-    two = AuthService(engine, settings, clock)
+    two = AuthService(engine, settings, clock, refresh_s=0.2)
     issued = one.tokens.issue(shop_client.client, {"points:earn"})
     assert two.tokens.verify(issued.access_token).partner_id == "shop"
     one.revocations.revoke(issued.jti, issued.expires_at)
+    revoked_at = time.monotonic()
+    _expect_invalid(one, issued.access_token, "the token has been revoked")
+    # The bound, plus slack for a loaded machine; past it the other worker must refuse.
+    while time.monotonic() - revoked_at < 0.2 + 1.0:
+        try:
+            two.tokens.verify(issued.access_token)
+        except InvalidToken:
+            break
+        time.sleep(0.01)
     _expect_invalid(two, issued.access_token, "the token has been revoked")
 
 

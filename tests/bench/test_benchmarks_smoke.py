@@ -30,7 +30,7 @@ def test_quick_benchmarks_print_the_table_and_results(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "smoke.json").read_text())
     assert (tmp_path / "smoke.md").read_text().startswith("# Benchmark results")
     rows = {(r["benchmark"], r["metric"]): r for r in data["rows"]}
-    assert {b for b, _ in rows} == {"earn", "balance", "redeem", "viewer"}
+    assert {b for b, _ in rows} == {"earn", "balance", "redeem", "scale", "viewer"}
     assert all(r["backend"] == "sqlite" for r in data["rows"])
 
     earn = rows["earn", "throughput (req/s)"]
@@ -57,6 +57,18 @@ def test_quick_benchmarks_print_the_table_and_results(tmp_path: Path) -> None:
         rows["redeem", "throughput one member / spread (req/s)"]["note"]
     redeem = rows["redeem", "throughput one member / spread (req/s)"]
     assert redeem["value"] > 0 and redeem["baseline"] > 0
+
+    # Scale: earn on 2,000 members + 2,000 operations against 200 + 200 (1M vs 10k in full).
+    scale_p50 = rows["scale", "earn p50, 2,000 vs 200 members"]
+    assert scale_p50["value"] > 0 and scale_p50["baseline"] > 0
+    assert scale_p50["target"] == "<= 1.2x"
+    assert scale_p50["note"].count("verify clean") == 2, scale_p50["note"]
+    assert "failed" not in scale_p50["note"], scale_p50["note"]
+    scale_cpu = rows["scale", "earn CPU per request, 2,000 vs 200 members"]
+    assert scale_cpu["value"] > 0 and scale_cpu["baseline"] > 0
+    assert scale_cpu["target"] == "<= 1.2x" and scale_cpu["unit"] == "ms"
+    reads = rows["scale", "balance query at 2,000 members vs bare mutation (req/s)"]
+    assert reads["value"] > 0 and reads["baseline"] > 0 and reads["target"] == ">= 0.5x"
 
 
 def test_a_missing_program_is_named_not_an_index_error(tmp_path: Path) -> None:
