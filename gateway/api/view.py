@@ -114,6 +114,11 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return None
 
     def parse_json(self, data: str | bytes) -> Any:
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError:  # json.loads raised it, a 500
+                raise HTTPException(400, "the request body is not valid UTF-8") from None
         parsed = super().parse_json(data)
         if isinstance(parsed, list) and not self.services.settings.limits.allow_batching:
             # Strawberry would say only "Batching is not enabled".
