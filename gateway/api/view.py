@@ -10,10 +10,12 @@ page in development and is a 405 otherwise: queries never run over GET."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from cross_web import HTTPException  # the HTTP error Strawberry raises (its own dependency)
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -130,12 +132,32 @@ class GatewayGraphQL(GraphQL[Context, None]):
         if not all(isinstance(operation, dict) for operation in operations):
             raise HTTPException(400, "the request body must be a JSON object with a `query` "
                                 "string (or, with batching on, an array of them)")
+        for operation in operations:
+            self._one_operation_or_named(operation)
         return parsed
+
+    def _one_operation_or_named(self, body: dict[str, Any]) -> None:
+        """A document with several operations and no ``operationName`` is a request error
+        (GraphQL spec, GetOperation); Strawberry ran the first one. Parsed here only when the
+        text names two operations or more (graphql-core's parse, capped like the real one)."""
+        query = body.get("query")
+        if body.get("operationName") or not isinstance(query, str) or len(
+                _OPERATION_KEYWORD.findall(query)) < 2:
+            return
+        try:
+            document = parse(query, max_tokens=self.services.settings.limits.max_tokens)
+        except GraphQLError:
+            return  # Strawberry reports the syntax error
+        count = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+        if count > 1:
+            raise HTTPException(400, f"the document holds {count} operations: say which one "
+                                "to run in `operationName`")
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(services=self.services, principal=request.scope["state"]["principal"])
 
 
+_OPERATION_KEYWORD = re.compile(r"\b(?:query|mutation|subscription)\b")
 _HTTP_CODES = {400: "BAD_REQUEST", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 
