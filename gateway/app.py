@@ -33,6 +33,7 @@ from gateway.observability.metrics import Metrics, metrics_endpoint
 from gateway.observability.middleware import ObservabilityMiddleware, RouteNames
 from gateway.rules.store import RuleBook, sync_catalog
 from gateway.settings import Settings
+from gateway.web.headers import SecurityHeaders
 from partners.registry import Registry
 
 # How long /readyz waits for one dependency before calling it down: a load balancer's probe
@@ -146,7 +147,8 @@ def build(
             engine.dispose()
 
     middleware = [Middleware(ObservabilityMiddleware, metrics=metrics,
-                             routes=RouteNames(routes))]
+                             routes=RouteNames(routes)),
+                  Middleware(SecurityHeaders)]  # nosniff everywhere, CSP on HTML pages
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     return Gateway(app=app, services=services, auth=auth, backends=backends, metrics=metrics)
 
