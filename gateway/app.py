@@ -130,7 +130,7 @@ def build(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
-        settlement_page(services, auth),
+        settlement_page(services, auth, backends.limiter, metrics.record_rate_limited),
     ]
 
     @contextlib.asynccontextmanager

@@ -97,23 +97,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
             return self.auth.unauthorized_response(error)
         # Set before the limit so that the access log names the client of a 429 too.
         request.scope.setdefault("state", {})["principal"] = principal
-        decision = self.limiter.hit(f"client:{principal.client_id}")
-        if decision.unavailable:  # Redis down and limits fail closed: not the client's fault
-            return _error(
-                503, "RATE_LIMITER_UNAVAILABLE",
-                "the rate limiter is unavailable; nothing was done, retry after "
-                f"{decision.retry_after_s} s",
-                headers={"Retry-After": str(decision.retry_after_s)},
-            )
-        if not decision.allowed:
-            if self.on_rate_limited is not None:
-                self.on_rate_limited(principal.client_id)
-            return _error(
-                429, "RATE_LIMITED",
-                f"rate limit reached for this client; retry after {decision.retry_after_s} s",
-                headers={"Retry-After": str(decision.retry_after_s)},
-            )
-        return None
+        return rate_limited(self.limiter, principal.client_id, self.on_rate_limited)
 
     def parse_json(self, data: str | bytes) -> Any:
         if isinstance(data, bytes):
@@ -159,6 +143,30 @@ class GatewayGraphQL(GraphQL[Context, None]):
 
 _OPERATION_KEYWORD = re.compile(r"\b(?:query|mutation|subscription)\b")
 _HTTP_CODES = {400: "BAD_REQUEST", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+def rate_limited(limiter: RateLimiter, client_id: str,
+                 on_rate_limited: Callable[[str], None] | None = None) -> Response | None:
+    """Charge one request to the client's limit: None when admitted, else the 429 (or 503
+    while Redis is down and limits fail closed) to send. Every authenticated HTTP endpoint
+    calls this with the same limiter, so /graphql and /settlement/report share one budget."""
+    decision = limiter.hit(f"client:{client_id}")
+    if decision.unavailable:  # Redis down and limits fail closed: not the client's fault
+        return _error(
+            503, "RATE_LIMITER_UNAVAILABLE",
+            "the rate limiter is unavailable; nothing was done, retry after "
+            f"{decision.retry_after_s} s",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+    if not decision.allowed:
+        if on_rate_limited is not None:
+            on_rate_limited(client_id)
+        return _error(
+            429, "RATE_LIMITED",
+            f"rate limit reached for this client; retry after {decision.retry_after_s} s",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+    return None
 
 
 def _too_large(limit: int) -> Response:

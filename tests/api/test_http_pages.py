@@ -1,10 +1,12 @@
-"""Every response is ``nosniff``; every HTML page carries a CSP with ``frame-ancestors 'none'``
-(gateway/web/headers.py; issue 9, item 4)."""
+"""HTML pages and other HTTP endpoints (issue 9, item 4): every response is ``nosniff``; every
+HTML page carries a CSP with ``frame-ancestors 'none'`` (gateway/web/headers.py); the settlement
+report shares the client's GraphQL rate limit."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.settings import Limits
 from gateway.web.headers import HTML_POLICY
 from tests.settlement.scenario import run_worked_example
 from tests.settlement.test_api import finance
@@ -46,3 +48,23 @@ async def test_the_settlement_report_page(tmp_path: Path) -> None:
     assert page.status_code == 200
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["content-security-policy"] == POLICY
+
+
+async def test_the_report_page_shares_the_graphql_rate_limit(tmp_path: Path) -> None:
+    """GET /settlement/report was not rate limited at all (and each answer is megabytes)."""
+    gw = make_gateway(tmp_path, limits=Limits(rate_limit_per_minute=1, rate_limit_burst=2))
+    coalition = await finance(gw, None, ["settlement:read"])
+    url = "/settlement/report?start=2026-01-01T00:00:00%2B00:00&end=2026-02-01T00:00:00Z"
+    bearer = {"Authorization": f"Bearer {coalition.token}"}
+    async with coalition.http() as client:
+        first = await client.get(url, headers=bearer)
+        graphql = await client.post("/graphql", json={"query": "{ __typename }"}, headers=bearer)
+        third = await client.get(url, headers=bearer)
+        fourth = await client.post("/graphql", json={"query": "{ __typename }"}, headers=bearer)
+    assert (first.status_code, graphql.status_code) == (200, 200)
+    assert third.status_code == 429
+    assert third.headers["retry-after"] == "60"
+    assert third.json() == {"errors": [{
+        "message": "rate limit reached for this client; retry after 60 s",
+        "extensions": {"code": "RATE_LIMITED"}}]}
+    assert fourth.status_code == 429
