@@ -5,6 +5,7 @@ test keeps the two equal."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,7 +25,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types.execution import ExecutionResult
+from strawberry.types.execution import ExecutionContext, ExecutionResult
 
 from gateway.api import errors
 from gateway.api import settlement as settlement_api
@@ -133,6 +134,27 @@ def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     return found
 
 
+_log = logging.getLogger("strawberry.execution")
+
+
+class GatewaySchema(strawberry.Schema):
+    """Logs what went wrong by whose fault: a client's mistake (a domain error such as a bad
+    cursor or ``first`` out of range, a syntax or validation error) at info, one line, no
+    traceback; only an unexpected exception at error level with its traceback. Strawberry
+    logged every one at error level with a traceback, so alerts fired on clients' typos."""
+
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is None or isinstance(original, (DomainError, GraphQLError)):
+                code = original.code if isinstance(original, DomainError) else "GRAPHQL"
+                _log.info("request error %s: %s", code, error.message,
+                          extra={"error_code": str(code)})
+            else:
+                _log.error(error, exc_info=original)
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     limits = settings.limits
@@ -142,7 +164,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         if limits.allow_batching else None,
         scalar_map={settlement_api.BigInt: settlement_api.BIG_INT_SCALAR},
     )
-    return strawberry.Schema(
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         types=[errors.NotFoundError],
