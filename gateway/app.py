@@ -35,6 +35,7 @@ from gateway.observability.middleware import ObservabilityMiddleware, RouteNames
 from gateway.portal import portal_routes
 from gateway.rules.store import RuleBook, sync_catalog
 from gateway.settings import Settings
+from gateway.web.headers import SecurityHeaders
 from partners.registry import Registry
 
 # How long /readyz waits for one dependency before calling it down: a load balancer's probe
@@ -131,7 +132,7 @@ def build(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
-        settlement_page(services, auth),
+        settlement_page(services, auth, backends.limiter, metrics.record_rate_limited),
         *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
                        limits=sign_in_limits(backends.make_limiter)),
     ]
@@ -150,7 +151,8 @@ def build(
             engine.dispose()
 
     middleware = [Middleware(ObservabilityMiddleware, metrics=metrics,
-                             routes=RouteNames(routes))]
+                             routes=RouteNames(routes)),
+                  Middleware(SecurityHeaders)]  # nosniff everywhere, CSP on HTML pages
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     return Gateway(app=app, services=services, auth=auth, backends=backends, metrics=metrics)
 

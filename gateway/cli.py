@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from gateway.core.clock import Clock
 from gateway.core.errors import DomainError
-from gateway.settings import Settings
+from gateway.settings import ServingRefused, Settings, serving_settings
 
 DEMO_PARTNERS = ("grocery", "electronics", "fuel", "charity")
 DEMO_REDIRECT_URI = "http://127.0.0.1:8765/callback"  # a loopback client (RFC 8252 §7.3)
@@ -77,7 +77,13 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.auth.scopes import DEFAULT_ALLOWANCE
     from gateway.observability.logs import configure_logging
 
-    settings = Settings.from_env()
+    try:
+        settings = serving_settings(Settings.from_env(), args.host, args.port)
+    except ServingRefused as refused:
+        print(f"error: refusing to start: {refused}", file=sys.stderr)
+        return 2
+    # The workers build their own Settings from the environment: hand them this issuer.
+    os.environ["GATEWAY_ISSUER"] = settings.issuer
     workers = args.workers if args.workers is not None else settings.workers
     if workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -104,7 +110,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Demo member:   email={DEMO_MEMBER_EMAIL} password={DEMO_MEMBER_PASSWORD} "
               f"card={card}")
     engine.dispose()  # the workers open their own pools
-    print(f"\nGraphQL API:   {url}/graphql   (GraphiQL in a browser)")
+    print(f"\nIssuer:        {settings.issuer}")
+    print(f"GraphQL API:   {url}/graphql   (GraphiQL in a browser)")
     print(f"Member portal: {url}/portal/")
     print(f"Token:         curl -s -u grocery-demo:grocery-demo-secret "
           f"-d grant_type=client_credentials {url}/oauth/token")

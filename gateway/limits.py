@@ -35,7 +35,9 @@ def interval_us(per_minute: int) -> int:
 
 
 def default_burst(per_minute: int) -> int:
-    return max(1, per_minute // 6)
+    """A tenth of a minute's allowance (60 at the default 600 a minute), as documented in
+    ``gateway.settings.Limits`` and docs/deployment.md (it was a sixth, 100)."""
+    return max(1, per_minute // 10)
 
 
 def retry_after_s(wait_us: int) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "partners" / "catalog"
@@ -65,6 +65,9 @@ class Settings:
     redis_url: str | None = None
     catalog_dir: Path = DEFAULT_CATALOG
     issuer: str = "http://127.0.0.1:8000"
+    # True when GATEWAY_ISSUER was set. ``gateway serve`` otherwise derives the issuer from
+    # --host/--port (development) or refuses to start (production): see ``issuer_for``.
+    issuer_configured: bool = False
     audience: str = "coalition-gateway"
     token_ttl_seconds: int = 600
     production: bool = False
@@ -113,7 +116,8 @@ class Settings:
             database_url=env.get("DATABASE_URL", defaults.database_url),
             redis_url=env.get("REDIS_URL") or None,
             catalog_dir=Path(env.get("GATEWAY_CATALOG_DIR", str(defaults.catalog_dir))),
-            issuer=env.get("GATEWAY_ISSUER", defaults.issuer),
+            issuer=env.get("GATEWAY_ISSUER") or defaults.issuer,
+            issuer_configured=bool(env.get("GATEWAY_ISSUER")),
             audience=env.get("GATEWAY_AUDIENCE", defaults.audience),
             token_ttl_seconds=int(env.get("GATEWAY_TOKEN_TTL_SECONDS", defaults.token_ttl_seconds)),
             production=env.get("GATEWAY_ENV", "development") == "production",
@@ -125,3 +129,29 @@ class Settings:
             log_json=env.get("GATEWAY_LOG_FORMAT", "json") == "json",
             metrics_token=env.get("GATEWAY_METRICS_TOKEN") or None,
         )
+
+
+class ServingRefused(ValueError):
+    """``gateway serve`` must not start with these settings; the message says what to set."""
+
+
+def serving_settings(settings: Settings, host: str, port: int) -> Settings:
+    """The settings ``gateway serve --host H --port P`` runs with.
+
+    The issuer names the server actually listening: GATEWAY_ISSUER when set (TLS usually ends
+    at a proxy, so only the operator knows the public URL), else ``http://H:P`` in development.
+    Production refuses to start without an explicit issuer (tokens would name a URL nobody
+    serves) and without GATEWAY_METRICS_TOKEN (/metrics would be open to the internet)."""
+    problems = []
+    if settings.production and not settings.issuer_configured:
+        problems.append("GATEWAY_ISSUER must be set in production (the public URL of this "
+                        "gateway, e.g. https://gateway.example.com)")
+    if settings.production and not settings.metrics_token:
+        problems.append("GATEWAY_METRICS_TOKEN must be set in production (GET /metrics then "
+                        "needs 'Authorization: Bearer <token>')")
+    if problems:
+        raise ServingRefused("; ".join(problems))
+    if settings.issuer_configured:
+        return settings
+    shown = f"[{host}]" if ":" in host else host
+    return replace(settings, issuer=f"http://{shown}:{port}")

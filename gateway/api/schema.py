@@ -5,13 +5,14 @@ test keeps the two equal."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError, GraphQLUnionType, get_named_type
+from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -24,16 +25,17 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types.execution import ExecutionResult
+from strawberry.types.execution import ExecutionContext, ExecutionResult
 
 from gateway.api import errors
 from gateway.api import settlement as settlement_api
+from gateway.api.arguments import NormaliseArguments
 from gateway.api.members import MemberMutations, MemberQueries
 from gateway.api.points import PointsMutations, PointsQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
 from gateway.api.viewer import ViewerQueries
 from gateway.api.viewer_actions import ViewerMutations
-from gateway.core.errors import DomainError, InvalidInput
+from gateway.core.errors import DomainError
 from gateway.settings import Limits, Settings
 
 
@@ -74,54 +76,6 @@ class HideSuggestions(SchemaExtension):
         result = self.execution_context.result
         if isinstance(result, (GraphQLExecutionResult, ExecutionResult)) and result.errors:
             result.errors = [_without_suggestion(error) for error in result.errors]
-
-
-class RejectNulCharacters(SchemaExtension):
-    """No text argument may hold a NUL character (U+0000), on either backend.
-
-    PostgreSQL's text cannot store NUL, so a customer id or key holding one reached the driver
-    and failed there as an unexpected error (schemathesis found it); SQLite would have stored
-    it. The rule is the same for every text input of every operation, so it is checked once,
-    here, on the arguments of each root field: ``InvalidInputError`` naming the argument, inside
-    the field's result union when it has one (every mutation's has), else as a top-level error
-    with that code."""
-
-    def resolve(self, _next: Callable[..., Any], root: Any, info: Any, *args: Any,
-                **kwargs: Any) -> Any:
-        if info.path.prev is None:
-            for name, value in kwargs.items():
-                where = _nul_in(value, name)
-                if where is not None:
-                    error = InvalidInput(f"{where} must not contain NUL characters (U+0000)",
-                                         field=where)
-                    if _has_union_member(info.return_type, "InvalidInputError"):
-                        return errors.to_error(error, (errors.InvalidInputError,))
-                    raise error
-        return _next(root, info, *args, **kwargs)
-
-
-def _has_union_member(graphql_type: Any, name: str) -> bool:
-    """A field whose result is a union answers its errors inside it, as a typed member."""
-    named = get_named_type(graphql_type)
-    return isinstance(named, GraphQLUnionType) and any(t.name == name for t in named.types)
-
-
-def _nul_in(value: Any, path: str) -> str | None:
-    """The path of the first text holding NUL in an argument value, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = _nul_in(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-        return None
-    if isinstance(value, dict):  # input objects arrive as graphql-core's coerced dicts
-        for name, item in value.items():
-            found = _nul_in(item, f"{path}.{name}")
-            if found is not None:
-                return found
-    return None
 
 
 def _without_suggestion(error: GraphQLError) -> GraphQLError:
@@ -173,13 +127,34 @@ def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         lambda: AddValidationRules(list(limit_rules)),
         lambda: MaskErrors(should_mask_error=_mask, error_message="Unexpected error."),
         DomainErrorCodes,
-        RejectNulCharacters,
+        NormaliseArguments,
     ]
     if not settings.introspection_enabled:
         found.append(DisableIntrospection)
     if settings.production:
         found.append(HideSuggestions)
     return found
+
+
+_log = logging.getLogger("strawberry.execution")
+
+
+class GatewaySchema(strawberry.Schema):
+    """Logs what went wrong by whose fault: a client's mistake (a domain error such as a bad
+    cursor or ``first`` out of range, a syntax or validation error) at info, one line, no
+    traceback; only an unexpected exception at error level with its traceback. Strawberry
+    logged every one at error level with a traceback, so alerts fired on clients' typos."""
+
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is None or isinstance(original, (DomainError, GraphQLError)):
+                code = original.code if isinstance(original, DomainError) else "GRAPHQL"
+                _log.info("request error %s: %s", code, error.message,
+                          extra={"error_code": str(code)})
+            else:
+                _log.error(error, exc_info=original)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -191,7 +166,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         if limits.allow_batching else None,
         scalar_map={settlement_api.BigInt: settlement_api.BIG_INT_SCALAR},
     )
-    return strawberry.Schema(
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         types=[errors.NotFoundError],

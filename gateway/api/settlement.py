@@ -8,6 +8,7 @@ decimal string, since a period's totals can exceed GraphQL's 32-bit ``Int``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,10 +28,12 @@ from gateway.api.reconciliation import (
     reconciled,
 )
 from gateway.api.results import COMMON
+from gateway.api.view import rate_limited
 from gateway.auth.service import AuthService
 from gateway.auth.tokens import InvalidToken
 from gateway.core.errors import DomainError, Forbidden, InvalidInput, NotFound
 from gateway.core.principal import Principal
+from gateway.limits import RateLimiter
 from gateway.settlement import errors as se
 from gateway.settlement import model as sm
 from gateway.settlement import service
@@ -292,14 +295,19 @@ def _partner_for(principal: Principal, asked: str | None) -> str:
     return str(asked)
 
 
-def settlement_page(services: Services, auth: AuthService) -> Route:
-    """``GET /settlement/report?start=…&end=…`` with a bearer token holding settlement:read."""
-
+def settlement_page(services: Services, auth: AuthService, limiter: RateLimiter,
+                    on_rate_limited: Callable[[str], None] | None = None) -> Route:
+    """``GET /settlement/report?start=…&end=…`` with a bearer token holding settlement:read,
+    charged to the client's rate limit like a GraphQL request (``view.rate_limited``)."""
     async def page(request: Request) -> Response:
         try:
             principal = await auth.authenticate(request)
         except InvalidToken as error:
             return auth.unauthorized_response(error)
+        request.scope.setdefault("state", {})["principal"] = principal  # the access log's
+        refused = rate_limited(limiter, principal.client_id, on_rate_limited)
+        if refused is not None:
+            return refused
         try:
             if not principal.has("settlement:read"):
                 raise Forbidden("settlement:read")

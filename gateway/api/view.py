@@ -10,10 +10,12 @@ page in development and is a 405 otherwise: queries never run over GET."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from cross_web import HTTPException  # the HTTP error Strawberry raises (its own dependency)
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -95,25 +97,14 @@ class GatewayGraphQL(GraphQL[Context, None]):
             return self.auth.unauthorized_response(error)
         # Set before the limit so that the access log names the client of a 429 too.
         request.scope.setdefault("state", {})["principal"] = principal
-        decision = self.limiter.hit(f"client:{principal.client_id}")
-        if decision.unavailable:  # Redis down and limits fail closed: not the client's fault
-            return _error(
-                503, "RATE_LIMITER_UNAVAILABLE",
-                "the rate limiter is unavailable; nothing was done, retry after "
-                f"{decision.retry_after_s} s",
-                headers={"Retry-After": str(decision.retry_after_s)},
-            )
-        if not decision.allowed:
-            if self.on_rate_limited is not None:
-                self.on_rate_limited(principal.client_id)
-            return _error(
-                429, "RATE_LIMITED",
-                f"rate limit reached for this client; retry after {decision.retry_after_s} s",
-                headers={"Retry-After": str(decision.retry_after_s)},
-            )
-        return None
+        return rate_limited(self.limiter, principal.client_id, self.on_rate_limited)
 
     def parse_json(self, data: str | bytes) -> Any:
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError:  # json.loads raised it, a 500
+                raise HTTPException(400, "the request body is not valid UTF-8") from None
         parsed = super().parse_json(data)
         if isinstance(parsed, list) and not self.services.settings.limits.allow_batching:
             # Strawberry would say only "Batching is not enabled".
@@ -125,13 +116,57 @@ class GatewayGraphQL(GraphQL[Context, None]):
         if not all(isinstance(operation, dict) for operation in operations):
             raise HTTPException(400, "the request body must be a JSON object with a `query` "
                                 "string (or, with batching on, an array of them)")
+        for operation in operations:
+            self._one_operation_or_named(operation)
         return parsed
+
+    def _one_operation_or_named(self, body: dict[str, Any]) -> None:
+        """A document with several operations and no ``operationName`` is a request error
+        (GraphQL spec, GetOperation); Strawberry ran the first one. Parsed here only when the
+        text names two operations or more (graphql-core's parse, capped like the real one)."""
+        query = body.get("query")
+        if body.get("operationName") or not isinstance(query, str) or len(
+                _OPERATION_KEYWORD.findall(query)) < 2:
+            return
+        try:
+            document = parse(query, max_tokens=self.services.settings.limits.max_tokens)
+        except GraphQLError:
+            return  # Strawberry reports the syntax error
+        count = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+        if count > 1:
+            raise HTTPException(400, f"the document holds {count} operations: say which one "
+                                "to run in `operationName`")
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(services=self.services, principal=request.scope["state"]["principal"])
 
 
+_OPERATION_KEYWORD = re.compile(r"\b(?:query|mutation|subscription)\b")
 _HTTP_CODES = {400: "BAD_REQUEST", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+def rate_limited(limiter: RateLimiter, client_id: str,
+                 on_rate_limited: Callable[[str], None] | None = None) -> Response | None:
+    """Charge one request to the client's limit: None when admitted, else the 429 (or 503
+    while Redis is down and limits fail closed) to send. Every authenticated HTTP endpoint
+    calls this with the same limiter, so /graphql and /settlement/report share one budget."""
+    decision = limiter.hit(f"client:{client_id}")
+    if decision.unavailable:  # Redis down and limits fail closed: not the client's fault
+        return _error(
+            503, "RATE_LIMITER_UNAVAILABLE",
+            "the rate limiter is unavailable; nothing was done, retry after "
+            f"{decision.retry_after_s} s",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+    if not decision.allowed:
+        if on_rate_limited is not None:
+            on_rate_limited(client_id)
+        return _error(
+            429, "RATE_LIMITED",
+            f"rate limit reached for this client; retry after {decision.retry_after_s} s",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+    return None
 
 
 def _too_large(limit: int) -> Response:

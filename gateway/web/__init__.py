@@ -1,0 +1,1 @@
+"""HTTP helpers shared by every page the gateway serves (GraphiQL, reports, the portal)."""
