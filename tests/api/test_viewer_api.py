@@ -15,7 +15,14 @@ from gateway.core.clock import FixedClock
 from gateway.db import tables as t
 from gateway.ledger.verify import verify_ledger
 from tests.support.harness import NOW, Api, ledger_snapshot, make_gateway, partner_api
-from tests.support.members import card_of, give_activation_code, member_api
+from tests.support.members import (
+    LINK,
+    card_of,
+    give_activation_code,
+    link_code_for,
+    member_api,
+    member_id_of,
+)
 
 ERROR = "... on Error { __typename code message field }"
 VIEWER = f"""query($first: Int!, $after: String) {{ viewer {{ __typename
@@ -32,10 +39,8 @@ WALLET = """query { viewer { __typename ... on Viewer { wallet { available pendi
   ... on Error { code } } }"""
 GONE = {"__typename": "UnknownMemberError", "code": "UNKNOWN_MEMBER"}
 ENROL = """mutation($c: ID!) { enrolCustomer(input: {customerId: $c}) {
-  ... on EnrolCustomerSuccess { member { memberId } } } }"""
-LINK = """mutation($c: ID!, $m: ID!) { linkCustomer(input: {customerId: $c, memberId: $m}) {
-  __typename } }"""
-EARN = """mutation($c: ID!, $amount: Int!, $cur: String!, $p: String!) { earnPoints(input: {
+  ... on EnrolCustomerSuccess { member { memberReference } } } }"""
+EARN = """mutation($c: ID!, $amount: MinorUnits!, $cur: String!, $p: String!) { earnPoints(input: {
   customerId: $c, amount: {amountMinor: $amount, currency: $cur}, channel: STORE,
   purchaseId: $p, idempotencyKey: $p}) { ... on EarnPointsSuccess { points } } }"""
 MEMBER = """query($c: ID!) { member(customerId: $c) { __typename
@@ -66,9 +71,11 @@ async def world(tmp_path: Path) -> tuple[Gateway, FixedClock, Api, Api, Api, str
     grocery = await partner_api(gw, "grocery")
     electronics = await partner_api(gw, "electronics")
     fuel = await partner_api(gw, "fuel")
-    member = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]["member"]["memberId"]
-    assert (await electronics.gql(LINK, {"c": "e-1", "m": member}))["linkCustomer"] == {
-        "__typename": "LinkCustomerSuccess"}
+    await grocery.gql(ENROL, {"c": "g-1"})
+    member = member_id_of(gw, "grocery", "g-1")
+    code = link_code_for(gw, "grocery", "g-1")  # the member makes it; electronics links with it
+    assert (await electronics.gql(LINK, {"c": "e-1", "code": code}))["linkCustomer"][
+        "__typename"] == "LinkCustomerSuccess"
     await grocery.gql(EARN, {"c": "g-1", "amount": 120000, "cur": "UAH", "p": "g-p1"})
     clock.advance(timedelta(minutes=1))
     await electronics.gql(EARN, {"c": "e-1", "amount": 5000, "cur": "EUR", "p": "e-p1"})
@@ -99,7 +106,7 @@ async def test_viewer_shows_the_members_own_wallet_history_links_and_consents(
             "pageInfo": {"hasNextPage": True}},
         "linkedBrands": [
             {"partnerId": "electronics", "partnerName": "Volt Electronics",
-             "consentVia": "partner_asserted"},
+             "consentVia": "link_code"},
             {"partnerId": "grocery", "partnerName": "Kolos Grocery", "consentVia": "enrolment"}],
         "consents": []}
     assert body["history"]["edges"][0]["node"]["explanation"] != []
@@ -128,7 +135,8 @@ async def test_page_size_and_tokens_are_checked(tmp_path: Path) -> None:
 
 async def test_member_a_never_sees_member_b(tmp_path: Path) -> None:
     gw, _, grocery, _, _, member = await world(tmp_path)
-    other = (await grocery.gql(ENROL, {"c": "g-2"}))["enrolCustomer"]["member"]["memberId"]
+    await grocery.gql(ENROL, {"c": "g-2"})
+    other = member_id_of(gw, "grocery", "g-2")
     await grocery.gql(EARN, {"c": "g-2", "amount": 30000, "cur": "UAH", "p": "g-p2"})
     b = (await member_api(gw, other).gql(VIEWER, {"first": 100}))["viewer"]
     assert b["cardNumber"] == card_of(gw, other) != card_of(gw, member)
@@ -216,7 +224,8 @@ async def test_donate_moves_points_to_the_charity_once_per_key(tmp_path: Path) -
 
 async def test_merge_absorbs_a_second_account_the_member_proves(tmp_path: Path) -> None:
     gw, _, _, _, fuel, member = await world(tmp_path)
-    other = (await fuel.gql(ENROL, {"c": "f-1"}))["enrolCustomer"]["member"]["memberId"]
+    await fuel.gql(ENROL, {"c": "f-1"})
+    other = member_id_of(gw, "fuel", "f-1")
     await fuel.gql(EARN, {"c": "f-1", "amount": 100000, "cur": "UAH", "p": "f-p1"})
     code = give_activation_code(gw, other)
     me = member_api(gw, member)
