@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.api import errors as e
+from gateway.api.bigint import MinorUnits
 from gateway.api.context import Context
 from gateway.api.results import KEYED, attempt
 from gateway.api.types import Channel, Money, MoneyInput
@@ -25,7 +26,7 @@ MAX_LINES = 100
 @strawberry.input(description="One line of the basket, for category multipliers and per-litre "
                   "earn.")
 class LineItemInput:
-    amount_minor: int
+    amount_minor: MinorUnits
     category: str | None = None
     quantity_milli: int | None = strawberry.field(
         default=None, description="Quantity in thousandths (1000 = one litre or one unit)."

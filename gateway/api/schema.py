@@ -30,6 +30,7 @@ from strawberry.types.execution import ExecutionContext, ExecutionResult
 from gateway.api import errors
 from gateway.api import settlement as settlement_api
 from gateway.api.arguments import NormaliseArguments
+from gateway.api.bigint import MINOR_UNITS_SCALAR, MinorUnits
 from gateway.api.members import MemberMutations, MemberQueries
 from gateway.api.points import PointsMutations, PointsQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
@@ -164,7 +165,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     config: Any = StrawberryConfig(
         batching_config={"max_operations": limits.max_batch_operations}
         if limits.allow_batching else None,
-        scalar_map={settlement_api.BigInt: settlement_api.BIG_INT_SCALAR},
+        scalar_map={settlement_api.BigInt: settlement_api.BIG_INT_SCALAR,
+                    MinorUnits: MINOR_UNITS_SCALAR},
     )
     return GatewaySchema(
         query=Query,

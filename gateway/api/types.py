@@ -7,6 +7,7 @@ from enum import Enum
 
 import strawberry
 
+from gateway.api.bigint import MinorUnits
 from gateway.core.errors import InvalidInput
 from gateway.core.money import Money as DomainMoney
 from gateway.ledger.model import Balance as DomainBalance
@@ -22,7 +23,7 @@ class Channel(Enum):
 
 @strawberry.type(description="An amount in integer minor units (cents, kopiykas) of a currency.")
 class Money:
-    amount_minor: int
+    amount_minor: MinorUnits
     currency: str
 
     @staticmethod
@@ -32,7 +33,7 @@ class Money:
 
 @strawberry.input(description="An amount in integer minor units and an ISO 4217 currency code.")
 class MoneyInput:
-    amount_minor: int
+    amount_minor: MinorUnits
     currency: str
 
     def to_domain(self, field: str) -> DomainMoney:

@@ -48,7 +48,7 @@ HISTORY = """query($c: ID!, $first: Int!, $after: String) { member(customerId: $
     edges { cursor node { id kind points channel purchaseId amount { amountMinor currency }
                           ruleVersion occurredAt recordedAt } }
     pageInfo { hasNextPage endCursor } } } } }"""
-EARN = """mutation($c: ID!, $amount: Int!, $p: String!) { earnPoints(input: {customerId: $c,
+EARN = """mutation($c: ID!, $amount: MinorUnits!, $p: String!) { earnPoints(input: {customerId: $c,
   amount: {amountMinor: $amount, currency: "UAH"}, channel: STORE, purchaseId: $p,
   idempotencyKey: $p}) { ... on EarnPointsSuccess { operationId points } } }"""
 REDEEM = """mutation($c: ID!, $points: Int!, $basket: MoneyInput!, $key: String!) {

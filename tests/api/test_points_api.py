@@ -919,3 +919,31 @@ async def test_text_with_nul_is_invalid_input_on_every_backend(
     assert result["field"] == field
     assert "NUL" in result["message"]
     assert ledger_snapshot(gateway) == before
+
+
+async def test_money_is_64_bit_on_the_wire(tmp_path: Path) -> None:
+    """A 25,000,000.00 UAH sale (2.5e9 minor units, above GraphQL's 32-bit Int) is recorded and
+    read back as a JSON number; the transaction cap bounds its points (issue 9, item 3)."""
+    w = await world(tmp_path)
+    big = {"amountMinor": 2_500_000_000, "currency": "UAH"}
+    earned = await ok(w.grocery, EARN, earn_input(amount=big))
+    assert earned["points"] == 5000  # cap_per_transaction
+
+    returned = await ok(w.grocery, RETURN, {
+        "purchaseId": "r-1", "amount": big, "idempotencyKey": "ret-big"})
+    assert returned["amountReturnedTotal"] == big
+    assert returned["pointsReversed"] == 5000
+    assert_clean(w.gw)
+
+
+@pytest.mark.parametrize("amount", [2.5, 2**53, "12x", True])
+async def test_money_outside_64_bit_integers_is_refused_before_anything_runs(
+        tmp_path: Path, amount: object) -> None:
+    w = await world(tmp_path)
+    before = ledger_snapshot(w.gw)
+    response = await w.grocery.post(EARN, {"input": earn_input(
+        amount={"amountMinor": amount, "currency": "UAH"})})
+    answer = response.json()
+    assert answer.get("data") is None
+    assert "MinorUnits" in answer["errors"][0]["message"], answer
+    assert ledger_snapshot(w.gw) == before
