@@ -30,7 +30,9 @@ def prepare(database_url: str) -> Gateway:
     """Create the schema, the catalog's partners and their accounts (as the server would)."""
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return build(Settings(database_url=database_url))
+    from benchmarks.serve import BENCH_ISSUER
+
+    return build(Settings(database_url=database_url, issuer=BENCH_ISSUER))
 
 
 def member_id(n: int) -> str:

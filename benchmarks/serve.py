@@ -30,11 +30,16 @@ def effective_workers(requested: int, backend: str) -> int:
     return 1 if backend == "sqlite" else requested
 
 
+BENCH_ISSUER = "http://bench.gateway.test"
+
+
 @contextlib.contextmanager
 def gateway(database_url: str, workdir: Path, *, workers: int = 1,
             redis_url: str | None = None) -> Iterator[process.GatewayProcess]:
     """``gateway serve --demo`` as an operator would start it (tests/support/process.py)."""
-    env = {"DATABASE_URL": database_url,
+    # One issuer for the served app and for tokens minted offline by a benchmark's seeding
+    # (benchmarks/seed.py): otherwise the server derives its own from its port and refuses them.
+    env = {"DATABASE_URL": database_url, "GATEWAY_ISSUER": BENCH_ISSUER,
            "GATEWAY_RATE_LIMIT_PER_MINUTE": UNLIMITED, "GATEWAY_RATE_LIMIT_BURST": UNLIMITED,
            "GATEWAY_TOKEN_TTL_SECONDS": "900", "GATEWAY_WORKERS": str(workers)}
     if redis_url:

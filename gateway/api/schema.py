@@ -32,6 +32,7 @@ from gateway.api import settlement as settlement_api
 from gateway.api.arguments import NormaliseArguments
 from gateway.api.bigint import MINOR_UNITS_SCALAR, MinorUnits
 from gateway.api.members import MemberMutations, MemberQueries
+from gateway.api.pages import CheckPageSizes
 from gateway.api.points import PointsMutations, PointsQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
 from gateway.api.viewer import ViewerQueries
@@ -129,6 +130,7 @@ def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         lambda: MaskErrors(should_mask_error=_mask, error_message="Unexpected error."),
         DomainErrorCodes,
         NormaliseArguments,
+        lambda: CheckPageSizes(page_cap=limits.max_page_size),
     ]
     if not settings.introspection_enabled:
         found.append(DisableIntrospection)

@@ -377,21 +377,24 @@ async def test_history_is_newest_first_and_pages(tmp_path: Path) -> None:
 
 async def test_history_rejects_bad_page_arguments_as_graphql_errors(tmp_path: Path) -> None:
     """``history`` is a field of ``Member``, not a mutation: a bad ``first`` or ``after`` is a
-    GraphQL error on the path member.history (data null), not a typed union member."""
+    GraphQL error (data null), not a typed union member. A bad ``first`` is refused before
+    anything runs (no path: gateway/api/pages.py); a bad cursor on the path member.history."""
     grocery, _, _ = await grocery_history_world(tmp_path)
-    for first, after, message, field in (
-        (0, None, "first must be between 1 and 100", "first"),
-        (101, None, "first must be between 1 and 100", "first"),
-        (2, "not-a-cursor", "after is not a cursor this API issued", "after"),
-        (2, "eHg6MQ==", "after is not a cursor this API issued", "after"),  # base64 "xx:1"
+    for first, after, message, field, path in (
+        (0, None, "first must be between 1 and 100", "first", None),
+        (101, None, "first must be between 1 and 100", "first", None),
+        (2, "not-a-cursor", "after is not a cursor this API issued", "after",
+         ["member", "history"]),
+        (2, "eHg6MQ==", "after is not a cursor this API issued", "after",  # base64 "xx:1"
+         ["member", "history"]),
     ):
         before = ledger_snapshot(grocery.gateway)
         response = await grocery.post(HISTORY, {"c": "g-1", "first": first, "after": after})
         assert response.status_code == 200
         body = response.json()
         assert body["data"] is None
-        assert [(e["message"], e["path"], e["extensions"]) for e in body["errors"]] == [
-            (message, ["member", "history"], {"code": "INVALID_INPUT", "field": field})]
+        assert [(e["message"], e.get("path"), e["extensions"]) for e in body["errors"]] == [
+            (message, path, {"code": "INVALID_INPUT", "field": field})]
         assert ledger_snapshot(grocery.gateway) == before
     hundred = (await grocery.gql(HISTORY, {"c": "g-1", "first": 100}))["member"]["history"]
     assert len(hundred["edges"]) == 4

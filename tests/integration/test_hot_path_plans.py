@@ -34,6 +34,7 @@ from tests.api.test_points_api import (
 )
 from tests.support import harness
 from tests.support.harness import NOW, make_gateway, partner_api
+from tests.support.members import link_code_for
 
 # Not on a request's path: the rule book's publish check (``RuleBook._count``, at most every
 # 2 s per process, over a table of a few rows per partner).
@@ -62,9 +63,9 @@ async def test_request_path_queries_use_indexes(tmp_path: Path,
     gw = make_gateway(tmp_path, clock=clock)
     grocery = await partner_api(gw, "grocery")
     fuel = await partner_api(gw, "fuel")
-    member = (await grocery.gql(ENROL, {"c": "g-1"}))["enrolCustomer"]["member"]["memberId"]
+    await grocery.gql(ENROL, {"c": "g-1"})
     await grocery.gql(ENROL, {"c": "g-2"})
-    await fuel.gql(LINK, {"c": "f-1", "m": member})
+    await fuel.gql(LINK, {"c": "f-1", "code": link_code_for(gw, "grocery", "g-1")})
 
     seen: list[tuple[str, Any]] = []
 
