@@ -20,6 +20,7 @@ from gateway.api.viewer import Consent, ConsentPurpose, LinkedBrand
 from gateway.core.errors import NotFound
 from gateway.db.uow import UnitOfWork
 from gateway.ledger import erasure, member_ops
+from gateway.members import consent as codes
 from gateway.members import viewer as domain
 from gateway.members.export import export_member
 from gateway.members.identity import IdentityRepository
@@ -61,6 +62,13 @@ class MergeAccountSuccess:
     brands_moved: list[strawberry.ID]
 
 
+@strawberry.type(description="A one-time link code: give it to one brand to link your account "
+                 "there. Single use, 10 minutes.")
+class CreateLinkCodeSuccess:
+    link_code: str
+    expires_at: datetime
+
+
 @strawberry.type
 class ExportMyDataSuccess:
     json: str = strawberry.field(description="Everything held about you, as JSON (GDPR art. 20).")
@@ -82,6 +90,8 @@ UnlinkBrandResult = Annotated[UnlinkBrandSuccess | _Base | e.NotFoundError,
                               strawberry.union("UnlinkBrandResult")]
 SetConsentResult = Annotated[SetConsentSuccess | _Base | e.NotFoundError,
                              strawberry.union("SetConsentResult")]
+CreateLinkCodeResult = Annotated[CreateLinkCodeSuccess | _Base,
+                                strawberry.union("CreateLinkCodeResult")]
 ExportMyDataResult = Annotated[ExportMyDataSuccess | _Base, strawberry.union("ExportMyDataResult")]
 _Points = (_Base | e.NotFoundError | e.IdempotencyKeyReusedError | e.InvalidAmountError
            | e.InsufficientPointsError | e.RuleNotInForceError)
@@ -126,6 +136,19 @@ class ViewerMutations:
                             linked_at=b.linked_at, consent_via=b.via) for b in brands])
 
         result: UnlinkBrandResult = await attempt(run, _M)
+        return result
+
+    @strawberry.mutation(description="Make a one-time link code (8 characters, 10 minutes, "
+                         "single use) to give a brand. Scope: member.")
+    async def create_link_code(self, info: Info[Context, None]) -> CreateLinkCodeResult:
+        c = info.context
+
+        async def run() -> CreateLinkCodeSuccess:
+            mid = _member(c)
+            made = await c.run(codes.create_link_code, c.services.engine, c.services.clock, mid)
+            return CreateLinkCodeSuccess(link_code=made.code, expires_at=made.expires_at)
+
+        result: CreateLinkCodeResult = await attempt(run, _M)
         return result
 
     @strawberry.mutation(description="Give or withdraw a consent: marketing per partner, "

@@ -527,6 +527,7 @@ MEMBER_OPS = [
              f"activationCode: \"ACDEFGHJKM\", idempotencyKey: \"m\") {{ {ERRORS} }} }}",
              {"card": "9000000000000008"}),
     MemberOp("exportMyData", f"mutation {{ exportMyData {{ {ERRORS} }} }}", {}),
+    MemberOp("createLinkCode", f"mutation {{ createLinkCode {{ {ERRORS} }} }}", {}),
     MemberOp("eraseMe", f"mutation {{ eraseMe(remainingPoints: FORFEIT) {{ {ERRORS} }} }}", {}),
 ]
 MEMBER_OP_IDS = [op.field for op in MEMBER_OPS]
@@ -544,8 +545,8 @@ class Members:
 async def members(world: World) -> Members:
     from tests.support.members import card_of, member_api
 
-    other = (await world.electronics.gql(ENROL % "e-member-b"))["enrolCustomer"]["member"][
-        "memberId"]
+    await world.electronics.gql(ENROL % "e-member-b")
+    other = member_id_of(world.gw, "electronics", "e-member-b")
     a, b = member_api(world.gw, world.member_id), member_api(world.gw, other)
     unscoped = member_api(world.gw, world.member_id, scopes=())
     assert unscoped.token is not None
