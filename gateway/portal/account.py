@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import Engine, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.core.errors import DomainError, InvalidInput, NotFound, RateLimited
-from gateway.db.tables import partners
-from gateway.db.uow import UnitOfWork
+from gateway.core.errors import DomainError, InvalidInput, RateLimited
 from gateway.ledger import erasure, member_ops
 from gateway.ledger.context import LedgerContext
 from gateway.members import credentials, viewer
 from gateway.members.credentials import SignInLimits
 from gateway.members.export import export_member
-from gateway.members.identity import IdentityRepository, normalise_card_number
+from gateway.members.identity import normalise_card_number
 from gateway.members.sessions import end_session
 from gateway.portal.web import Page, Portal, client_address
 
@@ -41,7 +38,7 @@ def register(portal: Portal, ledger: LedgerContext, limits: SignInLimits) -> Non
     async def donate(request: Request, page: Page) -> Response:
         member_id = page.member_id
         assert member_id is not None
-        context: dict[str, object] = {"charities": await page.run(charities, engine)}
+        context: dict[str, object] = {"charities": await page.run(viewer.charities, engine)}
         if request.method == "POST":
             form = page.form
             try:
@@ -72,7 +69,7 @@ def register(portal: Portal, ledger: LedgerContext, limits: SignInLimits) -> Non
             else:
                 card = normalise_card_number(form.get("card_number", ""))
                 await page.run(limits.check, f"merge:{card}", address)
-                absorbed = await page.run(_proven, engine, card,
+                absorbed = await page.run(credentials.card_holder, engine, card,
                                           form.get("activation_code", ""))
             done = await page.run(member_ops.merge_members, engine, clock, member_id, absorbed,
                                   f"member:{member_id}", idempotency_key=form["nonce"])
@@ -95,7 +92,7 @@ def register(portal: Portal, ledger: LedgerContext, limits: SignInLimits) -> Non
     async def delete(request: Request, page: Page) -> Response:
         member_id = page.member_id
         assert member_id is not None
-        context: dict[str, object] = {"charities": await page.run(charities, engine)}
+        context: dict[str, object] = {"charities": await page.run(viewer.charities, engine)}
         if request.method == "GET":
             return page.render(context)
         form = page.form
@@ -107,7 +104,7 @@ def register(portal: Portal, ledger: LedgerContext, limits: SignInLimits) -> Non
             if remaining == "DONATE" and charity is None:
                 raise InvalidInput("choose the charity to donate to", field="charity")
             if form.get("confirm") != "yes":
-                names = {c_id: name for c_id, name in await page.run(charities, engine)}
+                names = {c_id: name for c_id, name in await page.run(viewer.charities, engine)}
                 return page.render({**context, "confirming": True, "remaining": remaining,
                                     "charity": charity or "",
                                     "charity_name": names.get(charity or "", "")})
@@ -119,27 +116,6 @@ def register(portal: Portal, ledger: LedgerContext, limits: SignInLimits) -> Non
         response = page.render({"deleted": True, "signed_in": False})
         portal.set_session(response, None)
         return response
-
-
-def charities(engine: Engine) -> list[tuple[str, str]]:
-    """(id, name) of every charity partner, by name."""
-    with UnitOfWork(engine, write=False) as uow:
-        rows = uow.conn.execute(select(partners.c.id, partners.c.name)
-                                .where(partners.c.kind == "charity")
-                                .order_by(partners.c.name, partners.c.id)).all()
-    return [(str(i), str(n)) for i, n in rows]
-
-
-def _proven(engine: Engine, card_number: str, activation_code: str) -> str:
-    """The member with this card number whose activation code matches; one answer for a wrong
-    number and a wrong code, so neither can be probed alone."""
-    with UnitOfWork(engine, write=False) as uow:
-        identity = IdentityRepository(uow.conn)
-        found = identity.member_by_card(card_number)
-        if found is None or not identity.activation_matches(found.id, activation_code):
-            raise NotFound("no account with this card number and activation code",
-                           field="activationCode")
-        return found.id
 
 
 def _available(portal: Portal, member_id: str) -> int:

@@ -16,8 +16,9 @@ from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.db import tables as t
 from gateway.ledger.verify import verify_ledger
+from gateway.members import credentials
 from gateway.members.service import enrol_customer
-from tests.portal.conftest import EMAIL, Browser
+from tests.portal.conftest import EMAIL, PASSWORD, Browser
 from tests.support.harness import ledger_snapshot, partner_api
 from tests.support.members import LINK, give_activation_code
 
@@ -215,3 +216,42 @@ async def test_delete_confirms_erases_and_signs_out(browser: Browser, gateway: G
     assert status == "erased"
     assert (await browser.get("/portal/wallet")).status_code == 303
     assert verify_ledger(gateway.services.engine).ok
+
+
+async def test_merge_with_the_other_accounts_sign_in(browser: Browser, gateway: Gateway,
+                                                     clock: FixedClock) -> None:
+    survivor = await linked_member(browser, gateway, clock)
+    other = credentials.sign_up(gateway.services.engine, clock, "second@example.com",
+                                "another good password")
+    before = ledger_snapshot(gateway)
+    _, wrong = await post_form(browser, "/portal/merge", {
+        "method": "sign_in", "email": "second@example.com", "password": "not the password"})
+    assert wrong.status_code == 400 and "the email or password is wrong" in wrong.text
+    _, itself = await post_form(browser, "/portal/merge", {
+        "method": "sign_in", "email": EMAIL, "password": PASSWORD})
+    assert itself.status_code == 400 and "cannot be merged into itself" in itself.text
+    assert ledger_snapshot(gateway) == before
+    _, merged = await post_form(browser, "/portal/merge", {
+        "method": "sign_in", "email": "second@example.com", "password": "another good password"})
+    assert merged.status_code == 200 and 'id="notice"' in merged.text, merged.text
+    with gateway.services.engine.connect() as conn:
+        into = conn.execute(select(t.members.c.merged_into)
+                            .where(t.members.c.id == other.member_id)).scalar_one()
+    assert into == survivor
+    assert verify_ledger(gateway.services.engine).ok
+
+
+async def test_history_pages_twenty_at_a_time(browser: Browser, gateway: Gateway,
+                                              clock: FixedClock) -> None:
+    await linked_member(browser, gateway, clock)
+    grocery = await partner_api(gateway, "grocery")
+    for n in range(20):
+        earned = await grocery.gql(EARN, {"c": "g-1", "amount": 1000, "p": f"g-more-{n}"})
+        assert earned["earnPoints"]["__typename"] == "EarnPointsSuccess"
+    first = await browser.get("/portal/history")
+    assert first.text.count('<span class="points">') == 20
+    older = re.search(r'id="older" href="([^"]+)"', first.text)
+    assert older is not None and "+120" not in first.text
+    second = await browser.get(older.group(1).replace("&amp;", "&"))
+    assert second.text.count('<span class="points">') == 1 and "+120" in second.text
+    assert 'id="older"' not in second.text
