@@ -36,7 +36,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 try:
-    from playwright.sync_api import Page, sync_playwright
+    from playwright.sync_api import ConsoleMessage, Page, sync_playwright
 except ImportError:  # pragma: no cover - the [test] extra installs it
     sync_playwright = None  # type: ignore[assignment]
 
@@ -106,9 +106,10 @@ def partner_token(base: str, client_id: str, secret: str) -> str:
 
 
 def sign_in(page: Page) -> None:
+    """By keyboard: type into the labelled fields, submit with Enter."""
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Password").press("Enter")
 
 
 @pytest.fixture
@@ -144,6 +145,14 @@ def test_member_path_in_a_real_browser(tmp_path: Path, gateway_server: tuple[
             browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 390, "height": 844})
             page = context.new_page()
+            problems: list[str] = []  # console errors, e.g. anything the CSP blocked
+
+            def console(message: ConsoleMessage) -> None:
+                where = str(message.location.get("url", ""))
+                if message.type == "error" and not where.endswith("/favicon.ico"):
+                    problems.append(f"{message.text} at {where}")
+
+            page.on("console", console)
 
             # Sign up (signed in at once), sign out, sign in again.
             page.goto(f"{base}/portal/sign-up")
@@ -177,6 +186,11 @@ def test_member_path_in_a_real_browser(tmp_path: Path, gateway_server: tuple[
             assert shot.stat().st_size > 0
             assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways
 
+            # The store code: a QR drawn as inline SVG (nothing for the CSP to block), and digits.
+            page.get_by_role("link", name="Store code").click()
+            assert page.locator("#store-qr svg").is_visible()
+            assert len(page.locator("#store-digits").inner_text().replace(" ", "")) == 12
+
             # Sign out, then the shop's backend starts the OAuth flow with authlib's client.
             page.goto(f"{base}/portal/sign-out")
             page.get_by_role("button", name="Sign out").click()
@@ -208,13 +222,15 @@ def test_member_path_in_a_real_browser(tmp_path: Path, gateway_server: tuple[
 
             # Unlink the shop in the portal: its customer is no member any more; points stay.
             page.goto(f"{base}/portal/brands")
-            page.get_by_role("button", name="Unlink Volt Electronics").click()
+            page.get_by_role("button", name="Unlink Volt Electronics").focus()
+            page.keyboard.press("Enter")
             page.locator("#notice").wait_for()
             assert "Volt Electronics" not in page.locator("#brands").inner_text()
             gone = gql(base, shop_token, MEMBER, {"c": "e-browser"})["member"]
             assert gone["__typename"] == "UnknownMemberError", gone
             assert gql(base, grocery, MEMBER, {"c": "g-browser"})["member"] == {
                 "__typename": "Member", "balance": {"available": 120}}
+            assert problems == []
             browser.close()
     except BaseException:
         print(server.output())
