@@ -134,7 +134,7 @@ def build(
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
         settlement_page(services, auth, backends.limiter, metrics.record_rate_limited),
         *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
-                       limits=sign_in_limits(backends.make_limiter)),
+                       limits=sign_in_limits(backends.make_limiter), ledger=services.ledger),
     ]
 
     @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ from gateway.api.context import Context
 from gateway.api.results import attempt
 from gateway.api.types import PageInfo
 from gateway.core.errors import InvalidInput
+from gateway.members import consent as codes
 from gateway.members import viewer as domain
 from gateway.members.service import encode_cursor
 
@@ -116,6 +117,13 @@ class Consent:
                        granted=c.granted, at=c.at, via=c.via)
 
 
+@strawberry.type(description="A rotating store code to show at a till (about a minute).")
+class StoreCode:
+    digits: str = strawberry.field(description="For typing at a till: three groups of four.")
+    qr_text: str = strawberry.field(description="What the QR code encodes (signed).")
+    expires_at: datetime
+
+
 @strawberry.type(description="The signed-in member. Scope: member.")
 class Viewer:
     card_number: str
@@ -147,6 +155,14 @@ class Viewer:
         found = await c.run(domain.linked_brands, c.services.engine, self.member_id)
         return [LinkedBrand(partner_id=strawberry.ID(b.partner_id), partner_name=b.partner_name,
                             linked_at=b.linked_at, consent_via=b.via) for b in found]
+
+    @strawberry.field(description="A fresh store code, bound to you, valid about a minute; "
+                      "each read issues a new one (show it at the till as a QR or digits).")
+    async def store_code(self, info: Info[Context, None]) -> StoreCode:
+        c = info.context
+        code = await c.run(codes.issue_store_code, c.services.engine, c.services.clock,
+                           self.member_id)
+        return StoreCode(digits=code.digits, qr_text=code.qr_text, expires_at=code.expires_at)
 
     @strawberry.field
     async def consents(self, info: Info[Context, None]) -> list[Consent]:

@@ -10,19 +10,17 @@ from enum import Enum
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import Engine
 from strawberry.types import Info
 
 from gateway.api import errors as e
 from gateway.api.context import Context
 from gateway.api.results import COMMON, KEYED, attempt
 from gateway.api.viewer import Consent, ConsentPurpose, LinkedBrand
-from gateway.core.errors import NotFound
-from gateway.db.uow import UnitOfWork
 from gateway.ledger import erasure, member_ops
+from gateway.members import consent as codes
+from gateway.members import credentials
 from gateway.members import viewer as domain
 from gateway.members.export import export_member
-from gateway.members.identity import IdentityRepository
 
 
 @strawberry.enum(description="What happens to the points left when an account is erased.")
@@ -61,6 +59,13 @@ class MergeAccountSuccess:
     brands_moved: list[strawberry.ID]
 
 
+@strawberry.type(description="A one-time link code: give it to one brand to link your account "
+                 "there. Single use, 10 minutes.")
+class CreateLinkCodeSuccess:
+    link_code: str
+    expires_at: datetime
+
+
 @strawberry.type
 class ExportMyDataSuccess:
     json: str = strawberry.field(description="Everything held about you, as JSON (GDPR art. 20).")
@@ -82,6 +87,8 @@ UnlinkBrandResult = Annotated[UnlinkBrandSuccess | _Base | e.NotFoundError,
                               strawberry.union("UnlinkBrandResult")]
 SetConsentResult = Annotated[SetConsentSuccess | _Base | e.NotFoundError,
                              strawberry.union("SetConsentResult")]
+CreateLinkCodeResult = Annotated[CreateLinkCodeSuccess | _Base,
+                                strawberry.union("CreateLinkCodeResult")]
 ExportMyDataResult = Annotated[ExportMyDataSuccess | _Base, strawberry.union("ExportMyDataResult")]
 _Points = (_Base | e.NotFoundError | e.IdempotencyKeyReusedError | e.InvalidAmountError
            | e.InsufficientPointsError | e.RuleNotInForceError)
@@ -95,18 +102,6 @@ EraseMeResult = Annotated[EraseMeSuccess | _Points, strawberry.union("EraseMeRes
 def _member(c: Context) -> str:
     c.require("member")
     return c.member_id
-
-
-def _proven(engine: Engine, card_number: str, activation_code: str) -> str:
-    """The member with this card number whose activation code matches; one answer for a wrong
-    number and a wrong code, so neither can be probed alone."""
-    with UnitOfWork(engine, write=False) as uow:
-        identity = IdentityRepository(uow.conn)
-        found = identity.member_by_card(card_number)
-        if found is None or not identity.activation_matches(found.id, activation_code):
-            raise NotFound("no account with this card number and activation code",
-                           field="cardNumber")
-        return found.id
 
 
 @strawberry.type
@@ -126,6 +121,19 @@ class ViewerMutations:
                             linked_at=b.linked_at, consent_via=b.via) for b in brands])
 
         result: UnlinkBrandResult = await attempt(run, _M)
+        return result
+
+    @strawberry.mutation(description="Make a one-time link code (8 characters, 10 minutes, "
+                         "single use) to give a brand. Scope: member.")
+    async def create_link_code(self, info: Info[Context, None]) -> CreateLinkCodeResult:
+        c = info.context
+
+        async def run() -> CreateLinkCodeSuccess:
+            mid = _member(c)
+            made = await c.run(codes.create_link_code, c.services.engine, c.services.clock, mid)
+            return CreateLinkCodeSuccess(link_code=made.code, expires_at=made.expires_at)
+
+        result: CreateLinkCodeResult = await attempt(run, _M)
         return result
 
     @strawberry.mutation(description="Give or withdraw a consent: marketing per partner, "
@@ -173,7 +181,8 @@ class ViewerMutations:
             mid = _member(c)
             member_ops.check_key(idempotency_key)
             s = c.services
-            absorbed = await c.run(_proven, s.engine, card_number, activation_code)
+            absorbed = await c.run(credentials.card_holder, s.engine, card_number,
+                                  activation_code)
             m = await c.run(member_ops.merge_members, s.engine, s.clock, mid, absorbed,
                             f"member:{mid}", idempotency_key=idempotency_key)
             return MergeAccountSuccess(

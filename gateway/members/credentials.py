@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
-from gateway.core.errors import Conflict, InvalidInput, RateLimited, Rejected
+from gateway.core.errors import Conflict, InvalidInput, NotFound, RateLimited, Rejected
 from gateway.db.tables import member_credentials, members
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.repository import LedgerRepository
@@ -189,6 +189,19 @@ def claim(engine: Engine, clock: Clock, limits: SignInLimits, card_number: str,
         _insert_credential(uow.conn, member.id, normalised, encoded, now)
         uow.commit()
     return member.id
+
+
+def card_holder(engine: Engine, card_number: str, activation_code: str) -> str:
+    """The member with this card number whose activation code matches (proof of holding a
+    second account, for a merge); one answer for a wrong number and a wrong code, so neither
+    can be probed alone. Callers limit the guesses."""
+    with UnitOfWork(engine, write=False) as uow:
+        identity = IdentityRepository(uow.conn)
+        found = identity.member_by_card(card_number)
+        if found is None or not identity.activation_matches(found.id, activation_code):
+            raise NotFound("no account with this card number and activation code",
+                           field="cardNumber")
+        return found.id
 
 
 def _credential(conn: Connection, email: str) -> tuple[str, str] | None:

@@ -73,6 +73,15 @@ class ConsentState:
     via: str
 
 
+def charities(engine: Engine) -> list[tuple[str, str]]:
+    """(id, name) of every charity partner, by name: where a member may donate."""
+    with UnitOfWork(engine, write=False) as uow:
+        rows = uow.conn.execute(select(partners.c.id, partners.c.name)
+                                .where(partners.c.kind == "charity")
+                                .order_by(partners.c.name, partners.c.id)).all()
+    return [(str(i), str(n)) for i, n in rows]
+
+
 def active(conn: Connection, member_id: str) -> str:
     """The member's card number; UNKNOWN_MEMBER unless the member is active."""
     row = conn.execute(select(members.c.status, members.c.card_number)

@@ -527,6 +527,7 @@ MEMBER_OPS = [
              f"activationCode: \"ACDEFGHJKM\", idempotencyKey: \"m\") {{ {ERRORS} }} }}",
              {"card": "9000000000000008"}),
     MemberOp("exportMyData", f"mutation {{ exportMyData {{ {ERRORS} }} }}", {}),
+    MemberOp("createLinkCode", f"mutation {{ createLinkCode {{ {ERRORS} }} }}", {}),
     MemberOp("eraseMe", f"mutation {{ eraseMe(remainingPoints: FORFEIT) {{ {ERRORS} }} }}", {}),
 ]
 MEMBER_OP_IDS = [op.field for op in MEMBER_OPS]

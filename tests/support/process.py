@@ -85,12 +85,13 @@ GATEWAY_SERVE = ("-m", "gateway", "serve", "--host", "127.0.0.1")
 
 def start(env: Mapping[str, str], args: Sequence[str] = (), *, log_path: Path,
           timeout: float = STARTUP_TIMEOUT_S,
-          program: Sequence[str] = GATEWAY_SERVE) -> GatewayProcess:
+          program: Sequence[str] = GATEWAY_SERVE, port: int | None = None) -> GatewayProcess:
     """``python -m gateway serve --host 127.0.0.1 --port <free> *args`` with ``env``; returns
     when ``/healthz`` answers 200, raises ``ServerFailed`` (after killing it) otherwise.
     ``program``: another server that takes ``--port`` and answers ``/healthz`` the same way
-    (the benchmarks' bare Strawberry app)."""
-    port = free_port()
+    (the benchmarks' bare Strawberry app). ``port``: one the caller chose (e.g. to name the
+    server in ``GATEWAY_ISSUER`` beforehand); a free one otherwise."""
+    port = port or free_port()
     command = [PYTHON, *program, "--port", str(port), *args]
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=server_env(env), stdout=log,
@@ -108,10 +109,10 @@ def start(env: Mapping[str, str], args: Sequence[str] = (), *, log_path: Path,
 @contextlib.contextmanager
 def running(env: Mapping[str, str], args: Sequence[str] = (), *, log_path: Path,
             timeout: float = STARTUP_TIMEOUT_S, program: Sequence[str] = GATEWAY_SERVE,
-            graceful: bool = False) -> Iterator[GatewayProcess]:
+            graceful: bool = False, port: int | None = None) -> Iterator[GatewayProcess]:
     """``start`` as a context manager; on the way out the group is killed (or, ``graceful``,
     sent SIGTERM first), whatever happened."""
-    server = start(env, args, log_path=log_path, timeout=timeout, program=program)
+    server = start(env, args, log_path=log_path, timeout=timeout, program=program, port=port)
     try:
         yield server
     finally:
