@@ -1,7 +1,8 @@
 """The GraphQL schema: root types composed from per-area mixins, with the protective extensions.
 
-``schema.graphql`` at the repository root is this schema printed (``gateway schema``); a contract
-test keeps the two equal."""
+It is served as an Apollo Federation v2 subgraph (``gateway.api.federation``). ``schema.graphql``
+at the repository root is this schema printed (``gateway schema``), ``schema.subgraph.graphql``
+its subgraph SDL (``gateway schema --federation``); contract tests keep both equal."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from strawberry.types.execution import ExecutionResult
 
 from gateway.api import errors
 from gateway.api import settlement as settlement_api
-from gateway.api.members import MemberMutations, MemberQueries
+from gateway.api.federation import FEDERATION_VERSION, FederationQueries, subgraph_sdl
+from gateway.api.members import Member, MemberMutations, MemberQueries
 from gateway.api.points import PointsMutations, PointsQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
 from gateway.api.viewer import ViewerQueries
@@ -38,7 +40,7 @@ from gateway.settings import Limits, Settings
 
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
-class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries):
+class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, FederationQueries):
     pass
 
 
@@ -191,14 +193,20 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         if limits.allow_batching else None,
         scalar_map={settlement_api.BigInt: settlement_api.BIG_INT_SCALAR},
     )
-    return strawberry.Schema(
+    return strawberry.federation.Schema(
         query=Query,
         mutation=Mutation,
-        types=[errors.NotFoundError],
+        types=[errors.NotFoundError, Member],  # Member: the entity, whatever reaches it
         extensions=extensions_for(settings),
         config=config,
+        federation_version=FEDERATION_VERSION,
     )
 
 
 def print_sdl() -> str:
     return str(build_schema()) + "\n"
+
+
+def print_subgraph_sdl() -> str:
+    """What ``_service { sdl }`` answers: the input of a partner's supergraph composition."""
+    return subgraph_sdl(build_schema())
