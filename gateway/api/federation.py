@@ -30,10 +30,14 @@ from graphql import (
     DocumentNode,
     ObjectTypeDefinitionNode,
     ScalarTypeDefinitionNode,
+    TypeDefinitionNode,
     UnionTypeDefinitionNode,
+    is_specified_directive,
+    is_specified_scalar_type,
     parse,
     print_ast,
 )
+from graphql.utilities import print_directive, print_type
 from strawberry.federation.schema import FederationAny
 from strawberry.types import Info
 
@@ -112,9 +116,26 @@ def _customer_ids(representations: list[Any], cap: int) -> list[str]:
     return found
 
 
+def served_sdl(schema: Any) -> str:
+    """The served schema as Strawberry prints it, plus what its printer leaves out for a
+    federation schema: the definitions of ``@key`` and ``@link`` and of the types of their
+    arguments. So ``schema.graphql`` parses on its own (``graphql.build_schema``, codegen),
+    holds every type introspection shows, and still shows ``@key`` where it applies."""
+    printed = str(schema)
+    served = schema._schema
+    named = {d.name.value for d in parse(printed).definitions if isinstance(d, TypeDefinitionNode)}
+    extra = [print_directive(d) for d in served.directives if not is_specified_directive(d)]
+    extra += [print_type(type_) for name, type_ in sorted(served.type_map.items())
+              if name not in named and not name.startswith("__")
+              and not is_specified_scalar_type(type_)]
+    return "\n\n".join([printed, *extra]) + "\n"
+
+
 @lru_cache(maxsize=8)
 def subgraph_sdl(schema: Any) -> str:
-    """The served schema without the federation plumbing (see the module docstring)."""
+    """The served schema without the federation plumbing (see the module docstring). Parsed
+    from Strawberry's print, which defines neither ``@key`` nor ``@link`` (nor should a
+    subgraph's SDL: composition brings them)."""
     document = parse(str(schema))
     kept = []
     for definition in document.definitions:

@@ -29,7 +29,12 @@ from strawberry.types.execution import ExecutionResult
 
 from gateway.api import errors
 from gateway.api import settlement as settlement_api
-from gateway.api.federation import FEDERATION_VERSION, FederationQueries, subgraph_sdl
+from gateway.api.federation import (
+    FEDERATION_VERSION,
+    FederationQueries,
+    served_sdl,
+    subgraph_sdl,
+)
 from gateway.api.members import Member, MemberMutations, MemberQueries
 from gateway.api.points import PointsMutations, PointsQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
@@ -204,7 +209,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
 
 
 def print_sdl() -> str:
-    return str(build_schema()) + "\n"
+    return served_sdl(build_schema())
 
 
 def print_subgraph_sdl() -> str:

@@ -73,6 +73,18 @@ def test_schema_file_is_the_printed_schema() -> None:
     assert_file_is(SDL_FILE, print_sdl(), REGENERATE)
 
 
+def test_schema_file_parses_alone_into_the_served_schema() -> None:
+    """Codegen and ``graphql.build_schema`` read the file with nothing else: it defines the
+    federation directives it applies, and holds every type and directive that is served."""
+    from graphql import build_schema as parse_sdl
+
+    served, parsed = graphql_schema(), parse_sdl(SDL_FILE.read_text(encoding="utf-8"))
+    assert set(parsed.type_map) == set(served.type_map)
+    assert {d.name for d in parsed.directives} == {d.name for d in served.directives}
+    assert parsed.query_type is not None and served.query_type is not None
+    assert set(parsed.query_type.fields) == set(served.query_type.fields)
+
+
 def test_subgraph_file_is_the_printed_subgraph_sdl() -> None:
     assert_file_is(SUBGRAPH_FILE, print_subgraph_sdl(), REGENERATE_SUBGRAPH)
 
