@@ -181,10 +181,10 @@ def cmd_verify(_: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_schema(_: argparse.Namespace) -> int:
-    from gateway.api.schema import print_sdl
+def cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.api.schema import print_sdl, print_subgraph_sdl
 
-    sys.stdout.write(print_sdl())
+    sys.stdout.write(print_subgraph_sdl() if args.federation else print_sdl())
     return 0
 
 
@@ -243,7 +243,11 @@ def parser() -> argparse.ArgumentParser:
                   ).set_defaults(func=cmd_db_current)
     sub.add_parser("verify", help="check balances against the ledger").set_defaults(
         func=cmd_verify)
-    sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(func=cmd_schema)
+    schema = sub.add_parser("schema", help="print the GraphQL SDL")
+    schema.add_argument("--federation", action="store_true",
+                        help="print the Apollo Federation subgraph SDL (what _service.sdl "
+                        "answers) instead of the served schema")
+    schema.set_defaults(func=cmd_schema)
     rules = sub.add_parser("rules", help="partner rule versions").add_subparsers(
         dest="rules_command", required=True)
     publish = rules.add_parser("publish", help="publish a new rule version from a TOML file")

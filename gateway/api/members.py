@@ -21,7 +21,10 @@ from gateway.members.service import Membership, encode_cursor
 MAX_PAGE = 100
 
 
-@strawberry.type(description="A coalition member, seen through this partner's customer id.")
+@strawberry.federation.type(
+    keys=["customerId"],
+    description="A coalition member, seen through this partner's customer id. An Apollo "
+    "Federation entity keyed by that id (docs/federation.md).")
 class Member:
     customer_id: strawberry.ID
     member_reference: strawberry.ID = strawberry.field(

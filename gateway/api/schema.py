@@ -1,7 +1,8 @@
 """The GraphQL schema: root types composed from per-area mixins, with the protective extensions.
 
-``schema.graphql`` at the repository root is this schema printed (``gateway schema``); a contract
-test keeps the two equal."""
+It is served as an Apollo Federation v2 subgraph (``gateway.api.federation``). ``schema.graphql``
+at the repository root is this schema printed (``gateway schema``), ``schema.subgraph.graphql``
+its subgraph SDL (``gateway schema --federation``); contract tests keep both equal."""
 
 from __future__ import annotations
 
@@ -31,7 +32,13 @@ from gateway.api import errors
 from gateway.api import settlement as settlement_api
 from gateway.api.arguments import NormaliseArguments
 from gateway.api.bigint import MINOR_UNITS_SCALAR, MinorUnits
-from gateway.api.members import MemberMutations, MemberQueries
+from gateway.api.federation import (
+    FEDERATION_VERSION,
+    FederationQueries,
+    served_sdl,
+    subgraph_sdl,
+)
+from gateway.api.members import Member, MemberMutations, MemberQueries
 from gateway.api.pages import CheckPageSizes
 from gateway.api.points import PointsMutations, PointsQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
@@ -42,7 +49,7 @@ from gateway.settings import Limits, Settings
 
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
-class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries):
+class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, FederationQueries):
     pass
 
 
@@ -142,7 +149,7 @@ def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
 _log = logging.getLogger("strawberry.execution")
 
 
-class GatewaySchema(strawberry.Schema):
+class GatewaySchema(strawberry.federation.Schema):
     """Logs what went wrong by whose fault: a client's mistake (a domain error such as a bad
     cursor or ``first`` out of range, a syntax or validation error) at info, one line, no
     traceback; only an unexpected exception at error level with its traceback. Strawberry
@@ -153,7 +160,8 @@ class GatewaySchema(strawberry.Schema):
         for error in errors:
             original = error.original_error
             if original is None or isinstance(original, (DomainError, GraphQLError)):
-                code = original.code if isinstance(original, DomainError) else "GRAPHQL"
+                code = (original.code if isinstance(original, DomainError)
+                        else (error.extensions or {}).get("code", "GRAPHQL"))
                 _log.info("request error %s: %s", code, error.message,
                           extra={"error_code": str(code)})
             else:
@@ -173,11 +181,17 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
-        types=[errors.NotFoundError],
+        types=[errors.NotFoundError, Member],  # Member: the entity, whatever reaches it
         extensions=extensions_for(settings),
         config=config,
+        federation_version=FEDERATION_VERSION,
     )
 
 
 def print_sdl() -> str:
-    return str(build_schema()) + "\n"
+    return served_sdl(build_schema())
+
+
+def print_subgraph_sdl() -> str:
+    """What ``_service { sdl }`` answers: the input of a partner's supergraph composition."""
+    return subgraph_sdl(build_schema())

@@ -1,6 +1,8 @@
 """The authorization matrix (DESIGN §8): every root operation × every kind of caller.
 
-Rows are the ten root fields partners call; columns are the token cases. Each cell states the
+Rows are the ten root fields partners call, plus the two Apollo Federation fields
+(``_entities``, ``_service``: no result union, so their refusals are top-level typed errors);
+columns are the token cases. Each cell states the
 exact answer, and every cell that is not a success proves that the rejected call changed nothing
 (``ledger_snapshot`` equal before and after). The success cells prove the converse for the
 mutations (the snapshot does move), so "unchanged" is a check that can fail.
@@ -34,7 +36,7 @@ from graphql import build_schema
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from gateway.api.schema import print_sdl
+from gateway.api.schema import print_sdl, print_subgraph_sdl
 from gateway.app import Gateway
 from gateway.auth.scopes import format_scope
 from gateway.auth.tokens import LEEWAY_SECONDS
@@ -320,6 +322,21 @@ OPS = [
        "customer", None, is_query=True),
 ]
 OP_IDS = [op.field for op in OPS]
+# The federation fields: same scope rules, answered as top-level errors (their types are fixed
+# by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.
+FEDERATION_OPS = [
+    Op("_entities", "members:read",
+       "query($r: [_Any!]!) { _entities(representations: $r) { __typename "
+       "... on Member { customerId memberReference } } }",
+       lambda w, c: {"r": [{"__typename": "Member", "customerId": c or "g-1"}]},
+       lambda w: {"_entities": [{"__typename": "Member", "customerId": "g-1",
+                                 "memberReference": _reference(w, w.member_id)}]},
+       "customer", None, is_query=True),
+    Op("_service", "members:read", "{ _service { sdl } }", lambda w, c: {},
+       lambda w: {"_service": {"sdl": print_subgraph_sdl()}}, "customer", None, is_query=True),
+]
+FEDERATION_IDS = [op.field for op in FEDERATION_OPS]
+EVERY_OP, EVERY_ID = OPS + FEDERATION_OPS, OP_IDS + FEDERATION_IDS
 
 
 async def call(w: World, op: Op, token: str | None, resource: str | None = None
@@ -352,7 +369,7 @@ UNUSABLE = {  # token case → why the gateway refuses it (the RFC 6750 error_de
 }
 
 
-@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+@pytest.mark.parametrize("op", EVERY_OP, ids=EVERY_ID)
 async def test_no_token_is_a_bare_bearer_challenge(world: World, op: Op) -> None:
     before = ledger_snapshot(world.gw)
     response = await call(world, op, None)
@@ -365,7 +382,7 @@ async def test_no_token_is_a_bare_bearer_challenge(world: World, op: Op) -> None
 
 
 @pytest.mark.parametrize("case", list(UNUSABLE))
-@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+@pytest.mark.parametrize("op", EVERY_OP, ids=EVERY_ID)
 async def test_unusable_token_is_401_and_changes_nothing(world: World, op: Op, case: str
                                                          ) -> None:
     token = world.bad[case]
@@ -499,9 +516,55 @@ async def test_the_matrix_has_a_row_for_every_partner_operation() -> None:
         assert found is not None, f"{name} does not declare its scope"
         declared[name] = found.group(1)
     partner_fields = {name: scope for name, scope in declared.items() if scope in PARTNER_SCOPES}
-    assert partner_fields == {op.field: op.scope for op in OPS}, "give the new field a row here"
+    assert partner_fields == {op.field: op.scope for op in EVERY_OP}, (
+        "give the new field a row here")
     member_fields = {name for name, scope in declared.items() if scope == "member"}
     assert member_fields == {op.field for op in MEMBER_OPS}, "give the new member field a row"
+
+
+# --- the federation rows: the same cells, answered as top-level typed errors --------------------
+
+async def _top_level(w: World, op: Op, token: str, resource: str | None = None
+                     ) -> dict[str, Any]:
+    async with w.grocery.http() as client:
+        response = await client.post("/graphql", headers={"Authorization": f"Bearer {token}"},
+                                     json={"query": op.document,
+                                           "variables": op.variables(w, resource)})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _forbidden(op: Op) -> dict[str, Any]:
+    return {"data": None, "errors": [{
+        "message": f"this token lacks the scope '{op.scope}' that this field needs",
+        "locations": [{"line": 1, "column": 23 if op.field == "_entities" else 3}],
+        "path": [op.field], "extensions": {"code": "FORBIDDEN", "field": None}}]}
+
+
+@pytest.mark.parametrize("op", FEDERATION_OPS, ids=FEDERATION_IDS)
+async def test_federation_field_without_its_scope_is_forbidden(world: World, op: Op) -> None:
+    before = ledger_snapshot(world.gw)
+    assert await _top_level(world, op, world.lacking[op.scope]) == _forbidden(op)
+    assert ledger_snapshot(world.gw) == before
+
+
+@pytest.mark.parametrize("op", FEDERATION_OPS, ids=FEDERATION_IDS)
+async def test_federation_field_with_its_scope_alone_succeeds(world: World, op: Op) -> None:
+    before = ledger_snapshot(world.gw)
+    assert await _top_level(world, op, world.scoped[op.scope]) == {"data": op.success(world)}
+    assert ledger_snapshot(world.gw) == before
+
+
+async def test_entities_of_another_partners_customer_is_null_like_a_missing_one(world: World
+                                                                                 ) -> None:
+    op = FEDERATION_OPS[0]
+    theirs, nobodys = _other_partners(world, op)
+    token = world.scoped[op.scope]
+    before = ledger_snapshot(world.gw)
+    for customer in (theirs, nobodys):
+        assert await _top_level(world, op, token, customer) == {"data": {"_entities": [None]}}
+    assert ledger_snapshot(world.gw) == before
 
 
 # --- member tokens (issue 10): the member's own API is theirs alone -----------------------------
@@ -545,7 +608,7 @@ class Members:
 async def members(world: World) -> Members:
     from tests.support.members import card_of, member_api, member_id_of
 
-    await world.electronics.gql(ENROL % "e-member-b")
+    await world.electronics.gql(ENROL % "e-member-b")  # partners never see a member id
     other = member_id_of(world.gw, "electronics", "e-member-b")
     a, b = member_api(world.gw, world.member_id), member_api(world.gw, other)
     unscoped = member_api(world.gw, world.member_id, scopes=())
@@ -573,6 +636,15 @@ async def test_member_token_is_forbidden_on_partner_fields(world: World, members
     assert result == {
         "__typename": "ForbiddenError", "code": "FORBIDDEN", "scope": op.scope, "field": None,
         "message": f"this token lacks the scope '{op.scope}' that this field needs"}
+    assert ledger_snapshot(world.gw) == before
+
+
+@pytest.mark.parametrize("op", FEDERATION_OPS, ids=FEDERATION_IDS)
+async def test_member_token_is_forbidden_on_federation_fields(world: World, members: Members,
+                                                              op: Op) -> None:
+    before = ledger_snapshot(world.gw)
+    assert members.a.token is not None
+    assert await _top_level(world, op, members.a.token) == _forbidden(op)
     assert ledger_snapshot(world.gw) == before
 
 

@@ -11,7 +11,10 @@ where it matters (masked errors, leaks, typed error results carrying ``code``).
 
 Every root field returns a union, and a generated selection rarely asks for ``__typename`` or
 ``code``; so each query is first given ``__typename ... on Error { code message }`` under every
-union-typed field, so that every typed error can be checked.
+union-typed field, so that every typed error can be checked. The exceptions are Apollo
+Federation's ``_entities`` (its ``_Entity`` union holds entities, not results: a refusal is a
+top-level typed error) and ``_service``; ``_entities`` gets representations of seeded, unknown
+and malformed kinds from a strategy registered for its ``_Any`` scalar.
 
 The hand-written negatives at the end cover what a generator does not send: broken bodies,
 wrong variable types, and an Int beyond 32 bits."""
@@ -38,9 +41,13 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     GraphQLUnionType,
+    NameNode,
+    ObjectFieldNode,
+    ObjectValueNode,
     SelectionSetNode,
     TypeInfo,
     TypeInfoVisitor,
+    ValueNode,
     Visitor,
     get_named_type,
     parse,
@@ -71,6 +78,28 @@ ERROR_CODES = {code.name for code in domain.ErrorCode}
 # Customer ids hypothesis-graphql often generates: enrolled, with points, so that generated
 # queries reach Member.balance and Member.history too.
 SEEDED_CUSTOMERS = ("0", "1", "A", "T", "a")
+ENTITY_UNION = "_Entity"  # Apollo Federation's union of entities: no errors in it
+
+
+def _field(name: str, value: ValueNode) -> ObjectFieldNode:
+    return ObjectFieldNode(name=NameNode(value=name), value=value)
+
+
+def representations() -> st.SearchStrategy[ValueNode]:
+    """``_Any`` values for ``_entities``: mostly well-formed Member representations (seeded or
+    not), some with another type name, a missing or non-string customer id, or no object."""
+    customer = st.one_of(st.sampled_from(SEEDED_CUSTOMERS), st.text(max_size=140))
+    member = customer.map(lambda c: ObjectValueNode(fields=(
+        _field("__typename", nodes.String("Member")), _field("customerId", nodes.String(c)))))
+    malformed = st.one_of(
+        st.text(max_size=20).map(lambda t: ObjectValueNode(fields=(
+            _field("__typename", nodes.String(t)), _field("customerId", nodes.String("0"))))),
+        st.integers().map(lambda n: ObjectValueNode(fields=(
+            _field("__typename", nodes.String("Member")), _field("customerId", nodes.Int(n))))),
+        st.just(ObjectValueNode(fields=(_field("__typename", nodes.String("Member")),))),
+        st.text(max_size=20).map(nodes.String),
+    )
+    return st.one_of(member, member, member, member, malformed)
 
 
 def _exception_names() -> set[str]:
@@ -102,6 +131,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Target:
     headers = {"Authorization": f"Bearer {api.token}"}
     for number, customer in enumerate(SEEDED_CUSTOMERS):
         asyncio.run(api.gql(SEED, {"customer": customer, "key": f"seed-{number}"}))
+    schemathesis.graphql.scalar("_Any", representations())
     schema = schemathesis.graphql.from_asgi("/graphql", gateway.app, headers=headers)
     return Target(gateway, headers, schema, build_schema()._schema)
 
@@ -126,7 +156,8 @@ class _AskForErrors(Visitor):
     def leave_field(self, node: FieldNode, *_: Any) -> FieldNode | None:
         if node.selection_set is None:
             return None
-        if not isinstance(get_named_type(self.type_info.get_type()), GraphQLUnionType):
+        named = get_named_type(self.type_info.get_type())
+        if not isinstance(named, GraphQLUnionType) or named.name == ENTITY_UNION:
             return None
         extra = _ERROR_FIELDS.selection_set.selections  # type: ignore[attr-defined]
         return FieldNode(alias=node.alias, name=node.name, arguments=node.arguments,
@@ -192,7 +223,7 @@ def returns_union(path: list[str | int], schema: GraphQLSchema) -> bool:
             return False
         returned = get_named_type(fields[0].type)
         candidates = list(returned.types) if isinstance(returned, GraphQLUnionType) else [returned]
-    return isinstance(returned, GraphQLUnionType)
+    return isinstance(returned, GraphQLUnionType) and returned.name != ENTITY_UNION
 
 
 def test_returns_union() -> None:
@@ -201,6 +232,7 @@ def test_returns_union() -> None:
     assert returns_union(["member"], schema)
     assert not returns_union(["member", "history"], schema)
     assert not returns_union(["member", "history", "edges", 0, "node"], schema)
+    assert not returns_union(["_entities"], schema)
 
 
 def check(response: httpx.Response | Any, query: str, error_types: set[str],
@@ -238,13 +270,14 @@ def _valid(query: str, schema: GraphQLSchema) -> bool:
         return False
 
 
-def run_mode(target: Target, mode: GenerationMode) -> Counter[str]:
+def run_mode(target: Target, mode: GenerationMode, schema: Any = None) -> Counter[str]:
     """Run one generation mode; return what came back, by root field and result type."""
+    schema = target.schema if schema is None else schema
     error_types = error_type_names(target.graphql)
     outcomes: Counter[str] = Counter()
 
     @SETTINGS
-    @given(case=target.schema.as_strategy(mode, headers=target.headers))
+    @given(case=schema.as_strategy(mode, headers=target.headers))
     def run(case: Any) -> None:
         case.body = ask_for_errors(case.body, target.graphql)
         response = case.call()
@@ -258,7 +291,14 @@ def run_mode(target: Target, mode: GenerationMode) -> Counter[str]:
                 f"invalid input was accepted:\n{case.body}\n{response.text[:2000]}")
             outcomes["rejected"] += 1
         for field, result in (body.get("data") or {}).items():
-            outcomes[f"{field}:{result.get('__typename') if result else None}"] += 1
+            if isinstance(result, list):  # _entities: Member is its union's only type
+                kinds = sorted({"null" if item is None else "Member" for item in result})
+                outcomes[f"{field}:[{','.join(kinds)}]"] += 1
+            else:
+                outcomes[f"{field}:{result.get('__typename') if result else None}"] += 1
+        for error in body.get("errors") or []:
+            if error.get("path") in (["_entities"], ["_service"]):
+                outcomes[f"{error['path'][0]}:{error.get('extensions', {}).get('code')}"] += 1
 
     run()
     return outcomes
@@ -274,6 +314,16 @@ def test_positive_generated_requests(target: Target) -> None:
 def test_negative_generated_requests(target: Target) -> None:
     outcomes = run_mode(target, GenerationMode.NEGATIVE)
     assert outcomes["rejected"] >= EXAMPLES_PER_MODE / 2, outcomes
+
+
+def test_generated_federation_requests(target: Target) -> None:
+    """Schemathesis leaves ``_entities`` and ``_service`` out unless asked: asked here."""
+    federation = target.schema.include(name_regex=r"_entities|_service")
+    positive = run_mode(target, GenerationMode.POSITIVE, federation)
+    assert any(key.startswith("_entities:[") and "Member" in key for key in positive), positive
+    assert positive["_entities:INVALID_INPUT"] and positive["_service:None"], positive
+    negative = run_mode(target, GenerationMode.NEGATIVE, federation)
+    assert negative["rejected"] >= EXAMPLES_PER_MODE / 2, negative
 
 
 # --- hand-written negatives -----------------------------------------------------------------------

@@ -21,11 +21,16 @@ from graphql import (
 )
 
 from gateway.api.members import MAX_PAGE
-from gateway.api.schema import build_schema, print_sdl
+from gateway.api.schema import build_schema, print_sdl, print_subgraph_sdl
 from gateway.settings import Limits
 
 SDL_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+SUBGRAPH_FILE = SDL_FILE.with_name("schema.subgraph.graphql")
 REGENERATE = ".venv/bin/python -m gateway schema > schema.graphql"
+REGENERATE_SUBGRAPH = ".venv/bin/python -m gateway schema --federation > schema.subgraph.graphql"
+# Apollo Federation's own definitions (its subgraph specification fixes their shape).
+FEDERATION_PLUMBING = {"_Any", "_Entity", "_Service", "_FieldSet", "link__Import",
+                       "link__Purpose"}
 # Every connection field, with the test that proves its cap at run time (not only by its
 # description). A new connection fails test_every_connection_caps_first until it joins here.
 PROBED_CONNECTIONS = {
@@ -53,16 +58,59 @@ def is_connection(type_: object) -> bool:
             and {"edges", "pageInfo"} <= set(named.fields))
 
 
-def test_schema_file_is_the_printed_schema() -> None:
-    printed = print_sdl()
-    on_disk = SDL_FILE.read_text(encoding="utf-8")
+def assert_file_is(path: Path, printed: str, regenerate: str) -> None:
+    on_disk = path.read_text(encoding="utf-8")
     if on_disk != printed:
         diff = "".join(difflib.unified_diff(
             on_disk.splitlines(keepends=True), printed.splitlines(keepends=True),
-            "schema.graphql (committed)", "print_sdl() (code)", n=1))
+            f"{path.name} (committed)", "the code's", n=1))
         raise AssertionError(
-            f"schema.graphql is stale. Regenerate it from the repository root with\n\n"
-            f"    {REGENERATE}\n\nand review the change:\n{diff}")
+            f"{path.name} is stale. Regenerate it from the repository root with\n\n"
+            f"    {regenerate}\n\nand review the change:\n{diff}")
+
+
+def test_schema_file_is_the_printed_schema() -> None:
+    assert_file_is(SDL_FILE, print_sdl(), REGENERATE)
+
+
+def test_schema_file_parses_alone_into_the_served_schema() -> None:
+    """Codegen and ``graphql.build_schema`` read the file with nothing else: it defines the
+    federation directives it applies, and holds every type and directive that is served."""
+    from graphql import build_schema as parse_sdl
+
+    served, parsed = graphql_schema(), parse_sdl(SDL_FILE.read_text(encoding="utf-8"))
+    assert set(parsed.type_map) == set(served.type_map)
+    assert {d.name for d in parsed.directives} == {d.name for d in served.directives}
+    assert parsed.query_type is not None and served.query_type is not None
+    assert set(parsed.query_type.fields) == set(served.query_type.fields)
+
+
+def test_subgraph_file_is_the_printed_subgraph_sdl() -> None:
+    assert_file_is(SUBGRAPH_FILE, print_subgraph_sdl(), REGENERATE_SUBGRAPH)
+
+
+def test_subgraph_sdl_is_the_served_schema_less_the_federation_plumbing() -> None:
+    """Every type and field a client can query is in the SDL a partner composes, and Member is
+    the entity keyed by the partner's customer id, under a Federation 2 @link."""
+    from graphql import build_ast_schema, parse
+
+    served = graphql_schema()
+    subgraph = SUBGRAPH_FILE.read_text(encoding="utf-8")
+    assert subgraph.startswith('schema @link(url: "https://specs.apollo.dev/federation/v2.5", '
+                               'import: ["@key"]) {\n')
+    assert 'type Member @key(fields: "customerId") {\n' in subgraph
+    assert subgraph.count("@key(") == 1
+    # Parsed with the two federation directives declared (composition knows them already).
+    declared = ('directive @link(url: String!, import: [String]) repeatable on SCHEMA\n'
+                'directive @key(fields: String!) repeatable on OBJECT | INTERFACE\n')
+    composed = build_ast_schema(parse(declared + subgraph))
+    served_names = {name for name in served.type_map if not name.startswith("__")}
+    assert served_names - set(composed.type_map) == FEDERATION_PLUMBING
+    assert set(composed.type_map) - served_names == {
+        name for name in composed.type_map if name.startswith("__")}
+    assert served.query_type is not None and composed.query_type is not None
+    assert set(served.query_type.fields) - set(composed.query_type.fields) == {
+        "_entities", "_service"}
 
 
 def test_every_mutation_returns_success_or_typed_errors() -> None:
@@ -85,7 +133,8 @@ def test_every_mutation_returns_success_or_typed_errors() -> None:
 
 
 def test_every_union_admits_forbidden_and_invalid_input() -> None:
-    unions = [t for t in graphql_schema().type_map.values() if isinstance(t, GraphQLUnionType)]
+    unions = [t for t in graphql_schema().type_map.values()
+              if isinstance(t, GraphQLUnionType) and t.name not in FEDERATION_PLUMBING]
     assert len(unions) >= 9  # the eight mutations and member(); a vacuous loop would pass
     for union in unions:
         names = {member.name for member in union.types}

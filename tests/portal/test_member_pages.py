@@ -22,7 +22,7 @@ from tests.portal.conftest import EMAIL, PASSWORD, Browser
 from tests.support.harness import ledger_snapshot, partner_api
 from tests.support.members import LINK, give_activation_code
 
-EARN = """mutation($c: ID!, $amount: Int!, $p: String!) { earnPoints(input: {
+EARN = """mutation($c: ID!, $amount: MinorUnits!, $p: String!) { earnPoints(input: {
   customerId: $c, amount: {amountMinor: $amount, currency: "UAH"}, channel: STORE,
   purchaseId: $p, idempotencyKey: $p}) { __typename ... on EarnPointsSuccess { points } } }"""
 _CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
