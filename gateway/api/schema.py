@@ -39,6 +39,7 @@ from gateway.api.federation import (
     subgraph_sdl,
 )
 from gateway.api.members import Member, MemberMutations, MemberQueries
+from gateway.api.one_mutation import OneMutationPerOperation
 from gateway.api.pages import CheckPageSizes
 from gateway.api.points import PointsMutations, PointsQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
@@ -128,6 +129,7 @@ def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     limit_rules = tuple(
         QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
         + MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
+        + [OneMutationPerOperation]
     )
     found: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=1024),

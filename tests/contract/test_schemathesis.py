@@ -129,15 +129,17 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Target:
     gateway = make_gateway(tmp_path_factory.mktemp("schemathesis"))
     api = asyncio.run(partner_api(gateway, "grocery"))
     headers = {"Authorization": f"Bearer {api.token}"}
-    for number, customer in enumerate(SEEDED_CUSTOMERS):
-        asyncio.run(api.gql(SEED, {"customer": customer, "key": f"seed-{number}"}))
+    for number, customer in enumerate(SEEDED_CUSTOMERS):  # one mutation per request
+        asyncio.run(api.gql(SEED_ENROL, {"customer": customer}))
+        asyncio.run(api.gql(SEED_EARN, {"customer": customer, "key": f"seed-{number}"}))
     schemathesis.graphql.scalar("_Any", representations())
     schema = schemathesis.graphql.from_asgi("/graphql", gateway.app, headers=headers)
     return Target(gateway, headers, schema, build_schema()._schema)
 
 
-SEED = """mutation($customer: ID!, $key: String!) {
-  enrolCustomer(input: {customerId: $customer}) { ... on EnrolCustomerSuccess { created } }
+SEED_ENROL = """mutation($customer: ID!) {
+  enrolCustomer(input: {customerId: $customer}) { ... on EnrolCustomerSuccess { created } } }"""
+SEED_EARN = """mutation($customer: ID!, $key: String!) {
   earnPoints(input: {customerId: $customer, amount: {amountMinor: 120000, currency: "UAH"},
     channel: STORE, purchaseId: $key, idempotencyKey: $key}) { ... on EarnPointsSuccess {
     points } } }"""
