@@ -30,7 +30,7 @@ def effective_workers(requested: int, backend: str) -> int:
     return 1 if backend == "sqlite" else requested
 
 
-BENCH_ISSUER = "http://bench.gateway.test"
+BENCH_ISSUER = "http://127.0.0.1"  # loopback: OAuth allows plain http only there
 
 
 @contextlib.contextmanager
