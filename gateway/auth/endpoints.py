@@ -45,6 +45,7 @@ def auth_routes(auth: AuthService) -> list[Route]:
                 uri=f"{base}{path}",
                 headers=dict(request.headers),
                 form=form,
+                address=request.client.host if request.client else None,
             )
             result = await anyio.to_thread.run_sync(call, http)
             return JSONResponse(

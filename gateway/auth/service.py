@@ -22,6 +22,7 @@ from gateway.auth.clients import ClientRegistry
 from gateway.auth.keys import KeyStore
 from gateway.auth.revocation import RevocationStore, SqlRevocationStore
 from gateway.auth.scopes import SCOPES
+from gateway.auth.throttle import EndpointLimits, MakeLimiter, in_process
 from gateway.auth.tokens import (
     LEEWAY_SECONDS,
     MAX_TTL_SECONDS,
@@ -42,6 +43,7 @@ class AuthService:
         clock: Clock,
         *,
         revocations: RevocationStore | None = None,
+        make_limiter: MakeLimiter = in_process,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -67,12 +69,17 @@ class AuthService:
             tokens=self.tokens,
             revocations=self.revocations,
             clock=clock,
+            limits=EndpointLimits.build(make_limiter),
         )
 
     async def authenticate(self, request: Request) -> Principal:
         """``Authorization: Bearer <jwt>`` → the caller. Raises :class:`InvalidToken`."""
         token = bearer_token(request.headers.get("authorization"))
         return await anyio.to_thread.run_sync(self.tokens.verify, token)
+
+    def flush_audit(self) -> None:
+        """Write the refused-authentication counts held in memory (on shutdown, periodically)."""
+        self.server.refusals.flush(everything=True)
 
     def metadata(self) -> dict[str, Any]:
         return oauth.metadata(self.settings.issuer, scopes=[scope.name for scope in SCOPES])
