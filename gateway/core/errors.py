@@ -52,6 +52,7 @@ class ErrorCode(enum.StrEnum):
     PURCHASE_ALREADY_RECORDED = "PURCHASE_ALREADY_RECORDED"
     REJECTED = "REJECTED"
     INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    CAPTURE_EXCEEDS_HOLD = "CAPTURE_EXCEEDS_HOLD"
     RULE_NOT_IN_FORCE = "RULE_NOT_IN_FORCE"
     CAP_EXCEEDED = "CAP_EXCEEDED"
     REDEMPTION_NOT_ACCEPTED = "REDEMPTION_NOT_ACCEPTED"
@@ -147,6 +148,19 @@ class InsufficientPoints(Rejected):
         )
         self.requested = requested
         self.available = available
+
+
+class CaptureExceedsHold(Rejected):
+    """A capture asked for more points than the hold holds (the wallet is not consulted: the
+    held points are all a capture can take)."""
+
+    code = ErrorCode.CAPTURE_EXCEEDS_HOLD
+
+    def __init__(self, *, requested: int, held: int, field: str = "points") -> None:
+        super().__init__(f"the hold holds {held} points; {requested} cannot be captured from it",
+                         field=field)
+        self.requested = requested
+        self.held = held
 
 
 class RuleNotInForce(Rejected):
