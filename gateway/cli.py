@@ -176,6 +176,13 @@ def cmd_schema(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_errors_doc(_: argparse.Namespace) -> int:
+    from gateway.api.errors_doc import render
+
+    sys.stdout.write(render())
+    return 0
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from gateway.app import build
     from gateway.rules.store import publish_rule_version
@@ -232,6 +239,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("verify", help="check balances against the ledger").set_defaults(
         func=cmd_verify)
     sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(func=cmd_schema)
+    sub.add_parser("errors-doc", help="print docs/errors.md: error codes per operation"
+                   ).set_defaults(func=cmd_errors_doc)
     rules = sub.add_parser("rules", help="partner rule versions").add_subparsers(
         dest="rules_command", required=True)
     publish = rules.add_parser("publish", help="publish a new rule version from a TOML file")

@@ -20,6 +20,7 @@ and name the input field, so a partner's developer can fix the call without read
     │   └── PurchaseAlreadyRecorded  PURCHASE_ALREADY_RECORDED  purchase earned before
     ├── Rejected                     REJECTED             business rule says no
     │   ├── InsufficientPoints       INSUFFICIENT_POINTS
+    │   ├── CaptureExceedsHold       CAPTURE_EXCEEDS_HOLD  more than the hold holds
     │   ├── RuleNotInForce           RULE_NOT_IN_FORCE    no rule version covers the time
     │   ├── CapExceeded              CAP_EXCEEDED         a cap leaves nothing to post
     │   ├── RedemptionNotAccepted    REDEMPTION_NOT_ACCEPTED  partner takes no points
