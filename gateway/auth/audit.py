@@ -4,7 +4,8 @@ Admin actions on clients and keys are recorded in the same transaction as the ch
 describe. Refused client authentications change nothing and can come in floods (598 rows in one
 short probe once), so :class:`RefusalLog` counts them in memory and writes one row per endpoint,
 client id, source address, reason and minute, with the count (``audit_log`` is append-only:
-a row is written once its window has ended, or when the process flushes on shutdown).
+a row is written once its window has ended, by the next refusal or the periodic flush, or
+when the process flushes on shutdown).
 """
 
 from __future__ import annotations
@@ -83,13 +84,19 @@ class RefusalLog:
         self._pending: dict[tuple[Refusal, datetime], int] = {}
         self._lock = threading.Lock()
 
-    def refused(self, refusal: Refusal) -> None:
+    def refused(self, refusal: Refusal, *, write: bool = True) -> None:
+        """Count one refusal. ``write``: also write ended windows now (a database write: pass
+        False on the event loop and leave it to the periodic flush). Past ``max_pending`` keys,
+        a new client id is counted as ``*`` (a spray of made-up ids cannot grow memory)."""
         start = self._window_start(self._clock.now())
         with self._lock:
             key = (refusal, start)
+            if key not in self._pending and len(self._pending) >= self._max_pending:
+                key = (Refusal(refusal.endpoint, "*", refusal.address, refusal.reason,
+                               refusal.method), start)
             self._pending[key] = self._pending.get(key, 0) + 1
-            full = len(self._pending) > self._max_pending
-        self.flush(everything=full)
+        if write:
+            self.flush(everything=False)
 
     def flush(self, *, everything: bool = True) -> int:
         """Write the counts of ended windows (all counts when ``everything``); rows written."""

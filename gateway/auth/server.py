@@ -79,6 +79,7 @@ class HttpRequest:
     headers: Mapping[str, str]
     form: Sequence[tuple[str, str]] = ()
     address: str | None = None  # the source address, for its rate limit
+    admitted: bool = False  # the caller ran OAuthServer.admit already (on its event loop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,16 +359,29 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
             "scope": issued.scope,
         }
 
+    def admit(self, endpoint: str, request: HttpRequest, *, write: bool = True
+              ) -> HttpResponse | None:
+        """The budgets, before anything is hashed: None to go on, or the 429 (503) answer.
+
+        Cheap and free of database work with ``write=False``, so a web adapter runs it on its
+        event loop: a flood of refused requests then never reaches a worker thread, whose
+        Python work would contend for the GIL with every other partner's requests."""
+        client_id, _, method = _presented(Headers(request.headers), dict(request.form))
+        decision = self.limits.admit(client_id, request.address)
+        if decision.allowed:
+            return None
+        self.refusals.refused(Refusal(endpoint, client_id, request.address, "rate_limited",
+                                      method), write=write)
+        return _too_many(decision.retry_after_s, unavailable=decision.unavailable)
+
     def _guarded(
         self, endpoint: str, request: HttpRequest, call: Callable[[], object]
     ) -> HttpResponse:
         form = dict(request.form)
-        client_id, _, method = _presented(Headers(request.headers), form)
-        decision = self.limits.admit(client_id, request.address)
-        if not decision.allowed:
-            self.refusals.refused(Refusal(endpoint, client_id, request.address,
-                                          "rate_limited", method))
-            return _too_many(decision.retry_after_s, unavailable=decision.unavailable)
+        _, _, method = _presented(Headers(request.headers), form)
+        refused = None if request.admitted else self.admit(endpoint, request)
+        if refused is not None:
+            return refused
         try:
             names = [name for name, _ in request.form]
             repeated = sorted({name for name in names if names.count(name) > 1})

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from gateway.auth import clients as client_module
+from gateway.auth.audit import Refusal, RefusalLog
 from gateway.auth.clients import CreatedClient
 from gateway.auth.endpoints import auth_routes
 from gateway.auth.service import AuthService
@@ -207,3 +208,16 @@ async def test_basic_and_a_body_secret_together_are_invalid_request(
                                data={**GRANT, "client_secret": fuel_client.secret})
     assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
     assert "access_token" not in response.json()
+
+
+async def test_a_spray_of_made_up_ids_is_counted_in_bounded_memory(
+    engine: Engine, clock: FixedClock, audit_rows: Any,
+) -> None:
+    log = RefusalLog(engine, clock, max_pending=2)
+    for n in range(5):
+        log.refused(Refusal("token", f"cli_made_up_{n}", "10.0.0.9", "rate_limited", "none"),
+                    write=False)
+    assert log.flush() == 3
+    rows = [(r["subject"], r["detail"]["count"]) for r in audit_rows(engine)
+            if r["action"] == "token.client_refused"]
+    assert rows == [("cli_made_up_0", 1), ("cli_made_up_1", 1), ("*", 3)]
