@@ -59,7 +59,7 @@ def _median_ms(client: httpx.Client, token: str, requests: int) -> float:
     return statistics.median(times)
 
 
-def _flood(url: str, rate: int, seconds: float) -> None:
+def _flood(url: str, rate: int, seconds: float, control: bool = False) -> None:
     """Wrong secrets at a steady ``rate`` per second (an open loop: the offered load is the
     same whether the server hashes each one or refuses it at once)."""
     async def run() -> None:
@@ -69,8 +69,9 @@ def _flood(url: str, rate: int, seconds: float) -> None:
             started = time.perf_counter()
             for n in range(int(rate * seconds)):
                 await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
-                tasks.append(asyncio.create_task(client.post(
-                    "/oauth/token", data={"grant_type": "client_credentials"}, auth=VICTIM)))
+                request = (client.get("/healthz") if control else client.post(
+                    "/oauth/token", data={"grant_type": "client_credentials"}, auth=VICTIM))
+                tasks.append(asyncio.create_task(request))
             await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(run())
@@ -80,6 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rate", type=int, default=100, help="wrong secrets per second")
+    parser.add_argument("--control", action="store_true",
+                        help="flood GET /healthz instead: what any traffic at that rate costs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -90,7 +93,8 @@ def main() -> None:
                 _median_ms(client, token, 50)  # warm up
                 alone = _median_ms(client, token, args.requests)
                 flood = multiprocessing.Process(target=_flood,
-                                                args=(server.base_url, args.rate, 20.0))
+                                                args=(server.base_url, args.rate, 20.0,
+                                                      args.control))
                 cpu_before = _cpu_s(server.pid)
                 flood.start()
                 time.sleep(2)
