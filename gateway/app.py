@@ -95,7 +95,8 @@ def build(
         ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks,
                              on_commit=metrics.record_operation, guesses=backends.guesses),
     )
-    auth = AuthService(engine, settings, clock, revocations=backends.revocations)
+    auth = AuthService(engine, settings, clock, revocations=backends.revocations,
+                       make_limiter=backends.make_limiter)
     graphql = GatewayGraphQL(build_schema(settings), services, auth, backends.limiter,
                              on_rate_limited=metrics.record_rate_limited)
 
@@ -142,10 +143,14 @@ def build(
         """Under a server (not in-process tests): sample this worker's process gauges; on
         shutdown close the backends and the pool, and mark the worker dead for /metrics."""
         sampler = asyncio.create_task(metrics.sample_forever())
+        refusals = asyncio.create_task(_flush_refusals_forever(auth))
         try:
             yield
         finally:
             sampler.cancel()
+            refusals.cancel()
+            with contextlib.suppress(Exception):  # a database gone at shutdown loses counts only
+                await run_in_threadpool(auth.flush_audit)
             metrics.worker_exited()
             backends.close()
             engine.dispose()
@@ -165,6 +170,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     configure_logging(json_lines=settings.log_json)
     return build(settings, prepared=True).app
+
+
+async def _flush_refusals_forever(auth: AuthService, every_s: float = 30.0) -> None:
+    """Refused-authentication counts reach ``audit_log`` soon after their minute ends even
+    when no later refusal comes to write them."""
+    while True:
+        await asyncio.sleep(every_s)
+        await run_in_threadpool(auth.server.refusals.flush, everything=False)
 
 
 def _select_one(engine: Engine) -> None:

@@ -188,6 +188,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_errors_doc(_: argparse.Namespace) -> int:
+    from gateway.api.errors_doc import render
+
+    sys.stdout.write(render())
+    return 0
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from gateway.app import build
     from gateway.rules.store import publish_rule_version
@@ -248,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
                         help="print the Apollo Federation subgraph SDL (what _service.sdl "
                         "answers) instead of the served schema")
     schema.set_defaults(func=cmd_schema)
+    sub.add_parser("errors-doc", help="print docs/errors.md: error codes per operation"
+                   ).set_defaults(func=cmd_errors_doc)
     rules = sub.add_parser("rules", help="partner rule versions").add_subparsers(
         dest="rules_command", required=True)
     publish = rules.add_parser("publish", help="publish a new rule version from a TOML file")

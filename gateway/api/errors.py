@@ -83,6 +83,12 @@ class InsufficientPointsError(Error):
     available: int
 
 
+@strawberry.type(description="A capture asked for more than the hold holds.")
+class CaptureExceedsHoldError(Error):
+    requested: int
+    held: int
+
+
 @strawberry.type
 class RuleNotInForceError(Error):
     pass
@@ -130,6 +136,7 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.HoldAlreadySettled: HoldAlreadySettledError,
     domain.PurchaseAlreadyRecorded: PurchaseAlreadyRecordedError,
     domain.InsufficientPoints: InsufficientPointsError,
+    domain.CaptureExceedsHold: CaptureExceedsHoldError,
     domain.RuleNotInForce: RuleNotInForceError,
     domain.CapExceeded: CapExceededError,
     domain.RedemptionNotAccepted: RedemptionNotAcceptedError,
@@ -145,6 +152,8 @@ def _extra(exc: DomainError, kind: type[Error]) -> dict[str, Any]:
         return {"expected": exc.expected, "got": exc.got}
     if kind is InsufficientPointsError and isinstance(exc, domain.InsufficientPoints):
         return {"requested": exc.requested, "available": exc.available}
+    if kind is CaptureExceedsHoldError and isinstance(exc, domain.CaptureExceedsHold):
+        return {"requested": exc.requested, "held": exc.held}
     if kind is CapExceededError and isinstance(exc, domain.CapExceeded):
         return {"cap": exc.cap}
     if kind is ForbiddenError and isinstance(exc, domain.Forbidden):

@@ -14,7 +14,7 @@ from strawberry.types import Info
 from gateway.api import errors as e
 from gateway.api.bigint import MinorUnits
 from gateway.api.context import Context
-from gateway.api.results import KEYED, attempt
+from gateway.api.results import COMMON, KEYED, attempt
 from gateway.api.types import Channel, Money, MoneyInput
 from gateway.core.errors import InvalidInput
 from gateway.ledger import holds, service
@@ -63,6 +63,31 @@ class EarnPointsInput:
             purchase_id=_text(self.purchase_id, "purchaseId"),
             idempotency_key=self.idempotency_key, lines=lines, occurred_at=self.occurred_at,
         )
+
+
+@strawberry.input(description="A purchase to preview, as EarnPointsInput has it; a preview posts "
+                  "nothing, so it needs no idempotencyKey and no purchaseId.")
+class PreviewEarnInput:
+    customer_id: strawberry.ID | None = None
+    card_number: str | None = None
+    store_code: str | None = None
+    amount: MoneyInput = strawberry.field(description="The purchase total, in your currency.")
+    channel: Channel
+    lines: list[LineItemInput] = strawberry.field(default_factory=list)
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When the sale happened, if not now.")
+    purchase_id: str | None = strawberry.field(
+        default=None, description="Ignored: a preview records no purchase.")
+    idempotency_key: str | None = strawberry.field(
+        default=None, deprecation_reason="Ignored: a preview posts nothing. Omit it.")
+
+    def to_command(self, partner_id: str, max_lines: int = MAX_LINES) -> m.EarnPoints:
+        as_earn = EarnPointsInput(
+            customer_id=self.customer_id, card_number=self.card_number,
+            store_code=self.store_code, amount=self.amount, channel=self.channel,
+            purchase_id="preview", idempotency_key="", lines=self.lines,
+            occurred_at=self.occurred_at)
+        return as_earn.to_command(partner_id, max_lines)
 
 
 @strawberry.input(description="Name the member with a customerId linked here, or the storeCode "
@@ -184,7 +209,13 @@ class VoidRedemptionSuccess:
 class ReturnPurchaseSuccess:
     operation_id: strawberry.ID
     purchase_id: str
-    points_reversed: int = strawberry.field(description="Earned points taken back.")
+    points_reversed: int = strawberry.field(description=(
+        "Earned points taken back from the member's wallet (spendable and pending) only: the "
+        "part taken as debt is pointsOwed and the part that could not be taken back is "
+        "pointsUnrecovered. pointsReversedTotal is the sum of the three."))
+    points_reversed_total: int = strawberry.field(description=(
+        "Every earned point this return reverses: pointsReversed + pointsOwed + "
+        "pointsUnrecovered."))
     points_owed: int = strawberry.field(description="Taken back beyond the wallet, as debt.")
     points_unrecovered: int = strawberry.field(description="Could not be taken back.")
     points_refunded: int = strawberry.field(description="Points spent on it, given back.")
@@ -198,12 +229,13 @@ class ReturnPurchaseSuccess:
 
 EARN_ERRORS = (*KEYED, e.UnknownMemberError, e.CurrencyMismatchError, e.RuleNotInForceError,
                e.CapExceededError, e.PurchaseAlreadyRecordedError)
-PREVIEW_ERRORS = (*KEYED, e.CurrencyMismatchError, e.RuleNotInForceError)
+PREVIEW_ERRORS = (*COMMON, e.InvalidAmountError, e.CurrencyMismatchError,
+                  e.RuleNotInForceError)
 REDEEM_ERRORS = (*KEYED, e.UnknownMemberError, e.CurrencyMismatchError, e.RuleNotInForceError,
                  e.CapExceededError, e.InsufficientPointsError, e.RedemptionNotAcceptedError,
                  e.ConsentRequiredError)
 CAPTURE_ERRORS = (*KEYED, e.NotFoundError, e.HoldExpiredError, e.HoldAlreadySettledError,
-                  e.InsufficientPointsError, e.CapExceededError, e.RuleNotInForceError)
+                  e.CaptureExceedsHoldError, e.CapExceededError, e.RuleNotInForceError)
 VOID_ERRORS = (*KEYED, e.NotFoundError, e.HoldAlreadySettledError)
 RETURN_ERRORS = (*KEYED, e.NotFoundError, e.NothingToReturnError, e.CurrencyMismatchError)
 
@@ -216,7 +248,8 @@ EarnPointsResult = Annotated[
     strawberry.union("EarnPointsResult"),
 ]
 PreviewEarnResult = Annotated[
-    PreviewEarnSuccess | e.CurrencyMismatchError | e.RuleNotInForceError | _KEYED_UNION,
+    PreviewEarnSuccess | e.CurrencyMismatchError | e.RuleNotInForceError | e.InvalidInputError
+    | e.ForbiddenError | e.RateLimitedError | e.InvalidAmountError,
     strawberry.union("PreviewEarnResult"),
 ]
 RedeemPointsResult = Annotated[
@@ -233,7 +266,10 @@ AuthoriseRedemptionResult = Annotated[
 ]
 CaptureRedemptionResult = Annotated[
     CaptureRedemptionSuccess | e.NotFoundError | e.HoldExpiredError | e.HoldAlreadySettledError
-    | e.InsufficientPointsError | e.CapExceededError | e.RuleNotInForceError | _KEYED_UNION,
+    # InsufficientPointsError stays so that old clients' fragments still validate; a capture
+    # beyond the hold answers CaptureExceedsHoldError (CAPTURE_EXCEEDS_HOLD).
+    | e.CaptureExceedsHoldError | e.InsufficientPointsError | e.CapExceededError
+    | e.RuleNotInForceError | _KEYED_UNION,
     strawberry.union("CaptureRedemptionResult"),
 ]
 VoidRedemptionResult = Annotated[
@@ -262,7 +298,7 @@ class PointsQueries:
     @strawberry.field(description="What a purchase would earn now, and why; posts nothing. "
                       "Scope: points:earn.")
     async def preview_earn(
-        self, info: Info[Context, None], input: EarnPointsInput
+        self, info: Info[Context, None], input: PreviewEarnInput
     ) -> PreviewEarnResult:
         c = info.context
 
@@ -388,6 +424,7 @@ class PointsMutations:
             return ReturnPurchaseSuccess(
                 operation_id=strawberry.ID(r.operation_id), purchase_id=r.purchase_id,
                 points_reversed=r.points_reversed, points_owed=r.points_owed,
+                points_reversed_total=r.points_reversed_total,
                 points_unrecovered=r.points_unrecovered, points_refunded=r.points_refunded,
                 amount_returned_total=Money.of(r.amount_returned_total),
                 available=r.available, debt=r.debt, recorded_at=r.recorded_at)

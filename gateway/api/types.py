@@ -69,7 +69,19 @@ class Operation:
         "became spendable), expire, hold_expired, donate (the member gave points to a charity), "
         "forfeit (left when the member erased their account)."
     )
-    points: int = strawberry.field(description="Signed effect on the member's available points.")
+    points: int = strawberry.field(description=(
+        "The operation's own amount, signed: + for points the member gains (earn, release, "
+        "refund), - for points taken or set aside (redeem, authorise, capture, return, expire). "
+        "A capture shows the points captured, an earn the points earned, even when part of "
+        "them only released a hold or repaid debt: availableChange is the effect on available "
+        "points."))
+    available_change: int = strawberry.field(description=(
+        "Signed effect of this operation on the member's available points: a capture of 50 "
+        "from an 80-point hold is +30 (the 30 not captured come back), an earn of 50 that "
+        "repaid 16 of debt is +34. The availableChange of all the member's operations, at "
+        "every partner, adds up "
+        "to balance.available (points past their expiry count until the expiry sweep records "
+        "them)."))
     channel: str | None
     purchase_id: str | None
     amount: Money | None
@@ -83,7 +95,8 @@ class Operation:
         if view.amount_minor is not None and view.currency is not None:
             amount = Money(amount_minor=view.amount_minor, currency=view.currency)
         return Operation(
-            id=strawberry.ID(view.id), kind=view.kind, points=view.points, channel=view.channel,
+            id=strawberry.ID(view.id), kind=view.kind, points=view.points,
+            available_change=view.available_change, channel=view.channel,
             purchase_id=view.purchase_id, amount=amount, rule_version=view.rule_version,
             occurred_at=view.occurred_at, recorded_at=view.recorded_at,
         )

@@ -61,7 +61,11 @@ class MemberOperation:
     partner_name: str
     kind: str
     channel: str | None
-    points: int = strawberry.field(description="Signed effect on the available points.")
+    points: int = strawberry.field(description=(
+        "The operation's own amount, signed: + for points gained, - for points taken or set "
+        "aside. A capture shows the points captured and an earn the points earned, even when "
+        "part of them only released a hold or repaid debt: it is not the change to available "
+        "points."))
     occurred_at: datetime
     recorded_at: datetime
     explanation: list[str] = strawberry.field(description="Why: how the points were worked out.")

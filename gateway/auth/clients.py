@@ -34,6 +34,11 @@ _SCRYPT_R = 8
 _SCRYPT_P = 1
 _HASH_BYTES = 32
 _MAXMEM = 64 * 1024 * 1024
+# What an unknown, disabled or secretless client's presented secret is checked against: the
+# hash of a random secret nobody knows, at today's parameters, so every refusal costs one scrypt
+# like a wrong secret does and response times do not tell which client ids exist.
+DECOY_HASH = ("scrypt$n=16384,r=8,p=1$wfkjHluPe97P4uaQq-TqnQ$"
+              "IOShnHX6zoOoTW-moZPC2XUhRMG_mn5taaTFSg42tvA")
 
 
 def hash_secret(secret: str) -> str:
@@ -102,6 +107,11 @@ class OAuthClient:
         return self.kind == "app"
 
     def check_secret(self, secret: str) -> bool:
+        """Exactly one scrypt per call, whatever the client: a disabled or public (secretless)
+        client checks against :data:`DECOY_HASH` and is refused."""
+        if self.disabled or not self.secret_hash:
+            verify_secret(secret, DECOY_HASH)
+            return False
         return verify_secret(secret, self.secret_hash)
 
 

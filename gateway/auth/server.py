@@ -12,8 +12,18 @@ We supply the storage hooks and three policies:
 * Introspection and revocation only see the caller's own tokens. Anyone else's token, like an
   unknown one, is ``{"active": false}`` / a no-op 200: a foreign token looks exactly like a
   missing one (DESIGN §8).
-* Refused client authentications are written to ``audit_log`` with the reason
-  (``unknown_client``, ``client_disabled``, ``bad_secret``); never the secret.
+* Before any secret is hashed, each request spends its client id's and its source address's
+  budget (``gateway.auth.throttle``): over budget is 429 with ``Retry-After``, and a refused
+  authentication costs more units (back-off).
+* Client ids are not enumerable by timing: an unknown or disabled client checks the presented
+  secret against a decoy hash, so every refusal with a secret costs one scrypt, like a wrong
+  secret does (``authenticate_client``).
+* Two client authentication methods in one request (HTTP Basic and a ``client_secret`` in the
+  body) are ``invalid_request`` (RFC 6749 §2.3.1).
+* Refused client authentications (and rate-limited requests) are counted in ``audit_log`` with
+  the reason (``unknown_client``, ``client_disabled``, ``bad_secret``, ``rate_limited``…), one
+  row per client id, address and minute (:class:`~gateway.auth.audit.RefusalLog`); never the
+  secret.
 
 All methods are blocking (database reads, scrypt): call them from a worker thread.
 """
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import (
@@ -34,6 +45,7 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
     TokenMixin,
 )
+from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
@@ -42,10 +54,11 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from sqlalchemy import Engine
 
 from gateway.auth import scopes as scope_list
-from gateway.auth.audit import record, write_transaction
+from gateway.auth.audit import Refusal, RefusalLog
 from gateway.auth.clients import ClientRegistry, OAuthClient
 from gateway.auth.codes import CodeGrant, CodeStore, S256Challenge
 from gateway.auth.revocation import RevocationStore
+from gateway.auth.throttle import EndpointLimits
 from gateway.auth.tokens import InvalidToken, TokenService, expires_at
 from gateway.core.clock import Clock
 
@@ -65,6 +78,8 @@ class HttpRequest:
     uri: str  # canonical public URI (issuer + path): TLS may end at a proxy in front of us
     headers: Mapping[str, str]
     form: Sequence[tuple[str, str]] = ()
+    address: str | None = None  # the source address, for its rate limit
+    admitted: bool = False  # the caller ran OAuthServer.admit already (on its event loop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +168,7 @@ class _Request(OAuth2Request):  # type: ignore[misc]
         super().__init__(request.method, request.uri, headers=Headers(request.headers))
         self._form = dict(request.form)
         self.payload = BasicOAuth2Payload(self._form)
+        self.address = request.address
 
     @property
     def form(self) -> dict[str, str]:
@@ -238,9 +254,13 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         tokens: TokenService,
         revocations: RevocationStore,
         clock: Clock,
+        limits: EndpointLimits | None = None,
     ) -> None:
         super().__init__(scopes_supported=[scope.name for scope in scope_list.SCOPES])
         self._engine = engine
+        self.limits = limits or EndpointLimits.build()
+        self.refusals = RefusalLog(engine, clock)
+        self._client_auth = ClientAuthentication(self._authenticating_client)
         self._clients = clients
         self._tokens = tokens
         self._clock = clock
@@ -254,21 +274,33 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     # public, framework-free entry points
     def token(self, request: HttpRequest) -> HttpResponse:
-        return self._guarded(request, lambda: self.create_token_response(request))
+        return self._guarded("token", request, lambda: self.create_token_response(request))
 
     def introspect(self, request: HttpRequest) -> HttpResponse:
         return self._guarded(
-            request, lambda: self.create_endpoint_response("introspection", request)
+            "introspection", request,
+            lambda: self.create_endpoint_response("introspection", request),
         )
 
     def revoke(self, request: HttpRequest) -> HttpResponse:
-        return self._guarded(request, lambda: self.create_endpoint_response("revocation", request))
+        return self._guarded(
+            "revocation", request, lambda: self.create_endpoint_response("revocation", request)
+        )
 
     # authlib hooks
     def query_client(self, client_id: str) -> _Client | None:
         client = self._clients.get(client_id)
         if client is None or client.disabled:
             return None
+        return _Client(client)
+
+    def _authenticating_client(self, client_id: str) -> _Client:
+        """``query_client`` for client authentication only: an unknown or disabled client is a
+        decoy that checks the secret against a decoy hash and refuses it (same cost, same
+        answer). The authorization endpoint keeps :meth:`query_client` (None when unknown)."""
+        client = self._clients.get(client_id)
+        if client is None or client.disabled:
+            client = _decoy(client_id)
         return _Client(client)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
@@ -300,6 +332,8 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         try:
             client: _Client = super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
+            client_id, _, _ = _presented(request.headers, request.form)
+            self.limits.failed(client_id, request.address)
             self._audit_refusal(request, endpoint)
             raise InvalidClientError(
                 status_code=401, description="client authentication failed"
@@ -325,13 +359,40 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
             "scope": issued.scope,
         }
 
-    def _guarded(self, request: HttpRequest, call: Callable[[], object]) -> HttpResponse:
+    def admit(self, endpoint: str, request: HttpRequest, *, write: bool = True
+              ) -> HttpResponse | None:
+        """The budgets, before anything is hashed: None to go on, or the 429 (503) answer.
+
+        Cheap and free of database work with ``write=False``, so a web adapter runs it on its
+        event loop: a flood of refused requests then never reaches a worker thread, whose
+        Python work would contend for the GIL with every other partner's requests."""
+        client_id, _, method = _presented(Headers(request.headers), dict(request.form))
+        decision = self.limits.admit(client_id, request.address)
+        if decision.allowed:
+            return None
+        self.refusals.refused(Refusal(endpoint, client_id, request.address, "rate_limited",
+                                      method), write=write)
+        return _too_many(decision.retry_after_s, unavailable=decision.unavailable)
+
+    def _guarded(
+        self, endpoint: str, request: HttpRequest, call: Callable[[], object]
+    ) -> HttpResponse:
+        form = dict(request.form)
+        _, _, method = _presented(Headers(request.headers), form)
+        refused = None if request.admitted else self.admit(endpoint, request)
+        if refused is not None:
+            return refused
         try:
             names = [name for name, _ in request.form]
             repeated = sorted({name for name in names if names.count(name) > 1})
             if repeated:
                 raise InvalidRequestError(
                     description=f"repeated parameters: {', '.join(repeated)}"
+                )
+            if method == "client_secret_basic" and "client_secret" in form:
+                raise InvalidRequestError(  # RFC 6749 §2.3.1: one method per request
+                    description="use one client authentication method: HTTP Basic or "
+                                "client_secret in the body, not both"
                 )
             response = call()
         except OAuth2Error as error:  # raised before authlib's own handling (request parsing)
@@ -341,13 +402,9 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         return response
 
     def _audit_refusal(self, request: _Request, endpoint: str) -> None:
-        client_id, secret = extract_basic_authorization(request.headers)
-        method = "client_secret_basic"
+        client_id, secret, method = _presented(request.headers, request.form)
         if not client_id:
-            client_id, secret = request.form.get("client_id"), request.form.get("client_secret")
-            method = "client_secret_post"
-        if not client_id:
-            reason, method = "no_credentials", "none"
+            reason = "no_credentials"
         else:
             client = self._clients.get(client_id)
             if client is None:
@@ -356,15 +413,45 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
                 reason = "client_disabled"
             else:
                 reason = "bad_secret" if secret else "no_secret"
-        with write_transaction(self._engine) as conn:
-            record(
-                conn,
-                at=self._clock.now(),
-                actor=f"client:{client_id}"[:200] if client_id else "anonymous",
-                action=f"{endpoint}.client_refused",
-                subject=client_id[:200] if client_id else None,  # column widths: 200
-                detail={"reason": reason, "method": method},
-            )
+        self.refusals.refused(Refusal(endpoint, client_id, request.address, reason, method))
+
+
+def _presented(
+    headers: Mapping[str, str], form: Mapping[str, str]
+) -> tuple[str | None, str | None, str]:
+    """(client id, secret, method) as the request presents them, before anything is checked."""
+    client_id, secret = extract_basic_authorization(headers)
+    if client_id:
+        return client_id, secret, "client_secret_basic"
+    client_id, secret = form.get("client_id"), form.get("client_secret")
+    if not client_id:
+        return None, None, "none"
+    return client_id, secret, "client_secret_post" if secret else "none"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _decoy(client_id: str) -> OAuthClient:
+    """A disabled confidential client: its secret check costs one scrypt and fails."""
+    return OAuthClient(client_id=client_id, name="", kind="partner", partner_id=None,
+                       allowed_scopes=frozenset(), created_at=_EPOCH, rotated_at=None,
+                       disabled_at=_EPOCH, secret_hash="")
+
+
+def _too_many(retry_after_s: int, *, unavailable: bool) -> HttpResponse:
+    """429 (or 503 while the limiter's Redis is down and limits fail closed), in the OAuth
+    error shape (RFC 6749 §5.2) with ``Retry-After`` (RFC 9110 §10.2.3)."""
+    headers = [("Retry-After", str(retry_after_s)), ("Cache-Control", "no-store"),
+               ("Pragma", "no-cache")]
+    if unavailable:
+        body = {"error": "temporarily_unavailable",
+                "error_description": "the rate limiter is unavailable; retry later"}
+        return HttpResponse(503, body, headers)
+    body = {"error": "too_many_requests",
+            "error_description": "too many requests for this client or source address; "
+                                 f"retry after {retry_after_s} s"}
+    return HttpResponse(429, body, headers)
 
 
 def metadata(issuer: str, *, scopes: Sequence[str]) -> dict[str, Any]:

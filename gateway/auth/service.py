@@ -23,6 +23,7 @@ from gateway.auth.feed import REFRESH_S, AuthFeed, FedRevocationStore
 from gateway.auth.keys import KeyStore
 from gateway.auth.revocation import RevocationStore, SqlRevocationStore
 from gateway.auth.scopes import SCOPES
+from gateway.auth.throttle import EndpointLimits, MakeLimiter, in_process
 from gateway.auth.tokens import (
     LEEWAY_SECONDS,
     MAX_TTL_SECONDS,
@@ -44,6 +45,7 @@ class AuthService:
         *,
         revocations: RevocationStore | None = None,
         refresh_s: float = REFRESH_S,
+        make_limiter: MakeLimiter = in_process,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -74,6 +76,7 @@ class AuthService:
             tokens=self.tokens,
             revocations=self.revocations,
             clock=clock,
+            limits=EndpointLimits.build(make_limiter),
         )
 
     async def authenticate(self, request: Request) -> Principal:
@@ -85,6 +88,10 @@ class AuthService:
         if known is not None:
             return known
         return await anyio.to_thread.run_sync(self.tokens.verify, token)
+
+    def flush_audit(self) -> None:
+        """Write the refused-authentication counts held in memory (on shutdown, periodically)."""
+        self.server.refusals.flush(everything=True)
 
     def metadata(self) -> dict[str, Any]:
         return oauth.metadata(self.settings.issuer, scopes=[scope.name for scope in SCOPES])

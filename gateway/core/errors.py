@@ -20,6 +20,7 @@ and name the input field, so a partner's developer can fix the call without read
     │   └── PurchaseAlreadyRecorded  PURCHASE_ALREADY_RECORDED  purchase earned before
     ├── Rejected                     REJECTED             business rule says no
     │   ├── InsufficientPoints       INSUFFICIENT_POINTS
+    │   ├── CaptureExceedsHold       CAPTURE_EXCEEDS_HOLD  more than the hold holds
     │   ├── RuleNotInForce           RULE_NOT_IN_FORCE    no rule version covers the time
     │   ├── CapExceeded              CAP_EXCEEDED         a cap leaves nothing to post
     │   ├── RedemptionNotAccepted    REDEMPTION_NOT_ACCEPTED  partner takes no points
@@ -52,6 +53,7 @@ class ErrorCode(enum.StrEnum):
     PURCHASE_ALREADY_RECORDED = "PURCHASE_ALREADY_RECORDED"
     REJECTED = "REJECTED"
     INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    CAPTURE_EXCEEDS_HOLD = "CAPTURE_EXCEEDS_HOLD"
     RULE_NOT_IN_FORCE = "RULE_NOT_IN_FORCE"
     CAP_EXCEEDED = "CAP_EXCEEDED"
     REDEMPTION_NOT_ACCEPTED = "REDEMPTION_NOT_ACCEPTED"
@@ -147,6 +149,19 @@ class InsufficientPoints(Rejected):
         )
         self.requested = requested
         self.available = available
+
+
+class CaptureExceedsHold(Rejected):
+    """A capture asked for more points than the hold holds (the wallet is not consulted: the
+    held points are all a capture can take)."""
+
+    code = ErrorCode.CAPTURE_EXCEEDS_HOLD
+
+    def __init__(self, *, requested: int, held: int, field: str = "points") -> None:
+        super().__init__(f"the hold holds {held} points; {requested} cannot be captured from it",
+                         field=field)
+        self.requested = requested
+        self.held = held
 
 
 class RuleNotInForce(Rejected):

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from gateway.core.errors import (
+    CaptureExceedsHold,
     HoldAlreadySettled,
     HoldExpired,
-    InsufficientPoints,
     InvalidAmount,
     NotFound,
 )
@@ -89,7 +89,7 @@ def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptur
         if points <= 0:
             raise InvalidAmount("points to capture must be positive", field="points")
         if points > held:
-            raise InsufficientPoints(requested=points, available=held)
+            raise CaptureExceedsHold(requested=points, held=held)
         rule = ctx.rules.rule_at(cmd.partner_id, hold.created_at)
         quote = quote_burn(rule, points=points, basket_amount_minor=int(hold.basket_amount_minor))
         member_id = str(hold.member_id)

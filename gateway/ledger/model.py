@@ -148,6 +148,11 @@ class Returned:
     debt: int
     recorded_at: datetime | None = None  # None only in answers stored before it was recorded
 
+    @property
+    def points_reversed_total(self) -> int:
+        """Every earned point the return reverses: from the wallet, as debt, or unrecovered."""
+        return self.points_reversed + self.points_owed + self.points_unrecovered
+
 
 @dataclass(frozen=True, slots=True)
 class PreviewedEarn:

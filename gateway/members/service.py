@@ -12,13 +12,21 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, bindparam, case, func, or_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput
-from gateway.db.tables import accounts, holds, linked_accounts, lot_movements, lots, operations
+from gateway.db.tables import (
+    accounts,
+    holds,
+    linked_accounts,
+    lot_movements,
+    lots,
+    operations,
+    transfers,
+)
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
 from gateway.ledger.model import Balance
@@ -58,6 +66,10 @@ class OperationView:
     rule_version: int | None
     occurred_at: datetime
     recorded_at: datetime
+    # The operation's net transfer into the member's wallet: its effect on available points
+    # (an earn that repaid debt counts what reached the wallet, a capture what the hold gave
+    # back). Every entry's change adds up to the wallet.
+    available_change: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +265,9 @@ def member_history(
         query, params["after"] = _HISTORY_AFTER, decode_cursor(after)
     with UnitOfWork(engine, write=False) as uow:
         rows = uow.conn.execute(query, params).all()
-    items = [OperationView(**row._asdict()) for row in rows[:first]]
+        changes = _wallet_changes(uow.conn, member_id, [str(row.id) for row in rows[:first]])
+    items = [OperationView(**row._asdict(), available_change=changes.get(str(row.id), 0))
+             for row in rows[:first]]
     end = encode_cursor(items[-1].id) if items else None
     return OperationPage(items, has_next=len(rows) > first, end_cursor=end)
 
@@ -272,6 +286,25 @@ _HISTORY = (
     .limit(bindparam("limit"))
 )
 _HISTORY_AFTER = _HISTORY.where(operations.c.id < bindparam("after"))
+
+
+def _wallet_changes(conn: Connection, member_id: str, operation_ids: list[str]) -> dict[str, int]:
+    """Net points into the member's wallet per operation (bounded by one page of ids)."""
+    if not operation_ids:
+        return {}
+    wallet = (select(accounts.c.id)
+              .where(accounts.c.member_id == member_id,
+                     accounts.c.kind == AccountKind.WALLET.value)
+              .scalar_subquery())
+    net = func.sum(case((transfers.c.credit_account_id == wallet, transfers.c.amount),
+                        else_=-transfers.c.amount))
+    rows = conn.execute(
+        select(transfers.c.operation_id, net)
+        .where(transfers.c.operation_id.in_(operation_ids),
+               or_(transfers.c.credit_account_id == wallet,
+                   transfers.c.debit_account_id == wallet))
+        .group_by(transfers.c.operation_id)).all()
+    return {str(op): int(points) for op, points in rows}
 
 
 def encode_cursor(operation_id: str) -> str:

@@ -314,7 +314,7 @@ OPS = [
                   "memberReference": _reference(w, w.member_id)},
        "customer", ("UnknownMemberError", "UNKNOWN_MEMBER"), is_query=True),
     Op("previewEarn", "points:earn",
-       f"query($input: EarnPointsInput!) {{ previewEarn(input: $input) {{ {ERRORS} "
+       f"query($input: PreviewEarnInput!) {{ previewEarn(input: $input) {{ {ERRORS} "
        "... on PreviewEarnSuccess { points uncappedPoints cappedBy ruleVersion } } }",
        _earn_input,
        lambda w: {"__typename": "PreviewEarnSuccess", "points": 120, "uncappedPoints": 120,

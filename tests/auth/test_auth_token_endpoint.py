@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from gateway.auth.clients import CreatedClient
 from gateway.auth.service import AuthService
 
+WINDOW = {"address": "127.0.0.1", "count": 1, "window_start": "2030-01-15T09:00:00+00:00",
+          "window_end": "2030-01-15T09:01:00+00:00"}
 PARTNER_SCOPE = "points:earn points:redeem points:reverse members:link members:read offers:manage"
 
 
@@ -84,7 +86,8 @@ async def test_nothing_left_after_narrowing_is_invalid_scope(
 
 
 async def test_wrong_secret_is_401_invalid_client_and_audited(
-    http: httpx.AsyncClient, shop_client: CreatedClient, engine: Engine, audit_rows: Any
+    http: httpx.AsyncClient, shop_client: CreatedClient, engine: Engine, audit_rows: Any,
+    auth: AuthService,
 ) -> None:
     before = len(audit_rows(engine))
     response = await http.post(
@@ -100,20 +103,21 @@ async def test_wrong_secret_is_401_invalid_client_and_audited(
     assert response.headers["www-authenticate"] == (
         'Basic error="invalid_client", error_description="client authentication failed"'
     )
+    auth.flush_audit()  # refusals are counted per minute; the test writes the count now
     rows = audit_rows(engine)[before:]
     assert [(r["actor"], r["action"], r["subject"], r["detail"]) for r in rows] == [
         (
             f"client:{shop_client.client.client_id}",
             "token.client_refused",
             shop_client.client.client_id,
-            {"method": "client_secret_basic", "reason": "bad_secret"},
+            {"method": "client_secret_basic", "reason": "bad_secret", **WINDOW},
         )
     ]
     assert "not-the-secret" not in json.dumps([r["detail"] for r in rows])
 
 
 async def test_unknown_client_gets_the_same_answer_and_is_audited(
-    http: httpx.AsyncClient, engine: Engine, audit_rows: Any
+    http: httpx.AsyncClient, engine: Engine, audit_rows: Any, auth: AuthService
 ) -> None:
     response = await http.post(
         "/oauth/token",
@@ -124,12 +128,13 @@ async def test_unknown_client_gets_the_same_answer_and_is_audited(
         "error": "invalid_client",
         "error_description": "client authentication failed",
     }
+    auth.flush_audit()
     rows = audit_rows(engine)
     assert [(r["action"], r["subject"], r["detail"]) for r in rows] == [
         (
             "token.client_refused",
             "cli_nobody",
-            {"method": "client_secret_post", "reason": "unknown_client"},
+            {"method": "client_secret_post", "reason": "unknown_client", **WINDOW},
         )
     ]
 
@@ -149,10 +154,11 @@ async def test_disabled_client_is_refused_and_audited(
     )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
+    auth.flush_audit()
     last = audit_rows(engine)[-1]
     assert (last["action"], last["detail"]) == (
         "token.client_refused",
-        {"method": "client_secret_basic", "reason": "client_disabled"},
+        {"method": "client_secret_basic", "reason": "client_disabled", **WINDOW},
     )
 
 
