@@ -39,6 +39,17 @@ class MemberRepository:
         found = self.conn.execute(select(members.c.id).where(members.c.id == member_id)).first()
         return found is not None
 
+    def survivor_of(self, member_id: str) -> str:
+        """The member that absorbed ``member_id`` (through any chain of merges), or itself."""
+        seen = {member_id}
+        while True:
+            into = self.conn.execute(select(members.c.merged_into)
+                                     .where(members.c.id == member_id)).scalar_one_or_none()
+            if into is None or into in seen:
+                return member_id
+            member_id = str(into)
+            seen.add(member_id)
+
     def lock(self, member_id: str) -> bool:
         """Whether the member exists; on PostgreSQL its row stays locked until the transaction
         ends (SQLite's write transactions are serialised whole already)."""
