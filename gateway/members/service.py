@@ -24,7 +24,7 @@ from gateway.ledger.model import Balance
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.retry import retrying
 from gateway.members.identity import PAIRWISE_SECRET, member_reference
-from gateway.members.repository import MemberRepository
+from gateway.members.repository import MAX_MERGED, MemberRepository
 from gateway.members.secrets import server_secret
 
 MAX_CUSTOMER_ID = 128
@@ -236,7 +236,11 @@ def member_balances(
 def member_history(
     engine: Engine, partner_id: str, member_id: str, first: int, after: str | None
 ) -> OperationPage:
-    """The member's operations at this partner only, newest first, keyset-paginated."""
+    """The member's operations at this partner only, newest first, keyset-paginated; with
+    those recorded at this partner under accounts since merged into the member (the same
+    person's history with this partner; another partner's operations never show)."""
+    with UnitOfWork(engine, write=False) as uow:
+        ids = MemberRepository(uow.conn).with_absorbed(member_id, MAX_MERGED)
     query = (
         select(
             operations.c.id, operations.c.kind, operations.c.points, operations.c.channel,
@@ -245,7 +249,7 @@ def member_history(
         )
         # A merge moves a person's points between their own two accounts, across brands: it
         # is recorded under one origin partner, but it is not that partner's business.
-        .where(operations.c.member_id == member_id, operations.c.partner_id == partner_id,
+        .where(operations.c.member_id.in_(ids), operations.c.partner_id == partner_id,
                operations.c.kind != "merge")
         .order_by(operations.c.id.desc())
         .limit(first + 1)
