@@ -89,10 +89,12 @@ def build(
     if limiter is not None:
         backends.limiter = limiter
     metrics = Metrics()
+    sign_in = sign_in_limits(backends.make_limiter)
     services = Services(
         settings=settings, engine=engine, clock=clock, rules=rules,
         ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks,
                              on_commit=metrics.record_operation, guesses=backends.guesses),
+        sign_in=sign_in,
     )
     auth = AuthService(engine, settings, clock, revocations=backends.revocations)
     graphql = GatewayGraphQL(build_schema(settings), services, auth, backends.limiter,
@@ -133,7 +135,7 @@ def build(
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
         settlement_page(services, auth),
         *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
-                       limits=sign_in_limits(backends.make_limiter)),
+                       limits=sign_in),
     ]
 
     @contextlib.asynccontextmanager

@@ -128,7 +128,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
         return parsed
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return Context(services=self.services, principal=request.scope["state"]["principal"])
+        return Context(services=self.services, principal=request.scope["state"]["principal"],
+                       source=request.client.host if request.client else None)
 
 
 _HTTP_CODES = {400: "BAD_REQUEST", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}

@@ -10,19 +10,16 @@ from enum import Enum
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import Engine
 from strawberry.types import Info
 
 from gateway.api import errors as e
 from gateway.api.context import Context
 from gateway.api.results import COMMON, KEYED, attempt
 from gateway.api.viewer import Consent, ConsentPurpose, LinkedBrand
-from gateway.core.errors import NotFound
-from gateway.db.uow import UnitOfWork
 from gateway.ledger import erasure, member_ops
 from gateway.members import viewer as domain
 from gateway.members.export import export_member
-from gateway.members.identity import IdentityRepository
+from gateway.members.merge_proof import prove_second_account
 
 
 @strawberry.enum(description="What happens to the points left when an account is erased.")
@@ -97,18 +94,6 @@ def _member(c: Context) -> str:
     return c.member_id
 
 
-def _proven(engine: Engine, card_number: str, activation_code: str) -> str:
-    """The member with this card number whose activation code matches; one answer for a wrong
-    number and a wrong code, so neither can be probed alone."""
-    with UnitOfWork(engine, write=False) as uow:
-        identity = IdentityRepository(uow.conn)
-        found = identity.member_by_card(card_number)
-        if found is None or not identity.activation_matches(found.id, activation_code):
-            raise NotFound("no account with this card number and activation code",
-                           field="cardNumber")
-        return found.id
-
-
 @strawberry.type
 class ViewerMutations:
     @strawberry.mutation(description="Unlink a brand; your points stay. Scope: member.")
@@ -162,18 +147,24 @@ class ViewerMutations:
         result: DonatePointsResult = await attempt(run, _P)
         return result
 
-    @strawberry.mutation(description="Absorb a second account you hold (its card number and "
-                         "activation code): links, lots with their expiry dates, and history "
-                         "move here. Scope: member.")
-    async def merge_account(self, info: Info[Context, None], card_number: str,
-                            activation_code: str, idempotency_key: str) -> MergeAccountResult:
+    @strawberry.mutation(description="Absorb a second account you hold, proven by its card "
+                         "number and activation code or by its email and password (tries are "
+                         "rate limited): links, lots with their expiry dates, and history move "
+                         "here. Scope: member.")
+    async def merge_account(self, info: Info[Context, None], idempotency_key: str,
+                            card_number: str | None = None, activation_code: str | None = None,
+                            email: str | None = None, password: str | None = None
+                            ) -> MergeAccountResult:
         c = info.context
 
         async def run() -> MergeAccountSuccess:
             mid = _member(c)
             member_ops.check_key(idempotency_key)
             s = c.services
-            absorbed = await c.run(_proven, s.engine, card_number, activation_code)
+            absorbed = await c.run(
+                prove_second_account, s.engine, s.ledger.guesses, s.sign_in, mid,
+                source=c.source, card_number=card_number, activation_code=activation_code,
+                email=email, password=password)
             m = await c.run(member_ops.merge_members, s.engine, s.clock, mid, absorbed,
                             f"member:{mid}", idempotency_key=idempotency_key)
             return MergeAccountSuccess(
