@@ -12,14 +12,16 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.core.clock import FixedClock
+from gateway.core.errors import InvalidInput
 from gateway.core.money import Money
 from gateway.db import tables as t
+from gateway.ledger import holds, service
 from gateway.ledger import model as m
-from gateway.ledger import service
 from gateway.ledger.member_ops import merge_members
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.verify import verify_ledger
@@ -124,4 +126,32 @@ def test_a_return_with_nothing_merged_is_unchanged(tmp_path: Path) -> None:
     assert (returned.points_reversed, returned.points_owed, returned.points_refunded,
             returned.available, returned.debt) == (200, 0, 150, 0, 0)
     assert balances(gw, a) == {}
+    assert verify_ledger(gw.services.engine).ok
+
+
+def test_a_captured_hold_is_refunded_to_the_survivor(tmp_path: Path) -> None:
+    """Paid by a hold captured before the merge: the refund follows the authorisation's lots.
+    A hold still open refuses the merge, so a capture never meets a merged member."""
+    clock = FixedClock(NOW)
+    gw = make_gateway(tmp_path, clock=clock)
+    engine, ledger = gw.services.engine, gw.services.ledger
+    a = enrol_customer(engine, clock, "grocery", "g-a").member_id
+    b = enrol_customer(engine, clock, "grocery", "g-b").member_id
+    service.earn_points(ledger, m.EarnPoints("grocery", "g-b", Money(300_000, "UAH"), "store",
+                                             "p", "k-p"))
+    placed = holds.authorise_redemption(ledger, m.RedeemPoints(
+        "grocery", "g-b", 80, Money(300_000, "UAH"), "k-a", purchase_id="p"))
+    with pytest.raises(InvalidInput) as refused:
+        merge_members(engine, clock, a, b, "test")
+    assert refused.value.field == "cardNumber"
+    assert balances(gw, b) == {"wallet": 220, "held": 80} and balances(gw, a) == {}
+    holds.capture_redemption(ledger, m.CaptureRedemption("grocery", placed.hold_id, "k-c", 60))
+    merge_members(engine, clock, a, b, "test")
+    assert balances(gw, a) == {"wallet": 240}
+    returned = service.return_purchase(ledger, m.ReturnPurchase(
+        "grocery", "p", Money(150_000, "UAH"), "k-ret"))
+    assert (returned.points_reversed, returned.points_refunded, returned.available) == (
+        150, 30, 120)
+    assert balances(gw, a) == {"wallet": 120} and balances(gw, b) == {}
+    assert sum(live(gw, a).values()) == 120
     assert verify_ledger(gw.services.engine).ok
