@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import balance, earn, redeem, scale, serve, table, viewer
+from benchmarks import balance, earn, redeem, scale, serve, signin, table, viewer
 from benchmarks.env import Backend, Plan
 from benchmarks.load import progress
 
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[Backend, Plan], list[table.Row]]] = {
     "earn": earn.run, "balance": balance.run, "redeem": redeem.run, "scale": scale.run,
 }
 BENCHMARKS["viewer"] = viewer.run  # issue 10: the member's wallet at 1M transfers
+BENCHMARKS["signin"] = signin.run  # issue 10: other requests' p99 during 20 sign-ins
 # Programs the benchmarks run, checked before anything starts so that a missing one is named
 # (``python3 dev.py test`` installs them; by hand: ``apt-get install wrk``).
 REQUIRED_TOOLS = ("wrk",)

@@ -90,10 +90,12 @@ def build(
     if limiter is not None:
         backends.limiter = limiter
     metrics = Metrics()
+    sign_in = sign_in_limits(backends.make_limiter)
     services = Services(
         settings=settings, engine=engine, clock=clock, rules=rules,
         ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks,
                              on_commit=metrics.record_operation, guesses=backends.guesses),
+        sign_in=sign_in,
     )
     auth = AuthService(engine, settings, clock, revocations=backends.revocations,
                        make_limiter=backends.make_limiter)
@@ -135,7 +137,7 @@ def build(
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
         settlement_page(services, auth, backends.limiter, metrics.record_rate_limited),
         *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
-                       limits=sign_in_limits(backends.make_limiter), ledger=services.ledger),
+                       limits=sign_in, ledger=services.ledger),
     ]
 
     @contextlib.asynccontextmanager

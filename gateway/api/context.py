@@ -16,10 +16,16 @@ from gateway.core.clock import Clock
 from gateway.core.errors import Forbidden
 from gateway.core.principal import Principal
 from gateway.ledger.context import LedgerContext
+from gateway.limits import InProcessRateLimiter, RateLimiter
+from gateway.members.credentials import SignInLimits, sign_in_limits
 from gateway.rules.store import RuleBook
 from gateway.settings import Settings
 
 T = TypeVar("T")
+
+
+def _in_process(name: str, per_minute: int, burst: int) -> RateLimiter:
+    return InProcessRateLimiter(per_minute, burst=burst)
 
 
 @dataclass
@@ -31,6 +37,9 @@ class Services:
     clock: Clock
     rules: RuleBook
     ledger: LedgerContext
+    # The member sign-in budgets, shared with the portal (one budget per account and address,
+    # whichever door the guesses come through): mergeAccount's sign-in proof spends them.
+    sign_in: SignInLimits = field(default_factory=lambda: sign_in_limits(_in_process))
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Context:
     services: Services
     principal: Principal
     cache: dict[Any, Any] = field(default_factory=dict)  # per request, keyed by partner
+    source: str | None = None  # the client's address, for per-source guess budgets
     loaders: Loaders = field(init=False)  # built per request: no cache outlives it
 
     def __post_init__(self) -> None:

@@ -138,7 +138,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
                                 "to run in `operationName`")
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return Context(services=self.services, principal=request.scope["state"]["principal"])
+        return Context(services=self.services, principal=request.scope["state"]["principal"],
+                       source=request.client.host if request.client else None)
 
 
 _OPERATION_KEYWORD = re.compile(r"\b(?:query|mutation|subscription)\b")

@@ -18,9 +18,9 @@ from gateway.api.results import COMMON, KEYED, attempt
 from gateway.api.viewer import Consent, ConsentPurpose, LinkedBrand
 from gateway.ledger import erasure, member_ops
 from gateway.members import consent as codes
-from gateway.members import credentials
 from gateway.members import viewer as domain
 from gateway.members.export import export_member
+from gateway.members.merge_proof import prove_second_account
 
 
 @strawberry.enum(description="What happens to the points left when an account is erased.")
@@ -170,19 +170,24 @@ class ViewerMutations:
         result: DonatePointsResult = await attempt(run, _P)
         return result
 
-    @strawberry.mutation(description="Absorb a second account you hold (its card number and "
-                         "activation code): links, lots with their expiry dates, and history "
-                         "move here. Scope: member.")
-    async def merge_account(self, info: Info[Context, None], card_number: str,
-                            activation_code: str, idempotency_key: str) -> MergeAccountResult:
+    @strawberry.mutation(description="Absorb a second account you hold, proven by its card "
+                         "number and activation code or by its email and password (tries are "
+                         "rate limited): links, lots with their expiry dates, and history move "
+                         "here. Scope: member.")
+    async def merge_account(self, info: Info[Context, None], idempotency_key: str,
+                            card_number: str | None = None, activation_code: str | None = None,
+                            email: str | None = None, password: str | None = None
+                            ) -> MergeAccountResult:
         c = info.context
 
         async def run() -> MergeAccountSuccess:
             mid = _member(c)
             member_ops.check_key(idempotency_key)
             s = c.services
-            absorbed = await c.run(credentials.card_holder, s.engine, card_number,
-                                  activation_code)
+            absorbed = await c.run(
+                prove_second_account, s.engine, s.ledger.guesses, s.sign_in, mid,
+                source=c.source, card_number=card_number, activation_code=activation_code,
+                email=email, password=password)
             m = await c.run(member_ops.merge_members, s.engine, s.clock, mid, absorbed,
                             f"member:{mid}", idempotency_key=idempotency_key)
             return MergeAccountSuccess(

@@ -304,11 +304,15 @@ lots = Table(
     # 1 while the points wait out the partner's return window on the member's pending account;
     # set to 0 (once) when housekeeping releases them to the wallet.
     Column("pending", Integer, nullable=False, server_default="0"),
+    # The absorbed member's lot this one continues after a merge (same origin, earn date,
+    # expiry and size): a later return refunds into the lot its spend consumed, found here.
+    Column("merged_from", Integer, nullable=True),
     CheckConstraint("points > 0", name="lot_points_positive"),
     CheckConstraint("pending IN (0, 1)", name="lot_pending_flag"),
     CheckConstraint("remaining >= 0 AND remaining <= points", name="lot_remaining_range"),
     Index("ix_lots_member_expiry", "member_id", "expires_at"),
     Index("ix_lots_operation", "operation_id"),  # a return finds its earn's pending lot
+    Index("ix_lots_merged_from", "merged_from"),
 )
 
 lot_movements = Table(

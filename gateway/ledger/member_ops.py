@@ -11,7 +11,10 @@ A member's command has no partner of its own, so its idempotency key is kept per
 - **Merge** moves the absorbed member's wallet, pending and debt to the survivor by transfers in
   one operation (kind ``merge``), and every lot with points left becomes a new lot on the
   survivor with the same origin partner, earn date and expiry (the old lots are consumed by lot
-  movements). Only member accounts move, so settlement sees nothing (member to member).
+  movements). Every lot is copied at its full size, used-up ones too, less what was used of it,
+  and the copy names its original (``lots.merged_from``): a return after the merge refunds into
+  the survivor's copy of the lot its spend consumed (``ledger.service.return_purchase``).
+  Only member accounts move, so settlement sees nothing (member to member).
   ``operations.partner_id`` is required, so the merge is recorded under the origin partner of
   the absorbed member's soonest-expiring lot (or of its latest operation when it has no lots);
   partners' own history views leave merges out. An absorbed member with nothing to move gets
@@ -269,15 +272,19 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
     debt = -balances[AccountKind.DEBT]
     live = tx.uow.conn.execute(
         select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.pending,
-               lots.c.earned_at, lots.c.available_at, lots.c.expires_at)
-        .where(lots.c.member_id == absorbed_id, lots.c.remaining > 0)
+               lots.c.earned_at, lots.c.available_at, lots.c.expires_at, lots.c.points)
+        .where(lots.c.member_id == absorbed_id)
         .order_by(lots.c.expires_at, lots.c.id)).all()
+    # Every lot is copied, used-up ones too: a return after the merge refunds into the copy
+    # of the lot its spend consumed (``lots.merged_from``), never into the absorbed account.
+    every, live = live, [lot for lot in live if lot.remaining > 0]
     moved, closed = _move_links(tx, survivor_id, absorbed_id, actor)
     op: str | None = None
-    partner = str(live[0].origin_partner_id) if live else _last_partner(tx, absorbed_id)
+    partner = str((live or every)[0].origin_partner_id) if every else _last_partner(
+        tx, absorbed_id)
     explanation = (f"account merged in: {wallet} available, {pending} pending, {debt} owed, "
                    f"{len(live)} lots with their own expiry dates",)
-    if partner is not None and (wallet or pending or debt or live):
+    if partner is not None and (wallet or pending or debt or every):
         op = operation_id()
     result = Merged(op, survivor_id, absorbed_id, wallet, pending, debt, len(live),
                     tuple(moved), tuple(closed), tx.now, explanation)
@@ -295,13 +302,20 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
         if debt:
             tx.ledger.post(op, ours[AccountKind.DEBT], theirs[AccountKind.DEBT], debt, tx.now)
         takes = []
-        for lot in live:
-            tx.ledger.create_lot(
+        for lot in every:
+            # The copy has the old lot's full size, less what was used of it (a movement of
+            # the merge), so a later return can refund into it what its spends took.
+            copy = tx.ledger.create_lot(
                 member_id=survivor_id, origin_partner_id=lot.origin_partner_id,
-                operation_id=op, points=int(lot.remaining), earned_at=lot.earned_at,
+                operation_id=op, points=int(lot.points), earned_at=lot.earned_at,
                 expires_at=lot.expires_at,
-                available_at=lot.available_at if lot.pending else None)
-            takes.append(LotTake(int(lot.id), str(lot.origin_partner_id), -int(lot.remaining)))
+                available_at=lot.available_at if lot.pending else None, merged_from=int(lot.id))
+            if lot.remaining:
+                takes.append(LotTake(int(lot.id), str(lot.origin_partner_id),
+                                     -int(lot.remaining)))
+            if lot.points != lot.remaining:
+                takes.append(LotTake(copy, str(lot.origin_partner_id),
+                                     int(lot.remaining) - int(lot.points)))
         tx.ledger.record_lot_movements(takes, op, tx.now)
     tx.uow.conn.execute(update(members).where(members.c.id == absorbed_id)
                         .values(status="merged", merged_into=survivor_id))

@@ -220,6 +220,7 @@ class LedgerRepository:
         earned_at: datetime,
         expires_at: datetime,
         available_at: datetime | None = None,
+        merged_from: int | None = None,
     ) -> int:
         """A new lot; with ``available_at`` later than ``earned_at`` it starts pending."""
         pending = available_at is not None and available_at > earned_at
@@ -228,9 +229,26 @@ class LedgerRepository:
             {"member_id": member_id, "origin_partner_id": origin_partner_id,
              "operation_id": operation_id, "points": points, "remaining": points,
              "earned_at": earned_at, "available_at": available_at or earned_at,
-             "expires_at": expires_at, "pending": 1 if pending else 0},
+             "expires_at": expires_at, "pending": 1 if pending else 0,
+             "merged_from": merged_from},
         )
         return int(result.scalar_one())
+
+    def current_lots(self, lot_ids: Iterable[int]) -> dict[int, int]:
+        """Each lot -> the lot that continues it now (the survivor's copy after any chain of
+        merges; itself when never merged), so points once taken from it go back to the right
+        wallet with the same origin and expiry."""
+        current = {lot_id: lot_id for lot_id in lot_ids}
+        frontier = set(current)
+        while frontier:
+            rows = self.conn.execute(select(lots.c.merged_from, lots.c.id)
+                                     .where(lots.c.merged_from.in_(sorted(frontier)))).all()
+            successor = {int(r[0]): int(r[1]) for r in rows}
+            for lot_id, now in current.items():
+                if now in successor:
+                    current[lot_id] = successor[now]
+            frontier = set(successor.values())
+        return current
 
     def take_from_lots(
         self,
@@ -245,7 +263,10 @@ class LedgerRepository:
         ``prefer_operation`` first, so a return takes back the very points it earned)."""
         rows = self.conn.execute(_SPENDABLE_LOTS, {"member_id": member_id, "at": at}).all()
         if prefer_operation is not None:
-            rows = sorted(rows, key=lambda r: r[3] != prefer_operation)
+            preferred = set(self.current_lots(self.conn.execute(
+                select(lots.c.id).where(lots.c.operation_id == prefer_operation)).scalars()
+            ).values())
+            rows = sorted(rows, key=lambda r: r[0] not in preferred)
         takes: list[LotTake] = []
         left = points
         for lot_id, origin, remaining, _ in rows:
@@ -301,8 +322,15 @@ class LedgerRepository:
         return [(int(r[0]), str(r[1]), int(r[2]), r[3] <= at) for r in rows]
 
     def pending_lot_of(self, operation_id: str) -> tuple[int, int] | None:
-        """(lot id, remaining) of the operation's lot while it is still pending."""
-        row = self.conn.execute(_PENDING_LOT_OF, {"operation_id": operation_id}).first()
+        """(lot id, remaining) of the operation's lot (or the survivor's copy of it after a
+        merge) while it is still pending."""
+        own = self.conn.execute(
+            select(lots.c.id).where(lots.c.operation_id == operation_id)).scalars().all()
+        row = self.conn.execute(
+            select(lots.c.id, lots.c.remaining)
+            .where(lots.c.id.in_(sorted(set(self.current_lots(own).values()))),
+                   lots.c.pending == 1).order_by(lots.c.id)
+        ).first()
         return None if row is None else (int(row[0]), int(row[1]))
 
     def release_lots(self, lot_ids: Sequence[int]) -> None:
@@ -427,7 +455,5 @@ _RESTORES_OF = (
 _EXPIRED_OF = select(lots.c.id).where(
     lots.c.id.in_(bindparam("lots", expanding=True)),
     lots.c.expires_at <= bindparam("at", type_=lots.c.expires_at.type))
-_PENDING_LOT_OF = select(lots.c.id, lots.c.remaining).where(
-    lots.c.operation_id == bindparam("operation_id"), lots.c.pending == 1)
 _RELEASE_LOTS = (update(lots).where(lots.c.id.in_(bindparam("lots", expanding=True)))
                  .values(pending=0))

@@ -219,9 +219,8 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             raise NotFound(f"no purchase {cmd.purchase_id!r} earned points at this partner",
                            field="purchaseId")
         earn = earns[0]
-        member_id = earn.member_id
-        assert member_id is not None and earn.amount_minor is not None
-        tx.ledger.lock_member(member_id)
+        assert earn.member_id is not None and earn.amount_minor is not None
+        member_id = _survivor_locked(tx, earn.member_id)
         total = earn.amount_minor
         prior_ops = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["return"])
         prior = [from_json(Returned, r.result) for r in prior_ops]
@@ -236,9 +235,11 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
                 field="amount",
             )
         returned_total = returned_before + cmd.amount.amount_minor
-        # Only the earning member's own spends on this purchase are refunded to them.
+        # Only the earning member's own spends on this purchase are refunded to them (theirs
+        # also when made before a merge, under the account since absorbed).
         spends = [s for s in tx.ledger.purchase_operations(
-            cmd.partner_id, cmd.purchase_id, ["redeem", "capture"]) if s.member_id == member_id]
+            cmd.partner_id, cmd.purchase_id, ["redeem", "capture"])
+            if s.member_id is not None and tx.members.survivor_of(s.member_id) == member_id]
         spent = -sum(s.points for s in spends)
         reverse = proportional_points(earn.points, returned_total, total, Rounding.CEIL) - sum(
             p.points_reversed + p.points_owed + p.points_unrecovered for p in prior)
@@ -293,22 +294,44 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
 
 
+def _survivor_locked(tx: Tx, member_id: str) -> str:
+    """The member that holds ``member_id``'s points now (itself, or the survivor of a merge),
+    locked; resolved again under the lock, since a merge may commit while we wait for it."""
+    while True:
+        survivor = tx.members.survivor_of(member_id)
+        tx.ledger.lock_member(survivor)
+        if tx.members.survivor_of(member_id) == survivor:
+            return survivor
+
+
 def _refund_plan(tx: Tx, spends: list[OperationRow], prior_returns: list[str],
                  points: int) -> list[LotTake]:
     """Where refunded points go: back into the lots the spends consumed (latest expiry first),
     less what earlier returns already put back, so the origin of every point stays true for
-    settlement. A capture consumed its lots through its hold's authorisation (its parent)."""
+    settlement. A capture consumed its lots through its hold's authorisation (its parent).
+    A lot merged into another member since is refunded into the survivor's copy of it."""
     sources = [s.id for s in spends] + [s.parent_id for s in spends
                                         if s.kind == "capture" and s.parent_id is not None]
-    already = tx.ledger.lot_restores_of(prior_returns)
+    takes = tx.ledger.lot_movements_of(sources)
+    restored = tx.ledger.lot_restores_of(prior_returns)
+    current = tx.ledger.current_lots([t.lot_id for t in takes] + list(restored))
+    taken: dict[int, int] = {}
+    origin: dict[int, str] = {}
+    for take in takes:  # latest expiry first; a lot and its copies share their expiry
+        lot_id = current[take.lot_id]
+        taken[lot_id] = taken.get(lot_id, 0) - take.points
+        origin[lot_id] = take.origin_partner_id
+    already: dict[int, int] = {}
+    for lot_id, back in restored.items():
+        already[current[lot_id]] = already.get(current[lot_id], 0) + back
     restores: list[LotTake] = []
     left = points
-    for take in tx.ledger.lot_movements_of(sources):
+    for lot_id, spent in taken.items():
         if left == 0:
             break
-        back = min(left, -take.points - already.get(take.lot_id, 0))
+        back = min(left, spent - already.get(lot_id, 0))
         if back > 0:
-            restores.append(LotTake(take.lot_id, take.origin_partner_id, back))
+            restores.append(LotTake(lot_id, origin[lot_id], back))
             left -= back
     if left:
         raise RuntimeError(f"refund of {points} exceeds the lots the spend consumed")

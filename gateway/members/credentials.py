@@ -17,6 +17,7 @@ run them in a worker thread. Nothing here knows HTTP."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -108,13 +109,23 @@ def check_password(password: str) -> None:
                            field="password")
 
 
+# At most this many argon2 computations at once per process; the rest wait their turn in
+# their worker thread. argon2 releases the GIL, so it never stalls the event loop, but twenty
+# concurrent sign-ins would otherwise take every core (and 64 MiB each) from the requests
+# around them; one at a time leaves the other core to them (benchmarks/signin.py).
+HASH_CONCURRENCY = 1
+_HASHING = threading.BoundedSemaphore(HASH_CONCURRENCY)
+
+
 def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+    with _HASHING:
+        return _HASHER.hash(password)
 
 
 def password_matches(encoded: str, password: str) -> bool:
     try:
-        return _HASHER.verify(encoded, password)
+        with _HASHING:
+            return _HASHER.verify(encoded, password)
     except (VerificationError, InvalidHashError):
         return False
 

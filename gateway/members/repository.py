@@ -10,6 +10,8 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from gateway.db.tables import link_events, linked_accounts, members
 from gateway.members.identity import IdentityRepository, NewMember
 
+MAX_MERGED = 50  # members merged into one, followed for history
+
 _OPEN = linked_accounts.c.closed_at.is_(None)
 
 
@@ -35,6 +37,28 @@ class MemberRepository:
     def exists(self, member_id: str) -> bool:
         found = self.conn.execute(select(members.c.id).where(members.c.id == member_id)).first()
         return found is not None
+
+    def survivor_of(self, member_id: str) -> str:
+        """The member that absorbed ``member_id`` (through any chain of merges), or itself."""
+        seen = {member_id}
+        while True:
+            into = self.conn.execute(select(members.c.merged_into)
+                                     .where(members.c.id == member_id)).scalar_one_or_none()
+            if into is None or into in seen:
+                return member_id
+            member_id = str(into)
+            seen.add(member_id)
+
+    def with_absorbed(self, member_id: str, limit: int) -> list[str]:
+        """The member and every member merged into it (transitively), at most ``limit``: their
+        history is the survivor's."""
+        found, frontier = [member_id], [member_id]
+        while frontier and len(found) < limit:
+            frontier = [str(m) for m in self.conn.execute(
+                select(members.c.id).where(members.c.merged_into.in_(frontier))
+                .limit(limit)).scalars()]
+            found.extend(frontier)
+        return found[:limit]
 
     def lock(self, member_id: str) -> bool:
         """Whether the member exists; on PostgreSQL its row stays locked until the transaction

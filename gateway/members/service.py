@@ -33,7 +33,7 @@ from gateway.ledger.model import Balance
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.retry import retrying
 from gateway.members.identity import PAIRWISE_SECRET, member_reference
-from gateway.members.repository import MemberRepository
+from gateway.members.repository import MAX_MERGED, MemberRepository
 from gateway.members.secrets import server_secret
 
 MAX_CUSTOMER_ID = 128
@@ -257,15 +257,19 @@ _LAPSED = (
 def member_history(
     engine: Engine, partner_id: str, member_id: str, first: int, after: str | None
 ) -> OperationPage:
-    """The member's operations at this partner only, newest first, keyset-paginated."""
-    params: dict[str, object] = {"member_id": member_id, "partner_id": partner_id,
+    """The member's operations at this partner only, newest first, keyset-paginated; with
+    those recorded at this partner under accounts since merged into the member (the same
+    person's history with this partner; another partner's operations never show)."""
+    with UnitOfWork(engine, write=False) as uow:
+        ids = MemberRepository(uow.conn).with_absorbed(member_id, MAX_MERGED)
+    params: dict[str, object] = {"members": list(ids), "partner_id": partner_id,
                                  "limit": first + 1}
     query = _HISTORY
     if after is not None:
         query, params["after"] = _HISTORY_AFTER, decode_cursor(after)
     with UnitOfWork(engine, write=False) as uow:
         rows = uow.conn.execute(query, params).all()
-        changes = _wallet_changes(uow.conn, member_id, [str(row.id) for row in rows[:first]])
+        changes = _wallet_changes(uow.conn, list(ids), [str(row.id) for row in rows[:first]])
     items = [OperationView(**row._asdict(), available_change=changes.get(str(row.id), 0))
              for row in rows[:first]]
     end = encode_cursor(items[-1].id) if items else None
@@ -280,7 +284,7 @@ _HISTORY = (
     )
     # A merge moves a person's points between their own two accounts, across brands: it is
     # recorded under one origin partner, but it is not that partner's business.
-    .where(operations.c.member_id == bindparam("member_id"),
+    .where(operations.c.member_id.in_(bindparam("members", expanding=True)),
            operations.c.partner_id == bindparam("partner_id"), operations.c.kind != "merge")
     .order_by(operations.c.id.desc())
     .limit(bindparam("limit"))
@@ -288,21 +292,22 @@ _HISTORY = (
 _HISTORY_AFTER = _HISTORY.where(operations.c.id < bindparam("after"))
 
 
-def _wallet_changes(conn: Connection, member_id: str, operation_ids: list[str]) -> dict[str, int]:
-    """Net points into the member's wallet per operation (bounded by one page of ids)."""
+def _wallet_changes(conn: Connection, member_ids: list[str],
+                    operation_ids: list[str]) -> dict[str, int]:
+    """Net points into the wallet of the member (or of an account since merged into it) per
+    operation, bounded by one page of ids."""
     if not operation_ids:
         return {}
-    wallet = (select(accounts.c.id)
-              .where(accounts.c.member_id == member_id,
-                     accounts.c.kind == AccountKind.WALLET.value)
-              .scalar_subquery())
-    net = func.sum(case((transfers.c.credit_account_id == wallet, transfers.c.amount),
+    wallets = (select(accounts.c.id)
+               .where(accounts.c.member_id.in_(member_ids),
+                      accounts.c.kind == AccountKind.WALLET.value))
+    net = func.sum(case((transfers.c.credit_account_id.in_(wallets), transfers.c.amount),
                         else_=-transfers.c.amount))
     rows = conn.execute(
         select(transfers.c.operation_id, net)
         .where(transfers.c.operation_id.in_(operation_ids),
-               or_(transfers.c.credit_account_id == wallet,
-                   transfers.c.debit_account_id == wallet))
+               or_(transfers.c.credit_account_id.in_(wallets),
+                   transfers.c.debit_account_id.in_(wallets)))
         .group_by(transfers.c.operation_id)).all()
     return {str(op): int(points) for op, points in rows}
 

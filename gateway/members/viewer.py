@@ -19,11 +19,10 @@ from gateway.core.errors import InvalidInput, NotFound, UnknownMember
 from gateway.db.tables import consents, linked_accounts, lots, members, operations, partners
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.model import Balance
-from gateway.members.repository import MemberRepository
+from gateway.members.repository import MAX_MERGED, MemberRepository
 from gateway.members.service import decode_cursor, encode_cursor, member_balance
 
 EXPIRING_DAYS = 90
-MAX_MERGED = 50  # members merged into one, followed for history
 MAX_CONSENT_EVENTS = 500
 PURPOSES = ("marketing", "purchase_history")
 
@@ -120,13 +119,7 @@ def wallet(engine: Engine, clock: Clock, member_id: str) -> Wallet:
 
 def _merged_into(conn: Connection, member_id: str) -> list[str]:
     """The member and every member merged into it (transitively), bounded."""
-    found, frontier = [member_id], [member_id]
-    while frontier and len(found) < MAX_MERGED:
-        frontier = [str(m) for m in conn.execute(
-            select(members.c.id).where(members.c.merged_into.in_(frontier))
-            .limit(MAX_MERGED)).scalars()]
-        found.extend(frontier)
-    return found[:MAX_MERGED]
+    return MemberRepository(conn).with_absorbed(member_id, MAX_MERGED)
 
 
 def history(engine: Engine, member_id: str, first: int, after: str | None) -> HistoryPage:

@@ -5,7 +5,9 @@ refused with the line and column at fault and nothing is half-imported (nothing 
 all: a reconciliation is a read). Lines are matched on ``partner_reference`` = the idempotency
 key the partner sent with the operation, unique per partner by the ledger's guarantee 5. The
 ledger side is streamed: the partner's operations recorded in ``[start, end)`` that carry a key
-(expiry and other coalition-initiated operations have none and are not on a partner's statement).
+(expiry and other coalition-initiated operations have none and are not on a partner's statement),
+and a charity's donations, referenced by their operation id (a member's command has no partner
+key).
 
 One rule places an operation in a period, here and in the report: the time the gateway
 **recorded** it (``recordedAt`` in every answer), never the ``occurredAt`` the partner sent.
@@ -23,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, or_, select
 
 from gateway.core.errors import NotFound
 from gateway.core.money import check_currency
@@ -34,7 +36,10 @@ from gateway.settlement.model import Period
 
 COLUMNS = ("partner_reference", "operation_type", "points", "amount_minor", "currency",
            "occurred_at")
-OPERATION_TYPES = ("earn", "redeem", "authorise", "capture", "void", "return")
+OPERATION_TYPES = ("earn", "redeem", "authorise", "capture", "void", "return", "donate")
+# A donation is the member's command (keyed per member, not per partner): on the charity's
+# statement its reference is the gateway's operation id, the one the charity is told of.
+KEYLESS_TYPES = ("donate",)
 COMPARED = COLUMNS[1:]
 MAX_LINES = 1_000_000
 
@@ -247,10 +252,11 @@ def _check_partner(engine: Engine, partner_id: str) -> None:
 
 def _ledger_lines(engine: Engine, partner_id: str, period: Period) -> Iterator[StatementLine]:
     o = operations.c
-    stmt = (select(o.idempotency_key, o.kind, o.points, o.amount_minor, o.currency,
-                   o.occurred_at, o.recorded_at)
+    stmt = (select(func.coalesce(o.idempotency_key, o.id), o.kind, o.points, o.amount_minor,
+                   o.currency, o.occurred_at, o.recorded_at)
             .where(o.partner_id == partner_id, o.recorded_at >= period.start,
-                   o.recorded_at < period.end, o.idempotency_key.is_not(None))
+                   o.recorded_at < period.end,
+                   or_(o.idempotency_key.is_not(None), o.kind.in_(KEYLESS_TYPES)))
             .order_by(o.recorded_at, o.id))
     with UnitOfWork(engine, write=False) as uow:
         rows = uow.conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)

@@ -30,7 +30,7 @@ def test_quick_benchmarks_print_the_table_and_results(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "smoke.json").read_text())
     assert (tmp_path / "smoke.md").read_text().startswith("# Benchmark results")
     rows = {(r["benchmark"], r["metric"]): r for r in data["rows"]}
-    assert {b for b, _ in rows} == {"earn", "balance", "redeem", "scale", "viewer"}
+    assert {b for b, _ in rows} == {"earn", "balance", "redeem", "scale", "viewer", "signin"}
     assert all(r["backend"] == "sqlite" for r in data["rows"])
 
     earn = rows["earn", "throughput (req/s)"]
@@ -51,6 +51,10 @@ def test_quick_benchmarks_print_the_table_and_results(tmp_path: Path) -> None:
     assert "failed" not in wallet["note"], wallet["note"]  # every request answered a Viewer
     wallet_rps = rows["viewer", "wallet throughput (req/s)"]
     assert wallet_rps["value"] > 0 and wallet_rps["target"] == ">= 0.83x"
+
+    signin = rows["signin", "balance p99 during 20 sign-ins"]
+    assert signin["value"] > 0 and signin["baseline"] > 0 and signin["target"] == "<= 1.5x"
+    assert "0 failed" in signin["note"] and " 0 sign-ins" not in signin["note"], signin["note"]
 
     overdrafts = rows["redeem", "overdrafts"]
     assert overdrafts["value"] == 0 and overdrafts["met"] is True, \
