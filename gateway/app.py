@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from gateway.api.context import Services
 from gateway.api.schema import build_schema
-from gateway.api.settlement import settlement_page
+from gateway.api.settlement import plotly_route, settlement_page
 from gateway.api.view import GatewayGraphQL
 from gateway.auth.endpoints import auth_routes
 from gateway.auth.service import AuthService
@@ -136,6 +136,7 @@ def build(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
         settlement_page(services, auth, backends.limiter, metrics.record_rate_limited),
+        plotly_route(),
         *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
                        limits=sign_in, ledger=services.ledger),
     ]

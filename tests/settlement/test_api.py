@@ -3,6 +3,7 @@ and the HTML page."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -114,3 +115,11 @@ async def test_html_page_for_finance_clients(tmp_path: Path) -> None:
     assert page.status_code == 200 and "net-positions" in page.text
     assert "origin-matrix" in page.text and "plotly" in page.text
     assert anonymous.status_code == 401 and forbidden.status_code == 403
+    # plotly.js is linked, not inlined: the page is small, the script cacheable for a year.
+    [src] = re.findall(r'<script[^>]* src="(/static/plotly-[^"]+\.min\.js)"', page.text)
+    assert len(page.content) < 200_000, len(page.content)
+    async with coalition.http() as client:
+        script = await client.get(src)
+    assert script.status_code == 200 and len(script.content) > 1_000_000
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["cache-control"] == "public, max-age=31536000, immutable"
