@@ -80,6 +80,14 @@ class RuleVersion:
 class PartnerPolicy:
     negative_balance_after_return: bool = False  # may a return leave the member owing points?
     hold_ttl_seconds: int = 900
+    # How far back a sale's occurredAt may lie: older ones would pick an old rule version or
+    # land in a closed settlement period (issue 9).
+    max_backdate_days: int = 7
+    # The plausible price of one unit (1,000 quantityMilli) of a line that names a quantity, in
+    # minor units; outside it the line is refused (a 1.00 UAH sale of 1,000,000 litres once
+    # earned the daily cap). None: no bound.
+    unit_price_min_minor: int | None = None
+    unit_price_max_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,11 +284,19 @@ def partner_from_mapping(
     policy = PartnerPolicy()
     if t.has("policy"):
         p = t.table("policy")
-        p.only({"negative_balance_after_return", "hold_ttl_seconds"})
+        p.only({"negative_balance_after_return", "hold_ttl_seconds", "max_backdate_days",
+                "unit_price_min_minor", "unit_price_max_minor"})
         policy = PartnerPolicy(
             negative_balance_after_return=p.bool_("negative_balance_after_return", False),
             hold_ttl_seconds=p.int_("hold_ttl_seconds", default=900),
+            max_backdate_days=p.int_("max_backdate_days", minimum=0, default=7),
+            unit_price_min_minor=p.opt_int("unit_price_min_minor"),
+            unit_price_max_minor=p.opt_int("unit_price_max_minor"),
         )
+        low, high = policy.unit_price_min_minor, policy.unit_price_max_minor
+        if low is not None and high is not None and low > high:
+            raise p.err("unit_price_max_minor", f"must be at least unit_price_min_minor ({low}), "
+                        f"got {high}")
     versions = t.tables("rules")
     if not versions:
         raise t.err("rules", "needs at least one [[rules]] version")

@@ -42,7 +42,7 @@ from gateway.ledger.model import (
     from_json,
 )
 from gateway.ledger.repository import Account, LotTake, OperationRow
-from partners.config import Channel, PartnerDefinition, RuleVersion
+from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import LineItem, PurchaseFacts, proportional_points, quote_burn, quote_earn
 
 MAX_POINTS = 10**12
@@ -58,7 +58,7 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
 
     def body(tx: Tx, fingerprint: str) -> Earned:
         member_id = who.member_in(tx, spend=False)
-        occurred_at = _occurred_at(cmd.occurred_at, tx.now)
+        occurred_at = _occurred_at(cmd.occurred_at, tx.now, partner.policy)
         rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
         tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
         if tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"]):
@@ -72,7 +72,7 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         earned_today = tx.ledger.points_earned_between(
             member_id, cmd.partner_id, day, day + timedelta(days=1)
         )
-        quote = quote_earn(rule, _facts(cmd), earned_today=earned_today)
+        quote = quote_earn(rule, _facts(cmd, partner.policy), earned_today=earned_today)
         if quote.points == 0 and quote.capped_by in ("transaction_cap", "daily_cap"):
             cap = (rule.earn.cap_per_member_daily if quote.capped_by == "daily_cap"
                    else rule.earn.cap_per_transaction) if rule.earn else 0
@@ -127,8 +127,8 @@ def preview_earn(ctx: LedgerContext, cmd: EarnPoints) -> PreviewedEarn:
     partner = ctx.rules.partner(cmd.partner_id)
     require_currency(partner, cmd.amount, "amount")
     now = ctx.clock.now()
-    rule = ctx.rules.rule_at(cmd.partner_id, _occurred_at(cmd.occurred_at, now))
-    quote = quote_earn(rule, _facts(cmd), earned_today=0)
+    rule = ctx.rules.rule_at(cmd.partner_id, _occurred_at(cmd.occurred_at, now, partner.policy))
+    quote = quote_earn(rule, _facts(cmd, partner.policy), earned_today=0)
     return PreviewedEarn(quote.points, quote.uncapped_points, quote.capped_by, rule.version,
                          quote.explanation)
 
@@ -338,7 +338,7 @@ def _refund_plan(tx: Tx, spends: list[OperationRow], prior_returns: list[str],
     return restores
 
 
-def _facts(cmd: EarnPoints) -> PurchaseFacts:
+def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:
     if cmd.amount.amount_minor <= 0 or cmd.amount.amount_minor > MAX_AMOUNT_MINOR:
         raise InvalidAmount(
             f"amount must be between 1 and {MAX_AMOUNT_MINOR} minor units", field="amount"
@@ -349,10 +349,30 @@ def _facts(cmd: EarnPoints) -> PurchaseFacts:
         raise InvalidInput(f"unknown channel {cmd.channel!r}", field="channel") from None
     lines = tuple(LineItem(line.amount_minor, line.category, line.quantity_milli)
                   for line in cmd.lines)
+    for index, line in enumerate(lines):
+        _check_unit_price(line, policy, f"lines[{index}].quantityMilli")
     return PurchaseFacts(cmd.amount.amount_minor, cmd.amount.currency, channel, lines)
 
 
-def _occurred_at(occurred_at: datetime | None, now: datetime) -> datetime:
+def _check_unit_price(line: LineItem, policy: PartnerPolicy, field: str) -> None:
+    """price per unit = amount * 1000 / quantityMilli, compared by cross-multiplication (exact)."""
+    quantity = line.quantity_milli
+    if quantity is None:
+        return
+    if quantity <= 0:
+        raise InvalidInput("quantityMilli must be positive", field=field)
+    low, high = policy.unit_price_min_minor, policy.unit_price_max_minor
+    scaled = line.amount_minor * 1000
+    if (low is not None and scaled < low * quantity) or (
+            high is not None and scaled > high * quantity):
+        raise InvalidInput(
+            f"{quantity / 1000:,.3f} units for {line.amount_minor} minor units is not a "
+            f"plausible price here (one unit costs {low if low is not None else 0} to "
+            f"{high if high is not None else 'any'} minor units)", field=field)
+
+
+def _occurred_at(occurred_at: datetime | None, now: datetime,
+                 policy: PartnerPolicy) -> datetime:
     if occurred_at is None:
         return now
     if occurred_at.tzinfo is None:
@@ -360,6 +380,10 @@ def _occurred_at(occurred_at: datetime | None, now: datetime) -> datetime:
     occurred_at = occurred_at.astimezone(UTC)
     if occurred_at > now + FUTURE_SKEW:
         raise InvalidInput("occurredAt is in the future", field="occurredAt")
+    if occurred_at < now - timedelta(days=policy.max_backdate_days):
+        raise InvalidInput(
+            f"occurredAt is more than {policy.max_backdate_days} days in the past (this "
+            "partner's backdating window)", field="occurredAt")
     return occurred_at
 
 

@@ -304,10 +304,14 @@ async def test_earn_replay_returns_the_same_json_and_writes_nothing(tmp_path: Pa
     pytest.param({"occurredAt": "2026-11-23T10:06:00+00:00"}, err(
         "InvalidInputError", "INVALID_INPUT", "occurredAt is in the future", "occurredAt"),
         id="occurred-in-the-future"),
+    # Backdating is bounded by the partner's window (7 days by default, issue 9): an older
+    # sale would pick an old rule version or land in a closed settlement period.
+    pytest.param({"occurredAt": "2026-11-16T09:59:59+00:00"}, err(
+        "InvalidInputError", "INVALID_INPUT", "occurredAt is more than 7 days in the past "
+        "(this partner's backdating window)", "occurredAt"), id="backdated-beyond-window"),
     pytest.param({"occurredAt": "2025-06-01T00:00:00+00:00"}, err(
-        "RuleNotInForceError", "RULE_NOT_IN_FORCE",
-        "partner 'grocery' has no rules in force at 2025-06-01T00:00:00+00:00; its first "
-        "version starts 2026-01-01T00:00:00+00:00", None), id="before-any-rule"),
+        "InvalidInputError", "INVALID_INPUT", "occurredAt is more than 7 days in the past "
+        "(this partner's backdating window)", "occurredAt"), id="before-any-rule"),
 ])
 async def test_earn_rejects_bad_input(tmp_path: Path, overrides: dict[str, Any],
                                       expected: dict[str, Any]) -> None:
@@ -1023,3 +1027,29 @@ async def test_preview_needs_no_idempotency_key_and_ignores_an_old_one(tmp_path:
     assert names == {"PreviewEarnSuccess", "CurrencyMismatchError", "RuleNotInForceError",
                      "InvalidInputError", "ForbiddenError", "RateLimitedError",
                      "InvalidAmountError"}
+
+
+async def test_backdating_within_the_window_is_accepted(tmp_path: Path) -> None:
+    w = await world(tmp_path)
+    earned = await ok(w.grocery, EARN, earn_input(occurredAt="2026-11-16T10:00:00+00:00"))
+    assert earned["points"] == 120
+
+
+async def test_a_quantity_implausible_for_its_price_is_refused(tmp_path: Path) -> None:
+    """A 1.00 UAH fuel sale claiming 1,000,000 litres once earned the daily cap; fuel declares
+    10.00 to 200.00 UAH a litre (partners/catalog/fuel.toml)."""
+    w = await world(tmp_path)
+    cheat = fuel_input(1, "f-cheat", amount={"amountMinor": 100, "currency": "UAH"},
+                       lines=[{"amountMinor": 100, "category": "fuel",
+                               "quantityMilli": 1_000_000_000}])
+    await reject(w.fuel, EARN, cheat, err(
+        "InvalidInputError", "INVALID_INPUT",
+        "1,000,000.000 units for 100 minor units is not a plausible price here (one unit costs "
+        "1000 to 20000 minor units)", "lines[0].quantityMilli"))
+    dear = fuel_input(1, "f-dear", lines=[{"amountMinor": 5000, "category": "fuel",
+                                            "quantityMilli": 100}])  # 500.00 UAH a litre
+    await reject(w.fuel, EARN, dear, err(
+        "InvalidInputError", "INVALID_INPUT",
+        "0.100 units for 5000 minor units is not a plausible price here (one unit costs "
+        "1000 to 20000 minor units)", "lines[0].quantityMilli"))
+    assert (await ok(w.fuel, EARN, fuel_input(40, "f-ok")))["points"] == 40

@@ -32,7 +32,11 @@ def short_expiry_catalog(tmp_path: Path) -> Path:
     catalog = tmp_path / "catalog"
     shutil.copytree(DEFAULT_CATALOG, catalog)
     fuel = catalog / "fuel.toml"
-    fuel.write_text(fuel.read_text().replace("expiry_days = 365", "expiry_days = 10"))
+    # The fuel station uploads its sales late (up to a month: its backdating window), which is
+    # how the February report gets a late January sale as an adjustment.
+    fuel.write_text(fuel.read_text().replace("expiry_days = 365", "expiry_days = 10")
+                    .replace("hold_ttl_seconds = 600", "hold_ttl_seconds = 600\n"
+                             "max_backdate_days = 31"))
     return catalog
 
 

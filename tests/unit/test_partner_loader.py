@@ -156,6 +156,11 @@ BAD_FILES: list[tuple[str, str, str, str]] = [
      "rules[0].earn.min_spend_minor"),
     ("policy type", "negative_balance_after_return = true", "negative_balance_after_return = 1",
      "policy.negative_balance_after_return"),
+    ("negative backdating window", "negative_balance_after_return = true",
+     "negative_balance_after_return = true\nmax_backdate_days = -1", "policy.max_backdate_days"),
+    ("unit price range upside down", "negative_balance_after_return = true",
+     "negative_balance_after_return = true\nunit_price_min_minor = 500\n"
+     "unit_price_max_minor = 100", "policy.unit_price_max_minor"),
 ]  # fmt: skip
 
 
