@@ -90,7 +90,10 @@ class AuthFeed:
             except SQLAlchemyError:
                 if self._state is None:
                     raise
-                return self._state  # keep the last state; poll again on the next call
+                # Keep the last state and poll again after refresh_s, not on every request:
+                # with the database down each retry waited out a connect timeout under the lock.
+                self._checked = time.monotonic()
+                return self._state
             self._checked = time.monotonic()
             return self._state
 

@@ -16,6 +16,7 @@ run them in a worker thread. Nothing here knows HTTP."""
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
-from gateway.core.errors import Conflict, InvalidInput, NotFound, RateLimited, Rejected
+from gateway.core.errors import Conflict, InvalidInput, RateLimited, Rejected
 from gateway.db.tables import member_credentials, members
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.repository import LedgerRepository
@@ -41,7 +42,13 @@ MAX_EMAIL = 254  # RFC 5321 path limit
 LANGUAGES = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")  # a BCP 47 tag's common shape
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("not a password anyone has: the unknown-email decoy")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """The unknown-email decoy, made on first use (an argon2 hash costs 64 MiB and tens of
+    milliseconds: not at import, in every worker and CLI run that never signs anyone in)."""
+    return _HASHER.hash("not a password anyone has: the unknown-email decoy")
 
 
 class EmailTaken(Conflict):
@@ -160,14 +167,14 @@ def sign_in(engine: Engine, limits: SignInLimits, email: str, password: str, *,
     normalised = email.strip().lower()
     limits.check(f"signin:{normalised}", address)
     if not normalised or len(password) > MAX_PASSWORD:
-        password_matches(_DUMMY_HASH, password[:MAX_PASSWORD])
+        password_matches(_dummy_hash(), password[:MAX_PASSWORD])
         raise SignInFailed("the email or password is wrong", field="password")
     with engine.connect() as conn:
         found = _credential(conn, normalised)
         status = None if found is None else conn.execute(
             select(members.c.status).where(members.c.id == found[0])).scalar_one()
     if found is None:
-        password_matches(_DUMMY_HASH, password)
+        password_matches(_dummy_hash(), password)
         raise SignInFailed("the email or password is wrong", field="password")
     member_id, encoded = found
     if not password_matches(encoded, password) or status != "active":
@@ -200,19 +207,6 @@ def claim(engine: Engine, clock: Clock, limits: SignInLimits, card_number: str,
         _insert_credential(uow.conn, member.id, normalised, encoded, now)
         uow.commit()
     return member.id
-
-
-def card_holder(engine: Engine, card_number: str, activation_code: str) -> str:
-    """The member with this card number whose activation code matches (proof of holding a
-    second account, for a merge); one answer for a wrong number and a wrong code, so neither
-    can be probed alone. Callers limit the guesses."""
-    with UnitOfWork(engine, write=False) as uow:
-        identity = IdentityRepository(uow.conn)
-        found = identity.member_by_card(card_number)
-        if found is None or not identity.activation_matches(found.id, activation_code):
-            raise NotFound("no account with this card number and activation code",
-                           field="cardNumber")
-        return found.id
 
 
 def _credential(conn: Connection, email: str) -> tuple[str, str] | None:

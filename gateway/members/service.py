@@ -129,11 +129,6 @@ def retried(unit: Callable[[], Membership]) -> Membership:
     raise AssertionError("unreachable")
 
 
-def find_membership(engine: Engine, clock: Clock, partner_id: str,
-                    customer_id: str) -> Membership | None:
-    return find_memberships(engine, clock, partner_id, [customer_id]).get(customer_id)
-
-
 def find_memberships(
     engine: Engine, clock: Clock, partner_id: str, customer_ids: Collection[str]
 ) -> dict[str, Membership]:

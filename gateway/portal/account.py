@@ -4,9 +4,9 @@ account they hold, export their data, and delete their account.
 - Donate: the form carries a random nonce that becomes the ledger's idempotency key, so a
   double submit (or a reload of the POST) donates once.
 - Merge: the member proves they hold the other account with its card number and activation
-  code (rate limited per card and address, one answer for a wrong number or code) or with its
-  email and password (``credentials.sign_in``, with its own limits); then ``merge_members``
-  under the form's nonce.
+  code or with its email and password, through the same check as the API
+  (``merge_proof.prove_second_account``: one answer for any wrong proof, the same budgets);
+  then ``merge_members`` under the form's nonce.
 - Export: a POST (CSRF-checked) answers the JSON of ``gateway.members.export`` as a download.
 - Delete: choose forfeit or donate, confirm on a second step, then ``erase_member``; the session
   ends and the member is signed out.
@@ -23,10 +23,10 @@ from starlette.responses import Response
 from gateway.core.errors import DomainError, InvalidInput, RateLimited
 from gateway.ledger import erasure, member_ops
 from gateway.ledger.context import LedgerContext
-from gateway.members import credentials, viewer
+from gateway.members import viewer
 from gateway.members.credentials import SignInLimits
 from gateway.members.export import export_member
-from gateway.members.identity import normalise_card_number
+from gateway.members.merge_proof import prove_second_account
 from gateway.members.sessions import end_session
 from gateway.portal.web import Page, Portal, client_address
 
@@ -62,15 +62,15 @@ def register(portal: Portal, ledger: LedgerContext, limits: SignInLimits) -> Non
         address = client_address(request)
         try:
             member_ops.check_key(form.get("nonce", ""))
-            if form.get("method") == "sign_in":
-                absorbed = await page.run(credentials.sign_in, engine, limits,
-                                          form.get("email", ""), form.get("password", ""),
-                                          address=address)
-            else:
-                card = normalise_card_number(form.get("card_number", ""))
-                await page.run(limits.check, f"merge:{card}", address)
-                absorbed = await page.run(credentials.card_holder, engine, card,
-                                          form.get("activation_code", ""))
+            # The API's proof, with its budgets (per member and address; sign-in's own).
+            by_sign_in = form.get("method") == "sign_in"
+            absorbed = await page.run(
+                prove_second_account, engine, ledger.guesses, limits, member_id,
+                source=address,
+                card_number=None if by_sign_in else form.get("card_number", ""),
+                activation_code=None if by_sign_in else form.get("activation_code", ""),
+                email=form.get("email", "") if by_sign_in else None,
+                password=form.get("password", "") if by_sign_in else None)
             done = await page.run(member_ops.merge_members, engine, clock, member_id, absorbed,
                                   f"member:{member_id}", idempotency_key=form["nonce"])
         except DomainError as error:

@@ -12,10 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.core.clock import Clock
-from gateway.core.errors import DomainError, InvalidInput, RateLimited
-from gateway.members import credentials
+from gateway.core.errors import DomainError, InvalidInput, RateLimited, UnknownMember
+from gateway.members import credentials, viewer
 from gateway.members.credentials import SignInLimits
-from gateway.members.identity import IdentityRepository
 from gateway.members.service import member_balance
 from gateway.members.sessions import end_session, start_session
 from gateway.portal.web import PREFIX, Page, Portal, client_address, redirect, safe_next
@@ -27,7 +26,10 @@ def register(portal: Portal, limits: SignInLimits) -> None:
     @portal.page("/", "home.html")
     async def home(request: Request, page: Page) -> Response:
         assert page.member_id is not None
-        card, balance = await page.run(_card_and_balance, portal, clock, page.member_id)
+        try:
+            card, balance = await page.run(_card_and_balance, portal, clock, page.member_id)
+        except UnknownMember:  # merged into another account or erased meanwhile
+            return redirect(PREFIX + "/sign-in")
         return page.render({"card_number": card, "balance": balance})
 
     @portal.page("/sign-up", "sign_up.html", methods=("GET", "POST"), signed_in=False)
@@ -110,7 +112,6 @@ def _date(text: str) -> date | None:
 
 
 def _card_and_balance(portal: Portal, clock: Clock, member_id: str) -> tuple[str, object]:
-    with portal.engine.connect() as conn:
-        member = IdentityRepository(conn).member(member_id)
-    assert member is not None and member.card_number is not None
-    return member.card_number, member_balance(portal.engine, clock, member_id)
+    # UNKNOWN_MEMBER if the account was merged or erased since the session was checked.
+    return (viewer.card_number(portal.engine, member_id),
+            member_balance(portal.engine, clock, member_id))

@@ -37,8 +37,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.core.clock import Clock
-from gateway.db.uow import UnitOfWork
-from gateway.members.identity import IdentityRepository
+from gateway.members.secrets import server_secret
 from gateway.members.sessions import SESSION_TTL, session_member
 from gateway.settings import Settings
 
@@ -149,7 +148,8 @@ class Portal:
                                                    token) if token else None
         nonce = request.cookies.get(CSRF_COOKIE, "")
         fresh = len(nonce) != 43  # token_urlsafe(32); anything else is not ours
-        await anyio.to_thread.run_sync(self._key)
+        if self._csrf_key is None:  # read once (made once per database), then from memory
+            await anyio.to_thread.run_sync(self._key)
         return Page(self, request, template, member_id, token if member_id else None,
                     secrets.token_urlsafe(32) if fresh else nonce, new_nonce=fresh)
 
@@ -169,10 +169,7 @@ class Portal:
 
     def _key(self) -> bytes:
         if self._csrf_key is None:
-            with UnitOfWork(self.engine) as uow:
-                self._csrf_key = IdentityRepository(uow.conn).secret("portal-csrf",
-                                                                     self.clock.now())
-                uow.commit()
+            self._csrf_key = server_secret(self.engine, self.clock, "portal-csrf")
         return self._csrf_key
 
 

@@ -109,3 +109,26 @@ async def test_a_change_made_through_this_worker_is_refused_at_once(
     assert await status(one, api) == 200  # the token is now checked from memory
     one.auth.clients.disable(api.client_id, actor="admin:test")
     assert await status(one, api) == 401
+
+
+def test_a_failed_poll_is_retried_once_per_bound_not_on_every_request(
+        two_workers: tuple[Gateway, Gateway, FixedClock],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the database down, every token check used to retry the poll (a connect timeout
+    each, under the feed's lock); now the last state serves until the next bound."""
+    from sqlalchemy.exc import OperationalError
+
+    one, _, _ = two_workers
+    feed = one.auth.feed
+    known = feed.state()
+    feed.changed()  # due for a poll now
+    polls: list[int] = []
+
+    def down(_: Any) -> Any:
+        polls.append(1)
+        raise OperationalError("SELECT version FROM auth_changes", {}, Exception("down"))
+
+    monkeypatch.setattr(feed, "_poll", down)
+    assert [feed.state() for _ in range(5)] == [known] * 5
+    assert len(polls) == 1
+    assert feed.fresh() is known  # no I/O for the requests that follow, within the bound

@@ -226,7 +226,7 @@ async def test_merge_with_the_other_accounts_sign_in(browser: Browser, gateway: 
     before = ledger_snapshot(gateway)
     _, wrong = await post_form(browser, "/portal/merge", {
         "method": "sign_in", "email": "second@example.com", "password": "not the password"})
-    assert wrong.status_code == 400 and "the email or password is wrong" in wrong.text
+    assert wrong.status_code == 400 and "no account with this email and password" in wrong.text
     _, itself = await post_form(browser, "/portal/merge", {
         "method": "sign_in", "email": EMAIL, "password": PASSWORD})
     assert itself.status_code == 400 and "cannot be merged into itself" in itself.text
