@@ -12,8 +12,10 @@ from sqlalchemy import Engine
 from strawberry.types import Info
 
 from gateway.api.loaders import Loaders
+from gateway.auth.scopes import Scope
 from gateway.core.clock import Clock
 from gateway.core.errors import Forbidden
+from gateway.core.ids import MemberId, PartnerId
 from gateway.core.principal import Principal
 from gateway.ledger.context import LedgerContext
 from gateway.limits import InProcessRateLimiter, RateLimiter
@@ -54,24 +56,24 @@ class Context:
         self.loaders = Loaders(self.services.engine, self.services.clock)
 
     @property
-    def partner_id(self) -> str:
+    def partner_id(self) -> PartnerId:
         """The partner this token is bound to; a partner-less token has no partner data."""
         if self.principal.partner_id is None:
             raise Forbidden("a partner-bound token")
         return self.principal.partner_id
 
     @property
-    def member_id(self) -> str:
+    def member_id(self) -> MemberId:
         """The member a member token speaks for; any other token has no member data."""
         if self.principal.kind != "member" or self.principal.member_id is None:
-            raise Forbidden("member")
+            raise Forbidden(Scope.MEMBER)
         return self.principal.member_id
 
     @property
     def max_lines(self) -> int:
         return self.services.settings.limits.max_list_items
 
-    def require(self, scope: str) -> None:
+    def require(self, scope: Scope) -> None:
         if not self.principal.has(scope):
             raise Forbidden(scope)
 

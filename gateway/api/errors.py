@@ -1,8 +1,10 @@
-"""GraphQL error types: one per domain error class, each implementing ``Error``.
+"""GraphQL error types: one per domain error class, each implementing ``Error``; the one map.
 
 Mutations return ``XSuccess | <errors>`` unions. ``to_error`` maps a ``DomainError`` to the
 most specific error type the mutation's union declares (walking up the error tree), so a new
-domain error never turns into an untyped failure."""
+domain error never turns into an untyped failure. Points, members, the viewer and settlement
+share this one map (``_BY_DOMAIN``); an error type's extra fields (``cap``, ``periodId``, ...)
+are read from the same-named attributes of the domain error."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import strawberry
 
 from gateway.core import errors as domain
 from gateway.core.errors import DomainError
+from gateway.settlement import errors as settlement
 
 strawberry.enum(domain.ErrorCode, description="Stable machine-readable error codes.")
 ErrorCode = domain.ErrorCode
@@ -124,6 +127,22 @@ class RateLimitedError(Error):
     retry_after_seconds: int
 
 
+@strawberry.type
+class PeriodClosedError(Error):
+    period_id: str
+
+
+@strawberry.type
+class SettlementUnbalancedError(Error):
+    pass
+
+
+@strawberry.type
+class StatementMalformedError(Error):
+    line: int
+    column: str | None
+
+
 _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.InvalidInput: InvalidInputError,
     domain.InvalidAmount: InvalidAmountError,
@@ -144,23 +163,30 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.ConsentRequired: ConsentRequiredError,
     domain.Forbidden: ForbiddenError,
     domain.RateLimited: RateLimitedError,
+    settlement.PeriodClosed: PeriodClosedError,
+    settlement.SettlementUnbalanced: SettlementUnbalancedError,
+    settlement.StatementMalformed: StatementMalformedError,
 }
+# Where a GraphQL field's name differs from the domain error's attribute.
+_ATTRIBUTE = {"retry_after_seconds": "retry_after_s"}
+_BASE_FIELDS = frozenset({"code", "message", "field"})
+
+
+_EXTRA_FIELDS: dict[type[Error], tuple[str, ...]] = {}
+
+
+def _extra_fields(kind: type[Error]) -> tuple[str, ...]:
+    found = _EXTRA_FIELDS.get(kind)
+    if found is None:
+        definition = kind.__strawberry_definition__  # type: ignore[attr-defined]
+        found = tuple(f.python_name for f in definition.fields
+                      if f.python_name not in _BASE_FIELDS)
+        _EXTRA_FIELDS[kind] = found
+    return found
 
 
 def _extra(exc: DomainError, kind: type[Error]) -> dict[str, Any]:
-    if kind is CurrencyMismatchError and isinstance(exc, domain.CurrencyMismatch):
-        return {"expected": exc.expected, "got": exc.got}
-    if kind is InsufficientPointsError and isinstance(exc, domain.InsufficientPoints):
-        return {"requested": exc.requested, "available": exc.available}
-    if kind is CaptureExceedsHoldError and isinstance(exc, domain.CaptureExceedsHold):
-        return {"requested": exc.requested, "held": exc.held}
-    if kind is CapExceededError and isinstance(exc, domain.CapExceeded):
-        return {"cap": exc.cap}
-    if kind is ForbiddenError and isinstance(exc, domain.Forbidden):
-        return {"scope": exc.scope}
-    if kind is RateLimitedError and isinstance(exc, domain.RateLimited):
-        return {"retry_after_seconds": exc.retry_after_s}
-    return {}
+    return {name: getattr(exc, _ATTRIBUTE.get(name, name)) for name in _extra_fields(kind)}
 
 
 def to_error(exc: DomainError, allowed: Iterable[type[Error]]) -> Error:

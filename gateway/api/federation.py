@@ -43,12 +43,13 @@ from strawberry.types import Info
 
 from gateway.api.context import Context
 from gateway.api.members import Member
+from gateway.auth.scopes import Scope
 from gateway.core.errors import Forbidden, InvalidInput
 from gateway.members.service import MAX_CUSTOMER_ID
 
 # @key is all we use: an older Federation 2 version composes with more of partners' routers.
 FEDERATION_VERSION: Final[Literal["2.5"]] = "2.5"
-SCOPE = "members:read"
+SCOPE = Scope.MEMBERS_READ
 _PLUMBING_TYPES = {"_Any", "_Entity", "_Service"}
 _PLUMBING_FIELDS = {"_entities", "_service"}
 

@@ -12,9 +12,11 @@ from strawberry.types import Info
 
 from gateway.api import errors as e
 from gateway.api.context import Context
-from gateway.api.results import COMMON, attempt
+from gateway.api.results import Resolver, answer, errors_of
 from gateway.api.types import Balance, Operation, OperationConnection, OperationEdge, PageInfo
-from gateway.core.errors import InvalidInput
+from gateway.auth.scopes import Scope
+from gateway.core.errors import InvalidInput, UnknownMember
+from gateway.core.ids import CustomerId, PartnerId
 from gateway.members import linking, service
 from gateway.members.service import Membership, encode_cursor
 
@@ -98,10 +100,6 @@ class LinkCustomerSuccess:
     created: bool
 
 
-ENROL_ERRORS = COMMON
-LINK_ERRORS = (*COMMON, e.UnknownMemberError, e.AlreadyLinkedError)
-MEMBER_ERRORS = (*COMMON, e.UnknownMemberError)
-
 EnrolCustomerResult = Annotated[
     EnrolCustomerSuccess | e.InvalidInputError | e.ForbiddenError | e.RateLimitedError,
     strawberry.union("EnrolCustomerResult"),
@@ -117,6 +115,25 @@ MemberResult = Annotated[
 ]
 
 
+_MEMBER_ERRORS = errors_of(MemberResult)
+_LinkCommand = tuple[PartnerId, CustomerId, str | None, str | None]
+_ENROL: Resolver[EnrolCustomerInput, tuple[PartnerId, CustomerId], Membership] = Resolver(
+    EnrolCustomerResult, Scope.MEMBERS_LINK,
+    command=lambda c, input: (c.partner_id, CustomerId(str(input.customer_id))),
+    service=lambda s, cmd: service.enrol_customer(s.engine, s.clock, *cmd),
+    present=lambda m: EnrolCustomerSuccess(member=Member.of(m), created=m.created,
+                                           card_number=m.card_number,
+                                           activation_code=m.activation_code))
+_LINK: Resolver[LinkCustomerInput, _LinkCommand, Membership] = Resolver(
+    LinkCustomerResult, Scope.MEMBERS_LINK,
+    command=lambda c, input: (c.partner_id, CustomerId(str(input.customer_id)), input.link_code,
+                              input.store_code),
+    service=lambda s, cmd: linking.link_customer(
+        s.engine, s.clock, s.ledger.guesses, cmd[0], cmd[1], link_code=cmd[2],
+        store_code=cmd[3]),
+    present=lambda m: LinkCustomerSuccess(member=Member.of(m), created=m.created))
+
+
 @strawberry.type
 class MemberQueries:
     @strawberry.field(description="The member linked to your customer id. Scope: members:read.")
@@ -124,16 +141,13 @@ class MemberQueries:
         c = info.context
 
         async def run() -> Member:
-            c.require("members:read")
             found = await c.loaders.memberships.load((c.partner_id, str(customer_id)))
             if found is None:
-                from gateway.core.errors import UnknownMember
-
                 raise UnknownMember(f"no member is linked to customer {customer_id!r} here",
                                     field="customerId")
             return Member.of(found)
 
-        result: MemberResult = await attempt(run, MEMBER_ERRORS)
+        result: MemberResult = await answer(c, _MEMBER_ERRORS, Scope.MEMBERS_READ, run)
         return result
 
 
@@ -144,17 +158,7 @@ class MemberMutations:
     async def enrol_customer(
         self, info: Info[Context, None], input: EnrolCustomerInput
     ) -> EnrolCustomerResult:
-        c = info.context
-
-        async def run() -> EnrolCustomerSuccess:
-            c.require("members:link")
-            m = await c.run(service.enrol_customer, c.services.engine, c.services.clock,
-                            c.partner_id, str(input.customer_id))
-            return EnrolCustomerSuccess(member=Member.of(m), created=m.created,
-                                        card_number=m.card_number,
-                                        activation_code=m.activation_code)
-
-        result: EnrolCustomerResult = await attempt(run, ENROL_ERRORS)
+        result: EnrolCustomerResult = await _ENROL(info, input)
         return result
 
     @strawberry.mutation(description="Link your customer to a coalition member who consented: "
@@ -164,14 +168,5 @@ class MemberMutations:
     async def link_customer(
         self, info: Info[Context, None], input: LinkCustomerInput
     ) -> LinkCustomerResult:
-        c = info.context
-
-        async def run() -> LinkCustomerSuccess:
-            c.require("members:link")
-            m = await c.run(linking.link_customer, c.services.engine, c.services.clock,
-                            c.services.ledger.guesses, c.partner_id, str(input.customer_id),
-                            link_code=input.link_code, store_code=input.store_code)
-            return LinkCustomerSuccess(member=Member.of(m), created=m.created)
-
-        result: LinkCustomerResult = await attempt(run, LINK_ERRORS)
+        result: LinkCustomerResult = await _LINK(info, input)
         return result

@@ -1,7 +1,9 @@
 """Points mutations (earn, redeem, authorise/capture/void, return) and the earn preview.
 
-Each resolver checks the scope, builds a command bound to the caller's partner, runs the ledger
-service in the thread pool and maps the result or the domain error."""
+Each field is one ``Resolver`` (``gateway.api.results``): its scope, a command bound to the
+caller's partner, the ledger service it runs in the thread pool, and how its result reads; the
+errors it may answer are its result union's members. The purchase's channel and lines are the
+rule engine's own types (``partners.config.Channel``, ``partners.rules.LineItem``)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from strawberry.types import Info
 from gateway.api import errors as e
 from gateway.api.bigint import MinorUnits
 from gateway.api.context import Context
-from gateway.api.results import COMMON, KEYED, attempt
+from gateway.api.results import Resolver
 from gateway.api.types import Channel, Money, MoneyInput
+from gateway.auth.scopes import Scope
 from gateway.core.errors import InvalidInput
+from gateway.core.ids import CustomerId, HoldId, PartnerId, PurchaseId
 from gateway.ledger import holds, service
 from gateway.ledger import model as m
+from partners.rules import LineItem
 
 MAX_LINES = 100
 
@@ -31,6 +36,9 @@ class LineItemInput:
     quantity_milli: int | None = strawberry.field(
         default=None, description="Quantity in thousandths (1000 = one litre or one unit)."
     )
+
+    def to_domain(self) -> LineItem:
+        return LineItem(self.amount_minor, self.category, self.quantity_milli)
 
 
 @strawberry.input(description="Name the member with exactly one of customerId (linked here), "
@@ -51,17 +59,16 @@ class EarnPointsInput:
         default=None, description="When the sale happened, if not now (late store uploads)."
     )
 
-    def to_command(self, partner_id: str, max_lines: int = MAX_LINES) -> m.EarnPoints:
+    def to_command(self, partner_id: PartnerId, max_lines: int = MAX_LINES) -> m.EarnPoints:
         if len(self.lines) > max_lines:
             raise InvalidInput(f"at most {max_lines} lines per purchase", field="lines")
-        lines = tuple(m.PurchaseLine(li.amount_minor, li.category, li.quantity_milli)
-                      for li in self.lines)
         return m.EarnPoints(
             partner_id=partner_id, customer_id=_opt(self.customer_id),
             card_number=self.card_number, store_code=self.store_code,
-            amount=self.amount.to_domain("amount"), channel=self.channel.value,
+            amount=self.amount.to_domain("amount"), channel=self.channel,
             purchase_id=_text(self.purchase_id, "purchaseId"),
-            idempotency_key=self.idempotency_key, lines=lines, occurred_at=self.occurred_at,
+            idempotency_key=self.idempotency_key,
+            lines=tuple(line.to_domain() for line in self.lines), occurred_at=self.occurred_at,
         )
 
 
@@ -81,7 +88,7 @@ class PreviewEarnInput:
     idempotency_key: str | None = strawberry.field(
         default=None, deprecation_reason="Ignored: a preview posts nothing. Omit it.")
 
-    def to_command(self, partner_id: str, max_lines: int = MAX_LINES) -> m.EarnPoints:
+    def to_command(self, partner_id: PartnerId, max_lines: int = MAX_LINES) -> m.EarnPoints:
         as_earn = EarnPointsInput(
             customer_id=self.customer_id, card_number=self.card_number,
             store_code=self.store_code, amount=self.amount, channel=self.channel,
@@ -109,7 +116,7 @@ class RedeemPointsInput:
     )
     channel: Channel | None = None
 
-    def to_command(self, partner_id: str) -> m.RedeemPoints:
+    def to_command(self, partner_id: PartnerId) -> m.RedeemPoints:
         return m.RedeemPoints(
             partner_id=partner_id, customer_id=_opt(self.customer_id), points=self.points,
             card_number=self.card_number, store_code=self.store_code,
@@ -117,7 +124,7 @@ class RedeemPointsInput:
             idempotency_key=self.idempotency_key,
             purchase_id=None if self.purchase_id is None else _text(self.purchase_id,
                                                                     "purchaseId"),
-            channel=None if self.channel is None else self.channel.value,
+            channel=self.channel,
         )
 
 
@@ -127,11 +134,18 @@ class CaptureRedemptionInput:
     idempotency_key: str
     points: int | None = strawberry.field(default=None, description="Omit to capture all held.")
 
+    def to_command(self, partner_id: PartnerId) -> m.CaptureRedemption:
+        return m.CaptureRedemption(partner_id, HoldId(str(self.hold_id)), self.idempotency_key,
+                                   self.points)
+
 
 @strawberry.input
 class VoidRedemptionInput:
     hold_id: strawberry.ID
     idempotency_key: str
+
+    def to_command(self, partner_id: PartnerId) -> m.VoidRedemption:
+        return m.VoidRedemption(partner_id, HoldId(str(self.hold_id)), self.idempotency_key)
 
 
 @strawberry.input
@@ -139,6 +153,10 @@ class ReturnPurchaseInput:
     purchase_id: str
     amount: MoneyInput = strawberry.field(description="The part of the purchase returned.")
     idempotency_key: str
+
+    def to_command(self, partner_id: PartnerId) -> m.ReturnPurchase:
+        return m.ReturnPurchase(partner_id, _text(self.purchase_id, "purchaseId"),
+                                self.amount.to_domain("amount"), self.idempotency_key)
 
 
 @strawberry.type
@@ -155,6 +173,14 @@ class EarnPointsSuccess:
         description="Of these points, how many wait out your return window before they spend."
     )
 
+    @staticmethod
+    def of(r: m.Earned) -> EarnPointsSuccess:
+        return EarnPointsSuccess(
+            operation_id=strawberry.ID(r.operation_id), points=r.points,
+            rule_version=r.rule_version, explanation=list(r.explanation),
+            debt_repaid=r.debt_repaid, available=r.available, recorded_at=r.recorded_at,
+            pending=r.pending)
+
 
 @strawberry.type
 class PreviewEarnSuccess:
@@ -163,6 +189,12 @@ class PreviewEarnSuccess:
     capped_by: str | None
     rule_version: int
     explanation: list[str]
+
+    @staticmethod
+    def of(q: m.PreviewedEarn) -> PreviewEarnSuccess:
+        return PreviewEarnSuccess(points=q.points, uncapped_points=q.uncapped_points,
+                                  capped_by=q.capped_by, rule_version=q.rule_version,
+                                  explanation=list(q.explanation))
 
 
 @strawberry.type
@@ -175,6 +207,13 @@ class RedeemPointsSuccess:
     recorded_at: datetime = strawberry.field(
         description="When the gateway recorded it: the time settlement periods go by.")
 
+    @staticmethod
+    def of(r: m.Redeemed) -> RedeemPointsSuccess:
+        return RedeemPointsSuccess(
+            operation_id=strawberry.ID(r.operation_id), points=r.points,
+            value=Money.of(r.value), rule_version=r.rule_version, available=r.available,
+            recorded_at=r.recorded_at)
+
 
 @strawberry.type
 class AuthoriseRedemptionSuccess:
@@ -186,6 +225,13 @@ class AuthoriseRedemptionSuccess:
     expires_at: datetime
     available: int
 
+    @staticmethod
+    def of(r: m.HoldPlaced) -> AuthoriseRedemptionSuccess:
+        return AuthoriseRedemptionSuccess(
+            operation_id=strawberry.ID(r.operation_id), hold_id=strawberry.ID(r.hold_id),
+            points=r.points, value=Money.of(r.value), rule_version=r.rule_version,
+            expires_at=r.expires_at, available=r.available)
+
 
 @strawberry.type
 class CaptureRedemptionSuccess:
@@ -196,6 +242,13 @@ class CaptureRedemptionSuccess:
     value: Money
     available: int
 
+    @staticmethod
+    def of(r: m.HoldCaptured) -> CaptureRedemptionSuccess:
+        return CaptureRedemptionSuccess(
+            operation_id=strawberry.ID(r.operation_id), hold_id=strawberry.ID(r.hold_id),
+            points=r.points, released=r.released, value=Money.of(r.value),
+            available=r.available)
+
 
 @strawberry.type
 class VoidRedemptionSuccess:
@@ -203,6 +256,12 @@ class VoidRedemptionSuccess:
     hold_id: strawberry.ID
     released: int
     available: int
+
+    @staticmethod
+    def of(r: m.HoldVoided) -> VoidRedemptionSuccess:
+        return VoidRedemptionSuccess(
+            operation_id=strawberry.ID(r.operation_id), hold_id=strawberry.ID(r.hold_id),
+            released=r.released, available=r.available)
 
 
 @strawberry.type
@@ -226,18 +285,16 @@ class ReturnPurchaseSuccess:
         "When the gateway recorded it: the time settlement periods go by (null only for a "
         "replayed answer first given before this field existed)."))
 
+    @staticmethod
+    def of(r: m.Returned) -> ReturnPurchaseSuccess:
+        return ReturnPurchaseSuccess(
+            operation_id=strawberry.ID(r.operation_id), purchase_id=r.purchase_id,
+            points_reversed=r.points_reversed, points_owed=r.points_owed,
+            points_reversed_total=r.points_reversed_total,
+            points_unrecovered=r.points_unrecovered, points_refunded=r.points_refunded,
+            amount_returned_total=Money.of(r.amount_returned_total),
+            available=r.available, debt=r.debt, recorded_at=r.recorded_at)
 
-EARN_ERRORS = (*KEYED, e.UnknownMemberError, e.CurrencyMismatchError, e.RuleNotInForceError,
-               e.CapExceededError, e.PurchaseAlreadyRecordedError)
-PREVIEW_ERRORS = (*COMMON, e.InvalidAmountError, e.CurrencyMismatchError,
-                  e.RuleNotInForceError)
-REDEEM_ERRORS = (*KEYED, e.UnknownMemberError, e.CurrencyMismatchError, e.RuleNotInForceError,
-                 e.CapExceededError, e.InsufficientPointsError, e.RedemptionNotAcceptedError,
-                 e.ConsentRequiredError)
-CAPTURE_ERRORS = (*KEYED, e.NotFoundError, e.HoldExpiredError, e.HoldAlreadySettledError,
-                  e.CaptureExceedsHoldError, e.CapExceededError, e.RuleNotInForceError)
-VOID_ERRORS = (*KEYED, e.NotFoundError, e.HoldAlreadySettledError)
-RETURN_ERRORS = (*KEYED, e.NotFoundError, e.NothingToReturnError, e.CurrencyMismatchError)
 
 _KEYED_UNION = (e.InvalidInputError | e.ForbiddenError | e.RateLimitedError
                 | e.IdempotencyKeyReusedError | e.InvalidAmountError)
@@ -283,14 +340,48 @@ ReturnPurchaseResult = Annotated[
 ]
 
 
-def _opt(value: strawberry.ID | None) -> str | None:
-    return None if value is None else str(value)
+def _opt(value: strawberry.ID | None) -> CustomerId | None:
+    return None if value is None else CustomerId(str(value))
 
 
-def _text(value: str, field: str) -> str:
+def _text(value: str, field: str) -> PurchaseId:
     if not value.strip() or len(value) > 200:
         raise InvalidInput(f"{field} must be 1 to 200 characters, not blank", field=field)
-    return value
+    return PurchaseId(value)
+
+
+_PREVIEW: Resolver[PreviewEarnInput, m.EarnPoints, m.PreviewedEarn] = Resolver(
+    PreviewEarnResult, Scope.POINTS_EARN,
+    command=lambda c, input: input.to_command(c.partner_id, c.max_lines),
+    service=lambda s, cmd: service.preview_earn(s.ledger, cmd), present=PreviewEarnSuccess.of)
+_EARN: Resolver[EarnPointsInput, m.EarnPoints, m.Earned] = Resolver(
+    EarnPointsResult, Scope.POINTS_EARN,
+    command=lambda c, input: input.to_command(c.partner_id, c.max_lines),
+    service=lambda s, cmd: service.earn_points(s.ledger, cmd), present=EarnPointsSuccess.of)
+_REDEEM: Resolver[RedeemPointsInput, m.RedeemPoints, m.Redeemed] = Resolver(
+    RedeemPointsResult, Scope.POINTS_REDEEM, command=lambda c, input: input.to_command(
+        c.partner_id),
+    service=lambda s, cmd: service.redeem_points(s.ledger, cmd), present=RedeemPointsSuccess.of)
+_AUTHORISE: Resolver[RedeemPointsInput, m.RedeemPoints, m.HoldPlaced] = Resolver(
+    AuthoriseRedemptionResult, Scope.POINTS_REDEEM,
+    command=lambda c, input: input.to_command(c.partner_id),
+    service=lambda s, cmd: holds.authorise_redemption(s.ledger, cmd),
+    present=AuthoriseRedemptionSuccess.of)
+_CAPTURE: Resolver[CaptureRedemptionInput, m.CaptureRedemption, m.HoldCaptured] = Resolver(
+    CaptureRedemptionResult, Scope.POINTS_REDEEM,
+    command=lambda c, input: input.to_command(c.partner_id),
+    service=lambda s, cmd: holds.capture_redemption(s.ledger, cmd),
+    present=CaptureRedemptionSuccess.of)
+_VOID: Resolver[VoidRedemptionInput, m.VoidRedemption, m.HoldVoided] = Resolver(
+    VoidRedemptionResult, Scope.POINTS_REDEEM,
+    command=lambda c, input: input.to_command(c.partner_id),
+    service=lambda s, cmd: holds.void_redemption(s.ledger, cmd),
+    present=VoidRedemptionSuccess.of)
+_RETURN: Resolver[ReturnPurchaseInput, m.ReturnPurchase, m.Returned] = Resolver(
+    ReturnPurchaseResult, Scope.POINTS_REVERSE,
+    command=lambda c, input: input.to_command(c.partner_id),
+    service=lambda s, cmd: service.return_purchase(s.ledger, cmd),
+    present=ReturnPurchaseSuccess.of)
 
 
 @strawberry.type
@@ -300,17 +391,7 @@ class PointsQueries:
     async def preview_earn(
         self, info: Info[Context, None], input: PreviewEarnInput
     ) -> PreviewEarnResult:
-        c = info.context
-
-        async def run() -> PreviewEarnSuccess:
-            c.require("points:earn")
-            cmd = input.to_command(c.partner_id, c.max_lines)
-            q = await c.run(service.preview_earn, c.services.ledger, cmd)
-            return PreviewEarnSuccess(points=q.points, uncapped_points=q.uncapped_points,
-                                      capped_by=q.capped_by, rule_version=q.rule_version,
-                                      explanation=list(q.explanation))
-
-        result: PreviewEarnResult = await attempt(run, PREVIEW_ERRORS)
+        result: PreviewEarnResult = await _PREVIEW(info, input)
         return result
 
 
@@ -320,37 +401,14 @@ class PointsMutations:
     async def earn_points(
         self, info: Info[Context, None], input: EarnPointsInput
     ) -> EarnPointsResult:
-        c = info.context
-
-        async def run() -> EarnPointsSuccess:
-            c.require("points:earn")
-            cmd = input.to_command(c.partner_id, c.max_lines)
-            r = await c.run(service.earn_points, c.services.ledger, cmd)
-            return EarnPointsSuccess(
-                operation_id=strawberry.ID(r.operation_id), points=r.points,
-                rule_version=r.rule_version, explanation=list(r.explanation),
-                debt_repaid=r.debt_repaid, available=r.available, recorded_at=r.recorded_at,
-                pending=r.pending)
-
-        result: EarnPointsResult = await attempt(run, EARN_ERRORS)
+        result: EarnPointsResult = await _EARN(info, input)
         return result
 
     @strawberry.mutation(description="Spend points now. Scope: points:redeem.")
     async def redeem_points(
         self, info: Info[Context, None], input: RedeemPointsInput
     ) -> RedeemPointsResult:
-        c = info.context
-
-        async def run() -> RedeemPointsSuccess:
-            c.require("points:redeem")
-            r = await c.run(service.redeem_points, c.services.ledger,
-                            input.to_command(c.partner_id))
-            return RedeemPointsSuccess(
-                operation_id=strawberry.ID(r.operation_id), points=r.points,
-                value=Money.of(r.value), rule_version=r.rule_version, available=r.available,
-                recorded_at=r.recorded_at)
-
-        result: RedeemPointsResult = await attempt(run, REDEEM_ERRORS)
+        result: RedeemPointsResult = await _REDEEM(info, input)
         return result
 
     @strawberry.mutation(description="Hold points for a redemption, to capture or void later. "
@@ -358,54 +416,21 @@ class PointsMutations:
     async def authorise_redemption(
         self, info: Info[Context, None], input: RedeemPointsInput
     ) -> AuthoriseRedemptionResult:
-        c = info.context
-
-        async def run() -> AuthoriseRedemptionSuccess:
-            c.require("points:redeem")
-            r = await c.run(holds.authorise_redemption, c.services.ledger,
-                            input.to_command(c.partner_id))
-            return AuthoriseRedemptionSuccess(
-                operation_id=strawberry.ID(r.operation_id), hold_id=strawberry.ID(r.hold_id),
-                points=r.points, value=Money.of(r.value), rule_version=r.rule_version,
-                expires_at=r.expires_at, available=r.available)
-
-        result: AuthoriseRedemptionResult = await attempt(run, REDEEM_ERRORS)
+        result: AuthoriseRedemptionResult = await _AUTHORISE(info, input)
         return result
 
     @strawberry.mutation(description="Capture all or part of a hold. Scope: points:redeem.")
     async def capture_redemption(
         self, info: Info[Context, None], input: CaptureRedemptionInput
     ) -> CaptureRedemptionResult:
-        c = info.context
-
-        async def run() -> CaptureRedemptionSuccess:
-            c.require("points:redeem")
-            cmd = m.CaptureRedemption(c.partner_id, str(input.hold_id), input.idempotency_key,
-                                      input.points)
-            r = await c.run(holds.capture_redemption, c.services.ledger, cmd)
-            return CaptureRedemptionSuccess(
-                operation_id=strawberry.ID(r.operation_id), hold_id=strawberry.ID(r.hold_id),
-                points=r.points, released=r.released, value=Money.of(r.value),
-                available=r.available)
-
-        result: CaptureRedemptionResult = await attempt(run, CAPTURE_ERRORS)
+        result: CaptureRedemptionResult = await _CAPTURE(info, input)
         return result
 
     @strawberry.mutation(description="Release a hold in full. Scope: points:redeem.")
     async def void_redemption(
         self, info: Info[Context, None], input: VoidRedemptionInput
     ) -> VoidRedemptionResult:
-        c = info.context
-
-        async def run() -> VoidRedemptionSuccess:
-            c.require("points:redeem")
-            cmd = m.VoidRedemption(c.partner_id, str(input.hold_id), input.idempotency_key)
-            r = await c.run(holds.void_redemption, c.services.ledger, cmd)
-            return VoidRedemptionSuccess(
-                operation_id=strawberry.ID(r.operation_id), hold_id=strawberry.ID(r.hold_id),
-                released=r.released, available=r.available)
-
-        result: VoidRedemptionResult = await attempt(run, VOID_ERRORS)
+        result: VoidRedemptionResult = await _VOID(info, input)
         return result
 
     @strawberry.mutation(description="Return a purchase fully or partly: earned points are "
@@ -414,20 +439,5 @@ class PointsMutations:
     async def return_purchase(
         self, info: Info[Context, None], input: ReturnPurchaseInput
     ) -> ReturnPurchaseResult:
-        c = info.context
-
-        async def run() -> ReturnPurchaseSuccess:
-            c.require("points:reverse")
-            cmd = m.ReturnPurchase(c.partner_id, _text(input.purchase_id, "purchaseId"),
-                                   input.amount.to_domain("amount"), input.idempotency_key)
-            r = await c.run(service.return_purchase, c.services.ledger, cmd)
-            return ReturnPurchaseSuccess(
-                operation_id=strawberry.ID(r.operation_id), purchase_id=r.purchase_id,
-                points_reversed=r.points_reversed, points_owed=r.points_owed,
-                points_reversed_total=r.points_reversed_total,
-                points_unrecovered=r.points_unrecovered, points_refunded=r.points_refunded,
-                amount_returned_total=Money.of(r.amount_returned_total),
-                available=r.available, debt=r.debt, recorded_at=r.recorded_at)
-
-        result: ReturnPurchaseResult = await attempt(run, RETURN_ERRORS)
+        result: ReturnPurchaseResult = await _RETURN(info, input)
         return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from starlette.requests import Request
@@ -27,35 +27,20 @@ from gateway.api.reconciliation import (
     SettlementStatement,
     reconciled,
 )
-from gateway.api.results import COMMON
+from gateway.api.results import answer, errors_of
 from gateway.api.view import rate_limited
+from gateway.auth.scopes import Scope
 from gateway.auth.service import AuthService
 from gateway.auth.tokens import InvalidToken
 from gateway.core.errors import DomainError, Forbidden, InvalidInput, NotFound
+from gateway.core.ids import PartnerId
 from gateway.core.principal import Principal
 from gateway.limits import RateLimiter
-from gateway.settlement import errors as se
 from gateway.settlement import model as sm
 from gateway.settlement import service
 from gateway.settlement.html import report_html
 from gateway.settlement.reconcile import reconcile, statement_csv
 from gateway.settlement.render import names
-
-
-@strawberry.type
-class PeriodClosedError(e.Error):
-    period_id: str
-
-
-@strawberry.type
-class SettlementUnbalancedError(e.Error):
-    pass
-
-
-@strawberry.type
-class StatementMalformedError(e.Error):
-    line: int
-    column: str | None
 
 
 @strawberry.type(description="A partner's flows, in the period or in one adjustment.")
@@ -149,29 +134,18 @@ class CloseSettlementPeriodSuccess:
 
 _COMMON_UNION = e.InvalidInputError | e.ForbiddenError | e.RateLimitedError
 SettlementReportResult = Annotated[
-    SettlementReport | SettlementUnbalancedError | _COMMON_UNION,
+    SettlementReport | e.SettlementUnbalancedError | _COMMON_UNION,
     strawberry.union("SettlementReportResult")]
 CloseSettlementPeriodResult = Annotated[
-    CloseSettlementPeriodSuccess | PeriodClosedError | SettlementUnbalancedError | _COMMON_UNION,
+    CloseSettlementPeriodSuccess | e.PeriodClosedError | e.SettlementUnbalancedError
+    | _COMMON_UNION,
     strawberry.union("CloseSettlementPeriodResult")]
 SettlementStatementResult = Annotated[
     SettlementStatement | e.NotFoundError | _COMMON_UNION,
     strawberry.union("SettlementStatementResult")]
 ReconcileStatementResult = Annotated[
-    ReconcileStatementSuccess | StatementMalformedError | e.NotFoundError | _COMMON_UNION,
+    ReconcileStatementSuccess | e.StatementMalformedError | e.NotFoundError | _COMMON_UNION,
     strawberry.union("ReconcileStatementResult")]
-
-
-def _error(exc: DomainError) -> Any:
-    if isinstance(exc, se.PeriodClosed):
-        return PeriodClosedError(code=exc.code, message=exc.message, field=exc.field,
-                                 period_id=exc.period_id)
-    if isinstance(exc, se.SettlementUnbalanced):
-        return SettlementUnbalancedError(code=exc.code, message=exc.message, field=exc.field)
-    if isinstance(exc, se.StatementMalformed):
-        return StatementMalformedError(code=exc.code, message=exc.message, field=exc.field,
-                                       line=exc.line, column=exc.column)
-    return e.to_error(exc, (*COMMON, e.NotFoundError))
 
 
 def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
@@ -203,6 +177,12 @@ def _report(services: Services, period: sm.Period) -> sm.Report:
                                      services.settings.settlement_currency)
 
 
+_REPORT_ERRORS = errors_of(SettlementReportResult)
+_STATEMENT_ERRORS = errors_of(SettlementStatementResult)
+_CLOSE_ERRORS = errors_of(CloseSettlementPeriodResult)
+_RECONCILE_ERRORS = errors_of(ReconcileStatementResult)
+
+
 @strawberry.type
 class SettlementQueries:
     @strawberry.field(description="The settlement report for [start, end) (UTC, half-open). "
@@ -210,13 +190,14 @@ class SettlementQueries:
     async def settlement_report(self, info: Info[Context, None], start: datetime,
                                 end: datetime) -> SettlementReportResult:
         c = info.context
-        try:
-            c.require("settlement:read")
+
+        async def run() -> SettlementReport:
             report = await c.run(_report, c.services, sm.Period(start, end))
             return _view(report, c.principal.partner_id)
-        except DomainError as exc:
-            result: SettlementReportResult = _error(exc)
-            return result
+
+        result: SettlementReportResult = await answer(c, _REPORT_ERRORS, Scope.SETTLEMENT_READ,
+                                                      run)
+        return result
 
     @strawberry.field(description="Your own ledger lines recorded in [start, end) as a CSV "
                       "statement, in the format reconcileStatement reads. Scope: "
@@ -225,17 +206,18 @@ class SettlementQueries:
                                    end: datetime, partner_id: strawberry.ID | None = None
                                    ) -> SettlementStatementResult:
         c = info.context
-        try:
-            c.require("settlement:read")
+
+        async def run() -> SettlementStatement:
             period = sm.Period(start, end)
             partner = _partner_for(c.principal, partner_id)
             text, count = await c.run(statement_csv, c.services.engine, partner, period)
             return SettlementStatement(partner_id=strawberry.ID(partner),
                                        period_start=period.start, period_end=period.end,
                                        lines=count, csv=text)
-        except DomainError as exc:
-            result: SettlementStatementResult = _error(exc)
-            return result
+
+        result: SettlementStatementResult = await answer(c, _STATEMENT_ERRORS,
+                                                         Scope.SETTLEMENT_READ, run)
+        return result
 
 
 @strawberry.type
@@ -247,14 +229,15 @@ class SettlementMutations:
         self, info: Info[Context, None], input: CloseSettlementPeriodInput
     ) -> CloseSettlementPeriodResult:
         c = info.context
-        try:
+
+        async def run() -> CloseSettlementPeriodSuccess:
             p = c.principal
-            finance = p.has("settlement:read") or p.has("settlement:close")
+            finance = p.has(Scope.SETTLEMENT_READ) or p.has(Scope.SETTLEMENT_CLOSE)
             if p.partner_id is not None and finance:  # the real reason, whatever it holds
-                raise Forbidden("settlement:close", (
+                raise Forbidden(Scope.SETTLEMENT_CLOSE, (
                     f"a finance client bound to partner {p.partner_id!r} cannot "
                     "close coalition periods; closing needs a coalition-wide finance client"))
-            c.require("settlement:close")
+            c.require(Scope.SETTLEMENT_CLOSE)
             s = c.services
             closed = await c.run(service.close_period, s.engine, s.rules, s.clock,
                                  sm.Period(input.start, input.end),
@@ -263,9 +246,10 @@ class SettlementMutations:
             return CloseSettlementPeriodSuccess(
                 period_id=closed.id, start=closed.period.start, end=closed.period.end,
                 closed_at=closed.closed_at, sha256=closed.sha256)
-        except DomainError as exc:
-            result: CloseSettlementPeriodResult = _error(exc)
-            return result
+
+        # The scope is checked inside: a partner-bound finance client hears the real reason.
+        result: CloseSettlementPeriodResult = await answer(c, _CLOSE_ERRORS, None, run)
+        return result
 
     @strawberry.mutation(description="Compare a partner's CSV statement with the ledger. "
                          "Stores nothing. Scope: settlement:read.")
@@ -273,18 +257,19 @@ class SettlementMutations:
         self, info: Info[Context, None], input: ReconcileStatementInput
     ) -> ReconcileStatementResult:
         c = info.context
-        try:
-            c.require("settlement:read")
+
+        async def run() -> ReconcileStatementSuccess:
             partner_id = _partner_for(c.principal, input.partner_id)
             r = await c.run(reconcile, c.services.engine, partner_id,
                             sm.Period(input.start, input.end), input.csv)
             return reconciled(r)
-        except DomainError as exc:
-            result: ReconcileStatementResult = _error(exc)
-            return result
+
+        result: ReconcileStatementResult = await answer(c, _RECONCILE_ERRORS,
+                                                        Scope.SETTLEMENT_READ, run)
+        return result
 
 
-def _partner_for(principal: Principal, asked: str | None) -> str:
+def _partner_for(principal: Principal, asked: str | None) -> PartnerId:
     own = principal.partner_id
     if own is not None:
         if asked is not None and str(asked) != own:
@@ -292,7 +277,7 @@ def _partner_for(principal: Principal, asked: str | None) -> str:
         return own
     if asked is None:
         raise InvalidInput("a coalition-wide client names the partner", field="partnerId")
-    return str(asked)
+    return PartnerId(str(asked))
 
 
 def plotly_route() -> Route:
@@ -330,8 +315,8 @@ def settlement_page(services: Services, auth: AuthService, limiter: RateLimiter,
         if refused is not None:
             return refused
         try:
-            if not principal.has("settlement:read"):
-                raise Forbidden("settlement:read")
+            if not principal.has(Scope.SETTLEMENT_READ):
+                raise Forbidden(Scope.SETTLEMENT_READ)
             period = sm.Period(_time(request, "start"), _time(request, "end"))
             from anyio import to_thread
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
@@ -12,13 +11,11 @@ from gateway.core.errors import InvalidInput
 from gateway.core.money import Money as DomainMoney
 from gateway.ledger.model import Balance as DomainBalance
 from gateway.members.service import OperationView
+from partners import config
 
-
-@strawberry.enum(description="Where the purchase happened.")
-class Channel(Enum):
-    ONLINE = "online"
-    APP = "app"
-    STORE = "store"
+# The rule engine's own channel (one definition: partners.config), exposed as the GraphQL enum.
+strawberry.enum(config.Channel, description="Where the purchase happened.")
+Channel = config.Channel
 
 
 @strawberry.type(description="An amount in integer minor units (cents, kopiykas) of a currency.")

@@ -13,8 +13,9 @@ from strawberry.types import Info
 
 from gateway.api import errors as e
 from gateway.api.context import Context
-from gateway.api.results import attempt
+from gateway.api.results import answer, errors_of
 from gateway.api.types import PageInfo
+from gateway.auth.scopes import Scope
 from gateway.core.errors import InvalidInput
 from gateway.members import consent as codes
 from gateway.members import viewer as domain
@@ -175,14 +176,12 @@ class Viewer:
         return [Consent.of(x) for x in found]
 
 
-VIEWER_ERRORS = (e.UnknownMemberError, e.InvalidInputError, e.ForbiddenError,
-                 e.RateLimitedError)
 ViewerResult = Annotated[Viewer | e.UnknownMemberError | e.InvalidInputError | e.ForbiddenError
                          | e.RateLimitedError, strawberry.union("ViewerResult")]
+_VIEWER_ERRORS = errors_of(ViewerResult)
 
 
 async def viewer_of(c: Context) -> Viewer:
-    c.require("member")
     member_id = c.member_id
     card = await c.run(domain.card_number, c.services.engine, member_id)
     return Viewer(card_number=card, member_id=member_id)
@@ -193,5 +192,7 @@ class ViewerQueries:
     @strawberry.field(description="The signed-in member's own account; member tokens only. "
                       "Scope: member.")
     async def viewer(self, info: Info[Context, None]) -> ViewerResult:
-        result: ViewerResult = await attempt(lambda: viewer_of(info.context), VIEWER_ERRORS)
+        c = info.context
+        result: ViewerResult = await answer(c, _VIEWER_ERRORS, Scope.MEMBER,
+                                            lambda: viewer_of(c))
         return result

@@ -14,8 +14,10 @@ from strawberry.types import Info
 
 from gateway.api import errors as e
 from gateway.api.context import Context
-from gateway.api.results import COMMON, KEYED, attempt
+from gateway.api.results import answer, errors_of
 from gateway.api.viewer import Consent, ConsentPurpose, LinkedBrand
+from gateway.auth.scopes import Scope
+from gateway.core.ids import MemberId, PartnerId
 from gateway.ledger import erasure, member_ops
 from gateway.members import consent as codes
 from gateway.members import viewer as domain
@@ -79,9 +81,6 @@ class EraseMeSuccess:
     links_closed: int
 
 
-_M = (*COMMON, e.UnknownMemberError, e.NotFoundError)
-_P = (*KEYED, e.UnknownMemberError, e.NotFoundError, e.InsufficientPointsError,
-      e.RuleNotInForceError)
 _Base = e.InvalidInputError | e.ForbiddenError | e.RateLimitedError | e.UnknownMemberError
 UnlinkBrandResult = Annotated[UnlinkBrandSuccess | _Base | e.NotFoundError,
                               strawberry.union("UnlinkBrandResult")]
@@ -99,8 +98,15 @@ MergeAccountResult = Annotated[MergeAccountSuccess | _Points,
 EraseMeResult = Annotated[EraseMeSuccess | _Points, strawberry.union("EraseMeResult")]
 
 
-def _member(c: Context) -> str:
-    c.require("member")
+# What each field may answer: its result union's error members.
+_UNLINK, _LINK_CODE, _CONSENT = (errors_of(UnlinkBrandResult), errors_of(CreateLinkCodeResult),
+                                 errors_of(SetConsentResult))
+_DONATE, _MERGE, _EXPORT, _ERASE = (errors_of(DonatePointsResult), errors_of(MergeAccountResult),
+                                    errors_of(ExportMyDataResult), errors_of(EraseMeResult))
+
+
+def _member(c: Context) -> MemberId:
+    """Only a member token has a member (the scope itself was checked by ``answer``)."""
     return c.member_id
 
 
@@ -114,13 +120,13 @@ class ViewerMutations:
         async def run() -> UnlinkBrandSuccess:
             mid = _member(c)
             s = c.services
-            await c.run(domain.unlink_brand, s.engine, s.clock, mid, str(partner_id))
+            await c.run(domain.unlink_brand, s.engine, s.clock, mid, PartnerId(str(partner_id)))
             brands = await c.run(domain.linked_brands, s.engine, mid)
             return UnlinkBrandSuccess(partner_id=partner_id, linked_brands=[
                 LinkedBrand(partner_id=strawberry.ID(b.partner_id), partner_name=b.partner_name,
                             linked_at=b.linked_at, consent_via=b.via) for b in brands])
 
-        result: UnlinkBrandResult = await attempt(run, _M)
+        result: UnlinkBrandResult = await answer(c, _UNLINK, Scope.MEMBER, run)
         return result
 
     @strawberry.mutation(description="Make a one-time link code (8 characters, 10 minutes, "
@@ -133,7 +139,7 @@ class ViewerMutations:
             made = await c.run(codes.create_link_code, c.services.engine, c.services.clock, mid)
             return CreateLinkCodeSuccess(link_code=made.code, expires_at=made.expires_at)
 
-        result: CreateLinkCodeResult = await attempt(run, _M)
+        result: CreateLinkCodeResult = await answer(c, _LINK_CODE, Scope.MEMBER, run)
         return result
 
     @strawberry.mutation(description="Give or withdraw a consent: marketing per partner, "
@@ -150,7 +156,7 @@ class ViewerMutations:
                                 granted, "app")
             return SetConsentSuccess(consent=Consent.of(state))
 
-        result: SetConsentResult = await attempt(run, _M)
+        result: SetConsentResult = await answer(c, _CONSENT, Scope.MEMBER, run)
         return result
 
     @strawberry.mutation(description="Donate points to a charity partner. Scope: member.")
@@ -167,7 +173,7 @@ class ViewerMutations:
                 charity_partner_id=strawberry.ID(d.charity_partner_id), points=d.points,
                 available=d.available, recorded_at=d.recorded_at)
 
-        result: DonatePointsResult = await attempt(run, _P)
+        result: DonatePointsResult = await answer(c, _DONATE, Scope.MEMBER, run)
         return result
 
     @strawberry.mutation(description="Absorb a second account you hold, proven by its card "
@@ -195,7 +201,7 @@ class ViewerMutations:
                 wallet_moved=m.wallet, pending_moved=m.pending, debt_moved=m.debt,
                 lots_moved=m.lots, brands_moved=[strawberry.ID(p) for p in m.links_moved])
 
-        result: MergeAccountResult = await attempt(run, _P)
+        result: MergeAccountResult = await answer(c, _MERGE, Scope.MEMBER, run)
         return result
 
     @strawberry.mutation(description="Everything held about you, as JSON. Scope: member.")
@@ -207,7 +213,7 @@ class ViewerMutations:
             body = await c.run(export_member, c.services.engine, c.services.clock, mid)
             return ExportMyDataSuccess(json=body)
 
-        result: ExportMyDataResult = await attempt(run, _M)
+        result: ExportMyDataResult = await answer(c, _EXPORT, Scope.MEMBER, run)
         return result
 
     @strawberry.mutation(description="Erase your account: profile, sign-in and links go; the "
@@ -225,5 +231,5 @@ class ViewerMutations:
             return EraseMeSuccess(erased_at=done.erased_at, forfeited=done.forfeited,
                                   donated=done.donated, links_closed=done.links_closed)
 
-        result: EraseMeResult = await attempt(run, _P)
+        result: EraseMeResult = await answer(c, _ERASE, Scope.MEMBER, run)
         return result

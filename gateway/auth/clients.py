@@ -308,8 +308,8 @@ def _check_new_client(
     ceiling = scope_list.DEFAULT_ALLOWANCE[kind]
     if kind == "finance" and partner_id is not None:
         # Closing is coalition-wide: a partner-bound finance client could never use it.
-        ceiling = ceiling - {"settlement:close"}
-        if scopes is not None and "settlement:close" in scopes:
+        ceiling = ceiling - {scope_list.Scope.SETTLEMENT_CLOSE}
+        if scopes is not None and scope_list.Scope.SETTLEMENT_CLOSE in scopes:
             raise InvalidInput(
                 "a finance client bound to a partner cannot close coalition periods; "
                 "omit settlement:close (or omit the partner for a coalition-wide client)",

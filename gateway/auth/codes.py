@@ -103,7 +103,7 @@ class CodeStore:
     def exchange(self, client: OAuthClient, code: StoredCode) -> dict[str, Any]:
         """Mark the code used and answer its token; for a partner, link its customer."""
         if client.public:
-            issued = self.tokens.issue(client, ["member"], member_id=code.member_id)
+            issued = self.tokens.issue(client, [scope_list.Scope.MEMBER], member_id=code.member_id)
         else:
             issued = self.tokens.issue(client, scope_list.parse_scope(code.scope))
         body: dict[str, Any] = {"access_token": issued.access_token, "token_type": "Bearer",

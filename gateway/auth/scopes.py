@@ -11,33 +11,53 @@ fields check ``admin`` explicitly; least privilege beats a wildcard here.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 
+class Scope(enum.StrEnum):
+    """Every scope a token may carry. A ``StrEnum``: a member *is* its wire string
+    (``Scope.POINTS_EARN == "points:earn"``, same hash), so tokens, the database and the JSON
+    on the wire keep the strings while code names scopes by member, never by literal."""
+
+    POINTS_EARN = "points:earn"
+    POINTS_REDEEM = "points:redeem"
+    POINTS_REVERSE = "points:reverse"
+    MEMBERS_LINK = "members:link"
+    MEMBERS_READ = "members:read"
+    OFFERS_MANAGE = "offers:manage"
+    SETTLEMENT_READ = "settlement:read"
+    SETTLEMENT_CLOSE = "settlement:close"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
 @dataclass(frozen=True, slots=True)
-class Scope:
+class ScopeDoc:
     name: str
     description: str
 
 
-SCOPES: tuple[Scope, ...] = (
-    Scope("points:earn", "Award points to a member for a purchase at the calling partner."),
-    Scope("points:redeem", "Let a member pay with points at the calling partner."),
-    Scope("points:reverse", "Reverse earns and redemptions when a purchase is returned."),
-    Scope("members:link", "Link a partner customer id to a coalition member."),
-    Scope("members:read", "Read balances, history and offers of the partner's linked members."),
-    Scope("offers:manage", "Create, change and end the calling partner's offers."),
-    Scope("settlement:read", "Read settlement periods, statements and reconciliation reports."),
-    Scope("settlement:close", "Close a settlement period (irreversible)."),
-    Scope("admin", "Coalition administration: partners, OAuth clients, rule versions, jobs."),
-    Scope("member", "Act as the signed-in member on their own wallet (the coalition's portal and "
-                    "app): viewer, links, consents, codes, donations, merge, export, erasure."),
-)
+_DESCRIPTIONS: Mapping[Scope, str] = {
+    Scope.POINTS_EARN: "Award points to a member for a purchase at the calling partner.",
+    Scope.POINTS_REDEEM: "Let a member pay with points at the calling partner.",
+    Scope.POINTS_REVERSE: "Reverse earns and redemptions when a purchase is returned.",
+    Scope.MEMBERS_LINK: "Link a partner customer id to a coalition member.",
+    Scope.MEMBERS_READ: "Read balances, history and offers of the partner's linked members.",
+    Scope.OFFERS_MANAGE: "Create, change and end the calling partner's offers.",
+    Scope.SETTLEMENT_READ: "Read settlement periods, statements and reconciliation reports.",
+    Scope.SETTLEMENT_CLOSE: "Close a settlement period (irreversible).",
+    Scope.ADMIN: "Coalition administration: partners, OAuth clients, rule versions, jobs.",
+    Scope.MEMBER: "Act as the signed-in member on their own wallet (the coalition's portal and "
+                  "app): viewer, links, consents, codes, donations, merge, export, erasure.",
+}
 
-ALL_SCOPES: frozenset[str] = frozenset(scope.name for scope in SCOPES)
-_ORDER = {scope.name: index for index, scope in enumerate(SCOPES)}
+SCOPES: tuple[ScopeDoc, ...] = tuple(ScopeDoc(scope.value, _DESCRIPTIONS[scope]) for scope in Scope)
+
+ALL_SCOPES: frozenset[str] = frozenset(Scope)
+_ORDER = {scope.value: index for index, scope in enumerate(Scope)}
 
 # "app": the coalition's own first-party apps (portal, mobile app), public clients that get
 # member tokens through the authorization code flow with PKCE; never a partner.
@@ -45,29 +65,23 @@ CLIENT_KINDS: tuple[str, ...] = ("partner", "finance", "admin", "app")
 
 DEFAULT_ALLOWANCE: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "partner": frozenset(
-            {
-                "points:earn",
-                "points:redeem",
-                "points:reverse",
-                "members:link",
-                "members:read",
-                "offers:manage",
-            }
-        ),
-        "finance": frozenset({"settlement:read", "settlement:close"}),
-        "admin": frozenset({"admin"}),
-        "app": frozenset({"member"}),
+        "partner": frozenset({
+            Scope.POINTS_EARN, Scope.POINTS_REDEEM, Scope.POINTS_REVERSE,
+            Scope.MEMBERS_LINK, Scope.MEMBERS_READ, Scope.OFFERS_MANAGE,
+        }),
+        "finance": frozenset({Scope.SETTLEMENT_READ, Scope.SETTLEMENT_CLOSE}),
+        "admin": frozenset({Scope.ADMIN}),
+        "app": frozenset({Scope.MEMBER}),
     }
 )
 
 
 def describe(name: str) -> str:
-    """The description of one scope; ``KeyError`` for a name not in :data:`SCOPES`."""
-    for scope in SCOPES:
-        if scope.name == name:
-            return scope.description
-    raise KeyError(name)
+    """The description of one scope; ``KeyError`` for a name not in :class:`Scope`."""
+    try:
+        return _DESCRIPTIONS[Scope(name)]
+    except ValueError:
+        raise KeyError(name) from None
 
 
 def parse_scope(text: str | None) -> frozenset[str]:

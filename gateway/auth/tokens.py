@@ -32,6 +32,7 @@ from gateway.auth.keys import ALGORITHM, ALLOWED_ALGORITHMS, KeyStore
 from gateway.auth.revocation import RevocationStore
 from gateway.auth.scopes import format_scope, parse_scope
 from gateway.core.clock import Clock
+from gateway.core.ids import ClientId, MemberId, PartnerId
 from gateway.core.principal import Principal
 
 MAX_TTL_SECONDS = 900
@@ -180,12 +181,13 @@ class TokenService:
     def _principal(self, claims: Mapping[str, Any], client: OAuthClient | None) -> Principal:
         if client is None or client.disabled:
             raise InvalidToken("the client of this token is disabled")
+        partner_id, member_id = claims.get("partner_id"), claims.get("member_id")
         return Principal(
-            client_id=client.client_id,
-            partner_id=claims.get("partner_id"),
+            client_id=ClientId(client.client_id),
+            partner_id=None if partner_id is None else PartnerId(partner_id),
             scopes=parse_scope(claims["scope"]),
             kind=str(claims.get("client_kind", client.kind)),
-            member_id=claims.get("member_id"),
+            member_id=None if member_id is None else MemberId(member_id),
         )
 
     def _verified_claims(self, token: str) -> dict[str, Any]:

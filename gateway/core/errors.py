@@ -194,6 +194,7 @@ class Forbidden(DomainError):
     code = ErrorCode.FORBIDDEN
 
     def __init__(self, scope: str, message: str | None = None) -> None:
+        scope = str(scope)  # a scope enum member reads as its wire string, in the message too
         super().__init__(message or f"this token lacks the scope {scope!r} that this field needs")
         self.scope = scope
 

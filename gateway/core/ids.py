@@ -10,6 +10,16 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from typing import NewType
+
+PartnerId = NewType("PartnerId", str)  # a partner's slug, e.g. "grocery"
+MemberId = NewType("MemberId", str)  # the coalition's internal member id (never shown to partners)
+CustomerId = NewType("CustomerId", str)  # a partner's own id for its customer
+ClientId = NewType("ClientId", str)  # an OAuth client
+OperationId = NewType("OperationId", str)  # one business operation in the ledger
+HoldId = NewType("HoldId", str)  # an authorised redemption's hold
+PurchaseId = NewType("PurchaseId", str)  # the partner's id for a sale
+DocumentId = NewType("DocumentId", str)  # a trusted GraphQL document: sha256 of its text, hex
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _lock = threading.Lock()

@@ -13,17 +13,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from gateway.core.money import Money
+from partners.rules import LineItem as PurchaseLine  # one purchase-line type: API, ledger, rules
 
 T = TypeVar("T")
 
 
 # --- commands -------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class PurchaseLine:
-    amount_minor: int
-    category: str | None = None
-    quantity_milli: int | None = None
-
 
 @dataclass(frozen=True, slots=True)
 class EarnPoints:
