@@ -214,6 +214,41 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_documents_register(args: argparse.Namespace) -> int:
+    """Register trusted documents: one ``.graphql`` file, or a persisted-query manifest."""
+    from gateway.api.documents import InvalidDocument, read_manifest, register
+    from gateway.api.schema import build_schema, validation_rules
+    from gateway.app import build
+    from gateway.core.ids import PartnerId
+    from gateway.db.documents import EVERY_PARTNER
+
+    gateway = build()
+    settings = gateway.services.settings
+    partner = EVERY_PARTNER if args.every_partner else PartnerId(args.partner)
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+        done = register(gateway.services.engine, build_schema(settings)._schema,
+                        read_manifest(text), partner, max_tokens=settings.limits.max_tokens,
+                        rules=validation_rules(settings.limits),
+                        at=gateway.services.clock.now(), actor=args.actor)
+    except (OSError, InvalidDocument) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for doc in done:
+        state = "registered" if doc.created else "already registered"
+        print(f"sha256:{doc.id} {doc.name or '(anonymous)'} {state}")
+    return 0
+
+
+def cmd_documents_list(args: argparse.Namespace) -> int:
+    from gateway.core.ids import PartnerId
+    from gateway.db.documents import listed
+
+    for doc in listed(_engine(), None if args.partner is None else PartnerId(args.partner)):
+        print(f"sha256:{doc.id} {doc.partner_id or '*'} {doc.name or '(anonymous)'}")
+    return 0
+
+
 def cmd_expire(_: argparse.Namespace) -> int:
     from gateway.app import build
     from gateway.jobs import run_expiry
@@ -268,6 +303,22 @@ def parser() -> argparse.ArgumentParser:
         dest="job", required=True)
     jobs.add_parser("expire", help="expire points and lapsed holds").set_defaults(
         func=cmd_expire)
+    documents = sub.add_parser(
+        "documents", help="trusted GraphQL documents (docs/trusted-documents.md)"
+    ).add_subparsers(dest="documents_command", required=True)
+    register_doc = documents.add_parser(
+        "register", help="register a .graphql file or a persisted-query manifest (Apollo or "
+        "Relay JSON): partners then send the SHA-256 id instead of the text")
+    register_doc.add_argument("file")
+    owner = register_doc.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--partner", help="the partner whose tokens may send them")
+    owner.add_argument("--every-partner", action="store_true",
+                       help="any token may send them (the coalition's own apps)")
+    register_doc.add_argument("--actor", default="cli", help="who registers (recorded)")
+    register_doc.set_defaults(func=cmd_documents_register)
+    list_doc = documents.add_parser("list", help="list registered documents")
+    list_doc.add_argument("--partner", default=None)
+    list_doc.set_defaults(func=cmd_documents_list)
     register(sub, _context)
     register_settlement(sub, _services)
     register_members(sub, _context)

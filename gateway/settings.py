@@ -85,6 +85,10 @@ class Settings:
     # GATEWAY_METRICS_TOKEN: when set, GET /metrics needs ``Authorization: Bearer <token>``.
     # Unset (the default) /metrics is open: it belongs on the internal network only.
     metrics_token: str | None = None
+    # GATEWAY_TRUSTED_DOCUMENTS: "allow" runs any GraphQL document, registered or not (the
+    # default, in development and production alike); "only" runs registered documents alone
+    # (sent by id, or as a text whose SHA-256 is registered): docs/trusted-documents.md.
+    trusted_documents: str = "allow"
 
     @property
     def introspection_enabled(self) -> bool:
@@ -128,6 +132,7 @@ class Settings:
             workers=int(env.get("GATEWAY_WORKERS", defaults.workers)),
             log_json=env.get("GATEWAY_LOG_FORMAT", "json") == "json",
             metrics_token=env.get("GATEWAY_METRICS_TOKEN") or None,
+            trusted_documents=_trusted_documents(env.get("GATEWAY_TRUSTED_DOCUMENTS", "allow")),
         )
 
 
@@ -155,3 +160,9 @@ def serving_settings(settings: Settings, host: str, port: int) -> Settings:
         return settings
     shown = f"[{host}]" if ":" in host else host
     return replace(settings, issuer=f"http://{shown}:{port}")
+
+
+def _trusted_documents(mode: str) -> str:
+    if mode not in ("allow", "only"):
+        raise ValueError(f"GATEWAY_TRUSTED_DOCUMENTS must be 'allow' or 'only', not {mode!r}")
+    return mode

@@ -9,21 +9,21 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import Any
 
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext, ExecutionResult
@@ -32,6 +32,7 @@ from gateway.api import errors
 from gateway.api import settlement as settlement_api
 from gateway.api.arguments import NormaliseArguments
 from gateway.api.bigint import MINOR_UNITS_SCALAR, MinorUnits
+from gateway.api.documents import CachedDocuments
 from gateway.api.federation import (
     FEDERATION_VERSION,
     FederationQueries,
@@ -119,21 +120,31 @@ def _with_code(error: GraphQLError) -> GraphQLError:
                         original_error=original, extensions=extensions)
 
 
+def validation_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
+    """The rules added to GraphQL's own, built once per ``Limits`` (see ``extensions_for``);
+    registering a trusted document checks it against the same ones."""
+    return _limit_rules(limits.max_depth, limits.max_aliases)
+
+
+@lru_cache(maxsize=8)
+def _limit_rules(max_depth: int, max_aliases: int) -> tuple[type[ASTValidationRule], ...]:
+    return tuple(
+        QueryDepthLimiter(max_depth=max_depth).validation_rules
+        + MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules
+        + [OneMutationPerOperation]
+    )
+
+
 def extensions_for(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     limits: Limits = settings.limits
     # The depth and alias limiters are validation rules, and each limiter instance builds a new
-    # rule class. ``ValidationCache`` keys on (schema, document, rules), so a limiter built per
+    # rule class. The validation cache keys on (schema, document, rules), so a limiter built per
     # request (extensions are factories) made every request a cache miss: validation ran every
     # time, about a quarter of an earnPoints request's CPU (docs/benchmarks.md). The rule
-    # classes are built once here and every request adds the very same ones.
-    limit_rules = tuple(
-        QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
-        + MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
-        + [OneMutationPerOperation]
-    )
+    # classes are built once (``validation_rules``) and every request adds the very same ones.
+    limit_rules = validation_rules(limits)
     found: list[Callable[[], SchemaExtension]] = [
-        lambda: ParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
+        CachedDocuments,  # parse and validation caches, and trusted documents' own
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules(list(limit_rules)),
         lambda: MaskErrors(should_mask_error=_mask, error_message="Unexpected error."),

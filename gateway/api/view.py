@@ -6,7 +6,11 @@ RFC 6750 challenge), and the client's rate limit is charged (429 with ``Retry-Af
 does Strawberry parse and execute, with a context bound to the token's partner. A request
 Strawberry cannot read (malformed JSON, no query, a batch while batching is off) is a 400 with
 the same JSON error body as the rest, not Strawberry's plain-text one. GET serves the GraphiQL
-page in development and is a 405 otherwise: queries never run over GET."""
+page in development and is a 405 otherwise: queries never run over GET.
+
+A request may name a trusted document instead of carrying its text (``gateway.api.documents``):
+the document is found for the token's partner after the rate limit is charged, and a request
+refused under ``GATEWAY_TRUSTED_DOCUMENTS=only`` runs nothing."""
 
 from __future__ import annotations
 
@@ -21,10 +25,21 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 
 from gateway.api.context import Context, Services
+from gateway.api.documents import (
+    TRUSTED,
+    DocumentRefused,
+    RefusalCode,
+    TrustedDocuments,
+    document_ref,
+)
 from gateway.auth.service import AuthService
 from gateway.auth.tokens import InvalidToken
+from gateway.core.ids import DocumentId
+from gateway.db.documents import document_id
 from gateway.limits import RateLimiter
 
 
@@ -53,6 +68,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
         self.limiter = limiter
         # Called with the client id on every 429 (the app counts them for /metrics).
         self.on_rate_limited = on_rate_limited
+        self.documents = TrustedDocuments(services.engine,
+                                          max_tokens=services.settings.limits.max_tokens)
+        self.only_trusted = services.settings.trusted_documents == "only"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,6 +89,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
             response = await self.run(Request(scope, _capped(receive, limit)))
         except BodyTooLarge:
             response = _too_large(limit)
+        except DocumentRefused as exc:
+            response = _error(400, exc.code, exc.message)
         except HTTPException as exc:  # what Strawberry would send as text/plain
             response = _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "BAD_REQUEST"),
                               exc.reason)
@@ -117,6 +137,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, "the request body must be a JSON object with a `query` "
                                 "string (or, with batching on, an array of them)")
         for operation in operations:
+            _document_id_to_extensions(operation)
             self._one_operation_or_named(operation)
         return parsed
 
@@ -137,9 +158,57 @@ class GatewayGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, f"the document holds {count} operations: say which one "
                                 "to run in `operationName`")
 
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any,
+                             context: Context, root_value: Any,
+                             request_data: GraphQLRequestData) -> ExecutionResult:
+        """Resolve a trusted document, or refuse an untrusted one in mode ``only``, then run."""
+        ref = document_ref(request_data.extensions)
+        if ref is not None or self.only_trusted:
+            await self._trusted(context, request_data, ref)
+        return await super().execute_single(request, request_adapter, sub_response, context,
+                                            root_value, request_data)
+
+    async def _trusted(self, context: Context, data: GraphQLRequestData,
+                       ref: DocumentId | None) -> None:
+        partner_id = context.principal.partner_id
+        text = data.query
+        if ref is None:  # mode "only", a text: run it if that very text is registered
+            if text is None:
+                return  # Strawberry answers "no query"
+            prepared = await self.documents.find(partner_id, document_id(text))
+            if prepared is None:
+                raise DocumentRefused(
+                    RefusalCode.PERSISTED_QUERY_NOT_IN_LIST,
+                    "this gateway runs registered documents only: send the id of a document "
+                    "registered for you (`gateway documents register`), not a new text")
+        else:
+            if text is not None and document_id(text) != ref:
+                raise DocumentRefused(RefusalCode.PERSISTED_QUERY_HASH_MISMATCH,
+                                      "the query sent is not the document the id names")
+            prepared = await self.documents.find(partner_id, ref)
+            if prepared is None:
+                raise DocumentRefused(RefusalCode.PERSISTED_QUERY_NOT_FOUND,
+                                      f"no document {ref} is registered for you: register it "
+                                      "first, or send its text")
+        data.query = prepared.body
+        data.extensions = {**(data.extensions or {}), TRUSTED: prepared}
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(services=self.services, principal=request.scope["state"]["principal"],
                        source=request.client.host if request.client else None)
+
+
+def _document_id_to_extensions(body: dict[str, Any]) -> None:
+    """``documentId`` sits beside ``query`` in the body; Strawberry keeps only the fields it
+    knows, so it travels on in ``extensions``, where the Apollo form already is."""
+    if "documentId" not in body:
+        return
+    extensions = body.get("extensions")
+    if extensions is None:
+        extensions = body["extensions"] = {}
+    if not isinstance(extensions, dict):
+        return  # Strawberry refuses a non-object extensions
+    extensions["documentId"] = body.pop("documentId")
 
 
 _OPERATION_KEYWORD = re.compile(r"\b(?:query|mutation|subscription)\b")

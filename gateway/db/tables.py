@@ -430,5 +430,20 @@ settlement_snapshots = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# --- trusted GraphQL documents (gateway.db.documents) ---------------------------------------------
+# A partner's operations registered in advance and sent by id (docs/trusted-documents.md). The
+# id is the SHA-256 of the text, so a row never needs to change; partner_id "" is a document
+# every caller may send (the coalition's own apps).
+trusted_documents = Table(
+    "trusted_documents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("partner_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=True),  # the operation's name, for people reading
+    Column("body", Text, nullable=False),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("registered_by", String(200), nullable=False),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents")
