@@ -192,3 +192,13 @@ def test_the_cli_registers_a_file_and_a_manifest(
     assert "no partner 'nobody'" in out.err
     assert [(d.partner_id, d.name) for d in listed(gw.services.engine)] == [
         ("", "Member"), ("grocery", "Enrol")]
+
+
+def test_the_mode_is_a_setting_allow_by_default() -> None:
+    from gateway.settings import Settings
+
+    assert Settings.from_env({}).trusted_documents == "allow"
+    assert Settings.from_env({"GATEWAY_ENV": "production"}).trusted_documents == "allow"
+    assert Settings.from_env({"GATEWAY_TRUSTED_DOCUMENTS": "only"}).trusted_documents == "only"
+    with pytest.raises(ValueError, match="GATEWAY_TRUSTED_DOCUMENTS"):
+        Settings.from_env({"GATEWAY_TRUSTED_DOCUMENTS": "strict"})
