@@ -3,6 +3,7 @@ network), under pyinstrument, with the per-request cost printed.
 
     .venv/bin/python -m benchmarks.profile earn --requests 500 [--html /tmp/bench_earn.html]
     .venv/bin/python -m benchmarks.profile balance
+    .venv/bin/python -m benchmarks.profile earn --by-id   # a registered (trusted) document
 
 Requests run one at a time, so the profile is the cost of one request, not of contention;
 the server's thread hops (``anyio.to_thread``) are included, as they are when served."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from pyinstrument import Profiler
 
 from benchmarks import balance, earn, seed
 from benchmarks.serve import DEMO_CLIENT
-from gateway.app import build
+from gateway.app import Gateway, build
 from gateway.auth.clients import ensure_demo_client
 from gateway.auth.scopes import DEFAULT_ALLOWANCE
 from gateway.settings import Limits, Settings
@@ -56,6 +58,22 @@ async def _drive(app: object, body: str, marker: str, requests: int, customers: 
         return elapsed, cpu
 
 
+def _by_id(gw: Gateway, body: str) -> str:
+    """Register the body's document for grocery; the same body naming it by id."""
+    from gateway.api.documents import register
+    from gateway.api.schema import build_schema, validation_rules
+    from gateway.core.ids import PartnerId
+
+    request = json.loads(body)
+    settings = gw.services.settings
+    [done] = register(gw.services.engine, build_schema(settings)._schema,
+                      [(None, request["query"])], PartnerId("grocery"),
+                      max_tokens=settings.limits.max_tokens,
+                      rules=validation_rules(settings.limits), at=gw.services.clock.now(),
+                      actor="benchmark")
+    return json.dumps({"documentId": f"sha256:{done.id}", "variables": request["variables"]})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=sorted(BODIES))
@@ -63,6 +81,8 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     parser.add_argument("--html", help="also write pyinstrument's HTML report here")
     parser.add_argument("--no-profile", action="store_true", help="time only")
+    parser.add_argument("--by-id", action="store_true",
+                        help="register the document and send its id, not its text")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'profile.db'}"
@@ -75,6 +95,8 @@ def main() -> None:
                            DEFAULT_ALLOWANCE["partner"])
         seed.enrol(gw.services.engine, 1000, "c")
         body, marker = BODIES[args.what]
+        if args.by_id:
+            body = _by_id(gw, body)
         profiler = None if args.no_profile else Profiler(interval=0.0005, async_mode="enabled")
         elapsed, cpu = asyncio.run(_drive(gw.app, body, marker, args.requests, 1000, profiler))
         # CPU time (all threads) is the figure to compare: wall time also counts fsync waits

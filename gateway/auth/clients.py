@@ -25,7 +25,7 @@ from gateway.auth.audit import record, write_transaction
 from gateway.auth.changes import bump
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.errors import InvalidInput, NotFound
-from gateway.core.ids import new_id
+from gateway.core.ids import ClientId, PartnerId, new_id
 from gateway.db.tables import oauth_clients, partners
 
 # scrypt cost: n=2**14, r=8 uses 16 MiB and ~50 ms per hash; OWASP's minimum for scrypt.
@@ -85,10 +85,10 @@ def new_secret() -> str:
 
 @dataclass(frozen=True, slots=True)
 class OAuthClient:
-    client_id: str
+    client_id: ClientId
     name: str
     kind: str
-    partner_id: str | None
+    partner_id: PartnerId | None
     allowed_scopes: frozenset[str]
     created_at: datetime
     rotated_at: datetime | None
@@ -126,10 +126,10 @@ class CreatedClient:
 def _from_row(row: Row[tuple[object, ...]]) -> OAuthClient:
     m = row._mapping
     return OAuthClient(
-        client_id=m["client_id"],
+        client_id=ClientId(m["client_id"]),
         name=m["name"],
         kind=m["kind"],
-        partner_id=m["partner_id"],
+        partner_id=None if m["partner_id"] is None else PartnerId(m["partner_id"]),
         allowed_scopes=scope_list.parse_scope(m["allowed_scopes"]),
         created_at=m["created_at"],
         rotated_at=m["rotated_at"],

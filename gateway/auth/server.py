@@ -61,6 +61,7 @@ from gateway.auth.revocation import RevocationStore
 from gateway.auth.throttle import EndpointLimits
 from gateway.auth.tokens import InvalidToken, TokenService, expires_at
 from gateway.core.clock import Clock
+from gateway.core.ids import ClientId
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 GRANT_TYPES = ["client_credentials", "authorization_code"]
@@ -434,7 +435,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _decoy(client_id: str) -> OAuthClient:
     """A disabled confidential client: its secret check costs one scrypt and fails."""
-    return OAuthClient(client_id=client_id, name="", kind="partner", partner_id=None,
+    return OAuthClient(client_id=ClientId(client_id), name="", kind="partner", partner_id=None,
                        allowed_scopes=frozenset(), created_at=_EPOCH, rotated_at=None,
                        disabled_at=_EPOCH, secret_hash="")
 

@@ -32,7 +32,7 @@ from gateway.auth.keys import ALGORITHM, ALLOWED_ALGORITHMS, KeyStore
 from gateway.auth.revocation import RevocationStore
 from gateway.auth.scopes import format_scope, parse_scope
 from gateway.core.clock import Clock
-from gateway.core.ids import ClientId, MemberId, PartnerId
+from gateway.core.ids import MemberId, PartnerId
 from gateway.core.principal import Principal
 
 MAX_TTL_SECONDS = 900
@@ -183,7 +183,7 @@ class TokenService:
             raise InvalidToken("the client of this token is disabled")
         partner_id, member_id = claims.get("partner_id"), claims.get("member_id")
         return Principal(
-            client_id=ClientId(client.client_id),
+            client_id=client.client_id,
             partner_id=None if partner_id is None else PartnerId(partner_id),
             scopes=parse_scope(claims["scope"]),
             kind=str(claims.get("client_kind", client.kind)),
