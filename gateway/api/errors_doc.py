@@ -2,10 +2,10 @@
 
 A partner or finance developer should learn the API's failures from the docs alone. The table is
 generated, not written: for each root field whose result is a union, each error type the union
-declares with the codes the code answers as that type (``errors._BY_DOMAIN`` and the settlement
-error types). ``WHEN`` says when each code happens; a test keeps the file equal to
-:func:`render`, and fails when a new code has no ``WHEN`` line or a new error type no codes.
-Regenerate with ``gateway errors-doc > docs/errors.md``.
+declares with the codes the code answers as that type (``errors._BY_DOMAIN``, the one map,
+settlement's error types included). ``WHEN`` says when each code happens; a test keeps the file
+equal to :func:`render`, and fails when a new code has no ``WHEN`` line or a new error type no
+codes. Regenerate with ``gateway errors-doc > docs/errors.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from graphql import GraphQLObjectType, GraphQLSchema, GraphQLUnionType, get_name
 from gateway.api import errors as e
 from gateway.api.schema import build_schema
 from gateway.core.errors import ErrorCode
-from gateway.settlement import errors as se
 
 WHEN: dict[str, str] = {
     ErrorCode.INVALID_INPUT: "an argument is malformed, out of range or missing; `field` names "
@@ -57,6 +56,12 @@ WHEN: dict[str, str] = {
 # surface only the body, so they branch on ``errors[0].extensions.code``).
 TRANSPORT: list[tuple[int, str, str]] = [
     (400, "BAD_REQUEST", "the body is not a GraphQL request (not JSON, not UTF-8, no query)"),
+    (400, "PERSISTED_QUERY_NOT_FOUND", "no trusted document with that `documentId` (or "
+     "`persistedQuery.sha256Hash`) is registered for you (docs/trusted-documents.md)"),
+    (400, "PERSISTED_QUERY_NOT_IN_LIST", "this gateway runs registered documents only "
+     "(`GATEWAY_TRUSTED_DOCUMENTS=only`) and the text sent is not one"),
+    (400, "PERSISTED_QUERY_HASH_MISMATCH", "a text and a document id were sent, and the id is "
+     "not the text's SHA-256"),
     (401, "UNAUTHENTICATED", "no bearer token, or it is expired, revoked, malformed or for "
      "another audience; `WWW-Authenticate` says which. Get a new token and retry once"),
     (405, "METHOD_NOT_ALLOWED", "not a POST"),
@@ -92,10 +97,6 @@ def codes_by_type() -> dict[str, list[str]]:
     found: dict[str, set[str]] = {}
     for domain_class, kind in e._BY_DOMAIN.items():
         found.setdefault(kind.__name__, set()).add(str(domain_class.code))
-    for domain_class, name in ((se.PeriodClosed, "PeriodClosedError"),
-                               (se.SettlementUnbalanced, "SettlementUnbalancedError"),
-                               (se.StatementMalformed, "StatementMalformedError")):
-        found.setdefault(name, set()).add(str(domain_class.code))
     return {name: sorted(codes) for name, codes in found.items()}
 
 

@@ -19,6 +19,7 @@ from gateway.cli import main
 from gateway.core.clock import FixedClock
 from gateway.core.ids import PartnerId
 from gateway.db.documents import EVERY_PARTNER, listed
+from gateway.settings import Limits
 from tests.support.harness import (
     NOW,
     Api,
@@ -150,6 +151,19 @@ async def test_limits_hold_for_registered_documents(tmp_path: Path) -> None:
         with pytest.raises(InvalidDocument, match=reason):
             put(gw, "grocery", (None, bad))
     assert len(listed(gw.services.engine)) == 2
+
+
+async def test_rate_limits_charge_requests_by_id(tmp_path: Path) -> None:
+    one = Limits(rate_limit_per_minute=1, rate_limit_burst=1)
+    gw = build(settings_for(tmp_path, limits=one, trusted_documents="only"), clock=FixedClock(NOW))
+    track(gw.services.engine)
+    grocery = await partner_api(gw, "grocery")
+    put(gw, "grocery", (None, MEMBER))
+    first = await send(grocery, {"documentId": sha(MEMBER), "variables": {"id": "g-1"}})
+    assert first.status_code == 200, first.text
+    second = await send(grocery, {"documentId": sha(MEMBER), "variables": {"id": "g-1"}})
+    assert second.status_code == 429
+    assert second.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
 
 
 async def test_manifests_from_apollo_and_relay(tmp_path: Path) -> None:
