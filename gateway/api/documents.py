@@ -13,6 +13,8 @@ else is refused before it is parsed. Refusals are request errors (HTTP 400) with
 
 ======================================  =======================================================
 ``PERSISTED_QUERY_NOT_FOUND``           no document with this id is registered for the caller
+                                        (sent with its text too, the text runs in mode
+                                        ``allow``: Apollo's automatic persisted queries)
 ``PERSISTED_QUERY_NOT_IN_LIST``         only registered documents run here (mode ``only``)
 ``PERSISTED_QUERY_HASH_MISMATCH``       a text and an id were sent, and they differ
 ======================================  =======================================================

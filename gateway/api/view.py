@@ -186,6 +186,14 @@ class GatewayGraphQL(GraphQL[Context, None]):
                 raise DocumentRefused(RefusalCode.PERSISTED_QUERY_HASH_MISMATCH,
                                       "the query sent is not the document the id names")
             prepared = await self.documents.find(partner_id, ref)
+            if prepared is None and text is not None:
+                # Apollo's automatic persisted queries resend the text with its hash after a
+                # NOT_FOUND: run it as any text (registering is the CLI's alone), or refuse it.
+                if not self.only_trusted:
+                    return
+                raise DocumentRefused(RefusalCode.PERSISTED_QUERY_NOT_IN_LIST,
+                                      "this gateway runs registered documents only, and this "
+                                      "text is not one")
             if prepared is None:
                 raise DocumentRefused(RefusalCode.PERSISTED_QUERY_NOT_FOUND,
                                       f"no document {ref} is registered for you: register it "

@@ -89,6 +89,15 @@ async def test_a_registered_document_runs_by_id_in_both_forms(tmp_path: Path) ->
     assert mismatch.status_code == 400
     assert mismatch.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_HASH_MISMATCH"
     assert ledger_snapshot(gw) == before
+    # Apollo's automatic persisted queries: the hash alone (not found), then text and hash;
+    # an unregistered text then runs as any text in mode "allow" (and is not registered).
+    apq = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": sha(MEMBER)}},
+           "variables": {"id": "g-1"}}
+    missing = await send(grocery, apq)
+    assert missing.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    retried = await send(grocery, {**apq, "query": MEMBER})
+    assert retried.json()["data"]["member"] == {"__typename": "Member"}
+    assert [d.name for d in listed(gw.services.engine)] == ["Enrol"]
 
 
 async def test_an_unknown_id_is_a_typed_error_and_changes_nothing(tmp_path: Path) -> None:
@@ -121,6 +130,11 @@ async def test_only_mode_runs_registered_documents_alone(tmp_path: Path) -> None
     assert refused.status_code == 400
     [error] = refused.json()["errors"]
     assert error["extensions"]["code"] == "PERSISTED_QUERY_NOT_IN_LIST"
+    other = ENROL.replace("Enrol(", "Other(")
+    with_hash = await send(grocery, {"query": other, "documentId": sha(other),
+                                     "variables": {"id": "g-1"}})
+    assert with_hash.status_code == 400
+    assert with_hash.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_IN_LIST"
     assert ledger_snapshot(gw) == before
 
     # The registered text itself, sent in full, is the registered document.
