@@ -13,6 +13,7 @@ turn (benchmarks/wrk/graphql.lua)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
         note += f"; {failed} failed, e.g. {hot.sample_bad or spread.sample_bad}"
     row = ratio_row(NAME, backend.label, "earn throughput, one partner vs spread (req/s)",
                     hot.rps, spread.rps, at_least=TARGET, note=note)
-    return [row if not failed else Row(**{**row.__dict__, "met": False})]
+    return [row if not failed else replace(row, met=False)]
 
 
 def _earns_per_partner(url: str, catalog: Path) -> dict[str, int]:
