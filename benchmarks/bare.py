@@ -1,8 +1,8 @@
 """The baseline app: one Strawberry mutation returning a constant, nothing else.
 
-Same stack as the gateway (Starlette, Strawberry's ASGI view, uvicorn, same worker count) and
-the same parser and validation caches, so the ratio earnPoints / bare measures what the
-gateway adds: the JWT, the rules, the double-entry write and its transaction.
+Same stack as the gateway (Starlette, Strawberry's ASGI view, uvicorn with httptools on uvloop,
+same worker count) and the same parser and validation caches, so the ratio earnPoints / bare
+measures what the gateway adds: the JWT, the rules, the double-entry write and its transaction.
 
     .venv/bin/python -m benchmarks.bare --port 8100 --workers 1
 """
@@ -20,7 +20,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
 
-from gateway.http_protocol import NoDelayHTTPProtocol
+from gateway.http_protocol import LOOP, NoDelayHTTPProtocol
 
 
 @strawberry.type
@@ -65,10 +65,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # The gateway's own protocol class (TCP_NODELAY on every connection), so both apps of a
-    # comparison run the same HTTP stack whatever the worker count (gateway/http_protocol.py).
+    # The gateway's own protocol class and loop (httptools on uvloop, TCP_NODELAY on every
+    # connection), so both apps of a comparison run the same HTTP stack whatever the worker
+    # count (gateway/http_protocol.py).
     uvicorn.run("benchmarks.bare:app", host="127.0.0.1", port=args.port, log_level="warning",
-                workers=args.workers, http=NoDelayHTTPProtocol)
+                workers=args.workers, http=NoDelayHTTPProtocol, loop=LOOP)
 
 
 if __name__ == "__main__":

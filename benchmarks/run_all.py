@@ -1,4 +1,4 @@
-"""Run every issue-5 benchmark and print one table (benchmark, backend, metric, value,
+"""Run every benchmark (issues 5, 10, 11) and print one table (benchmark, backend, metric, value,
 baseline, ratio, target, met?); results also go to benchmarks/results/latest.json and .md.
 
     .venv/bin/python -m benchmarks                      # all, SQLite then PostgreSQL (~10 min)
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import balance, earn, redeem, scale, serve, signin, table, viewer
+from benchmarks import balance, earn, hot, redeem, scale, serve, signin, table, viewer
 from benchmarks.env import Backend, Plan
 from benchmarks.load import progress
 
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Callable[[Backend, Plan], list[table.Row]]] = {
 }
 BENCHMARKS["viewer"] = viewer.run  # issue 10: the member's wallet at 1M transfers
 BENCHMARKS["signin"] = signin.run  # issue 10: other requests' p99 during 20 sign-ins
+BENCHMARKS["hot"] = hot.run  # issue 11: 32 earns at one partner vs spread over eight
 # Programs the benchmarks run, checked before anything starts so that a missing one is named
 # (``python3 dev.py test`` installs them; by hand: ``apt-get install wrk``).
 REQUIRED_TOOLS = ("wrk",)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,22 +27,29 @@ PARTNER = "grocery"
 CHUNK = 20_000
 
 
-def prepare(database_url: str) -> Gateway:
-    """Create the schema, the catalog's partners and their accounts (as the server would)."""
+def prepare(database_url: str, catalog_dir: Path | None = None) -> Gateway:
+    """Create the schema, the catalog's partners and their accounts (as the server would);
+    ``catalog_dir``: another partner catalog than the shipped one (the server must get it too)."""
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     from benchmarks.serve import BENCH_ISSUER
 
-    return build(Settings(database_url=database_url, issuer=BENCH_ISSUER))
+    settings = Settings(database_url=database_url, issuer=BENCH_ISSUER)
+    if catalog_dir is not None:
+        settings = replace(settings, catalog_dir=catalog_dir)
+    return build(settings)
 
 
 def member_id(n: int) -> str:
     return f"mem-bench-{n:07d}"
 
 
-def enrol(engine: Engine, count: int, prefix: str, *, start: int = 0) -> list[int]:
-    """``count`` members linked at the grocery partner as customers ``{prefix}{n}``; returns
-    their wallet account ids in order."""
+def enrol(engine: Engine, count: int, prefix: str, *, start: int = 0,
+          partner: str = PARTNER, first_customer: int | None = None) -> list[int]:
+    """``count`` members (``start`` on) linked at ``partner`` (grocery) as customers
+    ``{prefix}{n}``, n from ``first_customer`` (default ``start``); returns their wallet account
+    ids in order."""
+    customer = start if first_customer is None else first_customer
     now = datetime.now(UTC)
     ids = [member_id(n) for n in range(start, start + count)]
     with engine.begin() as conn:
@@ -49,7 +57,7 @@ def enrol(engine: Engine, count: int, prefix: str, *, start: int = 0) -> list[in
             part = ids[base:base + CHUNK]
             conn.execute(insert(members), [{"id": m, "created_at": now} for m in part])
             conn.execute(insert(linked_accounts), [
-                {"partner_id": PARTNER, "customer_id": f"{prefix}{start + base + i}",
+                {"partner_id": partner, "customer_id": f"{prefix}{customer + base + i}",
                  "member_id": m, "linked_at": now} for i, m in enumerate(part)])
             conn.execute(insert(accounts), [
                 {"code": member_account(m, kind), "kind": str(kind), "member_id": m,

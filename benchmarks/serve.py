@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -35,8 +35,10 @@ BENCH_ISSUER = "http://127.0.0.1"  # loopback: OAuth allows plain http only ther
 
 @contextlib.contextmanager
 def gateway(database_url: str, workdir: Path, *, workers: int = 1,
-            redis_url: str | None = None) -> Iterator[process.GatewayProcess]:
-    """``gateway serve --demo`` as an operator would start it (tests/support/process.py)."""
+            redis_url: str | None = None,
+            extra_env: Mapping[str, str] | None = None) -> Iterator[process.GatewayProcess]:
+    """``gateway serve --demo`` as an operator would start it (tests/support/process.py);
+    ``extra_env``: more settings (e.g. ``GATEWAY_CATALOG_DIR``)."""
     # One issuer for the served app and for tokens minted offline by a benchmark's seeding
     # (benchmarks/seed.py): otherwise the server derives its own from its port and refuses them.
     env = {"DATABASE_URL": database_url, "GATEWAY_ISSUER": BENCH_ISSUER,
@@ -44,6 +46,7 @@ def gateway(database_url: str, workdir: Path, *, workers: int = 1,
            "GATEWAY_TOKEN_TTL_SECONDS": "900", "GATEWAY_WORKERS": str(workers)}
     if redis_url:
         env["REDIS_URL"] = redis_url
+    env.update(extra_env or {})
     with process.running(env, ["--demo", "--workers", str(workers)], graceful=True,
                          log_path=_log(workdir, "gateway")) as server:
         yield server
@@ -62,10 +65,10 @@ def _log(workdir: Path, name: str) -> Path:
     return workdir / f"{name}-{next(_LOGS)}.log"
 
 
-def token(url: str) -> str:
+def token(url: str, client: tuple[str, str] = DEMO_CLIENT) -> str:
     """A real access token from the gateway's own token endpoint (demo grocery client)."""
     response = httpx.post(f"{url}/oauth/token", data={"grant_type": "client_credentials"},
-                          auth=DEMO_CLIENT, timeout=10)
+                          auth=client, timeout=10)
     response.raise_for_status()
     value: str = response.json()["access_token"]
     return value

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from gateway.auth.revocation import RevocationStore, SqlRevocationStore
 from gateway.core.clock import Clock
-from gateway.core.locks import InProcessKeyLocks, KeyLocks
+from gateway.core.locks import InProcessKeyLocks, KeyLocks, database_serialises_keys
 from gateway.limits import InProcessRateLimiter, RateLimiter
 from gateway.members.guesses import CodeGuesses
 from gateway.redis.health import Breaker, connect
@@ -78,7 +78,8 @@ def build_backends(settings: Settings, engine: Engine, clock: Clock) -> Backends
     return Backends(
         limiter=FailSafeLimiter(limiter, breaker, mode=settings.redis_failure_mode),
         guesses=CodeGuesses.build(guess_limiter),
-        locks=RedisKeyLocks(client, breaker, prefix=prefix),
+        locks=(InProcessKeyLocks() if database_serialises_keys(engine)
+               else RedisKeyLocks(client, breaker, prefix=prefix)),
         revocations=RedisRevocationStore(client, breaker, SqlRevocationStore(engine, clock),
                                          clock, prefix=prefix),
         checks={"redis": ping},

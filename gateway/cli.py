@@ -75,6 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.app import prepare
     from gateway.auth.clients import ensure_demo_client
     from gateway.auth.scopes import DEFAULT_ALLOWANCE
+    from gateway.http_protocol import LOOP, NoDelayHTTPProtocol
+    from gateway.http_protocol import describe as http_stack
     from gateway.observability.logs import configure_logging
 
     try:
@@ -115,19 +117,17 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Member portal: {url}/portal/")
     print(f"Token:         curl -s -u grocery-demo:grocery-demo-secret "
           f"-d grant_type=client_credentials {url}/oauth/token")
-    print("Next:          README.md, 'Partner quick start': enrol, earn, redeem.\n", flush=True)
+    print("Next:          README.md, 'Partner quick start': enrol, earn, redeem.")
+    print(f"HTTP stack:    {http_stack()}\n", flush=True)
     # With one worker uvicorn serves in this process and, after its graceful shutdown,
     # re-raises the SIGTERM it caught; this handler turns that into a clean exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        # TCP_NODELAY on every connection: with several workers uvicorn's own listening
-        # socket left Nagle on, ~40 ms per request (gateway/http_protocol.py).
-        from gateway.http_protocol import NoDelayHTTPProtocol
-
+        # httptools on uvloop, TCP_NODELAY on every connection (gateway/http_protocol.py).
         uvicorn.run("gateway.app:create_app", factory=True, host=args.host, port=args.port,
                     workers=workers, log_config=None, log_level="info", access_log=False,
                     server_header=False, timeout_graceful_shutdown=args.graceful_timeout,
-                    http=NoDelayHTTPProtocol)
+                    http=NoDelayHTTPProtocol, loop=LOOP)
     except KeyboardInterrupt:
         return 130
     return 0

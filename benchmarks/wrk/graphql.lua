@@ -5,7 +5,9 @@
 --                    a per-thread counter), "@CUSTOMER@" a customer id from the pre-enrolled
 --                    pool: BENCH_PREFIX .. (BENCH_FIRST + n), n = counter mod BENCH_CUSTOMERS
 --                    (offset per thread, so threads do not walk the pool in step)
---   BENCH_TOKEN      bearer token (a real JWT from /oauth/token); empty: no Authorization
+--   BENCH_TOKEN      bearer token (a real JWT from /oauth/token); empty: no Authorization;
+--                    several separated by spaces: requests take them in turn (the hot-partner
+--                    benchmark's spread run: one token per partner)
 --   BENCH_OK         a string every successful response body contains (e.g. "EarnPointsSuccess")
 --   BENCH_RATE       total requests per second to pace at; 0 runs unpaced (closed loop, peak)
 --   BENCH_RUN        a run id, so keys never repeat between runs on one database
@@ -54,7 +56,8 @@ function init(args)
   bad = 0
   sample = ""
   headers = { ["Content-Type"] = "application/json" }
-  if token ~= "" then headers["Authorization"] = "Bearer " .. token end
+  tokens = {}
+  for t in token:gmatch("%S+") do table.insert(tokens, "Bearer " .. t) end
 end
 
 function request()
@@ -62,6 +65,7 @@ function request()
   local n = (counter + tid * 7919) % customers
   local b = body_template:gsub("@KEY@", run_id .. "-" .. tid .. "-" .. counter)
   b = b:gsub("@CUSTOMER@", prefix .. (first + n))
+  if #tokens > 0 then headers["Authorization"] = tokens[counter % #tokens + 1] end
   return wrk.format("POST", "/graphql", headers, b)
 end
 

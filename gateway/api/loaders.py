@@ -5,8 +5,12 @@ balance batch, not ten of each. A :class:`Loaders` is built by every request's
 :class:`~gateway.api.context.Context` and dies with it, so its cache never serves one request's
 answer to another (a balance read after an earn is always fresh) and never crosses partners.
 Keys carry the partner id anyway, so a loader handed a key of another partner is a programmer
-error caught here rather than a leak. The batch functions run in the worker thread pool: the
-services they call are blocking SQLAlchemy code.
+error caught here rather than a leak.
+
+The balance query reads the membership and then the balance: two lookups, one after the other.
+``memberships_with_balances`` does both in one call and primes ``balances`` with what it read,
+so ``Member.balance`` finds its answer in the cache: one trip to the database side per request,
+not two (issue 11). Where that call runs is :func:`read`: see its docstring.
 """
 
 from __future__ import annotations
@@ -44,21 +48,39 @@ class Loaders:
         self.memberships: DataLoader[MembershipKey, Membership | None] = DataLoader(
             load_fn=self._load_memberships
         )
+        self.memberships_with_balances: DataLoader[MembershipKey, Membership | None] = (
+            DataLoader(load_fn=self._load_memberships_with_balances))
 
     async def _load_balances(self, keys: Sequence[BalanceKey]) -> list[Balance]:
         _one_partner(keys)
-        found = await _in_thread(
-            service.member_balances, self._engine, self._clock, [m for _, m in keys]
-        )
+        found = await read(self._engine, service.member_balances, self._engine, self._clock,
+                           [m for _, m in keys])
         return [found[member_id] for _, member_id in keys]
 
     async def _load_memberships(self, keys: Sequence[MembershipKey]) -> list[Membership | None]:
         partner_id = _one_partner(keys)
-        found = await _in_thread(
-            service.find_memberships, self._engine, self._clock, partner_id,
-            [c for _, c in keys]
-        )
+        found = await read(self._engine, service.find_memberships, self._engine, self._clock,
+                           partner_id, [c for _, c in keys])
         return [found.get(customer_id) for _, customer_id in keys]
+
+    async def _load_memberships_with_balances(
+        self, keys: Sequence[MembershipKey]
+    ) -> list[Membership | None]:
+        partner_id = _one_partner(keys)
+        found, balances = await read(self._engine, _memberships_with_balances, self._engine,
+                                     self._clock, partner_id, [c for _, c in keys])
+        for membership in found.values():
+            self.balances.prime((partner_id, membership.member_id),
+                                balances[membership.member_id])
+        return [found.get(customer_id) for _, customer_id in keys]
+
+
+def _memberships_with_balances(
+    engine: Engine, clock: Clock, partner_id: str, customer_ids: list[str]
+) -> tuple[dict[str, Membership], dict[str, Balance]]:
+    found = service.find_memberships(engine, clock, partner_id, customer_ids)
+    balances = service.member_balances(engine, clock, [m.member_id for m in found.values()])
+    return found, balances
 
 
 def _one_partner(keys: Sequence[tuple[str, str]]) -> str:
@@ -68,5 +90,6 @@ def _one_partner(keys: Sequence[tuple[str, str]]) -> str:
     return partners.pop()
 
 
-async def _in_thread(fn: Callable[..., T], *args: object) -> T:
+async def read(engine: Engine, fn: Callable[..., T], *args: object) -> T:
+    """Run a read in the worker thread pool (the services are blocking SQLAlchemy code)."""
     return await anyio.to_thread.run_sync(partial(fn, *args))

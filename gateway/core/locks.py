@@ -5,6 +5,14 @@ loses the race is answered as a replay). The lock only stops duplicates from doi
 twice and then colliding: the second request waits for the first and replays its answer. So a
 lock that cannot be had (timed out, or Redis down) is not an error: the command runs anyway
 and the database decides. ``hold`` yields whether the lock was obtained, for metrics and tests.
+
+On PostgreSQL the command's own transaction already takes ``pg_advisory_xact_lock`` on the same
+(partner, key) before it looks the key up (docs/decisions/005-postgresql-write-paths.md), which
+queues a duplicate on every worker and host exactly as a Redis lock would. A Redis lock there
+cost two more round trips per command (``SET NX``, then the release script) and bought nothing,
+so with PostgreSQL the locks stay in process (duplicates within one worker wait without holding
+a database connection) and the advisory lock does the rest (issue 11: Redis commands per earn
+from 3 to 1, the rate limit's script).
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
+
+from sqlalchemy import Engine
 
 
 class KeyLocks(Protocol):
@@ -45,3 +55,9 @@ class InProcessKeyLocks:
                     del self._locks[key]
                 else:
                     self._locks[key] = (lock, users - 1)
+
+
+def database_serialises_keys(engine: Engine) -> bool:
+    """Whether the write transaction itself queues duplicates of one idempotency key across
+    processes (PostgreSQL's advisory lock), so no shared in-flight lock is needed."""
+    return engine.dialect.name == "postgresql"

@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
+from gateway.api import loaders
 from gateway.api.context import Context
 from gateway.app import Gateway
 from gateway.core.principal import Principal
@@ -120,3 +122,34 @@ def test_every_context_builds_its_own_loaders(tmp_path: Path) -> None:
     assert one.loaders is not two.loaders
     assert one.loaders.balances is not two.loaders.balances
     assert one.loaders.memberships is not two.loaders.memberships
+
+
+async def test_membership_and_balance_are_read_in_one_thread_hop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw, grocery, first, _ = await two_members(tmp_path)
+    hops: list[str] = []
+    real_read = loaders.read
+
+    async def counted(engine: Any, fn: Any, *args: Any) -> Any:
+        hops.append(fn.__name__)
+        return await real_read(engine, fn, *args)
+
+    monkeypatch.setattr(loaders, "read", counted)
+    balance = {"available": 120, "held": 0, "debt": 0}
+    spread = ("query($c: ID!) { member(customerId: $c) { ...M } } "
+              "fragment M on Member { memberReference balance { available held debt } }")
+    for query in (ONE_LOOKUP, spread):  # an inline fragment, a named fragment
+        hops.clear()
+        with statements(gw) as seen:
+            data = await grocery.gql(query, {"c": "g-1"})
+        assert data == {"member": {"memberReference": first, "balance": balance}}
+        assert hops == ["_memberships_with_balances"]
+        assert count(BALANCE_READ, seen) == 1 and count(MEMBERSHIP_READ, seen) == 1
+
+    hops.clear()
+    with statements(gw) as seen:  # no balance asked for: none read
+        data = await grocery.gql(
+            'query { member(customerId: "g-1") { ... on Member { memberReference } } }')
+    assert data == {"member": {"memberReference": first}}
+    assert hops == ["find_memberships"]
+    assert count(BALANCE_READ, seen) == 0

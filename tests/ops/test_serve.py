@@ -174,3 +174,23 @@ def test_sigterm_lets_the_request_in_flight_finish(server: process.GatewayProces
     assert json.loads(payload) == {"data": {"earnPoints": {"points": 120}}}
     assert server.process.wait(timeout=process.EXIT_TIMEOUT_S) == 0
     assert "Traceback" not in server.output()
+
+
+def test_workers_serve_on_httptools_and_uvloop(server: process.GatewayProcess) -> None:
+    """The start banner names the stack, and every worker really runs it: each has uvloop's and
+    httptools' C extensions mapped (the ASGI tests elsewhere run the app in process, so only
+    the served processes can show this)."""
+    assert "HTTP stack:    uvicorn " in server.output()
+    banner = next(line for line in server.output().splitlines()
+                  if line.startswith("HTTP stack:"))
+    assert "httptools" in banner and "uvloop" in banner and "TCP_NODELAY" in banner, banner
+    assert started_workers(server) == 2
+    # The workers are multiprocessing's spawned children (the group also holds its resource
+    # tracker, which serves nothing).
+    workers = [pid for pid in process.group_members(server.pid)
+               if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(workers) == 2, workers
+    for pid in workers:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "/uvloop/loop." in maps, f"worker {pid} has no uvloop loaded"
+        assert "/httptools/parser/parser." in maps, f"worker {pid} has no httptools parser"

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import redis
+from sqlalchemy import create_engine
 
+from gateway.backends import build_backends
+from gateway.core.clock import SystemClock
+from gateway.core.locks import InProcessKeyLocks
 from gateway.redis.health import Breaker, connect
 from gateway.redis.locks import RedisKeyLocks
+from gateway.settings import Settings
 from tests.support import servers
 
 
@@ -87,3 +93,20 @@ def test_only_the_owner_releases(client: redis.Redis, prefix: str) -> None:
         third = RedisKeyLocks(client, Breaker(), prefix=prefix)
         with third.hold("idem:grocery:k", wait_s=0.05) as intruder:
             assert intruder is False
+
+
+def test_with_postgresql_the_advisory_lock_replaces_the_redis_lock(
+        shared_redis: servers.RedisServer, tmp_path: Path) -> None:
+    """On PostgreSQL the command's transaction queues duplicates with pg_advisory_xact_lock
+    (decision 005): the in-flight lock stays in process, no Redis round trips per command.
+    On SQLite the Redis lock is still the shared one."""
+    settings = Settings(redis_url=shared_redis.url)
+    postgres = create_engine("postgresql+psycopg://gw@127.0.0.1:1/none")  # never connected
+    sqlite = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    for engine, expected in ((postgres, InProcessKeyLocks), (sqlite, RedisKeyLocks)):
+        backends = build_backends(settings, engine, SystemClock())
+        try:
+            assert type(backends.locks) is expected
+        finally:
+            backends.close()
+            engine.dispose()

@@ -148,6 +148,11 @@ def _wait_group_gone(pgid: int, timeout: float) -> None:
         time.sleep(0.02)
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a server's group: the server and its workers."""
+    return _live_members(pgid)
+
+
 def _live_members(pgid: int) -> list[int]:
     """Processes of group ``pgid`` that are not zombies (a killed worker whose new parent has
     not reaped it yet is dead for our purposes), read from /proc."""
