@@ -23,6 +23,7 @@ from gateway.core.ids import new_id
 from gateway.core.locks import InProcessKeyLocks, KeyLocks
 from gateway.core.money import Money
 from gateway.db.batch import writer_for
+from gateway.db.fast import fast
 from gateway.db.uow import UnitOfWork, holds_a_writer_lock
 from gateway.ledger.model import (
     Earned,
@@ -127,7 +128,8 @@ def _run_once(
 ) -> R:
     def once(uow: UnitOfWork) -> tuple[R, bool]:
         """(result, whether it was a replay), in a transaction or a batch's savepoint."""
-        tx = Tx(uow, LedgerRepository(uow.conn), MemberRepository(uow.conn), ctx.clock.now())
+        conn = fast(uow.conn)  # prebuilt statements through the raw driver (SQLite)
+        tx = Tx(uow, LedgerRepository(conn), MemberRepository(conn), ctx.clock.now())
         tx.ledger.lock_key(partner_id, key)
         existing = tx.ledger.find_by_key(partner_id, key)
         if existing is not None:
