@@ -70,7 +70,8 @@ def stored(engine: Engine) -> list[str]:
         return [str(n) for n in conn.execute(text("SELECT name FROM item ORDER BY id")).scalars()]
 
 
-def blocked_batch(writer: GroupCommit, units: list[Any]) -> tuple[threading.Event, list[Future[Any]]]:
+def blocked_batch(writer: GroupCommit,
+                  units: list[Any]) -> tuple[threading.Event, list[Future[Any]]]:
     """A first batch held open by its one unit until the event is set, and ``units`` queued
     behind it: they make the next batch, together."""
     started, release = threading.Event(), threading.Event()
