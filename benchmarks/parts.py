@@ -105,7 +105,7 @@ def measure(members: int, requests: int) -> dict[str, float]:
             lambda _: gw.auth.tokens.verify(token), 2000)
         out["read unit of work, empty (connection, BEGIN, ROLLBACK)"] = cpu_us(read_unit, 2000)
         out["membership lookup (customer -> member)"] = cpu_us(
-            lambda i: service.find_memberships(engine, "grocery", [f"c{i % members}"]), 1000)
+            lambda i: service.find_memberships(engine, clock, "grocery", [f"c{i % members}"]), 1000)
         out["member balances read"] = cpu_us(
             lambda i: service.member_balances(engine, clock, [seed.member_id(i % members)]),
             1000)

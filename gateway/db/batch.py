@@ -108,11 +108,22 @@ class GroupCommit:
 
     # --- the writer thread -------------------------------------------------------------------
     def _serve(self) -> None:
-        while True:
-            batch = self._take()
-            if batch is None:
-                return
-            self._run_batch(batch)
+        # One connection while work keeps coming (a checkout and its reset per batch cost as
+        # much as a unit); returned to the pool whenever the queue runs dry or a batch failed.
+        conn: Connection | None = None
+        try:
+            while True:
+                batch = self._take()
+                if batch is None:
+                    return
+                if conn is None:
+                    conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+                if not self._run_batch(conn, batch) or self._queue.empty():
+                    conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                conn.close()
 
     def _take(self) -> list[_Unit] | None:
         """The next batch: block for one unit, then take what else is queued (no waiting for
@@ -158,25 +169,25 @@ class GroupCommit:
             self._thread = None
         return None
 
-    def _run_batch(self, batch: list[_Unit]) -> None:
+    def _run_batch(self, conn: Connection, batch: list[_Unit]) -> bool:
+        """Run and commit one batch, then resolve its futures; False if the batch failed."""
         live = [unit for unit in batch if unit.future.set_running_or_notify_cancel()]
         if not live:
-            return
+            return True
         outcomes: list[tuple[bool, Any]] = []
         assert self._lock is not None
         acquire_writer(self._lock)
         try:
-            with self._engine.connect() as conn:
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
-                    for unit in live:
-                        outcomes.append(_in_savepoint(conn, unit.work))
+            with conn.begin():
+                raw = conn.connection.driver_connection
+                for unit in live:
+                    outcomes.append(_in_savepoint(conn, raw, unit.work))
         except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the batch is stored
             for unit in live:
                 unit.future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
-            return
+            return False
         finally:
             release_writer(self._lock)
         self.stats.batches += 1
@@ -187,18 +198,27 @@ class GroupCommit:
                 unit.future.set_result(value)
             else:
                 unit.future.set_exception(value)
+        return True
 
 
-def _in_savepoint(conn: Connection, work: Work) -> tuple[bool, Any]:
+def _in_savepoint(conn: Connection, raw: Any, work: Work) -> tuple[bool, Any]:
     """Run one unit in a savepoint: (True, its result), or (False, its exception) with its
-    writes undone. A savepoint that cannot be rolled back fails the whole batch."""
-    savepoint = conn.begin_nested()
+    writes undone. The savepoint is issued on the driver's connection (~3 µs, where
+    ``begin_nested`` costs ~80 µs a unit); SQLAlchemy's own savepoints nest inside it. A
+    savepoint that cannot be rolled back, or a unit that leaves a savepoint of its own open,
+    fails the whole batch."""
+    raw.execute("SAVEPOINT group_commit_unit")
     try:
         result = work(conn)
     except Exception as exc:
-        savepoint.rollback()
+        raw.execute("ROLLBACK TO group_commit_unit")
+        raw.execute("RELEASE group_commit_unit")
+        if conn.in_nested_transaction():
+            raise RuntimeError("a unit left a savepoint open") from exc
         return False, exc
-    savepoint.commit()
+    if conn.in_nested_transaction():
+        raise RuntimeError("a unit left a savepoint open")
+    raw.execute("RELEASE group_commit_unit")
     return True, result
 
 

@@ -169,7 +169,7 @@ def test_no_answer_before_the_commit(engine: Engine, writer: GroupCommit) -> Non
 
 
 def test_other_write_units_wait_for_the_batch(engine: Engine, writer: GroupCommit) -> None:
-    entered = threading.Event()
+    entered, started, release = threading.Event(), threading.Event(), threading.Event()
 
     def other_writer() -> None:
         with UnitOfWork(engine, write=True) as uow:
@@ -177,13 +177,20 @@ def test_other_write_units_wait_for_the_batch(engine: Engine, writer: GroupCommi
             uow.conn.execute(text("INSERT INTO item (name) VALUES ('other')"))
             uow.commit()
 
-    release, futures = blocked_batch(writer, [insert("batched")])
+    def batched(conn: Connection) -> int:
+        count = insert("batched")(conn)
+        started.set()
+        assert release.wait(WAIT_S)
+        return int(count)
+
+    future = writer.submit(batched)
+    assert started.wait(WAIT_S)
     thread = threading.Thread(target=other_writer)
     thread.start()
     assert not entered.wait(0.3)  # the batch holds the process's writer lock
     release.set()
     thread.join(WAIT_S)
-    assert entered.is_set() and futures[1].result(WAIT_S) == 1
+    assert entered.is_set() and future.result(WAIT_S) == 1
     assert stored(engine) == ["batched", "other"]
 
 
