@@ -221,3 +221,28 @@ def test_the_writer_thread_ends_when_idle_and_comes_back(engine: Engine) -> None
     assert writer.run(insert("two")) == 2
     writer.stop(WAIT_S)
     assert stored(engine) == ["one", "two"]
+
+
+def test_a_units_own_savepoints_nest_inside_its_savepoint(engine: Engine,
+                                                          writer: GroupCommit) -> None:
+    def inner_refused(conn: Connection) -> int:
+        insert("kept")(conn)
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            insert("kept")(conn)  # a duplicate: only the inner savepoint is undone
+        return 1
+
+    def fails_after_inner(conn: Connection) -> None:
+        with conn.begin_nested():
+            insert("undone")(conn)
+        raise ValueError("after the inner savepoint")
+
+    def leaves_one_open(conn: Connection) -> None:
+        conn.begin_nested()
+
+    assert writer.run(inner_refused) == 1
+    with pytest.raises(ValueError):
+        writer.run(fails_after_inner)
+    with pytest.raises(RuntimeError, match="left a savepoint open"):
+        writer.run(leaves_one_open)
+    assert writer.run(insert("next")) == 2
+    assert stored(engine) == ["kept", "next"]
