@@ -117,7 +117,12 @@ class GroupCommit:
                 if batch is None:
                     return
                 if conn is None:
-                    conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+                    try:
+                        conn = self._engine.connect().execution_options(
+                            sqlite_begin="IMMEDIATE")
+                    except Exception as exc:  # no database: this batch fails, the writer lives
+                        _fail(batch, exc)
+                        continue
                 if not self._run_batch(conn, batch) or self._queue.empty():
                     conn.close()
                     conn = None
@@ -183,8 +188,7 @@ class GroupCommit:
                 for unit in live:
                     outcomes.append(_in_savepoint(conn, raw, unit.work))
         except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the batch is stored
-            for unit in live:
-                unit.future.set_exception(exc)
+            _fail(live, exc, running=True)
             if not isinstance(exc, Exception):
                 raise
             return False
@@ -199,6 +203,12 @@ class GroupCommit:
             else:
                 unit.future.set_exception(value)
         return True
+
+
+def _fail(units: list[_Unit], exc: BaseException, *, running: bool = False) -> None:
+    for unit in units:
+        if running or unit.future.set_running_or_notify_cancel():
+            unit.future.set_exception(exc)
 
 
 def _in_savepoint(conn: Connection, raw: Any, work: Work) -> tuple[bool, Any]:

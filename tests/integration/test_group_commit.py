@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.db.batch import GroupCommit
 from gateway.db.engine import make_engine
@@ -246,3 +246,13 @@ def test_a_units_own_savepoints_nest_inside_its_savepoint(engine: Engine,
         writer.run(leaves_one_open)
     assert writer.run(insert("next")) == 2
     assert stored(engine) == ["kept", "next"]
+
+
+def test_a_database_that_cannot_be_opened_fails_the_batch_not_the_writer(
+        tmp_path: Path) -> None:
+    engine = track(make_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"))
+    writer = GroupCommit(engine)
+    for _ in range(2):  # the writer thread survives the first failure
+        with pytest.raises(OperationalError, match="unable to open"):
+            writer.run(insert("nowhere"))
+    writer.stop(WAIT_S)
