@@ -25,6 +25,7 @@ from gateway.auth.service import AuthService
 from gateway.backends import Backends, build_backends
 from gateway.core.clock import Clock, SystemClock
 from gateway.db import migrate
+from gateway.db.batch import stop_writer
 from gateway.db.engine import make_engine
 from gateway.ledger.context import LedgerContext
 from gateway.limits import RateLimiter
@@ -154,6 +155,8 @@ def build(
             refusals.cancel()
             with contextlib.suppress(Exception):  # a database gone at shutdown loses counts only
                 await run_in_threadpool(auth.flush_audit)
+            # Drain the group-commit writer (SQLite): queued commands commit and answer first.
+            await run_in_threadpool(stop_writer, engine)
             metrics.worker_exited()
             backends.close()
             engine.dispose()

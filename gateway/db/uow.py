@@ -19,9 +19,14 @@ from sqlalchemy import Connection, Engine
 # handler, which is why SQLite is served with one worker (docs/deployment.md).
 _WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _WRITERS_GUARD = threading.Lock()
+# How many writer locks this thread holds (a write unit of work open, or a group-commit batch):
+# such a thread must not wait for the group-commit writer, which needs the same lock.
+_HELD = threading.local()
 
 
-def _writer_lock(engine: Engine) -> threading.RLock | None:
+def writer_lock(engine: Engine) -> threading.RLock | None:
+    """The engine's writer lock (SQLite only; None on PostgreSQL). Also taken by the
+    group-commit writer (``gateway.db.batch``) for each batch."""
     if engine.dialect.name != "sqlite":
         return None
     with _WRITERS_GUARD:
@@ -31,13 +36,37 @@ def _writer_lock(engine: Engine) -> threading.RLock | None:
         return lock
 
 
+def acquire_writer(lock: threading.RLock) -> None:
+    lock.acquire()
+    _HELD.count = getattr(_HELD, "count", 0) + 1
+
+
+def release_writer(lock: threading.RLock) -> None:
+    _HELD.count -= 1
+    lock.release()
+
+
+def holds_a_writer_lock() -> bool:
+    """Whether this thread is inside a write unit of work or a batch (of any engine)."""
+    return bool(getattr(_HELD, "count", 0))
+
+
 class UnitOfWork:
     def __init__(self, engine: Engine, *, write: bool = True) -> None:
         self._engine = engine
         self._write = write
         self._conn: Connection | None = None
         self._committed = False
-        self._lock = _writer_lock(engine) if write else None
+        self._lock = writer_lock(engine) if write else None
+        self._joined = False
+
+    @classmethod
+    def joined(cls, conn: Connection) -> UnitOfWork:
+        """A unit of work inside a transaction that its opener commits (a group-commit batch's
+        savepoint, ``gateway.db.batch``): only ``conn`` is for use; it never commits."""
+        uow = cls(conn.engine, write=False)
+        uow._conn, uow._joined = conn, True
+        return uow
 
     @property
     def conn(self) -> Connection:
@@ -46,9 +75,11 @@ class UnitOfWork:
         return self._conn
 
     def __enter__(self) -> UnitOfWork:
+        if self._joined:
+            raise RuntimeError("a joined unit of work is opened by its batch")
         mode = "IMMEDIATE" if self._write else "DEFERRED"
         if self._lock is not None:
-            self._lock.acquire()
+            acquire_writer(self._lock)
         try:
             self._conn = self._engine.connect().execution_options(sqlite_begin=mode)
             self._conn.begin()
@@ -57,11 +88,13 @@ class UnitOfWork:
                 self._conn.close()
                 self._conn = None
             if self._lock is not None:
-                self._lock.release()
+                release_writer(self._lock)
             raise
         return self
 
     def commit(self) -> None:
+        if self._joined:
+            raise RuntimeError("a joined unit of work is committed by its batch")
         self.conn.commit()
         self._committed = True
 
@@ -79,4 +112,4 @@ class UnitOfWork:
             conn.close()
             self._conn = None
             if self._lock is not None:
-                self._lock.release()
+                release_writer(self._lock)

@@ -22,7 +22,9 @@ from gateway.core.errors import (
 from gateway.core.ids import new_id
 from gateway.core.locks import InProcessKeyLocks, KeyLocks
 from gateway.core.money import Money
-from gateway.db.uow import UnitOfWork
+from gateway.db.batch import writer_for
+from gateway.db.fast import fast
+from gateway.db.uow import UnitOfWork, holds_a_writer_lock
 from gateway.ledger.model import (
     Earned,
     HoldCaptured,
@@ -124,23 +126,34 @@ def _run_once(
     result_type: type[R],
     body: Callable[[Tx, str], R],
 ) -> R:
+    def once(uow: UnitOfWork) -> tuple[R, bool]:
+        """(result, whether it was a replay), in a transaction or a batch's savepoint."""
+        conn = fast(uow.conn)  # prebuilt statements through the raw driver (SQLite)
+        tx = Tx(uow, LedgerRepository(conn), MemberRepository(conn), ctx.clock.now())
+        tx.ledger.lock_key(partner_id, key)
+        existing = tx.ledger.find_by_key(partner_id, key)
+        if existing is not None:
+            return _replay(existing, fingerprint, result_type, key), True
+        return body(tx, fingerprint), False
+
+    # SQLite: group commit (gateway.db.batch), unless this thread already holds a writer lock.
+    writer = None if holds_a_writer_lock() else writer_for(ctx.engine)
     for attempt in range(3):
         try:
-            with UnitOfWork(ctx.engine, write=True) as uow:
-                tx = Tx(uow, LedgerRepository(uow.conn), MemberRepository(uow.conn),
-                        ctx.clock.now())
-                tx.ledger.lock_key(partner_id, key)
-                existing = tx.ledger.find_by_key(partner_id, key)
-                if existing is not None:
-                    return _replay(existing, fingerprint, result_type, key)
-                result = body(tx, fingerprint)
-                uow.commit()
-                if ctx.on_commit is not None:
-                    ctx.on_commit(_KIND_OF_RESULT.get(result_type, "other"), partner_id)
-                return result
+            if writer is not None:
+                result, replayed = writer.run(lambda conn: once(UnitOfWork.joined(conn)))
+            else:
+                with UnitOfWork(ctx.engine, write=True) as uow:
+                    result, replayed = once(uow)
+                    if not replayed:
+                        uow.commit()
         except IntegrityError:
             if attempt == 2:
                 raise
+            continue
+        if not replayed and ctx.on_commit is not None:
+            ctx.on_commit(_KIND_OF_RESULT.get(result_type, "other"), partner_id)
+        return result
     raise AssertionError("unreachable")
 
 

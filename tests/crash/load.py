@@ -128,14 +128,14 @@ class Session:
         return result
 
 
-def plan(rng: random.Random, run: str) -> Iterator[Request]:
+def plan(rng: random.Random, run: str, *, earn_share: float = 0.55) -> Iterator[Request]:
     """A seeded mix of earns and redeems at two partners over the members: redeems are big
     enough that some meet an empty wallet (a definitive refusal, never recorded)."""
     for n in itertools.count():
         member, partner = rng.randrange(MEMBERS), rng.choice(list(PARTNERS))
         key = f"{run}-{n}"
         customer = f"{partner[0]}-{member}"
-        if n < LOST_ANSWERS or rng.random() < 0.55:
+        if n < LOST_ANSWERS or rng.random() < earn_share:
             amount = rng.randrange(20_000, 200_000) if partner == "grocery" else rng.randrange(
                 5_000, 30_000)
             yield Request(key, partner, member, "earnPoints", {"input": {
@@ -215,17 +215,19 @@ class Load:
 
 
 def kill_mid_load(server: process.GatewayProcess, session: Session,
-                  requests: Iterator[Request]) -> tuple[list[Outcome], float]:
-    """Lose the answers of a few earns, run the load until ``KILL_AFTER_ACKS`` answers, stop
-    sending, SIGKILL the server's process group with requests in flight."""
+                  requests: Iterator[Request], *,
+                  threads: int = THREADS) -> tuple[list[Outcome], float]:
+    """Lose the answers of a few earns, run the load from ``threads`` threads until
+    ``KILL_AFTER_ACKS`` answers, stop sending, SIGKILL the server's process group with
+    requests in flight."""
     load = Load(session, requests)
     sockets = []
     for request in itertools.islice(load.requests, LOST_ANSWERS):
         load.outcomes.append(Outcome(request, time.monotonic(), lost=True,
                                      failure="answer never read"))
         sockets.append(lost_answer(session, request))
-    threads = [threading.Thread(target=load.worker, daemon=True) for _ in range(THREADS)]
-    for thread in threads:
+    senders = [threading.Thread(target=load.worker, daemon=True) for _ in range(threads)]
+    for thread in senders:
         thread.start()
     deadline = time.monotonic() + LOAD_TIMEOUT_S
     while load.acked < KILL_AFTER_ACKS:
@@ -236,7 +238,7 @@ def kill_mid_load(server: process.GatewayProcess, session: Session,
     load.stop.set()  # no new request after this; those already sent stay in flight
     killed_at = time.monotonic()
     code = server.kill(signal.SIGKILL)
-    for thread in threads:
+    for thread in senders:
         thread.join(timeout=30)
         assert not thread.is_alive(), "a load thread hung after the kill"
     for sock in sockets:

@@ -126,6 +126,83 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(tmp_path: Path, workers: 
           f"{dict(kinds)}; verify: {verified}; seconds: {phases}")
 
 
+GROUP_COMMIT_THREADS = 32
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(harness.BACKEND != "sqlite", reason="group commit is SQLite's")
+def test_sigkill_during_group_commits_leaves_whole_batches(tmp_path: Path) -> None:
+    """Earns only, from 32 connections at once: on one SQLite worker they are committed in
+    batches (gateway.db.batch), so the kill lands while batches are being run or made
+    durable. Straight after the kill, before any retry, the database holds every acknowledged
+    earn exactly once, as answered, and nothing partial: each stored earn is whole (its
+    member's wallet is the sum of the stored earns, verify is clean), so a batch is stored
+    whole or not at all. Then the usual restart, retry, replay and audit."""
+    seed = random.randrange(1 << 32)
+    database_url = harness.database_url(tmp_path)
+    env = server_env(database_url)
+    log_path = tmp_path / "server.log"
+    print(f"\nseed {seed}, group commit, log {log_path}")
+    try:
+        with process.running(env, ["--demo"], log_path=log_path) as server:
+            session = Session.connect(server.base_url)
+            members = enrol_members(session, database_url)
+            outcomes, killed_at = kill_mid_load(
+                server, session, plan(random.Random(seed), f"b{seed}", earn_share=1.0),
+                threads=GROUP_COMMIT_THREADS)
+        unacked = [o for o in outcomes if o.first is None]
+        in_flight = [o for o in unacked if not o.lost and o.started_at < killed_at]
+        assert in_flight, "no request was in flight at the kill: it was not mid-load"
+        committed = audit_after_kill(database_url, members, outcomes)
+        verified_at_kill = run_verify(env)
+
+        with process.running(env, ["--demo"], log_path=log_path) as server:
+            session = Session.connect(server.base_url)
+            in_parallel(unacked, lambda client, o: retry_until_definitive(session, client, o))
+            answered = [o for o in outcomes if o.succeeded]
+            replays = in_parallel(answered, lambda client, o: replay(session, client, o))
+            for outcome, again in zip(answered, replays, strict=True):
+                assert again == outcome.final, f"{outcome.request.key} answered differently"
+        audit_database(database_url, members, outcomes)
+        verified = run_verify(env)
+    except BaseException:
+        print(f"--- server output ---\n{log_path.read_text(errors='replace')}")
+        raise
+    print(f"sent {len(outcomes)}, acknowledged {len(outcomes) - len(unacked)}, "
+          f"{len(in_flight)} in flight at the kill, {committed} unacknowledged but committed "
+          f"before it; verify at the kill: {verified_at_kill}; after retries: {verified}")
+
+
+def audit_after_kill(database_url: str, members: list[str], outcomes: list[Outcome]) -> int:
+    """Before any retry: every acknowledged earn is stored once, as answered; every stored
+    earn is one that was sent; each member's wallet is the sum of its stored earns. Returns
+    how many unacknowledged earns had committed."""
+    engine = harness.track(make_engine(database_url))
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.operations.c.idempotency_key, t.operations.c.id,
+                                   t.operations.c.points, t.operations.c.member_id)).all()
+        wallets = dict(conn.execute(select(t.accounts.c.member_id, t.accounts.c.balance).where(
+            t.accounts.c.kind == "wallet")).all())
+    engine.dispose()
+    by_key = Counter(row.idempotency_key for row in rows)
+    assert all(n == 1 for n in by_key.values()), "an earn stored twice"
+    stored = {row.idempotency_key: row for row in rows}
+    sent = {o.request.key: o for o in outcomes}
+    assert set(stored) <= set(sent), "an operation stored that was never sent"
+    for outcome in outcomes:
+        if outcome.first is not None:
+            assert outcome.first["__typename"] == "EarnPointsSuccess", outcome.first
+            row = stored.get(outcome.request.key)
+            assert row is not None, f"{outcome.request.key} was acknowledged but is not stored"
+            assert (row.id, row.points) == (outcome.first["operationId"],
+                                            outcome.first["points"])
+    expected = dict.fromkeys(members, 0)
+    for row in rows:
+        expected[row.member_id] += row.points
+    assert {m: wallets.get(m, 0) for m in members} == expected
+    return sum(1 for key in stored if sent[key].first is None)
+
+
 def audit_database(database_url: str, members: list[str],
                    outcomes: list[Outcome]) -> dict[str, float]:
     """The database holds exactly the answered operations; returns each succeeded key's

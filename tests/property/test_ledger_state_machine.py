@@ -38,6 +38,7 @@ from gateway.app import build
 from gateway.core.clock import FixedClock
 from gateway.core.errors import (
     CapExceeded,
+    CaptureExceedsHold,
     HoldAlreadySettled,
     HoldExpired,
     InsufficientPoints,
@@ -74,8 +75,9 @@ MEMBERS = 3
 OPENING = MEMBERS * len(PARTNERS)  # one opening purchase per member and partner
 MIN_POINTS = {"grocery": 50, "electronics": 100, "fuel": 50}  # burn.min_points in the catalog
 # The outcomes a command may legitimately be refused with; anything else is a bug.
+# A capture over the hold (the capture rule asks up to 120 %) answers CAPTURE_EXCEEDS_HOLD.
 REFUSALS = (InsufficientPoints, CapExceeded, NothingToReturn, HoldExpired, HoldAlreadySettled,
-            InvalidAmount, PurchaseAlreadyRecorded)
+            InvalidAmount, PurchaseAlreadyRecorded, CaptureExceedsHold)
 
 # A real SQLite file in WAL mode, on tmpfs where there is one: synchronous=FULL would otherwise
 # spend most of the run waiting for fsync, which this test is not about.

@@ -1,0 +1,235 @@
+"""The raw driver (``gateway.db.fast``) answers every prebuilt statement of the ledger's
+repository exactly as SQLAlchemy does: the same rows, values of the same types (aware UTC
+datetimes included), the same column names, the same rowcounts and the same stored effects.
+
+It runs on a SQLite file in both passes (the raw path exists only on SQLite), over a ledger
+made by the real commands: earns (one pending), a redeem, a hold, a return."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, event, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.base import Executable
+
+from gateway.app import Gateway, build
+from gateway.core.clock import FixedClock
+from gateway.core.money import Money
+from gateway.db import tables as t
+from gateway.db.fast import FastConnection, FastResult
+from gateway.ledger import repository
+from gateway.ledger.chart import MEMBER_KINDS, AccountKind, member_account
+from gateway.ledger.holds import authorise_redemption
+from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
+from gateway.ledger.service import earn_points, redeem_points, return_purchase
+from gateway.members.service import enrol_customer
+from tests.support import harness
+from tests.support.harness import NOW, track
+
+LATER = NOW + timedelta(days=400)
+
+
+@pytest.fixture
+def gw(tmp_path: Path) -> Gateway:
+    settings = harness.test_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'fast.db'}")
+    gateway = build(settings, clock=FixedClock(NOW))
+    track(gateway.services.engine)
+    engine, clock, ctx = gateway.services.engine, gateway.services.clock, gateway.services.ledger
+    for customer in ("g-1", "g-2"):
+        enrol_customer(engine, clock, "grocery", customer)
+    for n in range(3):
+        earn_points(ctx, EarnPoints("grocery", "g-1", Money(50_000 + n, "UAH"), "store",
+                                    f"p-{n}", f"k-{n}"))
+    redeem_points(ctx, RedeemPoints("grocery", "g-1", 60, Money(100_000, "UAH"), "r-1"))
+    authorise_redemption(ctx, RedeemPoints("grocery", "g-1", 50, Money(100_000, "UAH"), "a-1"))
+    return_purchase(ctx, ReturnPurchase("grocery", "p-1", Money(20_000, "UAH"), "ret-1"))
+    return gateway
+
+
+@pytest.fixture
+def conn(gw: Gateway) -> Iterator[Connection]:
+    with gw.services.engine.connect() as connection:
+        connection.begin()
+        yield connection
+        connection.rollback()
+
+
+def the_data(conn: Connection) -> dict[str, Any]:
+    member = str(conn.execute(select(t.members.c.id)).scalars().first())
+    ops = [str(r) for r in conn.execute(select(t.operations.c.id)
+                                         .order_by(t.operations.c.id)).scalars()]
+    lot_ids = [int(r) for r in conn.execute(select(t.lots.c.id)).scalars()]
+    wallet = int(conn.execute(select(t.accounts.c.id).where(
+        t.accounts.c.code == member_account(member, AccountKind.WALLET))).scalar_one())
+    debt = int(conn.execute(select(t.accounts.c.id).where(
+        t.accounts.c.code == member_account(member, AccountKind.DEBT))).scalar_one())
+    spendable = int(conn.execute(select(t.lots.c.id).where(t.lots.c.remaining > 1)
+                                 .order_by(t.lots.c.id)).scalars().first())
+    return {"member": member, "ops": ops, "lots": lot_ids, "wallet": wallet, "debt": debt,
+            "spendable": spendable}
+
+
+def reads(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    member = d["member"]
+    return {
+        "_ACCOUNT_BY_CODE": {"code": member_account(member, AccountKind.WALLET)},
+        "_MEMBER_ACCOUNTS": {"codes": [member_account(member, k) for k in MEMBER_KINDS]},
+        "_LOCK_ACCOUNT": {"code": member_account(member, AccountKind.WALLET)},
+        "_FIND_BY_KEY": {"partner_id": "grocery", "key": "k-1"},
+        "_PURCHASE_OPERATIONS": {"partner_id": "grocery", "purchase_id": "p-1",
+                                 "kinds": ["earn", "return"]},
+        "_EARNED_BETWEEN": {"member_id": member, "partner_id": "grocery",
+                            "start": NOW - timedelta(days=1), "end": NOW + timedelta(days=1)},
+        "_SPENDABLE_LOTS": {"member_id": member, "at": NOW},
+        "_EXPIRED_LOTS": {"member_id": member, "at": LATER},
+        "_MATURED_LOTS": {"member_id": member, "at": LATER},
+        "_EXPIRED_HOLDS": {"member_id": member, "at": LATER},
+        "_ANYTHING_DUE": {"member_id": member, "at": LATER},
+        "_MOVEMENTS_OF": {"operations": d["ops"]},
+        "_RESTORES_OF": {"operations": d["ops"]},
+        "_EXPIRED_OF": {"lots": d["lots"], "at": LATER},
+    }
+
+
+def writes(d: dict[str, Any]) -> dict[str, tuple[dict[str, Any], Any]]:
+    """Each write statement, its parameters and the table whose rows show its effect."""
+    op, lot = d["ops"][0], d["spendable"]
+    operation = {column.name: None for column in t.operations.columns}
+    operation.update(id="op-fast", partner_id="grocery", member_id=d["member"], kind="earn",
+                     idempotency_key="k-fast", points=5, occurred_at=NOW, recorded_at=NOW,
+                     result="{}")
+    return {
+        "_INSERT_TRANSFER": ({"operation_id": op, "debit_account_id": d["wallet"],
+                              "credit_account_id": d["debt"], "amount": 3,
+                              "recorded_at": NOW}, t.transfers),
+        "_MOVE_BALANCE": ({"account_id": d["wallet"], "delta": 7}, t.accounts),
+        "_INSERT_OPERATION": (operation, t.operations),
+        "_INSERT_LOT": ({"member_id": d["member"], "origin_partner_id": "grocery",
+                         "operation_id": op, "points": 4, "remaining": 4, "earned_at": NOW,
+                         "available_at": NOW, "expires_at": LATER, "pending": 0,
+                         "merged_from": None}, t.lots),
+        "_INSERT_LOT_MOVEMENT": ({"lot_id": lot, "operation_id": op, "points": -1,
+                                  "recorded_at": NOW}, t.lot_movements),
+        "_MOVE_LOT": ({"lot_id": lot, "delta": -1}, t.lots),
+        "_RELEASE_LOTS": ({"lots": d["lots"]}, t.lots),
+    }
+
+
+def prebuilt() -> set[str]:
+    return {name for name, value in vars(repository).items()
+            if name.startswith("_") and isinstance(value, Executable)}
+
+
+def run_fast(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
+    """Through the raw driver: once to be seen (its effect undone), again to take the raw
+    path."""
+    fast = FastConnection(conn)
+    first = conn.begin_nested()
+    fast.execute(statement, params)
+    first.rollback()
+    result = fast.execute(statement, params)
+    assert isinstance(result, FastResult), "a prebuilt statement fell back to SQLAlchemy"
+    return result
+
+
+def same_rows(got: list[Any], expected: list[Any]) -> None:
+    assert [tuple(r) for r in got] == [tuple(r) for r in expected]
+    assert [[type(v) for v in r] for r in got] == [[type(v) for v in r] for r in expected]
+    assert [[getattr(v, "tzinfo", None) for v in r] for r in got] == [
+        [getattr(v, "tzinfo", None) for v in r] for r in expected]
+    assert [r._asdict() for r in got] == [dict(r._mapping) for r in expected]
+
+
+def test_every_prebuilt_statement_is_covered(conn: Connection) -> None:
+    d = the_data(conn)
+    assert set(reads(d)) | set(writes(d)) | {"_ADVISORY_LOCK"} == prebuilt()
+
+
+def test_reads_answer_as_sqlalchemy_does(conn: Connection) -> None:
+    d = the_data(conn)
+    nonempty = 0
+    for name, params in reads(d).items():
+        statement = getattr(repository, name)
+        expected = conn.execute(statement, params).all()
+        got = run_fast(conn, statement, params).all()
+        same_rows(got, expected)
+        nonempty += bool(expected)
+    assert nonempty >= 12, "the data left most statements answering nothing"
+
+
+def test_writes_store_what_sqlalchemy_stores(conn: Connection) -> None:
+    d = the_data(conn)
+    for name, (params, table) in writes(d).items():
+        statement = getattr(repository, name)
+        order = list(table.primary_key.columns)
+        outcomes = []
+        for path in ("sqlalchemy", "fast"):
+            savepoint = conn.begin_nested()
+            if path == "sqlalchemy":
+                result = conn.execute(statement, params)
+            else:
+                result = run_fast(conn, statement, params)
+            returned = [tuple(r) for r in result.all()] if name == "_INSERT_LOT" else None
+            stored = [tuple(r) for r in conn.execute(select(table).order_by(*order)).all()]
+            outcomes.append((result.rowcount, returned, stored))
+            savepoint.rollback()
+        assert outcomes[0] == outcomes[1], name
+        assert outcomes[0][0] >= 1, name
+
+
+def test_single_value_accessors_agree(conn: Connection) -> None:
+    d = the_data(conn)
+    params = reads(d)["_EARNED_BETWEEN"]
+    expected = conn.execute(repository._EARNED_BETWEEN, params)
+    total = expected.scalar_one()
+    got = run_fast(conn, repository._EARNED_BETWEEN, params)
+    assert got.scalar_one() == total > 0
+    assert got.scalar() == got.scalar_one_or_none() == got.one()[0] == total
+    assert got.first().coalesce_1 == total
+    missing = run_fast(conn, repository._FIND_BY_KEY, {"partner_id": "grocery", "key": "none"})
+    assert missing.first() is None and missing.one_or_none() is None
+    assert missing.scalar() is None
+
+
+def test_driver_errors_are_sqlalchemys(conn: Connection) -> None:
+    d = the_data(conn)
+    operation = writes(d)["_INSERT_OPERATION"][0] | {"id": d["ops"][0]}  # a duplicate id
+    fast = FastConnection(conn)
+    for _ in range(2):
+        savepoint = conn.begin_nested()
+        with pytest.raises(IntegrityError):
+            fast.execute(repository._INSERT_OPERATION, operation)
+        savepoint.rollback()
+    with pytest.raises(OperationalError):  # pg_advisory_xact_lock is not SQLite's
+        run_fast(conn, repository._ADVISORY_LOCK, {"name": "x"})
+
+
+def test_statements_built_per_call_and_listened_engines_go_through_sqlalchemy(
+        gw: Gateway, conn: Connection) -> None:
+    fast = FastConnection(conn)
+    for _ in range(2):
+        result = fast.execute(select(t.members.c.id).where(t.members.c.id != "x"))
+        assert not isinstance(result, FastResult)
+        assert len(result.all()) == 2
+
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    engine = gw.services.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with engine.connect() as listened:
+            fast = FastConnection(listened)
+            for _ in range(2):
+                fast.execute(repository._FIND_BY_KEY, {"partner_id": "grocery", "key": "k-1"})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [sql for sql in seen if "FROM operations" in sql] == [
+        str(repository._FIND_BY_KEY.compile(dialect=engine.dialect))] * 2
