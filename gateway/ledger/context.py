@@ -100,10 +100,7 @@ def run_command(
     race on the UNIQUE constraint is retried as a replay (guarantee 5). A transaction that
     PostgreSQL aborts as a deadlock or serialisation failure is run again whole."""
     key: str = command.idempotency_key
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(
-            f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey"
-        )
+    check_key(key)
     fingerprint = request_hash(command)
     with ctx.locks.hold(f"idem:{partner_id}:{key}"):
         return retrying(lambda: _run_once(ctx, partner_id, key, fingerprint, result_type, body))
@@ -185,10 +182,17 @@ class Who:
         return member_of(tx, self.partner_id, self.customer_id)
 
 
-def identify(ctx: LedgerContext, partner_id: str, customer_id: str | None,
-             card_number: str | None, store_code: str | None, *, spend: bool) -> Who:
-    """Exactly one way to name the member; a card number never spends (CONSENT_REQUIRED). A
-    store code typed as digits counts against the partner's budget (RATE_LIMITED)."""
+def check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(
+            f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey"
+        )
+
+
+def who_named(partner_id: str, customer_id: str | None, card_number: str | None,
+              store_code: str | None, *, spend: bool) -> Who:
+    """Exactly one way to name the member, checked without I/O: CONSENT_REQUIRED for a card
+    number that would spend (whatever else is wrong), then INVALID_INPUT for the shape."""
     if spend and card_number is not None:
         raise ConsentRequired(
             "a card number may earn but never spend: link the customer with the member's "
@@ -206,11 +210,26 @@ def identify(ctx: LedgerContext, partner_id: str, customer_id: str | None,
         return Who(partner_id, card_number=card_number)
     if store_code is not None:
         consent.check_store_code(store_code)
-        if not consent.is_scanned(store_code):
-            ctx.guesses.store_digits_attempt(partner_id)
-        return Who(partner_id, store_code=store_code,
-                   secret=consent.store_code_secret(ctx.engine, ctx.clock))
+        return Who(partner_id, store_code=store_code)
     return Who(partner_id, customer_id=customer_id)
+
+
+def admit(ctx: LedgerContext, who: Who) -> Who:
+    """The I/O a valid request needs before its transaction: a store code typed as digits
+    counts against the partner's budget (RATE_LIMITED), and its signing secret is read."""
+    if who.store_code is None:
+        return who
+    if not consent.is_scanned(who.store_code):
+        ctx.guesses.store_digits_attempt(who.partner_id)
+    return Who(who.partner_id, store_code=who.store_code,
+               secret=consent.store_code_secret(ctx.engine, ctx.clock))
+
+
+def identify(ctx: LedgerContext, partner_id: str, customer_id: str | None,
+             card_number: str | None, store_code: str | None, *, spend: bool) -> Who:
+    """Exactly one way to name the member; a card number never spends (CONSENT_REQUIRED). A
+    store code typed as digits counts against the partner's budget (RATE_LIMITED)."""
+    return admit(ctx, who_named(partner_id, customer_id, card_number, store_code, spend=spend))
 
 
 def require_currency(partner: PartnerDefinition, money: Money, field: str) -> None:

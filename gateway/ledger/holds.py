@@ -26,6 +26,7 @@ from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import (
     LedgerContext,
     Tx,
+    check_key,
     operation_id,
     record_operation,
     run_command,
@@ -38,6 +39,7 @@ from gateway.ledger.model import (
     RedeemPoints,
     VoidRedemption,
 )
+from gateway.ledger.precedence import first_failure
 from gateway.ledger.repository import LotTake
 from gateway.ledger.service import check_spend, check_spend_request
 from partners.rules import quote_burn
@@ -76,8 +78,19 @@ def authorise_redemption(ctx: LedgerContext, cmd: RedeemPoints) -> HoldPlaced:
     return run_command(ctx, cmd.partner_id, cmd, HoldPlaced, body)
 
 
+def validate_capture(cmd: CaptureRedemption) -> None:
+    """Every check on a capture request alone, no I/O, in result-code order."""
+    first_failure(lambda: check_key(cmd.idempotency_key), lambda: _check_capture_points(cmd))
+
+
+def _check_capture_points(cmd: CaptureRedemption) -> None:
+    if cmd.points is not None and cmd.points <= 0:
+        raise InvalidAmount("points to capture must be positive", field="points")
+
+
 def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptured:
     partner = ctx.rules.partner(cmd.partner_id)
+    validate_capture(cmd)
 
     def body(tx: Tx, fingerprint: str) -> HoldCaptured:
         hold = _open_hold(tx, cmd.partner_id, cmd.hold_id, expired_is_settled=False)
@@ -86,8 +99,6 @@ def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptur
                               field="holdId")
         held = int(hold.points)
         points = held if cmd.points is None else cmd.points
-        if points <= 0:
-            raise InvalidAmount("points to capture must be positive", field="points")
         if points > held:
             raise CaptureExceedsHold(requested=points, held=held)
         rule = ctx.rules.rule_at(cmd.partner_id, hold.created_at)
@@ -118,6 +129,8 @@ def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptur
 
 
 def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
+    check_key(cmd.idempotency_key)
+
     def body(tx: Tx, fingerprint: str) -> HoldVoided:
         hold = _open_hold(tx, cmd.partner_id, cmd.hold_id)
         member_id = str(hold.member_id)

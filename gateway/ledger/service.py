@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from gateway.core.errors import (
     CapExceeded,
@@ -24,11 +25,13 @@ from gateway.ledger.context import (
     LedgerContext,
     Tx,
     Who,
-    identify,
+    admit,
+    check_key,
     operation_id,
     record_operation,
     require_currency,
     run_command,
+    who_named,
 )
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.model import (
@@ -41,24 +44,54 @@ from gateway.ledger.model import (
     ReturnPurchase,
     from_json,
 )
+from gateway.ledger.precedence import Checks, first_failure
 from gateway.ledger.repository import Account, LotTake, OperationRow
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
-from partners.rules import LineItem, PurchaseFacts, proportional_points, quote_burn, quote_earn
+from partners.rules import (
+    LineItem,
+    PurchaseFacts,
+    check_purchase,
+    proportional_points,
+    quote_burn,
+    quote_earn,
+)
 
 MAX_POINTS = 10**12
 MAX_AMOUNT_MINOR = 10**13
 FUTURE_SKEW = timedelta(minutes=5)
 
 
+@dataclass(frozen=True, slots=True)
+class EarnRequest:
+    """An earn that passed every check on the request alone."""
+
+    partner: PartnerDefinition
+    facts: PurchaseFacts
+    occurred_at: datetime | None  # None: when it is recorded
+    who: Who
+
+
+def validate_earn(partner: PartnerDefinition, cmd: EarnPoints, now: datetime) -> EarnRequest:
+    """Every check on the request alone, no I/O, in result-code order (``precedence``)."""
+    checks = Checks()
+    checks.run(lambda: check_key(cmd.idempotency_key))
+    facts = checks.run(lambda: _facts(cmd, partner.policy))
+    occurred_at = checks.run(lambda: _occurred_at(cmd.occurred_at, now, partner.policy))
+    checks.run(lambda: require_currency(partner, cmd.amount, "amount"))
+    who = checks.run(lambda: who_named(cmd.partner_id, cmd.customer_id, cmd.card_number,
+                                       cmd.store_code, spend=False))
+    checks.raise_first()
+    assert facts is not None and who is not None
+    return EarnRequest(partner, facts, None if cmd.occurred_at is None else occurred_at, who)
+
+
 def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
-    partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.amount, "amount")
-    who = identify(ctx, cmd.partner_id, cmd.customer_id, cmd.card_number, cmd.store_code,
-                   spend=False)
+    request = validate_earn(ctx.rules.partner(cmd.partner_id), cmd, ctx.clock.now())
+    who = admit(ctx, request.who)
 
     def body(tx: Tx, fingerprint: str) -> Earned:
         member_id = who.member_in(tx, spend=False)
-        occurred_at = _occurred_at(cmd.occurred_at, tx.now, partner.policy)
+        occurred_at = request.occurred_at or tx.now
         rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
         tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
         if tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"]):
@@ -72,7 +105,7 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         earned_today = tx.ledger.points_earned_between(
             member_id, cmd.partner_id, day, day + timedelta(days=1)
         )
-        quote = quote_earn(rule, _facts(cmd, partner.policy), earned_today=earned_today)
+        quote = quote_earn(rule, request.facts, earned_today=earned_today)
         if quote.points == 0 and quote.capped_by in ("transaction_cap", "daily_cap"):
             cap = (rule.earn.cap_per_member_daily if quote.capped_by == "daily_cap"
                    else rule.earn.cap_per_transaction) if rule.earn else 0
@@ -125,10 +158,15 @@ def preview_earn(ctx: LedgerContext, cmd: EarnPoints) -> PreviewedEarn:
     """What ``earn_points`` would give now, without posting (caps per day are not applied:
     the preview needs no member)."""
     partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.amount, "amount")
     now = ctx.clock.now()
-    rule = ctx.rules.rule_at(cmd.partner_id, _occurred_at(cmd.occurred_at, now, partner.policy))
-    quote = quote_earn(rule, _facts(cmd, partner.policy), earned_today=0)
+    checks = Checks()
+    facts = checks.run(lambda: _facts(cmd, partner.policy))
+    occurred_at = checks.run(lambda: _occurred_at(cmd.occurred_at, now, partner.policy))
+    checks.run(lambda: require_currency(partner, cmd.amount, "amount"))
+    checks.raise_first()
+    assert facts is not None and occurred_at is not None
+    rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
+    quote = quote_earn(rule, facts, earned_today=0)
     return PreviewedEarn(quote.points, quote.uncapped_points, quote.capped_by, rule.version,
                          quote.explanation)
 
@@ -150,14 +188,26 @@ class SpendRequest:
     who: Who
 
 
-def check_spend_request(ctx: LedgerContext, cmd: RedeemPoints) -> SpendRequest:
-    """Checks on the request alone, before any transaction (redeem and authorise)."""
-    partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.basket, "basketAmount")
-    _check_points(cmd.points)
-    who = identify(ctx, cmd.partner_id, cmd.customer_id, cmd.card_number, cmd.store_code,
-                   spend=True)
+def validate_spend(partner: PartnerDefinition, cmd: RedeemPoints) -> SpendRequest:
+    """Every check on a spend request alone (redeem and authorise), no I/O, in result-code
+    order (``precedence``)."""
+    checks = Checks()
+    checks.run(lambda: check_key(cmd.idempotency_key))
+    checks.run(lambda: _check_points(cmd.points))
+    checks.run(lambda: _check_basket(cmd.basket))
+    checks.run(lambda: require_currency(partner, cmd.basket, "basketAmount"))
+    who = checks.run(lambda: who_named(cmd.partner_id, cmd.customer_id, cmd.card_number,
+                                       cmd.store_code, spend=True))
+    checks.raise_first()
+    assert who is not None
     return SpendRequest(partner, who)
+
+
+def check_spend_request(ctx: LedgerContext, cmd: RedeemPoints) -> SpendRequest:
+    """The request checked (no I/O), then admitted (the till's budget, the store-code secret):
+    everything before the transaction, for redeem and authorise."""
+    request = validate_spend(ctx.rules.partner(cmd.partner_id), cmd)
+    return SpendRequest(request.partner, admit(ctx, request.who))
 
 
 def check_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
@@ -206,9 +256,7 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
     points for goods given back) and refund points spent on the purchase (floor: never refunds
     more than was spent). Cumulative, so several partial returns add up to the whole exactly."""
     partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.amount, "amount")
-    if cmd.amount.amount_minor <= 0:
-        raise InvalidAmount("amount returned must be positive", field="amount")
+    validate_return(partner, cmd)
 
     def body(tx: Tx, fingerprint: str) -> Returned:
         # Locks before reads: earlier returns and spends are read with the purchase and the
@@ -294,6 +342,13 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
 
 
+def validate_return(partner: PartnerDefinition, cmd: ReturnPurchase) -> None:
+    """Every check on a return request alone, no I/O, in result-code order."""
+    first_failure(lambda: check_key(cmd.idempotency_key),
+                  lambda: _check_positive(cmd.amount, "amount returned", "amount"),
+                  lambda: require_currency(partner, cmd.amount, "amount"))
+
+
 def _survivor_locked(tx: Tx, member_id: str) -> str:
     """The member that holds ``member_id``'s points now (itself, or the survivor of a merge),
     locked; resolved again under the lock, since a merge may commit while we wait for it."""
@@ -339,19 +394,45 @@ def _refund_plan(tx: Tx, spends: list[OperationRow], prior_returns: list[str],
 
 
 def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:
-    if cmd.amount.amount_minor <= 0 or cmd.amount.amount_minor > MAX_AMOUNT_MINOR:
-        raise InvalidAmount(
-            f"amount must be between 1 and {MAX_AMOUNT_MINOR} minor units", field="amount"
-        )
-    try:
-        channel = Channel(cmd.channel)
-    except ValueError:
-        raise InvalidInput(f"unknown channel {cmd.channel!r}", field="channel") from None
+    checks = Checks()
+    checks.run(lambda: _check_amount(cmd.amount))
+    channel = checks.run(lambda: _channel(cmd.channel))
     lines = tuple(LineItem(line.amount_minor, line.category, line.quantity_milli)
                   for line in cmd.lines)
     for index, line in enumerate(lines):
-        _check_unit_price(line, policy, f"lines[{index}].quantityMilli")
-    return PurchaseFacts(cmd.amount.amount_minor, cmd.amount.currency, channel, lines)
+        checks.run(partial(_check_unit_price, line, policy, f"lines[{index}].quantityMilli"))
+    # The purchase's own checks (lines adding up) do not look at the channel.
+    facts = PurchaseFacts(cmd.amount.amount_minor, cmd.amount.currency,
+                          channel or Channel.STORE, lines)
+    checks.run(partial(check_purchase, facts))
+    checks.raise_first()
+    return facts
+
+
+def _check_amount(amount: Money) -> None:
+    if amount.amount_minor <= 0 or amount.amount_minor > MAX_AMOUNT_MINOR:
+        raise InvalidAmount(
+            f"amount must be between 1 and {MAX_AMOUNT_MINOR} minor units", field="amount"
+        )
+
+
+def _channel(text: str) -> Channel:
+    try:
+        return Channel(text)
+    except ValueError:
+        raise InvalidInput(f"unknown channel {text!r}", field="channel") from None
+
+
+def _check_positive(amount: Money, what: str, field: str) -> None:
+    if amount.amount_minor <= 0:
+        raise InvalidAmount(f"{what} must be positive", field=field)
+
+
+def _check_basket(basket: Money) -> None:
+    if basket.amount_minor <= 0:  # the rule engine's own check, made before the rule is read
+        raise InvalidAmount(
+            f"basket amount must be positive, got {basket.amount_minor} minor units",
+            field="basketAmount")
 
 
 def _check_unit_price(line: LineItem, policy: PartnerPolicy, field: str) -> None:

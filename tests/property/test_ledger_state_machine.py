@@ -38,6 +38,7 @@ from gateway.app import build
 from gateway.core.clock import FixedClock
 from gateway.core.errors import (
     CapExceeded,
+    CaptureExceedsHold,
     HoldAlreadySettled,
     HoldExpired,
     InsufficientPoints,
@@ -75,6 +76,7 @@ OPENING = MEMBERS * len(PARTNERS)  # one opening purchase per member and partner
 MIN_POINTS = {"grocery": 50, "electronics": 100, "fuel": 50}  # burn.min_points in the catalog
 # The outcomes a command may legitimately be refused with; anything else is a bug.
 REFUSALS = (InsufficientPoints, CapExceeded, NothingToReturn, HoldExpired, HoldAlreadySettled,
+            CaptureExceedsHold,  # a capture of more than 100 % of its hold (percent up to 120)
             InvalidAmount, PurchaseAlreadyRecorded)
 
 # A real SQLite file in WAL mode, on tmpfs where there is one: synchronous=FULL would otherwise
