@@ -5,15 +5,15 @@ own writes do lazily)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
-from sqlalchemy import or_, select, union
+from sqlalchemy import Connection, or_, select, union
 
 from gateway.db.tables import holds, lots
 from gateway.db.uow import UnitOfWork
-from gateway.ledger.context import LedgerContext, Tx
+from gateway.ledger.context import LedgerContext
 from gateway.ledger.housekeeping import sweep_member
-from gateway.ledger.repository import LedgerRepository
-from gateway.members.repository import MemberRepository
+from gateway.ledger.runner import Tx, transact
 
 
 def run_expiry(ctx: LedgerContext, progress: Callable[[int, int], None] | None = None) -> int:
@@ -32,11 +32,13 @@ def run_expiry(ctx: LedgerContext, progress: Callable[[int, int], None] | None =
         ).scalars()))
     written = 0
     for index, member_id in enumerate(due, start=1):
-        with UnitOfWork(ctx.engine) as uow:
-            tx = Tx(uow, LedgerRepository(uow.conn), MemberRepository(uow.conn), ctx.clock.now())
-            tx.ledger.lock_member(member_id)
-            written += sweep_member(tx, member_id)
-            uow.commit()
+        written += transact(ctx.engine, partial(_sweep, ctx, member_id))
         if progress:
             progress(index, len(due))
     return written
+
+
+def _sweep(ctx: LedgerContext, member_id: str, conn: Connection) -> int:
+    tx = Tx.on(conn, ctx.clock.now())
+    tx.ledger.lock_member(member_id)
+    return sweep_member(tx, member_id)

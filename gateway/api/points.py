@@ -363,7 +363,7 @@ class PointsMutations:
         async def run() -> AuthoriseRedemptionSuccess:
             c.require("points:redeem")
             r = await c.run(holds.authorise_redemption, c.services.ledger,
-                            input.to_command(c.partner_id))
+                            m.AuthoriseRedemption.of(input.to_command(c.partner_id)))
             return AuthoriseRedemptionSuccess(
                 operation_id=strawberry.ID(r.operation_id), hold_id=strawberry.ID(r.hold_id),
                 points=r.points, value=Money.of(r.value), rule_version=r.rule_version,

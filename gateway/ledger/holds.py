@@ -23,29 +23,23 @@ from gateway.core.ids import new_id
 from gateway.core.money import Money
 from gateway.db.tables import holds
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.context import (
-    LedgerContext,
-    Tx,
-    check_key,
-    operation_id,
-    record_operation,
-    run_command,
-)
+from gateway.ledger.context import LedgerContext, check_key
 from gateway.ledger.model import (
+    AuthoriseRedemption,
     CaptureRedemption,
     HoldCaptured,
     HoldPlaced,
     HoldVoided,
-    RedeemPoints,
     VoidRedemption,
 )
 from gateway.ledger.precedence import first_failure
 from gateway.ledger.repository import LotTake
+from gateway.ledger.runner import OperationRecord, Tx, operation_id, record_operation, run_command
 from gateway.ledger.service import check_spend, check_spend_request
 from partners.rules import quote_burn
 
 
-def authorise_redemption(ctx: LedgerContext, cmd: RedeemPoints) -> HoldPlaced:
+def authorise_redemption(ctx: LedgerContext, cmd: AuthoriseRedemption) -> HoldPlaced:
     request = check_spend_request(ctx, cmd)
     partner = request.partner
 
@@ -57,13 +51,13 @@ def authorise_redemption(ctx: LedgerContext, cmd: RedeemPoints) -> HoldPlaced:
         result = HoldPlaced(op, hold_id, cmd.points, spend.value, rule.version, expires_at,
                             spend.available - cmd.points)
         record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id,
+            tx, OperationRecord(id=op, partner_id=cmd.partner_id, member_id=member_id,
             kind="authorise", points=-cmd.points, result=result, key=cmd.idempotency_key,
             fingerprint=fingerprint, rule=rule, channel=cmd.channel, hold_id=hold_id,
             purchase_id=cmd.purchase_id, amount_minor=cmd.basket.amount_minor,
-            currency=cmd.basket.currency,
+            currency=cmd.basket.currency)
         )
-        tx.uow.conn.execute(_INSERT_HOLD, {
+        tx.conn.execute(_INSERT_HOLD, {
             "id": hold_id, "partner_id": cmd.partner_id, "member_id": member_id,
             "operation_id": op, "points": cmd.points,
             "basket_amount_minor": cmd.basket.amount_minor, "purchase_id": cmd.purchase_id,
@@ -112,11 +106,11 @@ def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptur
         result = HoldCaptured(op, cmd.hold_id, points, released,
                               Money(quote.value_minor, partner.currency), available)
         record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id,
+            tx, OperationRecord(id=op, partner_id=cmd.partner_id, member_id=member_id,
             kind="capture", points=-points, result=result, key=cmd.idempotency_key,
             fingerprint=fingerprint, rule=rule, hold_id=cmd.hold_id, parent_id=hold.operation_id,
             purchase_id=hold.purchase_id, amount_minor=int(hold.basket_amount_minor),
-            currency=partner.currency,
+            currency=partner.currency)
         )
         redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
         tx.ledger.post(op, accounts[AccountKind.HELD], redeemed, points, tx.now)
@@ -140,9 +134,9 @@ def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
         available = tx.ledger.member_balances(member_id)[AccountKind.WALLET] + held
         result = HoldVoided(op, cmd.hold_id, held, available)
         record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="void",
+            tx, OperationRecord(id=op, partner_id=cmd.partner_id, member_id=member_id, kind="void",
             points=held, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
-            hold_id=cmd.hold_id, parent_id=hold.operation_id,
+            hold_id=cmd.hold_id, parent_id=hold.operation_id)
         )
         _release(tx, op, member_id, hold, held)
         _settle(tx, cmd.hold_id, "voided", 0)
@@ -154,13 +148,13 @@ def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
 def _open_hold(tx: Tx, partner_id: str, hold_id: str, *, expired_is_settled: bool = True) -> Any:
     # Another partner's hold is answered exactly like a missing one (DESIGN §8).
     where = {"hold_id": hold_id, "partner_id": partner_id}
-    member_id = tx.uow.conn.execute(_HOLD_MEMBER, where).scalar()
+    member_id = tx.conn.execute(_HOLD_MEMBER, where).scalar()
     if member_id is None:
         raise NotFound(f"no hold {hold_id!r} at this partner", field="holdId")
     # Every change of a hold's status (capture, void, expiry) happens under its member's lock:
     # read the status only once that lock is ours, or two captures could both see it open.
     tx.ledger.lock_member(str(member_id))
-    hold = tx.uow.conn.execute(_HOLD, where).one()
+    hold = tx.conn.execute(_HOLD, where).one()
     # A capture of a lapsed hold is HOLD_EXPIRED whether or not housekeeping has released it
     # yet; void's result type has no HOLD_EXPIRED, so there it stays "already settled".
     if hold.status == "expired" and not expired_is_settled:
@@ -187,7 +181,7 @@ def _release(tx: Tx, op: str, member_id: str, hold: Any, points: int) -> None:
 
 
 def _settle(tx: Tx, hold_id: str, status: str, captured: int) -> None:
-    tx.uow.conn.execute(_SETTLE, {"hold_id": hold_id, "status": status,
+    tx.conn.execute(_SETTLE, {"hold_id": hold_id, "status": status,
                                   "captured": captured})
 
 

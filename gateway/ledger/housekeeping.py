@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from gateway.db.tables import holds
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.context import Tx, operation_id, record_operation
 from gateway.ledger.repository import LotTake
+from gateway.ledger.runner import OperationRecord, Tx, operation_id, record_operation
 
 
 def sweep_member(tx: Tx, member_id: str) -> int:
@@ -41,8 +41,8 @@ def _release_pending(tx: Tx, member_id: str) -> int:
         if points == 0:  # fully returned while pending: nothing left to release
             continue
         op = last_op = operation_id()
-        record_operation(tx, operation_id=op, partner_id=origin, member_id=member_id,
-                         kind="release", points=points, result={"released": points})
+        record_operation(tx, OperationRecord(id=op, partner_id=origin, member_id=member_id,
+                         kind="release", points=points, result={"released": points}))
         tx.ledger.post(op, accounts[AccountKind.PENDING], accounts[AccountKind.WALLET], points,
                        tx.now)
         released_total += points
@@ -69,8 +69,8 @@ def _expire_lots(tx: Tx, member_id: str) -> int:
         points = -sum(t.points for t in takes)
         op = operation_id()
         record_operation(
-            tx, operation_id=op, partner_id=origin, member_id=member_id, kind="expire",
-            points=-points, result={"expired": points},
+            tx, OperationRecord(id=op, partner_id=origin, member_id=member_id, kind="expire",
+            points=-points, result={"expired": points})
         )
         tx.ledger.post(op, wallet, breakage, points, tx.now)
         tx.ledger.record_lot_movements(takes, op, tx.now)
@@ -85,16 +85,16 @@ def _release_expired_holds(tx: Tx, member_id: str) -> int:
     for hold in rows:
         op = operation_id()
         record_operation(
-            tx, operation_id=op, partner_id=hold.partner_id, member_id=member_id,
+            tx, OperationRecord(id=op, partner_id=hold.partner_id, member_id=member_id,
             kind="hold_expired", points=int(hold.points), result={"released": int(hold.points)},
-            hold_id=hold.id, parent_id=hold.operation_id,
+            hold_id=hold.id, parent_id=hold.operation_id)
         )
         tx.ledger.post(op, accounts[AccountKind.HELD], accounts[AccountKind.WALLET],
                        int(hold.points), tx.now)
         restore = [LotTake(t.lot_id, t.origin_partner_id, -t.points)
                    for t in tx.ledger.lot_movements_of([hold.operation_id])]
         tx.ledger.record_lot_movements(restore, op, tx.now)
-        tx.uow.conn.execute(
+        tx.conn.execute(
             update(holds).where(holds.c.id == hold.id).values(status="expired")
         )
     return len(rows)

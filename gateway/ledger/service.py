@@ -21,19 +21,9 @@ from gateway.core.errors import (
 )
 from gateway.core.money import Money, Rounding
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.context import (
-    LedgerContext,
-    Tx,
-    Who,
-    admit,
-    check_key,
-    operation_id,
-    record_operation,
-    require_currency,
-    run_command,
-    who_named,
-)
+from gateway.ledger.context import LedgerContext, check_key, require_currency
 from gateway.ledger.housekeeping import sweep_member
+from gateway.ledger.identify import Who, admit, who_named
 from gateway.ledger.model import (
     Earned,
     EarnPoints,
@@ -42,10 +32,12 @@ from gateway.ledger.model import (
     RedeemPoints,
     Returned,
     ReturnPurchase,
+    SpendCommand,
     from_json,
 )
 from gateway.ledger.precedence import Checks, first_failure
 from gateway.ledger.repository import Account, LotTake, OperationRow
+from gateway.ledger.runner import OperationRecord, Tx, operation_id, record_operation, run_command
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
     LineItem,
@@ -127,10 +119,10 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
             pending=quote.points - credited,
         )
         record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="earn",
+            tx, OperationRecord(id=op, partner_id=cmd.partner_id, member_id=member_id, kind="earn",
             points=quote.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
             rule=rule, occurred_at=occurred_at, channel=cmd.channel, purchase_id=cmd.purchase_id,
-            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency,
+            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency)
         )
         if quote.points:
             issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
@@ -188,7 +180,7 @@ class SpendRequest:
     who: Who
 
 
-def validate_spend(partner: PartnerDefinition, cmd: RedeemPoints) -> SpendRequest:
+def validate_spend(partner: PartnerDefinition, cmd: SpendCommand) -> SpendRequest:
     """Every check on a spend request alone (redeem and authorise), no I/O, in result-code
     order (``precedence``)."""
     checks = Checks()
@@ -203,7 +195,7 @@ def validate_spend(partner: PartnerDefinition, cmd: RedeemPoints) -> SpendReques
     return SpendRequest(partner, who)
 
 
-def check_spend_request(ctx: LedgerContext, cmd: RedeemPoints) -> SpendRequest:
+def check_spend_request(ctx: LedgerContext, cmd: SpendCommand) -> SpendRequest:
     """The request checked (no I/O), then admitted (the till's budget, the store-code secret):
     everything before the transaction, for redeem and authorise."""
     request = validate_spend(ctx.rules.partner(cmd.partner_id), cmd)
@@ -211,7 +203,7 @@ def check_spend_request(ctx: LedgerContext, cmd: RedeemPoints) -> SpendRequest:
 
 
 def check_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
-                cmd: RedeemPoints) -> Spend:
+                cmd: SpendCommand) -> Spend:
     """Inside the transaction, in result-code order: the member, the partner's burn rule (min
     points, largest basket share), then — with the member locked and swept — the balance."""
     partner = request.partner
@@ -238,10 +230,11 @@ def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
         result = Redeemed(op, cmd.points, spend.value, rule.version,
                           spend.available - cmd.points, tx.now)
         record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="redeem",
+            tx, OperationRecord(
+            id=op, partner_id=cmd.partner_id, member_id=member_id, kind="redeem",
             points=-cmd.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
             rule=rule, channel=cmd.channel, purchase_id=cmd.purchase_id,
-            amount_minor=cmd.basket.amount_minor, currency=cmd.basket.currency,
+            amount_minor=cmd.basket.amount_minor, currency=cmd.basket.currency)
         )
         redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
         tx.ledger.post(op, accounts[AccountKind.WALLET], redeemed, cmd.points, tx.now)
@@ -316,10 +309,11 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             recorded_at=tx.now,
         )
         record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="return",
+            tx, OperationRecord(
+            id=op, partner_id=cmd.partner_id, member_id=member_id, kind="return",
             points=refund - taken, result=result, key=cmd.idempotency_key,
             fingerprint=fingerprint, purchase_id=cmd.purchase_id, parent_id=earn.id,
-            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency,
+            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency)
         )
         if refund:
             redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)

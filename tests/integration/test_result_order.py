@@ -20,6 +20,7 @@ from gateway.core.money import Money
 from gateway.ledger import holds, service
 from gateway.ledger.context import LedgerContext
 from gateway.ledger.model import (
+    AuthoriseRedemption,
     CaptureRedemption,
     EarnPoints,
     RedeemPoints,
@@ -111,7 +112,7 @@ def test_unknown_customer_with_amount_zero_is_invalid_amount_on_every_command(
         "grocery", "nobody", Money(0, "UAH"), "store", "p-x", "k1"))) == "INVALID_AMOUNT"
     assert answer(gw, lambda: service.redeem_points(ledger, RedeemPoints(
         "grocery", "nobody", 0, UAH, "k2"))) == "INVALID_AMOUNT"
-    assert answer(gw, lambda: holds.authorise_redemption(ledger, RedeemPoints(
+    assert answer(gw, lambda: holds.authorise_redemption(ledger, AuthoriseRedemption(
         "grocery", "nobody", 0, UAH, "k3"))) == "INVALID_AMOUNT"
     assert answer(gw, lambda: service.return_purchase(ledger, ReturnPurchase(
         "grocery", "no-such-purchase", Money(0, "UAH"), "k4"))) == "INVALID_AMOUNT"
@@ -238,7 +239,7 @@ def test_insufficient_points_before_hold_state() -> None:
 
 def test_hold_already_settled_before_hold_expired(gw: Gateway) -> None:
     ledger = gw.services.ledger
-    placed = holds.authorise_redemption(ledger, RedeemPoints(
+    placed = holds.authorise_redemption(ledger, AuthoriseRedemption(
         "grocery", "g-1", 60, Money(100_000, "UAH"), "h"))
     holds.capture_redemption(ledger, CaptureRedemption("grocery", placed.hold_id, "c1"))
     gw.services.clock.advance(timedelta(days=1))  # past the hold's TTL too
@@ -248,7 +249,7 @@ def test_hold_already_settled_before_hold_expired(gw: Gateway) -> None:
 
 def test_hold_expired_before_capture_exceeds_hold(gw: Gateway) -> None:
     ledger = gw.services.ledger
-    placed = holds.authorise_redemption(ledger, RedeemPoints(
+    placed = holds.authorise_redemption(ledger, AuthoriseRedemption(
         "grocery", "g-1", 60, Money(100_000, "UAH"), "h"))
     gw.services.clock.advance(timedelta(days=1))
     assert answer(gw, lambda: holds.capture_redemption(ledger, CaptureRedemption(

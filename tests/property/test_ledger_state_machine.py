@@ -53,6 +53,7 @@ from gateway.jobs import run_expiry
 from gateway.ledger.context import LedgerContext
 from gateway.ledger.holds import authorise_redemption, capture_redemption, void_redemption
 from gateway.ledger.model import (
+    AuthoriseRedemption,
     CaptureRedemption,
     EarnPoints,
     HoldPlaced,
@@ -301,7 +302,8 @@ class LedgerMachine(RuleBasedStateMachine):
         cmd = RedeemPoints(partner, self.customer(partner, member),
                            points, Money(basket, CURRENCY[partner]), self.key("spend"),
                            purchase_id=purchase.purchase_id if purchase else None)
-        result = self.attempt(call, cmd)
+        result = self.attempt(call, AuthoriseRedemption.of(cmd)
+                              if call is authorise_redemption else cmd)
         if result is None:
             return None
         if purchase is not None:
