@@ -280,6 +280,25 @@ class LedgerRepository:
         self.record_lot_movements(takes, operation_id, at)
         return takes
 
+    def spendable_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int, datetime]]:
+        """(id, origin, remaining, expires_at) of the member's unexpired, released lots with
+        points left, soonest expiry first: what a spend may consume."""
+        rows = self.conn.execute(_SPENDABLE_LOTS, {"member_id": member_id, "at": at}).all()
+        return [(int(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows]
+
+    def live_lots(self, member_id: str) -> list[tuple[int, str, int, datetime, bool, datetime]]:
+        """(id, origin, remaining, expires_at, pending, available_at) of every lot of the
+        member with points left (housekeeping's state)."""
+        rows = self.conn.execute(_LIVE_LOTS, {"member_id": member_id}).all()
+        return [(int(r[0]), str(r[1]), int(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+
+    def lots_by_id(self, lot_ids: Sequence[int]
+                   ) -> list[tuple[int, str, int, datetime, bool, datetime]]:
+        if not lot_ids:
+            return []
+        rows = self.conn.execute(_LOTS_BY_ID, {"lots": list(lot_ids)}).all()
+        return [(int(r[0]), str(r[1]), int(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+
     def record_lot_movements(
         self, moves: Sequence[LotTake], operation_id: str, at: datetime
     ) -> None:
@@ -410,10 +429,16 @@ _EARNED_BETWEEN = select(func.coalesce(func.sum(operations.c.points), 0)).where(
     operations.c.recorded_at < bindparam("end", type_=operations.c.recorded_at.type))
 _INSERT_LOT = insert(lots).returning(lots.c.id)
 _SPENDABLE_LOTS = (
-    select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.operation_id)
+    select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.expires_at)
     .where(lots.c.member_id == bindparam("member_id"), lots.c.remaining > 0,
            lots.c.expires_at > bindparam("at", type_=lots.c.expires_at.type), lots.c.pending == 0)
     .order_by(lots.c.expires_at, lots.c.id))
+_LOT_COLUMNS = (lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.expires_at,
+                lots.c.pending, lots.c.available_at)
+_LIVE_LOTS = (select(*_LOT_COLUMNS)
+              .where(lots.c.member_id == bindparam("member_id"), lots.c.remaining > 0)
+              .order_by(lots.c.expires_at, lots.c.id))
+_LOTS_BY_ID = select(*_LOT_COLUMNS).where(lots.c.id.in_(bindparam("lots", expanding=True)))
 _INSERT_LOT_MOVEMENT = insert(lot_movements)
 _MOVE_LOT = (update(lots).where(lots.c.id == bindparam("lot_id"))
              .values(remaining=lots.c.remaining + bindparam("delta")))

@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from gateway.core.errors import (
-    CapExceeded,
-    InsufficientPoints,
     InvalidAmount,
     InvalidInput,
     NotFound,
@@ -20,10 +18,12 @@ from gateway.core.errors import (
     PurchaseAlreadyRecorded,
 )
 from gateway.core.money import Money, Rounding
+from gateway.ledger.apply import apply
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext, check_key, require_currency
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.identify import Who, admit, who_named
+from gateway.ledger.load import member_state, spendable_lots
 from gateway.ledger.model import (
     Earned,
     EarnPoints,
@@ -35,8 +35,16 @@ from gateway.ledger.model import (
     SpendCommand,
     from_json,
 )
+from gateway.ledger.planners import (
+    EarnInput,
+    MemberState,
+    OpenLot,
+    SpendInput,
+    plan_earn,
+    plan_spend,
+)
 from gateway.ledger.precedence import Checks, first_failure
-from gateway.ledger.repository import Account, LotTake, OperationRow
+from gateway.ledger.repository import LotTake, OperationRow
 from gateway.ledger.runner import OperationRecord, Tx, operation_id, record_operation, run_command
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
@@ -44,7 +52,6 @@ from partners.rules import (
     PurchaseFacts,
     check_purchase,
     proportional_points,
-    quote_burn,
     quote_earn,
 )
 
@@ -95,53 +102,15 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         sweep_member(tx, member_id)
         day = tx.now.replace(hour=0, minute=0, second=0, microsecond=0)
         earned_today = tx.ledger.points_earned_between(
-            member_id, cmd.partner_id, day, day + timedelta(days=1)
-        )
-        quote = quote_earn(rule, request.facts, earned_today=earned_today)
-        if quote.points == 0 and quote.capped_by in ("transaction_cap", "daily_cap"):
-            cap = (rule.earn.cap_per_member_daily if quote.capped_by == "daily_cap"
-                   else rule.earn.cap_per_transaction) if rule.earn else 0
-            raise CapExceeded(
-                "the member reached this partner's earn cap; nothing was posted. "
-                + " ".join(quote.explanation), cap=cap or 0, field="amount",
-            )
-        op = operation_id()
-        accounts, balances = tx.ledger.member_accounts_and_balances(member_id)
-        pending_days = rule.earn.pending_days if rule.earn else 0
-        # Pending points repay debt when they are released, not before.
-        repay = 0 if pending_days else min(quote.points, -balances[AccountKind.DEBT])
-        credited = 0 if pending_days else quote.points
-        result = Earned(
-            operation_id=op, points=quote.points, rule_version=rule.version,
-            explanation=quote.explanation, debt_repaid=repay,
-            available=None if who.by_card else balances[AccountKind.WALLET] + credited - repay,
-            recorded_at=tx.now,
-            pending=quote.points - credited,
-        )
-        record_operation(
-            tx, OperationRecord(id=op, partner_id=cmd.partner_id, member_id=member_id, kind="earn",
-            points=quote.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
-            rule=rule, occurred_at=occurred_at, channel=cmd.channel, purchase_id=cmd.purchase_id,
-            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency)
-        )
-        if quote.points:
-            issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
-            target = accounts[AccountKind.PENDING if pending_days else AccountKind.WALLET]
-            tx.ledger.post(op, issued, target, quote.points, tx.now)
-            expiry_days = rule.earn.expiry_days if rule.earn else 365
-            lot = tx.ledger.create_lot(
-                member_id=member_id, origin_partner_id=cmd.partner_id, operation_id=op,
-                points=quote.points, earned_at=tx.now,
-                expires_at=tx.now + timedelta(days=expiry_days),
-                available_at=tx.now + timedelta(days=pending_days),
-            )
-            if repay:
-                tx.ledger.post(op, accounts[AccountKind.WALLET], accounts[AccountKind.DEBT],
-                               repay, tx.now)
-                tx.ledger.record_lot_movements(
-                    [LotTake(lot, cmd.partner_id, -repay)], op, tx.now
-                )
-        return result
+            member_id, cmd.partner_id, day, day + timedelta(days=1))
+        plan = plan_earn(
+            member_state(tx, member_id), rule, earned_today,
+            tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
+            EarnInput(cmd.partner_id, cmd.channel, cmd.purchase_id, cmd.amount,
+                      cmd.idempotency_key, fingerprint, request.facts, occurred_at, tx.now,
+                      operation_id(), show_available=not who.by_card))
+        apply(tx, plan.postings)
+        return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Earned, body)
 
@@ -165,13 +134,11 @@ def preview_earn(ctx: LedgerContext, cmd: EarnPoints) -> PreviewedEarn:
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """A spend that passed every check, with what posting it needs."""
+    """What a spend's planner needs, loaded: the member's state, its spendable lots, the rule."""
 
-    member_id: str
+    state: MemberState
+    lots: list[OpenLot]
     rule: RuleVersion
-    value: Money
-    accounts: dict[AccountKind, Account]
-    available: int  # wallet before the spend
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,44 +169,34 @@ def check_spend_request(ctx: LedgerContext, cmd: SpendCommand) -> SpendRequest:
     return SpendRequest(request.partner, admit(ctx, request.who))
 
 
-def check_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
-                cmd: SpendCommand) -> Spend:
-    """Inside the transaction, in result-code order: the member, the partner's burn rule (min
-    points, largest basket share), then — with the member locked and swept — the balance."""
-    partner = request.partner
+def load_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
+               cmd: SpendCommand) -> Spend:
+    """Inside the transaction: the member (UNKNOWN_MEMBER), the rule in force
+    (RULE_NOT_IN_FORCE), then, with the member locked and swept, its balances and lots."""
     member_id = request.who.member_in(tx, spend=True)
     rule = ctx.rules.rule_at(cmd.partner_id, tx.now)
-    quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
     tx.ledger.lock_member(member_id)
     sweep_member(tx, member_id)
-    accounts, balances = tx.ledger.member_accounts_and_balances(member_id)
-    available = balances[AccountKind.WALLET]
-    if cmd.points > available:
-        raise InsufficientPoints(requested=cmd.points, available=available)
-    return Spend(member_id, rule, Money(quote.value_minor, partner.currency), accounts,
-                 available)
+    return Spend(member_state(tx, member_id), spendable_lots(tx, member_id), rule)
+
+
+def spend_input(request: SpendRequest, cmd: SpendCommand, tx: Tx,
+                fingerprint: str) -> SpendInput:
+    return SpendInput(cmd.partner_id, request.partner.currency, cmd.points,
+                      cmd.basket.amount_minor, cmd.idempotency_key, fingerprint,
+                      cmd.purchase_id, cmd.channel, tx.now, operation_id())
 
 
 def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
     request = check_spend_request(ctx, cmd)
 
     def body(tx: Tx, fingerprint: str) -> Redeemed:
-        spend = check_spend(ctx, request, tx, cmd)
-        member_id, rule, accounts = spend.member_id, spend.rule, spend.accounts
-        op = operation_id()
-        result = Redeemed(op, cmd.points, spend.value, rule.version,
-                          spend.available - cmd.points, tx.now)
-        record_operation(
-            tx, OperationRecord(
-            id=op, partner_id=cmd.partner_id, member_id=member_id, kind="redeem",
-            points=-cmd.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
-            rule=rule, channel=cmd.channel, purchase_id=cmd.purchase_id,
-            amount_minor=cmd.basket.amount_minor, currency=cmd.basket.currency)
-        )
-        redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
-        tx.ledger.post(op, accounts[AccountKind.WALLET], redeemed, cmd.points, tx.now)
-        tx.ledger.take_from_lots(member_id, cmd.points, op, tx.now)
-        return result
+        spend = load_spend(ctx, request, tx, cmd)
+        plan = plan_spend(spend.state, spend.lots, spend.rule,
+                          tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
+                          spend_input(request, cmd, tx, fingerprint))
+        apply(tx, plan.postings)
+        return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Redeemed, body)
 
