@@ -6,6 +6,7 @@ balanced transfers, move lots, record one operation carrying its answer for repl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -14,10 +15,9 @@ from gateway.core.errors import (
     InvalidAmount,
     InvalidInput,
     NotFound,
-    NothingToReturn,
     PurchaseAlreadyRecorded,
 )
-from gateway.core.money import Money, Rounding
+from gateway.core.money import Money
 from gateway.ledger.apply import apply
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext, check_key, require_currency
@@ -39,19 +39,20 @@ from gateway.ledger.planners import (
     EarnInput,
     MemberState,
     OpenLot,
+    ReturnInput,
     SpendInput,
     plan_earn,
+    plan_return,
     plan_spend,
 )
 from gateway.ledger.precedence import Checks, first_failure
-from gateway.ledger.repository import LotTake, OperationRow
-from gateway.ledger.runner import OperationRecord, Tx, operation_id, record_operation, run_command
+from gateway.ledger.repository import OperationRow
+from gateway.ledger.runner import Tx, operation_id, run_command
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
     LineItem,
     PurchaseFacts,
     check_purchase,
-    proportional_points,
     quote_earn,
 )
 
@@ -209,86 +210,43 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
     validate_return(partner, cmd)
 
     def body(tx: Tx, fingerprint: str) -> Returned:
-        # Locks before reads: earlier returns and spends are read with the purchase and the
-        # member locked, so two returns of one purchase cannot both reverse the same part.
+        # Locks before reads: earlier returns are read with the purchase locked, spends with
+        # the member locked too, so two returns of one purchase cannot reverse the same part.
         tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
-        earns = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"])
+        history = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id,
+                                                ["earn", "return"])
+        earns = [o for o in history if o.kind == "earn"]
         if not earns:
             raise NotFound(f"no purchase {cmd.purchase_id!r} earned points at this partner",
                            field="purchaseId")
         earn = earns[0]
         assert earn.member_id is not None and earn.amount_minor is not None
         member_id = _survivor_locked(tx, earn.member_id)
-        total = earn.amount_minor
-        prior_ops = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["return"])
-        prior = [from_json(Returned, r.result) for r in prior_ops]
-        returned_before = max((p.amount_returned_total.amount_minor for p in prior), default=0)
-        left = total - returned_before
-        if left == 0:
-            raise NothingToReturn(f"purchase {cmd.purchase_id!r} was fully returned already",
-                                  field="purchaseId")
-        if cmd.amount.amount_minor > left:
-            raise InvalidAmount(
-                f"only {Money(left, partner.currency)} of this purchase is left to return",
-                field="amount",
-            )
-        returned_total = returned_before + cmd.amount.amount_minor
-        # Only the earning member's own spends on this purchase are refunded to them (theirs
-        # also when made before a merge, under the account since absorbed).
-        spends = [s for s in tx.ledger.purchase_operations(
-            cmd.partner_id, cmd.purchase_id, ["redeem", "capture"])
-            if s.member_id is not None and tx.members.survivor_of(s.member_id) == member_id]
-        spent = -sum(s.points for s in spends)
-        reverse = proportional_points(earn.points, returned_total, total, Rounding.CEIL) - sum(
-            p.points_reversed + p.points_owed + p.points_unrecovered for p in prior)
-        refund = proportional_points(spent, returned_total, total, Rounding.FLOOR) - sum(
-            p.points_refunded for p in prior)
+        prior_ops = [o for o in history if o.kind == "return"]
+        spends = _own_spends(tx, cmd, member_id)
         sweep_member(tx, member_id)
-        op = operation_id()
-        accounts = tx.ledger.member_accounts(member_id)
-        balances = tx.ledger.member_balances(member_id)
-        pending_lot = tx.ledger.pending_lot_of(earn.id)
-        from_pending = min(reverse, pending_lot[1]) if pending_lot else 0
-        restores = _refund_plan(tx, spends, [p.id for p in prior_ops], refund)
-        # Refunded points that go back into lots already past their expiry expire again at once.
-        lapsed_lots = tx.ledger.expired_lot_ids([r.lot_id for r in restores], tx.now)
-        lapsed = sum(r.points for r in restores if r.lot_id in lapsed_lots)
-        wallet_after_refund = balances[AccountKind.WALLET] + refund - lapsed
-        taken = min(reverse - from_pending, wallet_after_refund)
-        policy = partner.policy
-        owed = reverse - from_pending - taken if policy.negative_balance_after_return else 0
-        unrecovered = reverse - from_pending - taken - owed
-        result = Returned(
-            operation_id=op, purchase_id=cmd.purchase_id, points_reversed=from_pending + taken,
-            points_owed=owed, points_unrecovered=unrecovered, points_refunded=refund,
-            amount_returned_total=Money(returned_total, partner.currency),
-            available=wallet_after_refund - taken, debt=owed - balances[AccountKind.DEBT],
-            recorded_at=tx.now,
-        )
-        record_operation(
-            tx, OperationRecord(
-            id=op, partner_id=cmd.partner_id, member_id=member_id, kind="return",
-            points=refund - taken, result=result, key=cmd.idempotency_key,
-            fingerprint=fingerprint, purchase_id=cmd.purchase_id, parent_id=earn.id,
-            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency)
-        )
-        if refund:
-            redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
-            tx.ledger.post(op, redeemed, accounts[AccountKind.WALLET], refund, tx.now)
-            tx.ledger.record_lot_movements(restores, op, tx.now)
-        issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
-        if pending_lot and from_pending:
-            tx.ledger.post(op, accounts[AccountKind.PENDING], issued, from_pending, tx.now)
-            tx.ledger.record_lot_movements(
-                [LotTake(pending_lot[0], cmd.partner_id, -from_pending)], op, tx.now)
-        if taken:
-            tx.ledger.post(op, accounts[AccountKind.WALLET], issued, taken, tx.now)
-            tx.ledger.take_from_lots(member_id, taken, op, tx.now, prefer_operation=earn.id)
-        if owed:
-            tx.ledger.post(op, accounts[AccountKind.DEBT], issued, owed, tx.now)
-        if lapsed:
-            sweep_member(tx, member_id)
-        return result
+        earned_lots, pending_lot = tx.ledger.earn_lots(earn.id)
+        sources = [s.id for s in spends] + [s.parent_id for s in spends
+                                            if s.kind == "capture" and s.parent_id is not None]
+        takes = tx.ledger.lot_movements_of(sources)
+        restored = tx.ledger.lot_restores_of([p.id for p in prior_ops])
+        current = tx.ledger.current_lots([t.lot_id for t in takes] + list(restored))
+        request = ReturnInput(
+            cmd.partner_id, partner.currency, cmd.purchase_id, cmd.amount.amount_minor,
+            cmd.idempotency_key, fingerprint, tx.now, operation_id(), earn.id, earn.points,
+            earn.amount_minor, tuple(from_json(Returned, r.result) for r in prior_ops),
+            -sum(s.points for s in spends), partner.policy.negative_balance_after_return,
+            pending_lot, tuple(_lots_for_return(tx, member_id, set(current.values()))),
+            earned_lots, tuple(takes), restored, current)
+        plan = plan_return(member_state(tx, member_id),
+                           tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
+                           tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
+                           request)
+        apply(tx, plan.postings)
+        if any(move.lot_id in _expired(request.lots, tx.now) for move in plan.postings[0].lot_moves
+               if move.points > 0):
+            sweep_member(tx, member_id)  # refunded into lots past their expiry: expire them
+        return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
 
@@ -310,38 +268,28 @@ def _survivor_locked(tx: Tx, member_id: str) -> str:
             return survivor
 
 
-def _refund_plan(tx: Tx, spends: list[OperationRow], prior_returns: list[str],
-                 points: int) -> list[LotTake]:
-    """Where refunded points go: back into the lots the spends consumed (latest expiry first),
-    less what earlier returns already put back, so the origin of every point stays true for
-    settlement. A capture consumed its lots through its hold's authorisation (its parent).
-    A lot merged into another member since is refunded into the survivor's copy of it."""
-    sources = [s.id for s in spends] + [s.parent_id for s in spends
-                                        if s.kind == "capture" and s.parent_id is not None]
-    takes = tx.ledger.lot_movements_of(sources)
-    restored = tx.ledger.lot_restores_of(prior_returns)
-    current = tx.ledger.current_lots([t.lot_id for t in takes] + list(restored))
-    taken: dict[int, int] = {}
-    origin: dict[int, str] = {}
-    for take in takes:  # latest expiry first; a lot and its copies share their expiry
-        lot_id = current[take.lot_id]
-        taken[lot_id] = taken.get(lot_id, 0) - take.points
-        origin[lot_id] = take.origin_partner_id
-    already: dict[int, int] = {}
-    for lot_id, back in restored.items():
-        already[current[lot_id]] = already.get(current[lot_id], 0) + back
-    restores: list[LotTake] = []
-    left = points
-    for lot_id, spent in taken.items():
-        if left == 0:
-            break
-        back = min(left, spent - already.get(lot_id, 0))
-        if back > 0:
-            restores.append(LotTake(lot_id, origin[lot_id], back))
-            left -= back
-    if left:
-        raise RuntimeError(f"refund of {points} exceeds the lots the spend consumed")
-    return restores
+def _own_spends(tx: Tx, cmd: ReturnPurchase, member_id: str) -> list[OperationRow]:
+    """The earning member's own spends on the purchase (theirs also when made before a merge,
+    under an account since absorbed): each spender's survivor resolved once."""
+    spends = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id,
+                                           ["redeem", "capture"])
+    survivors = {m: tx.members.survivor_of(m)
+                 for m in sorted({s.member_id for s in spends if s.member_id is not None})}
+    return [s for s in spends
+            if s.member_id is not None and survivors[s.member_id] == member_id]
+
+
+def _lots_for_return(tx: Tx, member_id: str, refund_targets: set[int]) -> list[OpenLot]:
+    """The member's spendable lots and the lots a refund may go back into."""
+    lots = spendable_lots(tx, member_id)
+    missing = sorted(refund_targets - {lot.id for lot in lots})
+    return lots + [OpenLot(i, origin, remaining, expires_at, pending, available_at)
+                   for i, origin, remaining, expires_at, pending, available_at
+                   in tx.ledger.lots_by_id(missing)]
+
+
+def _expired(lots: Iterable[OpenLot], at: datetime) -> set[int]:
+    return {lot.id for lot in lots if lot.expires_at <= at}
 
 
 def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:

@@ -18,10 +18,12 @@ from gateway.core.errors import (
     HoldAlreadySettled,
     HoldExpired,
     InsufficientPoints,
+    NothingToReturn,
     RedemptionNotAccepted,
 )
 from gateway.core.money import Money
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
+from gateway.ledger.model import Returned
 from gateway.ledger.planners import (
     EarnInput,
     HoldInput,
@@ -29,11 +31,13 @@ from gateway.ledger.planners import (
     MemberState,
     OpenLot,
     Posting,
+    ReturnInput,
     SpendInput,
     SweepState,
     plan_authorise,
     plan_capture,
     plan_earn,
+    plan_return,
     plan_spend,
     plan_sweep,
     plan_void,
@@ -282,3 +286,53 @@ def test_a_sweep_conserves_points(raw: list[tuple[int, int, bool]], debt: int,
     assert sum(change.values()) == -to_breakage
     after = swept(state, postings)
     assert after.available >= 0 and after.debt >= 0 and after.balances[AccountKind.HELD] == 0
+
+
+# --- return ---------------------------------------------------------------------------------------
+def return_input(amount_minor: int, *, prior: tuple[Returned, ...] = (), spent: int = 0,
+                 negative: bool = True, pending_lot: tuple[int, int] | None = None,
+                 lots: tuple[OpenLot, ...] = (), takes: tuple[LotTake, ...] = ()
+                 ) -> ReturnInput:
+    return ReturnInput("shop", "UAH", "p-1", amount_minor, "k", "fp", NOW, "op-r", "op-e", 120,
+                       120_000, prior, spent, negative, pending_lot, lots, frozenset({9}),
+                       takes, {}, {t.lot_id: t.lot_id for t in takes})
+
+
+def test_return_reverses_in_proportion_rounding_up_and_takes_the_earned_lot_first() -> None:
+    state = member(wallet=200)
+    lots = (lot(1, 150, days=10), lot(9, 50, days=300))
+    plan = plan_return(state, ISSUED, REDEEMED, return_input(40_001, lots=lots))
+    # 120 points * 40,001 / 120,000 = 40.0008 -> 41 (CEIL: never leaves points for goods back)
+    assert (plan.result.points_reversed, plan.result.available) == (41, 159)
+    assert plan.postings[0].lot_moves == (LotTake(9, "shop", -41),)
+
+
+def test_return_beyond_the_wallet_is_debt_or_unrecovered_by_policy() -> None:
+    owed = plan_return(member(wallet=10), ISSUED, REDEEMED,
+                       return_input(120_000, lots=(lot(1, 10, 5),))).result
+    assert (owed.points_reversed, owed.points_owed, owed.points_unrecovered, owed.debt) == (
+        10, 110, 0, 110)
+    lost = plan_return(member(wallet=10), ISSUED, REDEEMED,
+                       return_input(120_000, negative=False, lots=(lot(1, 10, 5),))).result
+    assert (lost.points_reversed, lost.points_owed, lost.points_unrecovered) == (10, 0, 110)
+
+
+def test_return_refunds_spent_points_into_the_lots_they_came_from() -> None:
+    takes = (LotTake(4, "other", -30), LotTake(5, "shop", -20))
+    lots = (lot(4, 0, days=50, origin="other"), lot(5, 0, days=20))
+    plan = plan_return(member(wallet=0), ISSUED, REDEEMED,
+                       return_input(60_000, spent=50, lots=lots, takes=takes))
+    # half returned: 25 spent points back (FLOOR), 60 earned points reversed from them
+    assert plan.result.points_refunded == 25
+    assert plan.postings[0].lot_moves[0] == LotTake(4, "other", 25)
+
+
+def test_a_second_return_of_everything_left_completes_the_first_exactly() -> None:
+    first = plan_return(member(wallet=500), ISSUED, REDEEMED,
+                        return_input(40_001, lots=(lot(1, 500, 30),))).result
+    second = plan_return(member(wallet=first.available), ISSUED, REDEEMED,
+                         return_input(79_999, prior=(first,), lots=(lot(1, 459, 30),))).result
+    assert first.points_reversed + second.points_reversed == 120
+    with pytest.raises(NothingToReturn):
+        plan_return(member(), ISSUED, REDEEMED,
+                    return_input(1, prior=(first, second)))
