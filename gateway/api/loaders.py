@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from strawberry.dataloader import DataLoader
 
 from gateway.core.clock import Clock
+from gateway.ledger import balances
 from gateway.ledger.model import Balance
 from gateway.members import service
 from gateway.members.service import Membership
@@ -48,7 +49,7 @@ class Loaders:
     async def _load_balances(self, keys: Sequence[BalanceKey]) -> list[Balance]:
         _one_partner(keys)
         found = await _in_thread(
-            service.member_balances, self._engine, self._clock, [m for _, m in keys]
+            balances.member_balances, self._engine, self._clock, [m for _, m in keys]
         )
         return [found[member_id] for _, member_id in keys]
 

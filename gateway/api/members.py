@@ -15,8 +15,10 @@ from gateway.api.context import Context
 from gateway.api.results import COMMON, attempt
 from gateway.api.types import Balance, Operation, OperationConnection, OperationEdge, PageInfo
 from gateway.core.errors import InvalidInput
+from gateway.ledger import history
+from gateway.ledger.history import encode_cursor
 from gateway.members import linking, service
-from gateway.members.service import Membership, encode_cursor
+from gateway.members.service import Membership
 
 MAX_PAGE = 100
 
@@ -55,7 +57,7 @@ class Member:
         cap = min(MAX_PAGE, c.services.settings.limits.max_page_size)
         if not 1 <= first <= cap:
             raise InvalidInput(f"first must be between 1 and {cap}", field="first")
-        page = await c.run(service.member_history, c.services.engine, self.partner_id,
+        page = await c.run(history.member_history, c.services.engine, self.partner_id,
                            self.member_id, first, after)
         edges = [OperationEdge(cursor=encode_cursor(v.id), node=Operation.of(v))
                  for v in page.items]

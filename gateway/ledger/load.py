@@ -26,12 +26,17 @@ def spendable_lots(tx: Tx, member_id: str) -> list[OpenLot]:
 def sweep_state(tx: Tx, member_id: str, at: datetime) -> SweepState:
     """The member, every lot with points left, the lapsed holds (and the lots they took from,
     even emptied since)."""
-    lots = {row[0]: _lot(row) for row in tx.ledger.live_lots(member_id)}
-    lapsed = HoldRepository(tx.conn).lapsed(member_id, at, tx.ledger)
+    return sweep_state_of(tx, member_state(tx, member_id), at)
+
+
+def sweep_state_of(tx: Tx, member: MemberState, at: datetime) -> SweepState:
+    """:func:`sweep_state` for a member whose accounts are loaded already (a balance read)."""
+    lots = {row[0]: _lot(row) for row in tx.ledger.live_lots(member.member_id)}
+    lapsed = HoldRepository(tx.conn).lapsed(member.member_id, at, tx.ledger)
     missing = sorted({t.lot_id for hold in lapsed for t in hold.takes} - set(lots))
     for row in tx.ledger.lots_by_id(missing):
         lots[row[0]] = _lot(row)
-    return SweepState(member_state(tx, member_id), tuple(lots.values()), tuple(lapsed))
+    return SweepState(member, tuple(lots.values()), tuple(lapsed))
 
 
 def _lot(row: tuple[int, str, int, datetime, bool, datetime]) -> OpenLot:

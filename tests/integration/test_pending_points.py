@@ -16,9 +16,10 @@ from gateway.core.clock import FixedClock
 from gateway.core.errors import InsufficientPoints
 from gateway.core.money import Money
 from gateway.ledger import service
+from gateway.ledger.balances import member_balance
 from gateway.ledger.model import AuthoriseRedemption, EarnPoints, RedeemPoints, ReturnPurchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, member_balance
+from gateway.members.service import enrol_customer
 from gateway.settings import DEFAULT_CATALOG, Settings
 from tests.support.harness import NOW
 from tests.support.members import link_with_code

@@ -17,6 +17,7 @@ from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.jobs import run_expiry
+from gateway.ledger.balances import member_balance
 from gateway.ledger.holds import authorise_redemption, capture_redemption, void_redemption
 from gateway.ledger.model import (
     AuthoriseRedemption,
@@ -28,7 +29,7 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, member_balance
+from gateway.members.service import enrol_customer
 from tests.support.harness import BACKEND, NOW, make_gateway
 from tests.support.members import link_with_code
 

@@ -20,10 +20,11 @@ from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.core.errors import InsufficientPoints, NothingToReturn
 from gateway.core.money import Money, Rounding
+from gateway.ledger.balances import member_balance
 from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, member_balance
+from gateway.members.service import enrol_customer
 from partners.rules import proportional_points
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
 
