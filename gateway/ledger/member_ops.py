@@ -44,11 +44,14 @@ from gateway.core.errors import (
     UnknownMember,
 )
 from gateway.db.tables import holds, lots, member_requests, members, operations
+from gateway.ledger.apply import apply
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext
 from gateway.ledger.context import check_key as check_key
 from gateway.ledger.housekeeping import sweep_member
+from gateway.ledger.load import member_state, spendable_lots
 from gateway.ledger.model import from_json, request_hash, to_json
+from gateway.ledger.planners import Move, Posting, take_lots
 from gateway.ledger.repository import LotTake
 from gateway.ledger.retry import retrying
 from gateway.ledger.runner import OperationRecord, Tx, operation_id, record_operation, transact
@@ -170,19 +173,18 @@ def donate_in(ctx: LedgerContext, tx: Tx, member_id: str, charity_partner_id: st
     rule = ctx.rules.rule_at(charity_partner_id, tx.now)
     tx.ledger.lock_member(member_id)
     sweep_member(tx, member_id)
-    accounts = tx.ledger.member_accounts(member_id)
-    available = tx.ledger.member_balances(member_id)[AccountKind.WALLET]
-    if points > available:
-        raise InsufficientPoints(requested=points, available=available)
+    state = member_state(tx, member_id)  # accounts and balances, one read
+    if points > state.available:
+        raise InsufficientPoints(requested=points, available=state.available)
     name = ctx.rules.partner(charity_partner_id).name
     op = operation_id()
-    result = Donated(op, charity_partner_id, points, available - points, tx.now,
+    result = Donated(op, charity_partner_id, points, state.available - points, tx.now,
                      (f"{points} points donated to {name}",))
-    record_operation(tx, OperationRecord(id=op, partner_id=charity_partner_id, member_id=member_id,
-                     kind="donate", points=-points, result=result, rule=rule))
+    record = OperationRecord(id=op, partner_id=charity_partner_id, member_id=member_id,
+                             kind="donate", points=-points, result=result, rule=rule)
     redeemed = tx.ledger.partner_account(charity_partner_id, AccountKind.REDEEMED)
-    tx.ledger.post(op, accounts[AccountKind.WALLET], redeemed, points, tx.now)
-    tx.ledger.take_from_lots(member_id, points, op, tx.now)
+    apply(tx, [Posting(record, (Move(state.account(AccountKind.WALLET), redeemed, points),),
+                       lot_moves=take_lots(spendable_lots(tx, member_id), points, tx.now))])
     return result
 
 
