@@ -29,6 +29,7 @@ from gateway.auth.clients import ensure_demo_client
 from gateway.auth.scopes import DEFAULT_ALLOWANCE
 from gateway.core.money import Money
 from gateway.db.uow import UnitOfWork
+from gateway.ledger import balances
 from gateway.ledger import service as ledger
 from gateway.ledger.model import EarnPoints
 from gateway.members import service
@@ -108,7 +109,7 @@ def measure(members: int, requests: int) -> dict[str, float]:
         out["membership lookup (customer -> member)"] = cpu_us(
             lambda i: service.find_memberships(engine, clock, "grocery", [f"c{i % members}"]), 1000)
         out["member balances read"] = cpu_us(
-            lambda i: service.member_balances(engine, clock, [seed.member_id(i % members)]),
+            lambda i: balances.member_balances(engine, clock, [seed.member_id(i % members)]),
             1000)
         out["ledger earn_points (service call, durable commit)"] = cpu_us(earn_once, requests)
         out["ledger earn_points, 16 threads at once (CPU per earn)"], rate = _concurrent(

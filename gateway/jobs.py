@@ -1,42 +1,8 @@
-"""Batch jobs an operator runs on a schedule: expire points, release lapsed holds and release
-pending points past their return window for every member (the same housekeeping each member's
-own writes do lazily)."""
+"""Batch jobs an operator runs on a schedule. The expiry job is the ledger's own
+(:mod:`gateway.ledger.expiry`); this module names the jobs for the CLI."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from gateway.ledger.expiry import run_expiry
 
-from sqlalchemy import or_, select, union
-
-from gateway.db.tables import holds, lots
-from gateway.db.uow import UnitOfWork
-from gateway.ledger.context import LedgerContext, Tx
-from gateway.ledger.housekeeping import sweep_member
-from gateway.ledger.repository import LedgerRepository
-from gateway.members.repository import MemberRepository
-
-
-def run_expiry(ctx: LedgerContext, progress: Callable[[int, int], None] | None = None) -> int:
-    """Sweep every member with something expired; one transaction per member. Returns the
-    number of operations written."""
-    now = ctx.clock.now()
-    with UnitOfWork(ctx.engine, write=False) as uow:
-        due = sorted(set(uow.conn.execute(
-            union(
-                select(lots.c.member_id).where(lots.c.remaining > 0, lots.c.expires_at <= now),
-                select(holds.c.member_id).where(
-                    holds.c.status == "authorised", or_(holds.c.expires_at <= now)),
-                # Pending points past their return window are released by the same sweep.
-                select(lots.c.member_id).where(lots.c.pending == 1, lots.c.available_at <= now),
-            )
-        ).scalars()))
-    written = 0
-    for index, member_id in enumerate(due, start=1):
-        with UnitOfWork(ctx.engine) as uow:
-            tx = Tx(uow, LedgerRepository(uow.conn), MemberRepository(uow.conn), ctx.clock.now())
-            tx.ledger.lock_member(member_id)
-            written += sweep_member(tx, member_id)
-            uow.commit()
-        if progress:
-            progress(index, len(due))
-    return written
+__all__ = ["run_expiry"]

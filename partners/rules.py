@@ -96,7 +96,8 @@ def _burn_rule(rule: RuleVersion) -> BurnRule:
     return rule.burn
 
 
-def _check_lines(purchase: PurchaseFacts) -> tuple[LineItem, ...]:
+def check_purchase(purchase: PurchaseFacts) -> tuple[LineItem, ...]:
+    """The purchase's own checks (amounts positive, lines adding up), no rule needed."""
     if purchase.amount_minor <= 0:
         raise InvalidAmount(
             f"amount must be positive, got {purchase.amount_minor} minor units", field="amount"
@@ -142,7 +143,7 @@ def quote_earn(rule: RuleVersion, purchase: PurchaseFacts, *, earned_today: int 
     earn = _earn_rule(rule)
     if earned_today < 0:
         raise ValueError(f"earned_today must be >= 0, got {earned_today}")
-    lines = _check_lines(purchase)
+    lines = check_purchase(purchase)
     explanation: list[str] = []
     total = Fraction(0)
     for i, line in enumerate(lines):

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from strawberry.dataloader import DataLoader
 
 from gateway.core.clock import Clock
+from gateway.ledger import balances
 from gateway.ledger.model import Balance
 from gateway.members import service
 from gateway.members.service import Membership
@@ -53,7 +54,7 @@ class Loaders:
 
     async def _load_balances(self, keys: Sequence[BalanceKey]) -> list[Balance]:
         _one_partner(keys)
-        found = await read(self._engine, service.member_balances, self._engine, self._clock,
+        found = await read(self._engine, balances.member_balances, self._engine, self._clock,
                            [m for _, m in keys])
         return [found[member_id] for _, member_id in keys]
 
@@ -79,8 +80,8 @@ def _memberships_with_balances(
     engine: Engine, clock: Clock, partner_id: str, customer_ids: list[str]
 ) -> tuple[dict[str, Membership], dict[str, Balance]]:
     found = service.find_memberships(engine, clock, partner_id, customer_ids)
-    balances = service.member_balances(engine, clock, [m.member_id for m in found.values()])
-    return found, balances
+    read = balances.member_balances(engine, clock, [m.member_id for m in found.values()])
+    return found, read
 
 
 def _one_partner(keys: Sequence[tuple[str, str]]) -> str:

@@ -18,8 +18,10 @@ from gateway.api.types import Balance, Operation, OperationConnection, Operation
 from gateway.auth.scopes import Scope
 from gateway.core.errors import InvalidInput, UnknownMember
 from gateway.core.ids import CustomerId, PartnerId
+from gateway.ledger import history
+from gateway.ledger.history import encode_cursor
 from gateway.members import linking, service
-from gateway.members.service import Membership, encode_cursor
+from gateway.members.service import Membership
 
 MAX_PAGE = 100
 
@@ -58,7 +60,7 @@ class Member:
         cap = min(MAX_PAGE, c.services.settings.limits.max_page_size)
         if not 1 <= first <= cap:
             raise InvalidInput(f"first must be between 1 and {cap}", field="first")
-        page = await c.run(service.member_history, c.services.engine, self.partner_id,
+        page = await c.run(history.member_history, c.services.engine, self.partner_id,
                            self.member_id, first, after)
         edges = [OperationEdge(cursor=encode_cursor(v.id), node=Operation.of(v))
                  for v in page.items]

@@ -362,9 +362,9 @@ _REDEEM: Resolver[RedeemPointsInput, m.RedeemPoints, m.Redeemed] = Resolver(
     RedeemPointsResult, Scope.POINTS_REDEEM, command=lambda c, input: input.to_command(
         c.partner_id),
     service=lambda s, cmd: service.redeem_points(s.ledger, cmd), present=RedeemPointsSuccess.of)
-_AUTHORISE: Resolver[RedeemPointsInput, m.RedeemPoints, m.HoldPlaced] = Resolver(
+_AUTHORISE: Resolver[RedeemPointsInput, m.AuthoriseRedemption, m.HoldPlaced] = Resolver(
     AuthoriseRedemptionResult, Scope.POINTS_REDEEM,
-    command=lambda c, input: input.to_command(c.partner_id),
+    command=lambda c, input: m.AuthoriseRedemption.of(input.to_command(c.partner_id)),
     service=lambda s, cmd: holds.authorise_redemption(s.ledger, cmd),
     present=AuthoriseRedemptionSuccess.of)
 _CAPTURE: Resolver[CaptureRedemptionInput, m.CaptureRedemption, m.HoldCaptured] = Resolver(

@@ -9,8 +9,8 @@ import strawberry
 from gateway.api.bigint import MinorUnits
 from gateway.core.errors import InvalidInput
 from gateway.core.money import Money as DomainMoney
+from gateway.ledger.history import OperationView
 from gateway.ledger.model import Balance as DomainBalance
-from gateway.members.service import OperationView
 from partners import config
 
 # The rule engine's own channel (one definition: partners.config), exposed as the GraphQL enum.

@@ -17,9 +17,10 @@ from gateway.api.results import answer, errors_of
 from gateway.api.types import PageInfo
 from gateway.auth.scopes import Scope
 from gateway.core.errors import InvalidInput
+from gateway.ledger import balances, history
+from gateway.ledger.history import encode_cursor
 from gateway.members import consent as codes
 from gateway.members import viewer as domain
-from gateway.members.service import encode_cursor
 
 MAX_PAGE = 100
 
@@ -47,7 +48,7 @@ class Wallet:
         description=f"Points expiring per day over the next {domain.EXPIRING_DAYS} days.")
 
     @staticmethod
-    def of(w: domain.Wallet) -> Wallet:
+    def of(w: balances.Wallet) -> Wallet:
         b = w.balance
         return Wallet(available=b.available, held=b.held, debt=b.debt, pending=b.pending,
                       pending_releases=[PendingRelease(release_at=at, points=p)
@@ -72,7 +73,7 @@ class MemberOperation:
     explanation: list[str] = strawberry.field(description="Why: how the points were worked out.")
 
     @staticmethod
-    def of(v: domain.HistoryItem) -> MemberOperation:
+    def of(v: history.HistoryItem) -> MemberOperation:
         return MemberOperation(id=strawberry.ID(v.id), partner_id=strawberry.ID(v.partner_id),
                                partner_name=v.partner_name, kind=v.kind, channel=v.channel,
                                points=v.points, occurred_at=v.occurred_at,
@@ -137,7 +138,7 @@ class Viewer:
     @strawberry.field
     async def wallet(self, info: Info[Context, None]) -> Wallet:
         c = info.context
-        return Wallet.of(await c.run(domain.wallet, c.services.engine, c.services.clock,
+        return Wallet.of(await c.run(balances.wallet, c.services.engine, c.services.clock,
                                      self.member_id))
 
     @strawberry.field(description=f"Operations at every brand, newest first (at most {MAX_PAGE} "
@@ -148,7 +149,7 @@ class Viewer:
         cap = min(MAX_PAGE, c.services.settings.limits.max_page_size)
         if not 1 <= first <= cap:
             raise InvalidInput(f"first must be between 1 and {cap}", field="first")
-        page = await c.run(domain.history, c.services.engine, self.member_id, first, after)
+        page = await c.run(history.history, c.services.engine, self.member_id, first, after)
         return MemberOperationConnection(
             edges=[MemberOperationEdge(cursor=encode_cursor(v.id), node=MemberOperation.of(v))
                    for v in page.items],

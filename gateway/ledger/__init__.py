@@ -20,11 +20,16 @@ Guarantees (DESIGN §4), each enforced here, in the database and in a property t
    link code, a store code or OAuth, or a store code shown at the till. A bare card number earns
    but never spends. (``context.identify``; tests/api/test_consent_attack.py.)
 
-Result codes, in the order they are checked for a points command: INVALID_INPUT /
-INVALID_AMOUNT / CURRENCY_MISMATCH / CONSENT_REQUIRED (the request itself: a spend named by a
-bare card number), RATE_LIMITED (store code digits typed at the till), IDEMPOTENCY_KEY_REUSED
-(the key),
-UNKNOWN_MEMBER / NOT_FOUND (what it refers to), RULE_NOT_IN_FORCE, REDEMPTION_NOT_ACCEPTED,
-CAP_EXCEEDED, INSUFFICIENT_POINTS (the rules and the balance), HOLD_EXPIRED /
-HOLD_ALREADY_SETTLED (the hold's state).
+Result codes, in the order they win for a points command (stated once, as code, in
+``gateway.ledger.precedence.RESULT_ORDER``; "/" marks one level, the listed order breaks ties):
+CONSENT_REQUIRED / INVALID_INPUT / INVALID_AMOUNT / CURRENCY_MISMATCH (the request itself,
+checked without I/O when the command is built; a spend named by a bare card number is refused
+as such whatever else is wrong with it),
+RATE_LIMITED (store code digits typed at the till), IDEMPOTENCY_KEY_REUSED (the key),
+UNKNOWN_MEMBER / NOT_FOUND (what it refers to), RULE_NOT_IN_FORCE, PURCHASE_ALREADY_RECORDED /
+NOTHING_TO_RETURN (the rule and the purchase's history), REDEMPTION_NOT_ACCEPTED, CAP_EXCEEDED,
+INSUFFICIENT_POINTS (the rules and the balance), HOLD_ALREADY_SETTLED / HOLD_EXPIRED /
+CAPTURE_EXCEEDS_HOLD (the hold's state). An INVALID_AMOUNT that depends on stored state (a
+return of more than is left, a redemption under the rule's ``min_points``) is checked where that
+state is: with the purchase's history, with the rule's limits.
 """

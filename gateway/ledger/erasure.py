@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from gateway.core.errors import InvalidInput, UnknownMember
 from gateway.db.tables import (
@@ -32,15 +32,13 @@ from gateway.db.tables import (
     members,
     oauth_authorization_codes,
 )
-from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.context import LedgerContext, Tx
+from gateway.ledger.context import LedgerContext
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.member_ops import charity, donate_in, forfeit_in
-from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.retry import retrying
+from gateway.ledger.runner import Tx, transact
 from gateway.members.identity import IdentityRepository
-from gateway.members.repository import MemberRepository
 
 PSEUDONYM_SECRET = "erasure-pseudonym"
 CHOICES = ("FORFEIT", "DONATE")
@@ -66,20 +64,16 @@ def erase_member(ctx: LedgerContext, member_id: str, remaining: str,
             raise InvalidInput("DONATE needs a charityPartnerId", field="charityPartnerId")
         charity(ctx, charity_partner_id)
 
-    def once() -> Erased:
-        with UnitOfWork(ctx.engine, write=True) as uow:
-            tx = Tx(uow, LedgerRepository(uow.conn), MemberRepository(uow.conn),
-                    ctx.clock.now())
-            result = erase_in(ctx, tx, member_id, remaining, charity_partner_id, actor)
-            uow.commit()
-            return result
+    def body(conn: Connection) -> Erased:
+        return erase_in(ctx, Tx.on(conn, ctx.clock.now()), member_id, remaining,
+                        charity_partner_id, actor)
 
-    return retrying(once)
+    return retrying(lambda: transact(ctx.engine, body))
 
 
 def erase_in(ctx: LedgerContext, tx: Tx, member_id: str, remaining: str,
              charity_partner_id: str | None, actor: str) -> Erased:
-    conn = tx.uow.conn
+    conn = tx.conn
     tx.ledger.lock_member(member_id)  # before the check: a concurrent merge has committed
     status = conn.execute(select(members.c.status).where(members.c.id == member_id)
                           ).scalar_one_or_none()
@@ -112,7 +106,7 @@ def erase_in(ctx: LedgerContext, tx: Tx, member_id: str, remaining: str,
 
 
 def _pseudonymise_links(tx: Tx, member_id: str) -> None:
-    conn = tx.uow.conn
+    conn = tx.conn
     secret = IdentityRepository(conn).secret(PSEUDONYM_SECRET, tx.now)
 
     def pseudonym(partner_id: str, customer_id: str) -> str:
@@ -136,7 +130,7 @@ def _pseudonymise_links(tx: Tx, member_id: str) -> None:
 
 
 def _withdraw_consents(tx: Tx, member_id: str) -> None:
-    conn = tx.uow.conn
+    conn = tx.conn
     latest: dict[tuple[str, str | None], int] = {}
     for purpose, partner_id, granted in conn.execute(
             select(consents.c.purpose, consents.c.partner_id, consents.c.granted)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
@@ -44,20 +44,17 @@ from gateway.core.errors import (
     UnknownMember,
 )
 from gateway.db.tables import holds, lots, member_requests, members, operations
-from gateway.db.uow import UnitOfWork
+from gateway.ledger.apply import apply
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.context import (
-    MAX_KEY_LENGTH,
-    LedgerContext,
-    Tx,
-    operation_id,
-    record_operation,
-)
+from gateway.ledger.context import LedgerContext
+from gateway.ledger.context import check_key as check_key
 from gateway.ledger.housekeeping import sweep_member
+from gateway.ledger.load import member_state, spendable_lots
 from gateway.ledger.model import from_json, request_hash, to_json
-from gateway.ledger.repository import LedgerRepository, LotTake
+from gateway.ledger.planners import Move, Posting, take_lots
+from gateway.ledger.repository import LotTake
 from gateway.ledger.retry import retrying
-from gateway.members.repository import MemberRepository
+from gateway.ledger.runner import OperationRecord, Tx, operation_id, record_operation, transact
 from partners.config import PartnerKind
 
 R = TypeVar("R")
@@ -95,51 +92,45 @@ class Forfeited:
     by_origin: tuple[tuple[str, int], ...]
 
 
-def check_key(key: str) -> None:
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} characters",
-                           field="idempotencyKey")
-
-
 def run_member_command(engine: Engine, clock: Clock, member_id: str, key: str, kind: str,
                        fingerprint: str, result_type: type[R],
                        body: Callable[[Tx], tuple[R, str | None]]) -> R:
     """Run ``body`` once per (member, key) in one write transaction; replay otherwise."""
     check_key(key)
 
-    def once() -> R:
-        for attempt in range(3):
+    def once(conn: Connection) -> R:
+        tx = Tx.on(conn, clock.now())
+        tx.ledger.lock_key(f"member:{member_id}", key)
+        row = conn.execute(
+            select(member_requests.c.kind, member_requests.c.request_hash,
+                   member_requests.c.result)
+            .where(member_requests.c.member_id == member_id,
+                   member_requests.c.idempotency_key == key)).first()
+        if row is not None:
+            if row.kind != kind or row.request_hash != fingerprint:
+                raise IdempotencyKeyReused(key)
+            return from_json(result_type, row.result)
+        result, op = body(tx)
+        conn.execute(insert(member_requests), {
+            "member_id": member_id, "idempotency_key": key, "kind": kind,
+            "request_hash": fingerprint, "operation_id": op, "result": to_json(result),
+            "at": tx.now})
+        return result
+
+    def attempt() -> R:
+        for tries in range(3):
             try:
-                with UnitOfWork(engine, write=True) as uow:
-                    tx = Tx(uow, LedgerRepository(uow.conn), MemberRepository(uow.conn),
-                            clock.now())
-                    tx.ledger.lock_key(f"member:{member_id}", key)
-                    row = uow.conn.execute(
-                        select(member_requests.c.kind, member_requests.c.request_hash,
-                               member_requests.c.result)
-                        .where(member_requests.c.member_id == member_id,
-                               member_requests.c.idempotency_key == key)).first()
-                    if row is not None:
-                        if row.kind != kind or row.request_hash != fingerprint:
-                            raise IdempotencyKeyReused(key)
-                        return from_json(result_type, row.result)
-                    result, op = body(tx)
-                    uow.conn.execute(insert(member_requests), {
-                        "member_id": member_id, "idempotency_key": key, "kind": kind,
-                        "request_hash": fingerprint, "operation_id": op,
-                        "result": to_json(result), "at": tx.now})
-                    uow.commit()
-                    return result
+                return transact(engine, once)
             except IntegrityError:
-                if attempt == 2:
+                if tries == 2:
                     raise
         raise AssertionError("unreachable")
 
-    return retrying(once)
+    return retrying(attempt)
 
 
 def active_member(tx: Tx, member_id: str, field: str | None = None) -> None:
-    status = tx.uow.conn.execute(
+    status = tx.conn.execute(
         select(members.c.status).where(members.c.id == member_id)).scalar_one_or_none()
     if status != "active":
         raise UnknownMember("no active coalition member", field=field)
@@ -182,19 +173,18 @@ def donate_in(ctx: LedgerContext, tx: Tx, member_id: str, charity_partner_id: st
     rule = ctx.rules.rule_at(charity_partner_id, tx.now)
     tx.ledger.lock_member(member_id)
     sweep_member(tx, member_id)
-    accounts = tx.ledger.member_accounts(member_id)
-    available = tx.ledger.member_balances(member_id)[AccountKind.WALLET]
-    if points > available:
-        raise InsufficientPoints(requested=points, available=available)
+    state = member_state(tx, member_id)  # accounts and balances, one read
+    if points > state.available:
+        raise InsufficientPoints(requested=points, available=state.available)
     name = ctx.rules.partner(charity_partner_id).name
     op = operation_id()
-    result = Donated(op, charity_partner_id, points, available - points, tx.now,
+    result = Donated(op, charity_partner_id, points, state.available - points, tx.now,
                      (f"{points} points donated to {name}",))
-    record_operation(tx, operation_id=op, partner_id=charity_partner_id, member_id=member_id,
-                     kind="donate", points=-points, result=result, rule=rule)
+    record = OperationRecord(id=op, partner_id=charity_partner_id, member_id=member_id,
+                             kind="donate", points=-points, result=result, rule=rule)
     redeemed = tx.ledger.partner_account(charity_partner_id, AccountKind.REDEEMED)
-    tx.ledger.post(op, accounts[AccountKind.WALLET], redeemed, points, tx.now)
-    tx.ledger.take_from_lots(member_id, points, op, tx.now)
+    apply(tx, [Posting(record, (Move(state.account(AccountKind.WALLET), redeemed, points),),
+                       lot_moves=take_lots(spendable_lots(tx, member_id), points, tx.now))])
     return result
 
 
@@ -213,8 +203,8 @@ def forfeit_in(tx: Tx, member_id: str) -> Forfeited:
     for origin, found in sorted(by_origin.items()):
         op = operation_id()
         points = sum(r for _, r, _ in found)
-        record_operation(tx, operation_id=op, partner_id=origin, member_id=member_id,
-                         kind="forfeit", points=-points, result={"forfeited": points})
+        record_operation(tx, OperationRecord(id=op, partner_id=origin, member_id=member_id,
+                         kind="forfeit", points=-points, result={"forfeited": points}))
         for kind, pending in ((AccountKind.WALLET, False), (AccountKind.PENDING, True)):
             amount = sum(r for _, r, p in found if p == pending)
             if amount:
@@ -226,7 +216,7 @@ def forfeit_in(tx: Tx, member_id: str) -> Forfeited:
 
 
 def _live_lots(tx: Tx, member_id: str) -> list[tuple[int, str, int, bool]]:
-    rows = tx.uow.conn.execute(
+    rows = tx.conn.execute(
         select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.pending)
         .where(lots.c.member_id == member_id, lots.c.remaining > 0)
         .order_by(lots.c.expires_at, lots.c.id)).all()
@@ -261,7 +251,7 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
     active_member(tx, absorbed_id, field="cardNumber")
     for member_id in sorted((survivor_id, absorbed_id)):
         sweep_member(tx, member_id)
-    open_holds = tx.uow.conn.execute(
+    open_holds = tx.conn.execute(
         select(holds.c.id).where(holds.c.member_id == absorbed_id,
                                  holds.c.status == "authorised")).first()
     if open_holds is not None:
@@ -270,7 +260,7 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
     balances = tx.ledger.member_balances(absorbed_id)
     wallet, pending = balances[AccountKind.WALLET], balances[AccountKind.PENDING]
     debt = -balances[AccountKind.DEBT]
-    live = tx.uow.conn.execute(
+    live = tx.conn.execute(
         select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.pending,
                lots.c.earned_at, lots.c.available_at, lots.c.expires_at, lots.c.points)
         .where(lots.c.member_id == absorbed_id)
@@ -289,8 +279,8 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
     result = Merged(op, survivor_id, absorbed_id, wallet, pending, debt, len(live),
                     tuple(moved), tuple(closed), tx.now, explanation)
     if op is not None and partner is not None:
-        record_operation(tx, operation_id=op, partner_id=partner, member_id=survivor_id,
-                         kind="merge", points=wallet, result=result)
+        record_operation(tx, OperationRecord(id=op, partner_id=partner, member_id=survivor_id,
+                         kind="merge", points=wallet, result=result))
         ours = tx.ledger.member_accounts(survivor_id)
         theirs = tx.ledger.member_accounts(absorbed_id)
         if wallet:
@@ -317,7 +307,7 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
                 takes.append(LotTake(copy, str(lot.origin_partner_id),
                                      int(lot.remaining) - int(lot.points)))
         tx.ledger.record_lot_movements(takes, op, tx.now)
-    tx.uow.conn.execute(update(members).where(members.c.id == absorbed_id)
+    tx.conn.execute(update(members).where(members.c.id == absorbed_id)
                         .values(status="merged", merged_into=survivor_id))
     return result
 
@@ -338,7 +328,7 @@ def _move_links(tx: Tx, survivor_id: str, absorbed_id: str,
 
 
 def _last_partner(tx: Tx, member_id: str) -> str | None:
-    found = tx.uow.conn.execute(
+    found = tx.conn.execute(
         select(operations.c.partner_id).where(operations.c.member_id == member_id)
         .order_by(operations.c.id.desc()).limit(1)).scalar_one_or_none()
     return None if found is None else str(found)

@@ -55,6 +55,32 @@ class RedeemPoints:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthoriseRedemption:
+    """Hold points for a redemption, to capture or void later: the same request as
+    :class:`RedeemPoints`, its own command (its key is not a redeem's key)."""
+
+    partner_id: str
+    customer_id: str | None
+    points: int
+    basket: Money
+    idempotency_key: str
+    purchase_id: str | None = None
+    channel: str | None = None
+    card_number: str | None = None
+    store_code: str | None = None
+
+    @classmethod
+    def of(cls, request: RedeemPoints) -> AuthoriseRedemption:
+        """The same request, sent to authorise instead of redeem."""
+        return cls(request.partner_id, request.customer_id, request.points, request.basket,
+                   request.idempotency_key, request.purchase_id, request.channel,
+                   request.card_number, request.store_code)
+
+
+SpendCommand = RedeemPoints | AuthoriseRedemption
+
+
+@dataclass(frozen=True, slots=True)
 class CaptureRedemption:
     partner_id: str
     hold_id: str

@@ -280,6 +280,25 @@ class LedgerRepository:
         self.record_lot_movements(takes, operation_id, at)
         return takes
 
+    def spendable_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int, datetime]]:
+        """(id, origin, remaining, expires_at) of the member's unexpired, released lots with
+        points left, soonest expiry first: what a spend may consume."""
+        rows = self.conn.execute(_SPENDABLE_LOTS, {"member_id": member_id, "at": at}).all()
+        return [(int(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows]
+
+    def live_lots(self, member_id: str) -> list[tuple[int, str, int, datetime, bool, datetime]]:
+        """(id, origin, remaining, expires_at, pending, available_at) of every lot of the
+        member with points left (housekeeping's state)."""
+        rows = self.conn.execute(_LIVE_LOTS, {"member_id": member_id}).all()
+        return [(int(r[0]), str(r[1]), int(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+
+    def lots_by_id(self, lot_ids: Sequence[int]
+                   ) -> list[tuple[int, str, int, datetime, bool, datetime]]:
+        if not lot_ids:
+            return []
+        rows = self.conn.execute(_LOTS_BY_ID, {"lots": list(lot_ids)}).all()
+        return [(int(r[0]), str(r[1]), int(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+
     def record_lot_movements(
         self, moves: Sequence[LotTake], operation_id: str, at: datetime
     ) -> None:
@@ -304,34 +323,13 @@ class LedgerRepository:
         rows = self.conn.execute(_RESTORES_OF, {"operations": list(operation_ids)}).all()
         return {int(r[0]): int(r[1]) for r in rows}
 
-    def expired_lot_ids(self, lot_ids: Sequence[int], at: datetime) -> set[int]:
-        if not lot_ids:
-            return set()
-        rows = self.conn.execute(_EXPIRED_OF, {"lots": list(lot_ids), "at": at}).scalars()
-        return {int(r) for r in rows}
-
-    def expired_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int]]:
-        rows = self.conn.execute(_EXPIRED_LOTS, {"member_id": member_id, "at": at}).all()
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
-
-    def matured_pending_lots(
-        self, member_id: str, at: datetime
-    ) -> list[tuple[int, str, int, bool]]:
-        """(lot id, origin, remaining, expired) of pending lots whose window has passed."""
-        rows = self.conn.execute(_MATURED_LOTS, {"member_id": member_id, "at": at}).all()
-        return [(int(r[0]), str(r[1]), int(r[2]), r[3] <= at) for r in rows]
-
-    def pending_lot_of(self, operation_id: str) -> tuple[int, int] | None:
-        """(lot id, remaining) of the operation's lot (or the survivor's copy of it after a
-        merge) while it is still pending."""
-        own = self.conn.execute(
-            select(lots.c.id).where(lots.c.operation_id == operation_id)).scalars().all()
-        row = self.conn.execute(
-            select(lots.c.id, lots.c.remaining)
-            .where(lots.c.id.in_(sorted(set(self.current_lots(own).values()))),
-                   lots.c.pending == 1).order_by(lots.c.id)
-        ).first()
-        return None if row is None else (int(row[0]), int(row[1]))
+    def earn_lots(self, operation_id: str) -> tuple[frozenset[int], tuple[int, int] | None]:
+        """The lots an earn created (or the survivors' copies after merges) and (lot id,
+        remaining) of the one still pending, if any: what a return takes back first."""
+        own = self.conn.execute(_LOTS_OF_OPERATION, {"operation": operation_id}).scalars().all()
+        current = sorted(set(self.current_lots(int(i) for i in own).values()))
+        row = self.conn.execute(_PENDING_OF, {"lots": current}).first() if current else None
+        return frozenset(current), None if row is None else (int(row[0]), int(row[1]))
 
     def release_lots(self, lot_ids: Sequence[int]) -> None:
         self.conn.execute(_RELEASE_LOTS, {"lots": list(lot_ids)})
@@ -351,10 +349,6 @@ class LedgerRepository:
         expired lot with points left, a lapsed hold): one statement for the common 'no'."""
         return bool(self.conn.execute(_ANYTHING_DUE, {"member_id": member_id, "at": at})
                     .scalar_one())
-
-    # --- holds ------------------------------------------------------------------------------
-    def expired_holds(self, member_id: str, at: datetime) -> list[Any]:
-        return list(self.conn.execute(_EXPIRED_HOLDS, {"member_id": member_id, "at": at}).all())
 
     # --- helpers ----------------------------------------------------------------------------
     def _insert_ignore(self, table: Any, values: dict[str, Any], keys: list[str]) -> Any:
@@ -410,28 +404,23 @@ _EARNED_BETWEEN = select(func.coalesce(func.sum(operations.c.points), 0)).where(
     operations.c.recorded_at < bindparam("end", type_=operations.c.recorded_at.type))
 _INSERT_LOT = insert(lots).returning(lots.c.id)
 _SPENDABLE_LOTS = (
-    select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.operation_id)
+    select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.expires_at)
     .where(lots.c.member_id == bindparam("member_id"), lots.c.remaining > 0,
            lots.c.expires_at > bindparam("at", type_=lots.c.expires_at.type), lots.c.pending == 0)
     .order_by(lots.c.expires_at, lots.c.id))
+_LOT_COLUMNS = (lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.expires_at,
+                lots.c.pending, lots.c.available_at)
+_LIVE_LOTS = (select(*_LOT_COLUMNS)
+              .where(lots.c.member_id == bindparam("member_id"), lots.c.remaining > 0)
+              .order_by(lots.c.expires_at, lots.c.id))
+_LOTS_BY_ID = select(*_LOT_COLUMNS).where(lots.c.id.in_(bindparam("lots", expanding=True)))
+_LOTS_OF_OPERATION = select(lots.c.id).where(lots.c.operation_id == bindparam("operation"))
+_PENDING_OF = (select(lots.c.id, lots.c.remaining)
+               .where(lots.c.id.in_(bindparam("lots", expanding=True)), lots.c.pending == 1)
+               .order_by(lots.c.id))
 _INSERT_LOT_MOVEMENT = insert(lot_movements)
 _MOVE_LOT = (update(lots).where(lots.c.id == bindparam("lot_id"))
              .values(remaining=lots.c.remaining + bindparam("delta")))
-_EXPIRED_LOTS = (
-    select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining)
-    .where(lots.c.member_id == bindparam("member_id"), lots.c.remaining > 0,
-           lots.c.expires_at <= bindparam("at", type_=lots.c.expires_at.type),
-           lots.c.pending == 0)
-    .order_by(lots.c.id))
-_MATURED_LOTS = (
-    select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.expires_at)
-    .where(lots.c.member_id == bindparam("member_id"), lots.c.pending == 1,
-           lots.c.available_at <= bindparam("at", type_=lots.c.available_at.type))
-    .order_by(lots.c.id))
-_EXPIRED_HOLDS = select(holds).where(
-    holds.c.member_id == bindparam("member_id"), holds.c.status == "authorised",
-    holds.c.expires_at <= bindparam("at", type_=holds.c.expires_at.type))
-# The three sweeps' conditions as one probe: EXISTS each, each on the member's own rows by index.
 _ANYTHING_DUE = select(
     exists().where(lots.c.member_id == bindparam("member_id"), lots.c.pending == 1,
                    lots.c.available_at <= bindparam("at", type_=lots.c.available_at.type))
@@ -452,8 +441,5 @@ _RESTORES_OF = (
     .where(lot_movements.c.operation_id.in_(bindparam("operations", expanding=True)),
            lot_movements.c.points > 0)
     .group_by(lot_movements.c.lot_id))
-_EXPIRED_OF = select(lots.c.id).where(
-    lots.c.id.in_(bindparam("lots", expanding=True)),
-    lots.c.expires_at <= bindparam("at", type_=lots.c.expires_at.type))
 _RELEASE_LOTS = (update(lots).where(lots.c.id.in_(bindparam("lots", expanding=True)))
                  .values(pending=0))

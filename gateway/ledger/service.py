@@ -6,31 +6,24 @@ balanced transfers, move lots, record one operation carrying its answer for repl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from gateway.core.errors import (
-    CapExceeded,
-    InsufficientPoints,
     InvalidAmount,
     InvalidInput,
     NotFound,
-    NothingToReturn,
     PurchaseAlreadyRecorded,
 )
-from gateway.core.money import Money, Rounding
+from gateway.core.money import Money
+from gateway.ledger.apply import apply
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.context import (
-    LedgerContext,
-    Tx,
-    Who,
-    identify,
-    operation_id,
-    record_operation,
-    require_currency,
-    run_command,
-)
+from gateway.ledger.context import LedgerContext, check_key, require_currency
 from gateway.ledger.housekeeping import sweep_member
+from gateway.ledger.identify import Who, admit, who_named
+from gateway.ledger.load import member_state, spendable_lots
 from gateway.ledger.model import (
     Earned,
     EarnPoints,
@@ -39,26 +32,66 @@ from gateway.ledger.model import (
     RedeemPoints,
     Returned,
     ReturnPurchase,
+    SpendCommand,
     from_json,
 )
-from gateway.ledger.repository import Account, LotTake, OperationRow
+from gateway.ledger.planners import (
+    EarnInput,
+    MemberState,
+    OpenLot,
+    ReturnInput,
+    SpendInput,
+    plan_earn,
+    plan_return,
+    plan_spend,
+)
+from gateway.ledger.precedence import Checks, first_failure
+from gateway.ledger.repository import OperationRow
+from gateway.ledger.runner import Tx, operation_id, run_command
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
-from partners.rules import LineItem, PurchaseFacts, proportional_points, quote_burn, quote_earn
+from partners.rules import (
+    LineItem,
+    PurchaseFacts,
+    check_purchase,
+    quote_earn,
+)
 
 MAX_POINTS = 10**12
 MAX_AMOUNT_MINOR = 10**13
 FUTURE_SKEW = timedelta(minutes=5)
 
 
+@dataclass(frozen=True, slots=True)
+class EarnRequest:
+    """An earn that passed every check on the request alone."""
+
+    partner: PartnerDefinition
+    facts: PurchaseFacts
+    occurred_at: datetime | None  # None: when it is recorded
+    who: Who
+
+
+def validate_earn(partner: PartnerDefinition, cmd: EarnPoints, now: datetime) -> EarnRequest:
+    """Every check on the request alone, no I/O, in result-code order (``precedence``)."""
+    checks = Checks()
+    checks.run(lambda: check_key(cmd.idempotency_key))
+    facts = checks.run(lambda: _facts(cmd, partner.policy))
+    occurred_at = checks.run(lambda: _occurred_at(cmd.occurred_at, now, partner.policy))
+    checks.run(lambda: require_currency(partner, cmd.amount, "amount"))
+    who = checks.run(lambda: who_named(cmd.partner_id, cmd.customer_id, cmd.card_number,
+                                       cmd.store_code, spend=False))
+    checks.raise_first()
+    assert facts is not None and who is not None
+    return EarnRequest(partner, facts, None if cmd.occurred_at is None else occurred_at, who)
+
+
 def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
-    partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.amount, "amount")
-    who = identify(ctx, cmd.partner_id, cmd.customer_id, cmd.card_number, cmd.store_code,
-                   spend=False)
+    request = validate_earn(ctx.rules.partner(cmd.partner_id), cmd, ctx.clock.now())
+    who = admit(ctx, request.who)
 
     def body(tx: Tx, fingerprint: str) -> Earned:
         member_id = who.member_in(tx, spend=False)
-        occurred_at = _occurred_at(cmd.occurred_at, tx.now, partner.policy)
+        occurred_at = request.occurred_at or tx.now
         rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
         tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
         if tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"]):
@@ -70,53 +103,15 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         sweep_member(tx, member_id)
         day = tx.now.replace(hour=0, minute=0, second=0, microsecond=0)
         earned_today = tx.ledger.points_earned_between(
-            member_id, cmd.partner_id, day, day + timedelta(days=1)
-        )
-        quote = quote_earn(rule, _facts(cmd, partner.policy), earned_today=earned_today)
-        if quote.points == 0 and quote.capped_by in ("transaction_cap", "daily_cap"):
-            cap = (rule.earn.cap_per_member_daily if quote.capped_by == "daily_cap"
-                   else rule.earn.cap_per_transaction) if rule.earn else 0
-            raise CapExceeded(
-                "the member reached this partner's earn cap; nothing was posted. "
-                + " ".join(quote.explanation), cap=cap or 0, field="amount",
-            )
-        op = operation_id()
-        accounts, balances = tx.ledger.member_accounts_and_balances(member_id)
-        pending_days = rule.earn.pending_days if rule.earn else 0
-        # Pending points repay debt when they are released, not before.
-        repay = 0 if pending_days else min(quote.points, -balances[AccountKind.DEBT])
-        credited = 0 if pending_days else quote.points
-        result = Earned(
-            operation_id=op, points=quote.points, rule_version=rule.version,
-            explanation=quote.explanation, debt_repaid=repay,
-            available=None if who.by_card else balances[AccountKind.WALLET] + credited - repay,
-            recorded_at=tx.now,
-            pending=quote.points - credited,
-        )
-        record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="earn",
-            points=quote.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
-            rule=rule, occurred_at=occurred_at, channel=cmd.channel, purchase_id=cmd.purchase_id,
-            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency,
-        )
-        if quote.points:
-            issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
-            target = accounts[AccountKind.PENDING if pending_days else AccountKind.WALLET]
-            tx.ledger.post(op, issued, target, quote.points, tx.now)
-            expiry_days = rule.earn.expiry_days if rule.earn else 365
-            lot = tx.ledger.create_lot(
-                member_id=member_id, origin_partner_id=cmd.partner_id, operation_id=op,
-                points=quote.points, earned_at=tx.now,
-                expires_at=tx.now + timedelta(days=expiry_days),
-                available_at=tx.now + timedelta(days=pending_days),
-            )
-            if repay:
-                tx.ledger.post(op, accounts[AccountKind.WALLET], accounts[AccountKind.DEBT],
-                               repay, tx.now)
-                tx.ledger.record_lot_movements(
-                    [LotTake(lot, cmd.partner_id, -repay)], op, tx.now
-                )
-        return result
+            member_id, cmd.partner_id, day, day + timedelta(days=1))
+        plan = plan_earn(
+            member_state(tx, member_id), rule, earned_today,
+            tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
+            EarnInput(cmd.partner_id, cmd.channel, cmd.purchase_id, cmd.amount,
+                      cmd.idempotency_key, fingerprint, request.facts, occurred_at, tx.now,
+                      operation_id(), show_available=not who.by_card))
+        apply(tx, plan.postings)
+        return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Earned, body)
 
@@ -125,23 +120,26 @@ def preview_earn(ctx: LedgerContext, cmd: EarnPoints) -> PreviewedEarn:
     """What ``earn_points`` would give now, without posting (caps per day are not applied:
     the preview needs no member)."""
     partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.amount, "amount")
     now = ctx.clock.now()
-    rule = ctx.rules.rule_at(cmd.partner_id, _occurred_at(cmd.occurred_at, now, partner.policy))
-    quote = quote_earn(rule, _facts(cmd, partner.policy), earned_today=0)
+    checks = Checks()
+    facts = checks.run(lambda: _facts(cmd, partner.policy))
+    occurred_at = checks.run(lambda: _occurred_at(cmd.occurred_at, now, partner.policy))
+    checks.run(lambda: require_currency(partner, cmd.amount, "amount"))
+    checks.raise_first()
+    assert facts is not None and occurred_at is not None
+    rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
+    quote = quote_earn(rule, facts, earned_today=0)
     return PreviewedEarn(quote.points, quote.uncapped_points, quote.capped_by, rule.version,
                          quote.explanation)
 
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """A spend that passed every check, with what posting it needs."""
+    """What a spend's planner needs, loaded: the member's state, its spendable lots, the rule."""
 
-    member_id: str
+    state: MemberState
+    lots: list[OpenLot]
     rule: RuleVersion
-    value: Money
-    accounts: dict[AccountKind, Account]
-    available: int  # wallet before the spend
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,53 +148,56 @@ class SpendRequest:
     who: Who
 
 
-def check_spend_request(ctx: LedgerContext, cmd: RedeemPoints) -> SpendRequest:
-    """Checks on the request alone, before any transaction (redeem and authorise)."""
-    partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.basket, "basketAmount")
-    _check_points(cmd.points)
-    who = identify(ctx, cmd.partner_id, cmd.customer_id, cmd.card_number, cmd.store_code,
-                   spend=True)
+def validate_spend(partner: PartnerDefinition, cmd: SpendCommand) -> SpendRequest:
+    """Every check on a spend request alone (redeem and authorise), no I/O, in result-code
+    order (``precedence``)."""
+    checks = Checks()
+    checks.run(lambda: check_key(cmd.idempotency_key))
+    checks.run(lambda: _check_points(cmd.points))
+    checks.run(lambda: _check_basket(cmd.basket))
+    checks.run(lambda: require_currency(partner, cmd.basket, "basketAmount"))
+    who = checks.run(lambda: who_named(cmd.partner_id, cmd.customer_id, cmd.card_number,
+                                       cmd.store_code, spend=True))
+    checks.raise_first()
+    assert who is not None
     return SpendRequest(partner, who)
 
 
-def check_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
-                cmd: RedeemPoints) -> Spend:
-    """Inside the transaction, in result-code order: the member, the partner's burn rule (min
-    points, largest basket share), then — with the member locked and swept — the balance."""
-    partner = request.partner
+def check_spend_request(ctx: LedgerContext, cmd: SpendCommand) -> SpendRequest:
+    """The request checked (no I/O), then admitted (the till's budget, the store-code secret):
+    everything before the transaction, for redeem and authorise."""
+    request = validate_spend(ctx.rules.partner(cmd.partner_id), cmd)
+    return SpendRequest(request.partner, admit(ctx, request.who))
+
+
+def load_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
+               cmd: SpendCommand) -> Spend:
+    """Inside the transaction: the member (UNKNOWN_MEMBER), the rule in force
+    (RULE_NOT_IN_FORCE), then, with the member locked and swept, its balances and lots."""
     member_id = request.who.member_in(tx, spend=True)
     rule = ctx.rules.rule_at(cmd.partner_id, tx.now)
-    quote = quote_burn(rule, points=cmd.points, basket_amount_minor=cmd.basket.amount_minor)
     tx.ledger.lock_member(member_id)
     sweep_member(tx, member_id)
-    accounts, balances = tx.ledger.member_accounts_and_balances(member_id)
-    available = balances[AccountKind.WALLET]
-    if cmd.points > available:
-        raise InsufficientPoints(requested=cmd.points, available=available)
-    return Spend(member_id, rule, Money(quote.value_minor, partner.currency), accounts,
-                 available)
+    return Spend(member_state(tx, member_id), spendable_lots(tx, member_id), rule)
+
+
+def spend_input(request: SpendRequest, cmd: SpendCommand, tx: Tx,
+                fingerprint: str) -> SpendInput:
+    return SpendInput(cmd.partner_id, request.partner.currency, cmd.points,
+                      cmd.basket.amount_minor, cmd.idempotency_key, fingerprint,
+                      cmd.purchase_id, cmd.channel, tx.now, operation_id())
 
 
 def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
     request = check_spend_request(ctx, cmd)
 
     def body(tx: Tx, fingerprint: str) -> Redeemed:
-        spend = check_spend(ctx, request, tx, cmd)
-        member_id, rule, accounts = spend.member_id, spend.rule, spend.accounts
-        op = operation_id()
-        result = Redeemed(op, cmd.points, spend.value, rule.version,
-                          spend.available - cmd.points, tx.now)
-        record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="redeem",
-            points=-cmd.points, result=result, key=cmd.idempotency_key, fingerprint=fingerprint,
-            rule=rule, channel=cmd.channel, purchase_id=cmd.purchase_id,
-            amount_minor=cmd.basket.amount_minor, currency=cmd.basket.currency,
-        )
-        redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
-        tx.ledger.post(op, accounts[AccountKind.WALLET], redeemed, cmd.points, tx.now)
-        tx.ledger.take_from_lots(member_id, cmd.points, op, tx.now)
-        return result
+        spend = load_spend(ctx, request, tx, cmd)
+        plan = plan_spend(spend.state, spend.lots, spend.rule,
+                          tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
+                          spend_input(request, cmd, tx, fingerprint))
+        apply(tx, plan.postings)
+        return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Redeemed, body)
 
@@ -206,92 +207,55 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
     points for goods given back) and refund points spent on the purchase (floor: never refunds
     more than was spent). Cumulative, so several partial returns add up to the whole exactly."""
     partner = ctx.rules.partner(cmd.partner_id)
-    require_currency(partner, cmd.amount, "amount")
-    if cmd.amount.amount_minor <= 0:
-        raise InvalidAmount("amount returned must be positive", field="amount")
+    validate_return(partner, cmd)
 
     def body(tx: Tx, fingerprint: str) -> Returned:
-        # Locks before reads: earlier returns and spends are read with the purchase and the
-        # member locked, so two returns of one purchase cannot both reverse the same part.
+        # Locks before reads: earlier returns are read with the purchase locked, spends with
+        # the member locked too, so two returns of one purchase cannot reverse the same part.
         tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
-        earns = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"])
+        history = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id,
+                                                ["earn", "return"])
+        earns = [o for o in history if o.kind == "earn"]
         if not earns:
             raise NotFound(f"no purchase {cmd.purchase_id!r} earned points at this partner",
                            field="purchaseId")
         earn = earns[0]
         assert earn.member_id is not None and earn.amount_minor is not None
         member_id = _survivor_locked(tx, earn.member_id)
-        total = earn.amount_minor
-        prior_ops = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["return"])
-        prior = [from_json(Returned, r.result) for r in prior_ops]
-        returned_before = max((p.amount_returned_total.amount_minor for p in prior), default=0)
-        left = total - returned_before
-        if left == 0:
-            raise NothingToReturn(f"purchase {cmd.purchase_id!r} was fully returned already",
-                                  field="purchaseId")
-        if cmd.amount.amount_minor > left:
-            raise InvalidAmount(
-                f"only {Money(left, partner.currency)} of this purchase is left to return",
-                field="amount",
-            )
-        returned_total = returned_before + cmd.amount.amount_minor
-        # Only the earning member's own spends on this purchase are refunded to them (theirs
-        # also when made before a merge, under the account since absorbed).
-        spends = [s for s in tx.ledger.purchase_operations(
-            cmd.partner_id, cmd.purchase_id, ["redeem", "capture"])
-            if s.member_id is not None and tx.members.survivor_of(s.member_id) == member_id]
-        spent = -sum(s.points for s in spends)
-        reverse = proportional_points(earn.points, returned_total, total, Rounding.CEIL) - sum(
-            p.points_reversed + p.points_owed + p.points_unrecovered for p in prior)
-        refund = proportional_points(spent, returned_total, total, Rounding.FLOOR) - sum(
-            p.points_refunded for p in prior)
+        prior_ops = [o for o in history if o.kind == "return"]
+        spends = _own_spends(tx, cmd, member_id)
         sweep_member(tx, member_id)
-        op = operation_id()
-        accounts = tx.ledger.member_accounts(member_id)
-        balances = tx.ledger.member_balances(member_id)
-        pending_lot = tx.ledger.pending_lot_of(earn.id)
-        from_pending = min(reverse, pending_lot[1]) if pending_lot else 0
-        restores = _refund_plan(tx, spends, [p.id for p in prior_ops], refund)
-        # Refunded points that go back into lots already past their expiry expire again at once.
-        lapsed_lots = tx.ledger.expired_lot_ids([r.lot_id for r in restores], tx.now)
-        lapsed = sum(r.points for r in restores if r.lot_id in lapsed_lots)
-        wallet_after_refund = balances[AccountKind.WALLET] + refund - lapsed
-        taken = min(reverse - from_pending, wallet_after_refund)
-        policy = partner.policy
-        owed = reverse - from_pending - taken if policy.negative_balance_after_return else 0
-        unrecovered = reverse - from_pending - taken - owed
-        result = Returned(
-            operation_id=op, purchase_id=cmd.purchase_id, points_reversed=from_pending + taken,
-            points_owed=owed, points_unrecovered=unrecovered, points_refunded=refund,
-            amount_returned_total=Money(returned_total, partner.currency),
-            available=wallet_after_refund - taken, debt=owed - balances[AccountKind.DEBT],
-            recorded_at=tx.now,
-        )
-        record_operation(
-            tx, operation_id=op, partner_id=cmd.partner_id, member_id=member_id, kind="return",
-            points=refund - taken, result=result, key=cmd.idempotency_key,
-            fingerprint=fingerprint, purchase_id=cmd.purchase_id, parent_id=earn.id,
-            amount_minor=cmd.amount.amount_minor, currency=cmd.amount.currency,
-        )
-        if refund:
-            redeemed = tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED)
-            tx.ledger.post(op, redeemed, accounts[AccountKind.WALLET], refund, tx.now)
-            tx.ledger.record_lot_movements(restores, op, tx.now)
-        issued = tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED)
-        if pending_lot and from_pending:
-            tx.ledger.post(op, accounts[AccountKind.PENDING], issued, from_pending, tx.now)
-            tx.ledger.record_lot_movements(
-                [LotTake(pending_lot[0], cmd.partner_id, -from_pending)], op, tx.now)
-        if taken:
-            tx.ledger.post(op, accounts[AccountKind.WALLET], issued, taken, tx.now)
-            tx.ledger.take_from_lots(member_id, taken, op, tx.now, prefer_operation=earn.id)
-        if owed:
-            tx.ledger.post(op, accounts[AccountKind.DEBT], issued, owed, tx.now)
-        if lapsed:
-            sweep_member(tx, member_id)
-        return result
+        earned_lots, pending_lot = tx.ledger.earn_lots(earn.id)
+        sources = [s.id for s in spends] + [s.parent_id for s in spends
+                                            if s.kind == "capture" and s.parent_id is not None]
+        takes = tx.ledger.lot_movements_of(sources)
+        restored = tx.ledger.lot_restores_of([p.id for p in prior_ops])
+        current = tx.ledger.current_lots([t.lot_id for t in takes] + list(restored))
+        request = ReturnInput(
+            cmd.partner_id, partner.currency, cmd.purchase_id, cmd.amount.amount_minor,
+            cmd.idempotency_key, fingerprint, tx.now, operation_id(), earn.id, earn.points,
+            earn.amount_minor, tuple(from_json(Returned, r.result) for r in prior_ops),
+            -sum(s.points for s in spends), partner.policy.negative_balance_after_return,
+            pending_lot, tuple(_lots_for_return(tx, member_id, set(current.values()))),
+            earned_lots, tuple(takes), restored, current)
+        plan = plan_return(member_state(tx, member_id),
+                           tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
+                           tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
+                           request)
+        apply(tx, plan.postings)
+        if any(move.lot_id in _expired(request.lots, tx.now) for move in plan.postings[0].lot_moves
+               if move.points > 0):
+            sweep_member(tx, member_id)  # refunded into lots past their expiry: expire them
+        return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
+
+
+def validate_return(partner: PartnerDefinition, cmd: ReturnPurchase) -> None:
+    """Every check on a return request alone, no I/O, in result-code order."""
+    first_failure(lambda: check_key(cmd.idempotency_key),
+                  lambda: _check_positive(cmd.amount, "amount returned", "amount"),
+                  lambda: require_currency(partner, cmd.amount, "amount"))
 
 
 def _survivor_locked(tx: Tx, member_id: str) -> str:
@@ -304,54 +268,70 @@ def _survivor_locked(tx: Tx, member_id: str) -> str:
             return survivor
 
 
-def _refund_plan(tx: Tx, spends: list[OperationRow], prior_returns: list[str],
-                 points: int) -> list[LotTake]:
-    """Where refunded points go: back into the lots the spends consumed (latest expiry first),
-    less what earlier returns already put back, so the origin of every point stays true for
-    settlement. A capture consumed its lots through its hold's authorisation (its parent).
-    A lot merged into another member since is refunded into the survivor's copy of it."""
-    sources = [s.id for s in spends] + [s.parent_id for s in spends
-                                        if s.kind == "capture" and s.parent_id is not None]
-    takes = tx.ledger.lot_movements_of(sources)
-    restored = tx.ledger.lot_restores_of(prior_returns)
-    current = tx.ledger.current_lots([t.lot_id for t in takes] + list(restored))
-    taken: dict[int, int] = {}
-    origin: dict[int, str] = {}
-    for take in takes:  # latest expiry first; a lot and its copies share their expiry
-        lot_id = current[take.lot_id]
-        taken[lot_id] = taken.get(lot_id, 0) - take.points
-        origin[lot_id] = take.origin_partner_id
-    already: dict[int, int] = {}
-    for lot_id, back in restored.items():
-        already[current[lot_id]] = already.get(current[lot_id], 0) + back
-    restores: list[LotTake] = []
-    left = points
-    for lot_id, spent in taken.items():
-        if left == 0:
-            break
-        back = min(left, spent - already.get(lot_id, 0))
-        if back > 0:
-            restores.append(LotTake(lot_id, origin[lot_id], back))
-            left -= back
-    if left:
-        raise RuntimeError(f"refund of {points} exceeds the lots the spend consumed")
-    return restores
+def _own_spends(tx: Tx, cmd: ReturnPurchase, member_id: str) -> list[OperationRow]:
+    """The earning member's own spends on the purchase (theirs also when made before a merge,
+    under an account since absorbed): each spender's survivor resolved once."""
+    spends = tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id,
+                                           ["redeem", "capture"])
+    survivors = {m: tx.members.survivor_of(m)
+                 for m in sorted({s.member_id for s in spends if s.member_id is not None})}
+    return [s for s in spends
+            if s.member_id is not None and survivors[s.member_id] == member_id]
+
+
+def _lots_for_return(tx: Tx, member_id: str, refund_targets: set[int]) -> list[OpenLot]:
+    """The member's spendable lots and the lots a refund may go back into."""
+    lots = spendable_lots(tx, member_id)
+    missing = sorted(refund_targets - {lot.id for lot in lots})
+    return lots + [OpenLot(i, origin, remaining, expires_at, pending, available_at)
+                   for i, origin, remaining, expires_at, pending, available_at
+                   in tx.ledger.lots_by_id(missing)]
+
+
+def _expired(lots: Iterable[OpenLot], at: datetime) -> set[int]:
+    return {lot.id for lot in lots if lot.expires_at <= at}
 
 
 def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:
-    if cmd.amount.amount_minor <= 0 or cmd.amount.amount_minor > MAX_AMOUNT_MINOR:
-        raise InvalidAmount(
-            f"amount must be between 1 and {MAX_AMOUNT_MINOR} minor units", field="amount"
-        )
-    try:
-        channel = Channel(cmd.channel)
-    except ValueError:
-        raise InvalidInput(f"unknown channel {cmd.channel!r}", field="channel") from None
+    checks = Checks()
+    checks.run(lambda: _check_amount(cmd.amount))
+    channel = checks.run(lambda: _channel(cmd.channel))
     lines = tuple(LineItem(line.amount_minor, line.category, line.quantity_milli)
                   for line in cmd.lines)
     for index, line in enumerate(lines):
-        _check_unit_price(line, policy, f"lines[{index}].quantityMilli")
-    return PurchaseFacts(cmd.amount.amount_minor, cmd.amount.currency, channel, lines)
+        checks.run(partial(_check_unit_price, line, policy, f"lines[{index}].quantityMilli"))
+    # The purchase's own checks (lines adding up) do not look at the channel.
+    facts = PurchaseFacts(cmd.amount.amount_minor, cmd.amount.currency,
+                          channel or Channel.STORE, lines)
+    checks.run(partial(check_purchase, facts))
+    checks.raise_first()
+    return facts
+
+
+def _check_amount(amount: Money) -> None:
+    if amount.amount_minor <= 0 or amount.amount_minor > MAX_AMOUNT_MINOR:
+        raise InvalidAmount(
+            f"amount must be between 1 and {MAX_AMOUNT_MINOR} minor units", field="amount"
+        )
+
+
+def _channel(text: str) -> Channel:
+    try:
+        return Channel(text)
+    except ValueError:
+        raise InvalidInput(f"unknown channel {text!r}", field="channel") from None
+
+
+def _check_positive(amount: Money, what: str, field: str) -> None:
+    if amount.amount_minor <= 0:
+        raise InvalidAmount(f"{what} must be positive", field=field)
+
+
+def _check_basket(basket: Money) -> None:
+    if basket.amount_minor <= 0:  # the rule engine's own check, made before the rule is read
+        raise InvalidAmount(
+            f"basket amount must be positive, got {basket.amount_minor} minor units",
+            field="basketAmount")
 
 
 def _check_unit_price(line: LineItem, policy: PartnerPolicy, field: str) -> None:

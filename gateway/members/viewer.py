@@ -7,51 +7,20 @@ its cost depends on this member's data only, never on the number of members or t
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput, NotFound, UnknownMember
-from gateway.db.tables import consents, linked_accounts, lots, members, operations, partners
+from gateway.db.tables import consents, linked_accounts, members, partners
 from gateway.db.uow import UnitOfWork
-from gateway.ledger.model import Balance
-from gateway.members.repository import MAX_MERGED, MemberRepository
-from gateway.members.service import decode_cursor, encode_cursor, member_balance
+from gateway.members.repository import MemberRepository
 
 EXPIRING_DAYS = 90
 MAX_CONSENT_EVENTS = 500
 PURPOSES = ("marketing", "purchase_history")
-
-
-@dataclass(frozen=True, slots=True)
-class Wallet:
-    balance: Balance
-    pending: tuple[tuple[datetime, int], ...]  # (release at, points), soonest first
-    expiring: tuple[tuple[date, int], ...]  # (day, points) over the next 90 days
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    id: str
-    partner_id: str
-    partner_name: str
-    kind: str
-    channel: str | None
-    points: int
-    occurred_at: datetime
-    recorded_at: datetime
-    explanation: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    items: list[HistoryItem]
-    has_next: bool
-    end_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,62 +62,6 @@ def active(conn: Connection, member_id: str) -> str:
 def card_number(engine: Engine, member_id: str) -> str:
     with UnitOfWork(engine, write=False) as uow:
         return active(uow.conn, member_id)
-
-
-def wallet(engine: Engine, clock: Clock, member_id: str) -> Wallet:
-    balance = member_balance(engine, clock, member_id)
-    now = clock.now()
-    with UnitOfWork(engine, write=False) as uow:
-        pending = uow.conn.execute(
-            select(lots.c.available_at, func.sum(lots.c.remaining))
-            .where(lots.c.member_id == member_id, lots.c.pending == 1, lots.c.remaining > 0,
-                   lots.c.available_at > now)
-            .group_by(lots.c.available_at).order_by(lots.c.available_at)).all()
-        expiring = uow.conn.execute(
-            select(lots.c.expires_at, func.sum(lots.c.remaining))
-            .where(lots.c.member_id == member_id, lots.c.remaining > 0,
-                   lots.c.expires_at > now,
-                   lots.c.expires_at <= now + timedelta(days=EXPIRING_DAYS))
-            .group_by(lots.c.expires_at).order_by(lots.c.expires_at)).all()
-    by_day: dict[date, int] = defaultdict(int)
-    for at, points in expiring:
-        by_day[at.date()] += int(points)
-    return Wallet(balance, tuple((at, int(p)) for at, p in pending),
-                  tuple(sorted(by_day.items())))
-
-
-def _merged_into(conn: Connection, member_id: str) -> list[str]:
-    """The member and every member merged into it (transitively), bounded."""
-    return MemberRepository(conn).with_absorbed(member_id, MAX_MERGED)
-
-
-def history(engine: Engine, member_id: str, first: int, after: str | None) -> HistoryPage:
-    """Operations across every brand, newest first, including those of merged accounts."""
-    with UnitOfWork(engine, write=False) as uow:
-        ids = _merged_into(uow.conn, member_id)
-        query = (
-            select(operations.c.id, operations.c.partner_id, partners.c.name, operations.c.kind,
-                   operations.c.channel, operations.c.points, operations.c.occurred_at,
-                   operations.c.recorded_at, operations.c.result)
-            .join(partners, partners.c.id == operations.c.partner_id)
-            .where(operations.c.member_id.in_(ids))
-            .order_by(operations.c.id.desc()).limit(first + 1))
-        if after is not None:
-            query = query.where(operations.c.id < decode_cursor(after))
-        rows = uow.conn.execute(query).all()
-    items = [HistoryItem(str(r.id), str(r.partner_id), str(r.name), str(r.kind), r.channel,
-                         int(r.points), r.occurred_at, r.recorded_at, _why(r.result))
-             for r in rows[:first]]
-    return HistoryPage(items, len(rows) > first,
-                       encode_cursor(items[-1].id) if items else None)
-
-
-def _why(result: str) -> tuple[str, ...]:
-    try:
-        found = json.loads(result).get("explanation")
-    except (ValueError, AttributeError):
-        return ()
-    return tuple(str(line) for line in found) if isinstance(found, list) else ()
 
 
 def linked_brands(engine: Engine, member_id: str) -> list[LinkedBrand]:

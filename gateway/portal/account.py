@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.core.errors import DomainError, InvalidInput, RateLimited
-from gateway.ledger import erasure, member_ops
+from gateway.ledger import balances, erasure, member_ops
 from gateway.ledger.context import LedgerContext
 from gateway.members import viewer
 from gateway.members.credentials import SignInLimits
@@ -119,7 +119,7 @@ def register(portal: Portal, ledger: LedgerContext, limits: SignInLimits) -> Non
 
 
 def _available(portal: Portal, member_id: str) -> int:
-    return viewer.wallet(portal.engine, portal.clock, member_id).balance.available
+    return balances.wallet(portal.engine, portal.clock, member_id).balance.available
 
 
 def _points(text: str) -> int:

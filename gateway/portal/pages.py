@@ -13,9 +13,9 @@ from starlette.responses import Response
 
 from gateway.core.clock import Clock
 from gateway.core.errors import DomainError, InvalidInput, RateLimited, UnknownMember
+from gateway.ledger.balances import member_balance
 from gateway.members import credentials, viewer
 from gateway.members.credentials import SignInLimits
-from gateway.members.service import member_balance
 from gateway.members.sessions import end_session, start_session
 from gateway.portal.web import PREFIX, Page, Portal, client_address, redirect, safe_next
 

@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.core.errors import DomainError
+from gateway.ledger import balances
+from gateway.ledger import history as ledger_history
 from gateway.members import viewer
 from gateway.portal.web import PREFIX, Page, Portal, redirect
 
@@ -24,17 +26,19 @@ def register(portal: Portal) -> None:
     @portal.page("/wallet", "wallet.html")
     async def wallet(request: Request, page: Page) -> Response:
         assert page.member_id is not None
-        found = await page.run(viewer.wallet, engine, clock, page.member_id)
-        return page.render({"wallet": found, "days": viewer.EXPIRING_DAYS})
+        found = await page.run(balances.wallet, engine, clock, page.member_id)
+        return page.render({"wallet": found, "days": balances.EXPIRING_DAYS})
 
     @portal.page("/history", "history.html")
     async def history(request: Request, page: Page) -> Response:
         assert page.member_id is not None
         after = request.query_params.get("after") or None
         try:
-            found = await page.run(viewer.history, engine, page.member_id, HISTORY_PAGE, after)
+            found = await page.run(ledger_history.history, engine, page.member_id,
+                                   HISTORY_PAGE, after)
         except DomainError:  # a cursor that is not ours: start from the newest
-            found = await page.run(viewer.history, engine, page.member_id, HISTORY_PAGE, None)
+            found = await page.run(ledger_history.history, engine, page.member_id,
+                                   HISTORY_PAGE, None)
         return page.render({"history": found, "request_after": after})
 
     @portal.page("/brands", "brands.html", methods=("GET", "POST"))

@@ -16,9 +16,10 @@ from gateway.core.clock import FixedClock
 from gateway.core.errors import InsufficientPoints
 from gateway.core.money import Money
 from gateway.ledger import service
-from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
+from gateway.ledger.balances import member_balance
+from gateway.ledger.model import AuthoriseRedemption, EarnPoints, RedeemPoints, ReturnPurchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, member_balance
+from gateway.members.service import enrol_customer
 from gateway.settings import DEFAULT_CATALOG, Settings
 from tests.support.harness import NOW
 from tests.support.members import link_with_code
@@ -105,7 +106,7 @@ def test_balance_read_shows_what_the_next_write_will_see(
     gw, clock, member = setup
     earn(gw, "grocery", "g-1", 100000, "UAH", "g1")  # 100 available, expires in 365 days
     pending = earn(gw, "electronics", "e-1", 30000, "EUR", "e1")  # pending for 14 days
-    hold = holds.authorise_redemption(gw.services.ledger, RedeemPoints(
+    hold = holds.authorise_redemption(gw.services.ledger, AuthoriseRedemption(
         "grocery", "g-1", 60, Money(100000, "UAH"), "h1"))
     assert hold.points == 60
     balance = member_balance(gw.services.engine, clock, member)

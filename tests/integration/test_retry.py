@@ -22,7 +22,6 @@ from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db import tables as t
-from gateway.ledger.context import Tx, run_command
 from gateway.ledger.model import EarnPoints
 from gateway.ledger.retry import (
     DEADLOCK_DETECTED,
@@ -30,6 +29,7 @@ from gateway.ledger.retry import (
     retrying,
     sqlstate,
 )
+from gateway.ledger.runner import Tx, run_command
 from gateway.members.service import enrol_customer
 from tests.support.harness import BACKEND, NOW, make_gateway
 
@@ -179,7 +179,7 @@ def test_run_command_retries_a_deadlocked_unit_of_work(gw: Gateway) -> None:
         cmd = EarnPoints("grocery", "a", Money(1000, "UAH"), "store", f"p-{key}", key)
 
         def body(tx: Tx, _fingerprint: str) -> str:
-            crossing.lock_in_order(tx.uow.conn, first, second)
+            crossing.lock_in_order(tx.conn, first, second)
             return key
 
         return run_command(ctx, "grocery", cmd, str, body)

@@ -139,7 +139,7 @@ def test_a_captured_hold_is_refunded_to_the_survivor(tmp_path: Path) -> None:
     b = enrol_customer(engine, clock, "grocery", "g-b").member_id
     service.earn_points(ledger, m.EarnPoints("grocery", "g-b", Money(300_000, "UAH"), "store",
                                              "p", "k-p"))
-    placed = holds.authorise_redemption(ledger, m.RedeemPoints(
+    placed = holds.authorise_redemption(ledger, m.AuthoriseRedemption(
         "grocery", "g-b", 80, Money(300_000, "UAH"), "k-a", purchase_id="p"))
     with pytest.raises(InvalidInput) as refused:
         merge_members(engine, clock, a, b, "test")

@@ -17,8 +17,10 @@ from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.jobs import run_expiry
+from gateway.ledger.balances import member_balance
 from gateway.ledger.holds import authorise_redemption, capture_redemption, void_redemption
 from gateway.ledger.model import (
+    AuthoriseRedemption,
     CaptureRedemption,
     EarnPoints,
     RedeemPoints,
@@ -27,7 +29,7 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, member_balance
+from gateway.members.service import enrol_customer
 from tests.support.harness import BACKEND, NOW, make_gateway
 from tests.support.members import link_with_code
 
@@ -55,12 +57,12 @@ def workload(gw: Gateway, clock: FixedClock) -> str:
     redeem_points(ledger, RedeemPoints("electronics", "e-1", 200, eur(10_000), "r-1"))
     redeem_points(ledger, RedeemPoints("grocery", "g-1", 50, uah(20_000), "r-2",
                                        purchase_id="p-1"))
-    hold = authorise_redemption(ledger, RedeemPoints("grocery", "g-2", 60, uah(20_000), "h-1",
-                                                     purchase_id="p-2"))
+    hold = authorise_redemption(ledger, AuthoriseRedemption(
+        "grocery", "g-2", 60, uah(20_000), "h-1", purchase_id="p-2"))
     capture_redemption(ledger, CaptureRedemption("grocery", hold.hold_id, "c-1", points=55))
-    hold2 = authorise_redemption(ledger, RedeemPoints("fuel", "f-1", 50, uah(50_000), "h-2"))
+    hold2 = authorise_redemption(ledger, AuthoriseRedemption("fuel", "f-1", 50, uah(50_000), "h-2"))
     void_redemption(ledger, VoidRedemption("fuel", hold2.hold_id, "v-1"))
-    authorise_redemption(ledger, RedeemPoints("grocery", "g-1", 50, uah(20_000), "h-3"))
+    authorise_redemption(ledger, AuthoriseRedemption("grocery", "g-1", 50, uah(20_000), "h-3"))
     return_purchase(ledger, ReturnPurchase("grocery", "p-1", uah(60_000), "ret-1"))
     return_purchase(ledger, ReturnPurchase("grocery", "p-2", uah(80_000), "ret-2"))
     clock.advance(timedelta(days=366))
@@ -114,7 +116,8 @@ def test_corrupted_held_balance_is_reported(gw: Gateway, clock: FixedClock) -> N
     engine, ledger = gw.services.engine, gw.services.ledger
     member = enrol_customer(engine, clock, "grocery", "g-1").member_id
     earn_points(ledger, EarnPoints("grocery", "g-1", Money(120_000, "UAH"), "store", "p", "k"))
-    authorise_redemption(ledger, RedeemPoints("grocery", "g-1", 60, Money(20_000, "UAH"), "h"))
+    authorise_redemption(ledger, AuthoriseRedemption("grocery", "g-1", 60, Money(20_000, "UAH"),
+                                                     "h"))
     held = f"member:{member}:held"
     corrupt(gw, "UPDATE accounts SET balance = 0 WHERE code = :c", c=held)
     assert verify_ledger(engine).problems == [
@@ -143,7 +146,8 @@ def test_corrupted_hold_status_is_reported(gw: Gateway, clock: FixedClock) -> No
     engine, ledger = gw.services.engine, gw.services.ledger
     member = enrol_customer(engine, clock, "grocery", "g-1").member_id
     earn_points(ledger, EarnPoints("grocery", "g-1", Money(120_000, "UAH"), "store", "p", "k"))
-    authorise_redemption(ledger, RedeemPoints("grocery", "g-1", 60, Money(20_000, "UAH"), "h"))
+    authorise_redemption(ledger, AuthoriseRedemption("grocery", "g-1", 60, Money(20_000, "UAH"),
+                                                     "h"))
     corrupt(gw, "UPDATE holds SET status = 'voided'")
     assert verify_ledger(engine).problems == [
         f"held balance differs from open holds: member:{member}:held: stored 60, expected 0",

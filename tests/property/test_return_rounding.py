@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
@@ -20,10 +21,14 @@ from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.core.errors import InsufficientPoints, NothingToReturn
 from gateway.core.money import Money, Rounding
-from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
+from gateway.ledger.balances import member_balance
+from gateway.ledger.chart import MEMBER_KINDS, AccountKind
+from gateway.ledger.model import EarnPoints, RedeemPoints, Returned, ReturnPurchase
+from gateway.ledger.planners import MemberState, OpenLot, ReturnInput, plan_return
+from gateway.ledger.repository import Account, LotTake
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer, member_balance
+from gateway.members.service import enrol_customer
 from partners.rules import proportional_points
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
 
@@ -68,6 +73,50 @@ def test_arithmetic_of_partial_returns(data: st.DataObject, earned: int, amount:
     else:  # a part returned takes back at least its share, refunds at most its share
         assert sum(reversed_) * amount >= earned * sum(parts)
         assert sum(refunded) * amount <= spent * sum(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), earned=st.integers(0, 10**6), amount=st.integers(1, 10**9),
+       negative=st.booleans())
+def test_partial_returns_through_the_planner(data: st.DataObject, earned: int, amount: int,
+                                             negative: bool) -> None:
+    """The same properties on ``plan_return`` itself, return after return, each given the
+    answers of the ones before (as the service loads them), with the wallet, debt and lots
+    it would see: no database."""
+    spent = data.draw(st.integers(0, earned), label="spent")
+    wallet = data.draw(st.integers(0, earned), label="wallet")
+    parts = data.draw(return_parts(amount), label="parts")
+    accounts = {kind: Account(i + 1, f"member:m:{kind}", kind)
+                for i, kind in enumerate(MEMBER_KINDS)}
+    issued = Account(100, "partner:p:issued", AccountKind.ISSUED)
+    redeemed = Account(101, "partner:p:redeemed", AccountKind.REDEEMED)
+    far = NOW + timedelta(days=300)
+    spend_lot = 2  # the lot the spend took from, empty now
+    prior: tuple[Returned, ...] = ()
+    debt = 0
+    for n, part in enumerate(parts):
+        state = MemberState("m", accounts, {AccountKind.WALLET: wallet, AccountKind.HELD: 0,
+                                            AccountKind.PENDING: 0, AccountKind.DEBT: -debt})
+        already = sum(p.points_refunded for p in prior)
+        request = ReturnInput(
+            "p", "UAH", "buy", part, f"k{n}", "fp", NOW, f"op{n}", "op-earn", earned, amount,
+            prior, spent, negative, None,
+            (OpenLot(1, "p", wallet, far), OpenLot(spend_lot, "p", already, far)),
+            frozenset({1}), (LotTake(spend_lot, "p", -spent),) if spent else (),
+            {spend_lot: already} if already else {}, {spend_lot: spend_lot})
+        result = plan_return(state, issued, redeemed, request).result
+        assert min(result.points_reversed, result.points_owed, result.points_unrecovered,
+                   result.points_refunded) >= 0
+        assert result.available >= 0
+        wallet, debt, prior = result.available, result.debt, (*prior, result)
+    reversed_total = sum(p.points_reversed_total for p in prior)
+    refunded_total = sum(p.points_refunded for p in prior)
+    assert reversed_total <= earned and refunded_total <= spent
+    if sum(parts) == amount:
+        assert (reversed_total, refunded_total) == (earned, spent)
+    else:
+        assert reversed_total * amount >= earned * sum(parts)
+        assert refunded_total * amount <= spent * sum(parts)
 
 
 # --- through the service -----------------------------------------------------------------------
