@@ -54,7 +54,8 @@ class HoldRepository:
 
 
 def _state(row: object) -> HoldState:
-    r = row._mapping  # type: ignore[attr-defined]
+    # ``_asdict`` exists on SQLAlchemy's Row and on the raw driver's rows (gateway.db.fast).
+    r = row._asdict()  # type: ignore[attr-defined]
     return HoldState(
         id=str(r["id"]), partner_id=str(r["partner_id"]), member_id=str(r["member_id"]),
         operation_id=str(r["operation_id"]), points=int(r["points"]),

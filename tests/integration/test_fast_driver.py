@@ -86,13 +86,13 @@ def reads(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "_EARNED_BETWEEN": {"member_id": member, "partner_id": "grocery",
                             "start": NOW - timedelta(days=1), "end": NOW + timedelta(days=1)},
         "_SPENDABLE_LOTS": {"member_id": member, "at": NOW},
-        "_EXPIRED_LOTS": {"member_id": member, "at": LATER},
-        "_MATURED_LOTS": {"member_id": member, "at": LATER},
-        "_EXPIRED_HOLDS": {"member_id": member, "at": LATER},
+        "_LIVE_LOTS": {"member_id": member},
+        "_LOTS_BY_ID": {"lots": d["lots"]},
+        "_LOTS_OF_OPERATION": {"operation": d["ops"][0]},
+        "_PENDING_OF": {"lots": d["lots"]},
         "_ANYTHING_DUE": {"member_id": member, "at": LATER},
         "_MOVEMENTS_OF": {"operations": d["ops"]},
         "_RESTORES_OF": {"operations": d["ops"]},
-        "_EXPIRED_OF": {"lots": d["lots"], "at": LATER},
     }
 
 
