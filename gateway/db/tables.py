@@ -239,6 +239,12 @@ accounts = Table(
     Index("ix_accounts_member", "member_id"),
 )
 
+# The operation kinds whose lot movements settlement prices (redemptions, donations, captures
+# and the refunds inside returns). ``ix_operations_settled_lots`` holds only these, so the
+# report reads them without touching an earn, and an earn writes no entry to it.
+SETTLED_LOT_KINDS = ("capture", "donate", "redeem", "return")
+SETTLED_LOT_KINDS_SQL = "kind IN (" + ", ".join(f"'{k}'" for k in SETTLED_LOT_KINDS) + ")"
+
 operations = Table(
     "operations",
     metadata,
@@ -269,6 +275,8 @@ operations = Table(
     # rows there, never by the partner's or the table's size (issue 11).
     Index("ix_operations_daily_cap", "member_id", "partner_id", "kind", "recorded_at"),
     Index("ix_operations_member_partner", "member_id", "partner_id", "id"),
+    Index("ix_operations_settled_lots", "recorded_at",
+          sqlite_where=text(SETTLED_LOT_KINDS_SQL), postgresql_where=text(SETTLED_LOT_KINDS_SQL)),
 )
 
 transfers = Table(
