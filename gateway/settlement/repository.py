@@ -19,6 +19,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    not_,
     null,
     or_,
     select,
@@ -102,19 +103,35 @@ class SettlementRepository:
         d, c = transfers.c.debit_account_id, transfers.c.credit_account_id
         side = case((d.in_(account_ids), case((c.in_(account_ids), null()), else_=d)),
                     (c.in_(account_ids), -c), else_=literal(0))
-        rule_partner, version = _price_key(o)
         adjusts = _adjusted(o, period, closed)
-        keys = (side, o.c.kind, o.c.partner_id, rule_partner, version, adjusts)
-        stmt = (
+        in_period = (o.c.recorded_at >= period.start, o.c.recorded_at < period.end)
+        inherits = and_(_not_earn(o), o.c.rule_version.is_(None), o.c.parent_id.is_not(None))
+        keys = (side, o.c.kind, o.c.partner_id, o.c.rule_partner_id, o.c.rule_version, adjusts)
+        own = (
             select(*keys, func.sum(transfers.c.amount))
             .select_from(o.join(transfers, transfers.c.operation_id == o.c.id))
-            .where(o.c.recorded_at >= period.start, o.c.recorded_at < period.end)
+            .where(*in_period, not_(inherits))
             .group_by(*_positions(keys))
         )
-        for r in self._stream(stmt):
-            if r[0] == 0:
-                continue
-            yield FlowRow(_int(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5], int(r[6]))
+        # A return has no version of its own: it prices at its earn's. Those few operations
+        # are found through the partial index and joined to their parent, so the big pass has
+        # no per-row lookup (and stays parallel-safe on PostgreSQL).
+        parent = operations.alias("parent")
+        parent_keys = (side, o.c.kind, o.c.partner_id, parent.c.rule_partner_id,
+                       parent.c.rule_version, adjusts)
+        inherited = (
+            select(*parent_keys, func.sum(transfers.c.amount))
+            .select_from(o.join(transfers, transfers.c.operation_id == o.c.id)
+                         .join(parent, parent.c.id == o.c.parent_id))
+            .where(*in_period, inherits)
+            .group_by(*_positions(parent_keys))
+        )
+        for stmt in (own, inherited):
+            for r in self._stream(stmt):
+                if r[0] == 0:
+                    continue
+                yield FlowRow(_int(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
+                              int(r[6]))
 
     def redemption_lots(self, period: Period, closed: list[ClosedPeriod]) -> Iterator[LotRow]:
         """Lot movements of redemptions by origin: redeems, donations (a member's redemption at a
@@ -122,17 +139,21 @@ class SettlementRepository:
         own give-backs) and refunds in returns. A merge's lot movements are not here: it moves
         lots between two members, and its transfers touch no settled account.
 
-        Both statements read only the period's operations of these kinds, through the partial
+        Both statements read only the period's operations other than earns, through the partial
         index ``ix_operations_settled_lots`` (earns, the bulk of the table, are not in it)."""
         o = operations.alias("o")
-        rule_partner, version = _price_key(o)
-        keys = (lots.c.origin_partner_id, o.c.partner_id, o.c.kind, rule_partner, version,
+        parent = operations.alias("parent")  # a return prices at its earn's version
+        keys = (lots.c.origin_partner_id, o.c.partner_id, o.c.kind,
+                func.coalesce(o.c.rule_partner_id, parent.c.rule_partner_id),
+                func.coalesce(o.c.rule_version, parent.c.rule_version),
                 _adjusted(o, period, closed))
         own = (
             select(*keys, func.sum(lot_movements.c.points))
             .select_from(
                 o.join(lot_movements, lot_movements.c.operation_id == o.c.id)
-                .join(lots, lots.c.id == lot_movements.c.lot_id))
+                .join(lots, lots.c.id == lot_movements.c.lot_id)
+                .outerjoin(parent, and_(o.c.rule_version.is_(None),
+                                        parent.c.id == o.c.parent_id)))
             .where(_lot_kinds(o), o.c.recorded_at >= period.start,
                    o.c.recorded_at < period.end,
                    or_(o.c.kind != "return", lot_movements.c.points > 0))
@@ -189,22 +210,10 @@ class SettlementRepository:
             "created_at": closed.closed_at})
 
     def _stream(self, stmt: Any) -> Iterator[Any]:
-        result = self.conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
-        yield from result
-
-
-def _price_key(o: Any) -> tuple[Any, Any]:
-    """The rule version an operation was rated with, or its parent's (a return prices at its
-    earn's version). A scalar subquery, not a join: COALESCE evaluates it only for the few rows
-    without their own version, so earns and redeems pay nothing for it."""
-    parent = operations.alias("parent")
-
-    def of(column: str) -> Any:
-        return (select(parent.c[column]).where(parent.c.id == o.c.parent_id)
-                .scalar_subquery())
-
-    return (func.coalesce(o.c.rule_partner_id, of("rule_partner_id")),
-            func.coalesce(o.c.rule_version, of("rule_version")))
+        # Options on the statement: ``Connection.execution_options`` would change the
+        # connection in place, and a close's INSERTs after the report would then be sent as
+        # server-side cursors (PostgreSQL: "DECLARE … CURSOR FOR INSERT", a syntax error).
+        yield from self.conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
 
 
 def _adjusted(o: Any, period: Period, closed: list[ClosedPeriod]) -> Any:
@@ -227,10 +236,15 @@ def _adjusted(o: Any, period: Period, closed: list[ClosedPeriod]) -> Any:
     return case(*branches, else_=null())
 
 
+def _not_earn(o: Any) -> Any:
+    """``kind <> 'earn'`` written exactly as the partial index ``ix_operations_settled_lots``
+    states it (a literal, not a parameter), so SQLite and PostgreSQL can prove the index covers
+    the query."""
+    return o.c.kind != literal_column("'earn'")
+
+
 def _lot_kinds(o: Any) -> Any:
-    """``kind IN (…)`` exactly as the partial index states it, literals and all, so SQLite and
-    PostgreSQL can prove the index covers the query."""
-    return o.c.kind.in_([literal_column(f"'{kind}'") for kind in SETTLED_LOT_KINDS])
+    return and_(_not_earn(o), o.c.kind.in_(SETTLED_LOT_KINDS))
 
 
 def _positions(keys: tuple[Any, ...]) -> list[Any]:

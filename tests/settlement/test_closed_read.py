@@ -61,3 +61,26 @@ def test_a_closed_period_is_served_from_its_snapshot_without_reading_the_ledger(
     sent = _recorded(engine, lambda: again.append(recompute_closed(engine, rules, JAN, "EUR")))
     assert again[0].sha256 == digest
     assert any(re.search(r"\bFROM operations\b", s) for s, _ in sent)
+
+
+def test_an_open_period_reads_the_period_through_indexes(tmp_path: Path) -> None:
+    """The report's passes are bounded by the period: the operations are found through
+    ``ix_operations_recorded`` (transfers) and the partial ``ix_operations_settled_lots``
+    (redemptions and returns, no earn); no ledger table is scanned whole."""
+    gw, _ = run_worked_example(tmp_path)
+    engine, rules = gw.services.engine, gw.services.rules
+    sent = _recorded(engine, lambda: settlement_report(engine, rules, FEB, "EUR"))
+    plans: list[str] = []
+    with engine.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        for statement, parameters in sent:
+            if statement.lstrip().upper().startswith("SELECT") and LEDGER.search(statement):
+                plans += [str(r[3]) for r in dbapi.execute(
+                    f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()]
+    scans = [d for d in plans if re.match(
+        r"SCAN (o|capture|parent|operations|transfers|lot_movements|lots)\b", d)]
+    assert scans == [], plans
+    assert sum("INDEX ix_operations_recorded " in d for d in plans) == 1, plans
+    # returns priced at their earn, lot movements, captures
+    assert sum("INDEX ix_operations_settled_lots " in d for d in plans) == 3, plans
