@@ -6,7 +6,8 @@ across 5 partners (earn 60 %, redeem 30 %, return 10 %, with their transfers, lo
 movements) loaded through the raw driver (SQLite ``executemany``, PostgreSQL ``COPY``) in a
 child process, with progress on stderr. Then, best of three (one above 2M), interleaved:
 ``settlement_report`` for the whole (open) period and the baseline, one raw GROUP BY of the
-period's transfers per partner and operation kind (what a hand-written "totals per partner" query costs), on a
+period's transfers per partner and operation kind (what a hand-written "totals per partner"
+query costs), on a
 connection of the same engine. Then the period is closed and its report read back (served from
 the stored snapshot; best of five). The report's peak RSS is this process's high-water mark:
 the loader runs in a child, so it is the report's own (target: flat from 1M to 10M).
