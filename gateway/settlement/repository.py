@@ -93,7 +93,9 @@ class SettlementRepository:
     def flows(self, period: Period, account_ids: list[int],
               closed: list[ClosedPeriod]) -> Iterator[FlowRow]:
         """The period's transfers, grouped by the settled account they touch: one pass over the
-        period's operations (``ix_operations_recorded``), each joined to its transfers.
+        period's operations (``ix_operations_recorded``), each joined to its transfers, except
+        the operations priced at their parent's rule version (returns; an earn always carries
+        its own), which a small pass over ``ix_operations_settled_lots`` joins to the parent.
 
         The settled side is one integer key (SQLite's GROUP BY sorts every row, and a short key
         sorts fastest): ``+id`` a settled debit, ``-id`` a settled credit, ``0`` a transfer
