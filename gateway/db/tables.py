@@ -239,6 +239,14 @@ accounts = Table(
     Index("ix_accounts_member", "member_id"),
 )
 
+# The operation kinds whose lot movements settlement prices (redemptions, donations, captures
+# and the refunds inside returns). ``ix_operations_settled_lots`` holds every operation but
+# earns (the bulk of the table), so the report reads these without touching an earn. The
+# predicate is one comparison on purpose: an earn writes no entry and pays ~0.1 µs to test it
+# (SQLite), where ``kind IN (...)`` cost ~2 µs per insert.
+SETTLED_LOT_KINDS = ("capture", "donate", "redeem", "return")
+NOT_EARN_SQL = "kind <> 'earn'"
+
 operations = Table(
     "operations",
     metadata,
@@ -269,6 +277,8 @@ operations = Table(
     # rows there, never by the partner's or the table's size (issue 11).
     Index("ix_operations_daily_cap", "member_id", "partner_id", "kind", "recorded_at"),
     Index("ix_operations_member_partner", "member_id", "partner_id", "id"),
+    Index("ix_operations_settled_lots", "recorded_at",
+          sqlite_where=text(NOT_EARN_SQL), postgresql_where=text(NOT_EARN_SQL)),
 )
 
 transfers = Table(

@@ -10,9 +10,10 @@ Guarantees, in order of precedence:
    redeemed points (from transfers). A report that does not is ``SettlementUnbalanced``, never
    output.
 3. A closed period is immutable: its report is stored once as canonical JSON with a SHA-256
-   hash; re-running the report reproduces the hash; the tables refuse UPDATE and DELETE.
+   hash and served from there; recomputing it from the ledger (``recompute_closed``) reproduces
+   the hash; the tables refuse UPDATE and DELETE.
 4. Reports aggregate in SQL (GROUP BY in the database) and stream the grouped rows; a period is
-   never loaded into memory.
+   never loaded into memory, and nothing is rolled up on the write path.
 
 Domain code: no strawberry, starlette or ``gateway.api`` here (import-linter contract).
 """

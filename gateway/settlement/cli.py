@@ -69,6 +69,10 @@ def register(subparsers: Any, load_context: Callable[[], Context], *,
     report.add_argument("--format", choices=("table", "csv", "json"), default="table")
     report.add_argument("--partner", default=None, help="only this partner's statement")
     report.add_argument("--html", default=None, help="also write a self-contained HTML file")
+    report.add_argument("--recompute", action="store_true",
+                        help="a closed period: compute it again from the ledger and check it "
+                             "reproduces the stored hash (a closed period is otherwise read "
+                             "from its snapshot)")
     report.set_defaults(func=command(_report))
     close = cmds.add_parser("close", help="close [start, end) for good (irreversible)")
     _period(close)
@@ -105,9 +109,9 @@ def _utc(text: str) -> datetime:
 
 def _report(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
     period = Period(args.start, args.end)
-    report = service.settlement_report(ctx.engine, ctx.rules, period,
-                                       ctx.settings.settlement_currency,
-                                       progress=progress_bar(sys.stderr))
+    compute = service.recompute_closed if args.recompute else service.settlement_report
+    report = compute(ctx.engine, ctx.rules, period, ctx.settings.settlement_currency,
+                     progress=progress_bar(sys.stderr))
     render_as = {"table": render.report_text, "csv": render.report_csv,
                  "json": render.report_json}[args.format]
     out.write(render_as(report, args.partner))

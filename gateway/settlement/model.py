@@ -176,6 +176,30 @@ class Report:
     def sha256(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
+    @classmethod
+    def from_canonical(cls, body: str) -> Report:
+        """The report a stored snapshot holds (``canonical_json`` read back; the derived totals
+        in it are recomputed, not read). ``from_canonical(b).canonical_json() == b``."""
+        data = json.loads(body)
+
+        def figures(d: dict[str, Any]) -> Figures:
+            return Figures(**{f.name: int(d[f.name]) for f in dataclasses.fields(Figures)})
+
+        def stamp(text: str) -> datetime:
+            return datetime.fromisoformat(text)
+
+        period = Period.stored(stamp(data["period"]["start"]), stamp(data["period"]["end"]))
+        lines = tuple(
+            PartnerLine(p["partner_id"], p["name"], p["kind"], figures(p["figures"]), tuple(
+                Adjustment(a["period_id"], stamp(a["period_start"]), stamp(a["period_end"]),
+                           figures(a["figures"])) for a in p["adjustments"]))
+            for p in data["partners"])
+        coalition = CoalitionLine(**{f.name: int(data["coalition"][f.name])
+                                     for f in dataclasses.fields(CoalitionLine)})
+        matrix = tuple(MatrixCell(m["origin"], m["redeemer"], int(m["points"]), int(m["minor"]))
+                       for m in data["matrix"])
+        return cls(period, str(data["currency"]), lines, coalition, matrix)
+
 
 @dataclass(frozen=True, slots=True)
 class ClosedPeriod:

@@ -8,11 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    not_,
+    null,
+    or_,
+    select,
+)
 
 from gateway.db.tables import (
+    SETTLED_LOT_KINDS,
     accounts,
     lot_movements,
     lots,
@@ -35,11 +49,12 @@ class LedgerAccount:
 
 @dataclass(frozen=True, slots=True)
 class FlowRow:
-    """Points moved between two settled accounts (0: any member account) by one operation kind,
-    for one partner, price key and closed period adjusted (``None``: the period proper)."""
+    """Points moved between a settled account and member accounts by one operation kind, for
+    one partner, price key and closed period adjusted (``None``: the period proper). ``side``:
+    ``+id`` the settled account was debited, ``-id`` credited, ``None`` both sides were settled
+    accounts (which no operation may do)."""
 
-    debit: int
-    credit: int
+    side: int | None
     kind: str
     partner_id: str
     rule_partner_id: str | None
@@ -75,63 +90,89 @@ class SettlementRepository:
                                  .where(accounts.c.member_id.is_(None)))
         return {int(r[0]): LedgerAccount(r[1], str(r[2])) for r in rows}
 
-    def flows(self, period: Period, account_ids: list[int]) -> Iterator[FlowRow]:
-        """Transfers touching a settled account, grouped; the transfer count never reaches
-        Python."""
-        o = operations.alias("o")
-        debit = case((transfers.c.debit_account_id.in_(account_ids),
-                      transfers.c.debit_account_id), else_=literal(0))
-        credit = case((transfers.c.credit_account_id.in_(account_ids),
-                       transfers.c.credit_account_id), else_=literal(0))
-        rule_partner, version = _price_key(o)
-        adjusts = settlement_periods.c.id
-        keys = (debit, credit, o.c.kind, o.c.partner_id, rule_partner, version, adjusts)
-        stmt = (
-            select(*keys, func.sum(transfers.c.amount))
-            .select_from(
-                transfers.join(o, o.c.id == transfers.c.operation_id)
-                .outerjoin(settlement_periods, _late(o)))
-            .where(o.c.recorded_at >= period.start, o.c.recorded_at < period.end,
-                   or_(transfers.c.debit_account_id.in_(account_ids),
-                       transfers.c.credit_account_id.in_(account_ids)))
-            .group_by(*keys)
-        )
-        for r in self._stream(stmt):
-            yield FlowRow(int(r[0]), int(r[1]), str(r[2]), str(r[3]), r[4], _int(r[5]), r[6],
-                          int(r[7]))
+    def flows(self, period: Period, account_ids: list[int],
+              closed: list[ClosedPeriod]) -> Iterator[FlowRow]:
+        """The period's transfers, grouped by the settled account they touch: one pass over the
+        period's operations (``ix_operations_recorded``), each joined to its transfers, except
+        the operations priced at their parent's rule version (returns; an earn always carries
+        its own), which a small pass over ``ix_operations_settled_lots`` joins to the parent.
 
-    def redemption_lots(self, period: Period) -> Iterator[LotRow]:
+        The settled side is one integer key (SQLite's GROUP BY sorts every row, and a short key
+        sorts fastest): ``+id`` a settled debit, ``-id`` a settled credit, ``0`` a transfer
+        between two member accounts (a hold; not settled), NULL both sides settled (which
+        ``build_report`` refuses). The transfer count never reaches Python."""
+        o = operations.alias("o")
+        d, c = transfers.c.debit_account_id, transfers.c.credit_account_id
+        side = case((d.in_(account_ids), case((c.in_(account_ids), null()), else_=d)),
+                    (c.in_(account_ids), -c), else_=literal(0))
+        adjusts = _adjusted(o, period, closed)
+        in_period = (o.c.recorded_at >= period.start, o.c.recorded_at < period.end)
+        inherits = and_(_not_earn(o), o.c.rule_version.is_(None), o.c.parent_id.is_not(None))
+        keys = (side, o.c.kind, o.c.partner_id, o.c.rule_partner_id, o.c.rule_version, adjusts)
+        own = (
+            select(*keys, func.sum(transfers.c.amount))
+            .select_from(o.join(transfers, transfers.c.operation_id == o.c.id))
+            .where(*in_period, not_(inherits))
+            .group_by(*_positions(keys))
+        )
+        # A return has no version of its own: it prices at its earn's. Those few operations
+        # are found through the partial index and joined to their parent, so the big pass has
+        # no per-row lookup (and stays parallel-safe on PostgreSQL).
+        parent = operations.alias("parent")
+        parent_keys = (side, o.c.kind, o.c.partner_id, parent.c.rule_partner_id,
+                       parent.c.rule_version, adjusts)
+        inherited = (
+            select(*parent_keys, func.sum(transfers.c.amount))
+            .select_from(o.join(transfers, transfers.c.operation_id == o.c.id)
+                         .join(parent, parent.c.id == o.c.parent_id))
+            .where(*in_period, inherits)
+            .group_by(*_positions(parent_keys))
+        )
+        for stmt in (own, inherited):
+            for r in self._stream(stmt):
+                if r[0] == 0:
+                    continue
+                yield FlowRow(_int(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
+                              int(r[6]))
+
+    def redemption_lots(self, period: Period, closed: list[ClosedPeriod]) -> Iterator[LotRow]:
         """Lot movements of redemptions by origin: redeems, donations (a member's redemption at a
         charity), captures (what stays captured: the authorisation's takes plus the capture's
         own give-backs) and refunds in returns. A merge's lot movements are not here: it moves
-        lots between two members, and its transfers touch no settled account."""
+        lots between two members, and its transfers touch no settled account.
+
+        Both statements read only the period's operations other than earns, through the partial
+        index ``ix_operations_settled_lots`` (earns, the bulk of the table, are not in it)."""
         o = operations.alias("o")
-        rule_partner, version = _price_key(o)
-        keys = (lots.c.origin_partner_id, o.c.partner_id, o.c.kind, rule_partner, version,
-                settlement_periods.c.id)
+        parent = operations.alias("parent")  # a return prices at its earn's version
+        keys = (lots.c.origin_partner_id, o.c.partner_id, o.c.kind,
+                func.coalesce(o.c.rule_partner_id, parent.c.rule_partner_id),
+                func.coalesce(o.c.rule_version, parent.c.rule_version),
+                _adjusted(o, period, closed))
         own = (
             select(*keys, func.sum(lot_movements.c.points))
             .select_from(
-                lot_movements.join(o, o.c.id == lot_movements.c.operation_id)
+                o.join(lot_movements, lot_movements.c.operation_id == o.c.id)
                 .join(lots, lots.c.id == lot_movements.c.lot_id)
-                .outerjoin(settlement_periods, _late(o)))
-            .where(o.c.recorded_at >= period.start, o.c.recorded_at < period.end,
-                   or_(o.c.kind.in_(["redeem", "capture", "donate"]),
-                       and_(o.c.kind == "return", lot_movements.c.points > 0)))
-            .group_by(*keys)
+                .outerjoin(parent, and_(o.c.rule_version.is_(None),
+                                        parent.c.id == o.c.parent_id)))
+            .where(_lot_kinds(o), o.c.recorded_at >= period.start,
+                   o.c.recorded_at < period.end,
+                   or_(o.c.kind != "return", lot_movements.c.points > 0))
+            .group_by(*_positions(keys))
         )
         capture = operations.alias("capture")
         held_keys = (lots.c.origin_partner_id, capture.c.partner_id, capture.c.kind,
-                     capture.c.rule_partner_id, capture.c.rule_version, settlement_periods.c.id)
+                     capture.c.rule_partner_id, capture.c.rule_version,
+                     _adjusted(capture, period, closed))
         held = (
             select(*held_keys, func.sum(lot_movements.c.points))
             .select_from(
                 capture.join(lot_movements, lot_movements.c.operation_id == capture.c.parent_id)
-                .join(lots, lots.c.id == lot_movements.c.lot_id)
-                .outerjoin(settlement_periods, _late(capture)))
-            .where(capture.c.kind == "capture", capture.c.recorded_at >= period.start,
-                   capture.c.recorded_at < period.end)
-            .group_by(*held_keys)
+                .join(lots, lots.c.id == lot_movements.c.lot_id))
+            .where(_lot_kinds(capture), capture.c.kind == "capture",
+                   capture.c.recorded_at >= period.start, capture.c.recorded_at < period.end)
+            .group_by(*_positions(held_keys))
         )
         for stmt in (own, held):
             for r in self._stream(stmt):
@@ -143,6 +184,17 @@ class SettlementRepository:
                                  .order_by(settlement_periods.c.start_at))
         return [ClosedPeriod(r.id, Period.stored(r.start_at, r.end_at), r.closed_at, r.closed_by,
                              r.sha256) for r in rows]
+
+    def closed_snapshot(self, period: Period) -> tuple[str, str] | None:
+        """The stored body and hash of ``period`` if it is closed with exactly these bounds: two
+        primary-key and unique-index lookups, whatever the size of the ledger."""
+        row = self.conn.execute(
+            select(settlement_snapshots.c.body, settlement_snapshots.c.sha256)
+            .select_from(settlement_periods.join(
+                settlement_snapshots, settlement_snapshots.c.period_id == settlement_periods.c.id))
+            .where(settlement_periods.c.start_at == period.start,
+                   settlement_periods.c.end_at == period.end)).first()
+        return None if row is None else (str(row[0]), str(row[1]))
 
     def snapshot(self, period_id: str) -> tuple[str, str] | None:
         row = self.conn.execute(
@@ -160,30 +212,47 @@ class SettlementRepository:
             "created_at": closed.closed_at})
 
     def _stream(self, stmt: Any) -> Iterator[Any]:
-        result = self.conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
-        yield from result
+        # Options on the statement: ``Connection.execution_options`` would change the
+        # connection in place, and a close's INSERTs after the report would then be sent as
+        # server-side cursors (PostgreSQL: "DECLARE … CURSOR FOR INSERT", a syntax error).
+        yield from self.conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
 
 
-def _price_key(o: Any) -> tuple[Any, Any]:
-    """The rule version an operation was rated with, or its parent's (a return prices at its
-    earn's version). A scalar subquery, not a join: COALESCE evaluates it only for the few rows
-    without their own version, so earns and redeems pay nothing for it."""
-    parent = operations.alias("parent")
-
-    def of(column: str) -> Any:
-        return (select(parent.c[column]).where(parent.c.id == o.c.parent_id)
-                .scalar_subquery())
-
-    return (func.coalesce(o.c.rule_partner_id, of("rule_partner_id")),
-            func.coalesce(o.c.rule_version, of("rule_version")))
-
-
-def _late(o: Any) -> Any:
+def _adjusted(o: Any, period: Period, closed: list[ClosedPeriod]) -> Any:
     """The closed period an operation occurred in, when it was recorded after that close (an
-    adjustment). Closed periods never overlap, so at most one matches."""
-    return and_(o.c.occurred_at >= settlement_periods.c.start_at,
-                o.c.occurred_at < settlement_periods.c.end_at,
-                o.c.recorded_at >= settlement_periods.c.closed_at)
+    adjustment), else NULL. A CASE over the closed periods that could hold one (closed before
+    ``period`` ends), not a join: an operation on time fails the first test and costs one
+    comparison. Closed periods never overlap, so at most one branch matches."""
+    late = [c for c in closed if c.closed_at < period.end]
+    if not late:
+        return null()
+    at = o.c.occurred_at
+    stamp = o.c.occurred_at.type
+
+    def bound(value: datetime) -> Any:
+        return literal(value, stamp)
+
+    branches: list[tuple[Any, Any]] = [(at >= bound(max(c.period.end for c in late)), null())]
+    branches += [(and_(at >= bound(c.period.start), at < bound(c.period.end),
+                       o.c.recorded_at >= bound(c.closed_at)), literal(c.id)) for c in late]
+    return case(*branches, else_=null())
+
+
+def _not_earn(o: Any) -> Any:
+    """``kind <> 'earn'`` written exactly as the partial index ``ix_operations_settled_lots``
+    states it (a literal, not a parameter), so SQLite and PostgreSQL can prove the index covers
+    the query."""
+    return o.c.kind != literal_column("'earn'")
+
+
+def _lot_kinds(o: Any) -> Any:
+    return and_(_not_earn(o), o.c.kind.in_(SETTLED_LOT_KINDS))
+
+
+def _positions(keys: tuple[Any, ...]) -> list[Any]:
+    """``GROUP BY 1, 2, …``: the grouped expressions (CASEs, the price key's subqueries) are
+    evaluated once per row for the select list, not a second time for the GROUP BY."""
+    return [literal_column(str(n)) for n in range(1, len(keys) + 1)]
 
 
 def _int(value: Any) -> int | None:

@@ -43,6 +43,14 @@ def test_report_close_export_reconcile(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0 and digest in text and JAN.id in text
     code, _ = run(gw, ["settlement", "close", *PERIOD])
     assert code == 2 and "closed already" in capsys.readouterr().err
+    # Closed: read from the snapshot, or recomputed from the ledger, the same report.
+    code, served = run(gw, ["settlement", "report", *PERIOD, "--format", "json"])
+    assert code == 0 and json.loads(served)["sha256"] == digest
+    code, again = run(gw, ["settlement", "report", *PERIOD, "--format", "json", "--recompute"])
+    assert code == 0 and again == served
+    code, _ = run(gw, ["settlement", "report", "--start", "2026-02-01T00:00Z", "--end",
+                       "2026-03-01T00:00Z", "--recompute"])
+    assert code == 2 and "not closed" in capsys.readouterr().err
     code, body = run(gw, ["settlement", "export", *PERIOD])
     assert json.loads(body)["coalition"]["net_minor"] == 288
     statement = tmp_path / "s.csv"

@@ -5,7 +5,7 @@ Idempotent like 0003 and 0005 (``if_not_exists``), so a ``create_all`` database 
 unchanged; ``alembic upgrade --sql`` needs no inspection here.
 
 Revision ID: 0009_trusted_documents
-Revises: 0007_member_fixes
+Revises: 0008_settlement_rollups
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_trusted_documents"
-down_revision: str | Sequence[str] | None = "0007_member_fixes"
+down_revision: str | Sequence[str] | None = "0008_settlement_rollups"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
