@@ -26,7 +26,7 @@ from gateway.auth.service import AuthService
 from gateway.backends import Backends, build_backends
 from gateway.core.clock import Clock, SystemClock
 from gateway.db import migrate
-from gateway.db.batch import stop_writer
+from gateway.db.batch import observe_batches, stop_writer
 from gateway.db.engine import make_engine
 from gateway.ledger.context import LedgerContext
 from gateway.limits import RateLimiter
@@ -94,6 +94,7 @@ def build(
     if limiter is not None:
         backends.limiter = limiter
     metrics = Metrics()
+    observe_batches(engine, metrics.record_commit_batch)  # SQLite's group commits, if any
     sign_in = sign_in_limits(backends.make_limiter)
     services = Services(
         settings=settings, engine=engine, clock=clock, rules=rules,

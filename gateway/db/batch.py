@@ -197,6 +197,8 @@ class GroupCommit:
         self.stats.batches += 1
         self.stats.units += len(live)
         self.stats.largest = max(self.stats.largest, len(live))
+        for observe in _OBSERVERS.get(self._engine, ()):
+            observe(len(live))
         for unit, (ok, value) in zip(live, outcomes, strict=True):
             if ok:
                 unit.future.set_result(value)
@@ -233,6 +235,9 @@ def _in_savepoint(conn: Connection, raw: Any, work: Work) -> tuple[bool, Any]:
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, GroupCommit] = weakref.WeakKeyDictionary()
+# Called with the number of commands of each committed batch (the app's /metrics histogram).
+_OBSERVERS: weakref.WeakKeyDictionary[Engine, list[Callable[[int], None]]] = (
+    weakref.WeakKeyDictionary())
 _WRITERS_GUARD = threading.Lock()
 
 
@@ -246,6 +251,13 @@ def writer_for(engine: Engine) -> GroupCommit | None:
         if writer is None or writer._stopped:
             writer = _WRITERS[engine] = GroupCommit(engine)
         return writer
+
+
+def observe_batches(engine: Engine, observer: Callable[[int], None]) -> None:
+    """Have ``observer`` called, in the writer thread, with the size of every batch the
+    engine's writer commits from now on (whichever writer instance it is)."""
+    with _WRITERS_GUARD:
+        _OBSERVERS.setdefault(engine, []).append(observer)
 
 
 def stop_writer(engine: Engine, timeout: float | None = 30.0) -> None:

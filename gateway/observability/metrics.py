@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 # 1 ms .. 5 s: a cached read is a few ms, an earn on PostgreSQL tens of ms, a settlement page
 # seconds; above 5 s the client has given up anyway.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # gateway.db.batch.MAX_BATCH is 64
 SAMPLE_INTERVAL_S = 10.0
 
 _PID_OF_FILE = re.compile(r"_(\d+)\.db$")
@@ -67,6 +68,10 @@ class Metrics:
         self.rejections = Counter("gateway_rate_limit_rejections",
                                   "Requests refused with 429 by the rate limit.", ("client",),
                                   registry=r)
+        self.commit_batches = Histogram(
+            "gateway_commit_batch_size", "Commands committed together by one group commit "
+            "(SQLite: one COMMIT, one fsync each batch; gateway.db.batch).",
+            buckets=BATCH_BUCKETS, registry=r)
         self._worker: dict[str, Gauge] = {}
         if self.multiprocess:
             for name, doc in (("resident_memory_bytes", "Resident memory of a worker."),
@@ -97,6 +102,10 @@ class Metrics:
     def record_operation(self, kind: str, partner_id: str) -> None:
         """``LedgerContext.on_commit``: called after a command commits, not on replays."""
         self.operations.labels(kind, partner_id).inc()
+
+    def record_commit_batch(self, commands: int) -> None:
+        """Called by the group-commit writer thread after each durable COMMIT."""
+        self.commit_batches.observe(commands)
 
     def record_rate_limited(self, client_id: str) -> None:
         self.rejections.labels(client_id).inc()
