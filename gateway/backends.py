@@ -19,7 +19,8 @@ from sqlalchemy import Engine
 
 from gateway.auth.revocation import RevocationStore, SqlRevocationStore
 from gateway.core.clock import Clock
-from gateway.core.locks import InProcessKeyLocks, KeyLocks, database_serialises_keys
+from gateway.core.locks import InProcessKeyLocks, KeyLocks
+from gateway.db.batch import database_serialises_keys
 from gateway.limits import InProcessRateLimiter, RateLimiter
 from gateway.members.guesses import CodeGuesses
 from gateway.redis.health import Breaker, connect

@@ -10,7 +10,7 @@ error caught here rather than a leak.
 The balance query reads the membership and then the balance: two lookups, one after the other.
 ``memberships_with_balances`` does both in one call and primes ``balances`` with what it read,
 so ``Member.balance`` finds its answer in the cache: one trip to the database side per request,
-not two (issue 11). Where that call runs is :func:`read`: see its docstring.
+not two (issue 11).
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ class Loaders:
 
     async def _load_balances(self, keys: Sequence[BalanceKey]) -> list[Balance]:
         _one_partner(keys)
-        found = await read(self._engine, balances.member_balances, self._engine, self._clock,
+        found = await _in_thread(balances.member_balances, self._engine, self._clock,
                            [m for _, m in keys])
         return [found[member_id] for _, member_id in keys]
 
     async def _load_memberships(self, keys: Sequence[MembershipKey]) -> list[Membership | None]:
         partner_id = _one_partner(keys)
-        found = await read(self._engine, service.find_memberships, self._engine, self._clock,
+        found = await _in_thread(service.find_memberships, self._engine, self._clock,
                            partner_id, [c for _, c in keys])
         return [found.get(customer_id) for _, customer_id in keys]
 
@@ -68,11 +68,10 @@ class Loaders:
         self, keys: Sequence[MembershipKey]
     ) -> list[Membership | None]:
         partner_id = _one_partner(keys)
-        found, balances = await read(self._engine, _memberships_with_balances, self._engine,
-                                     self._clock, partner_id, [c for _, c in keys])
+        found, read = await _in_thread(_memberships_with_balances, self._engine, self._clock,
+                                       partner_id, [c for _, c in keys])
         for membership in found.values():
-            self.balances.prime((partner_id, membership.member_id),
-                                balances[membership.member_id])
+            self.balances.prime((partner_id, membership.member_id), read[membership.member_id])
         return [found.get(customer_id) for _, customer_id in keys]
 
 
@@ -80,8 +79,7 @@ def _memberships_with_balances(
     engine: Engine, clock: Clock, partner_id: str, customer_ids: list[str]
 ) -> tuple[dict[str, Membership], dict[str, Balance]]:
     found = service.find_memberships(engine, clock, partner_id, customer_ids)
-    read = balances.member_balances(engine, clock, [m.member_id for m in found.values()])
-    return found, read
+    return found, balances.member_balances(engine, clock, [m.member_id for m in found.values()])
 
 
 def _one_partner(keys: Sequence[tuple[str, str]]) -> str:
@@ -91,6 +89,7 @@ def _one_partner(keys: Sequence[tuple[str, str]]) -> str:
     return partners.pop()
 
 
-async def read(engine: Engine, fn: Callable[..., T], *args: object) -> T:
-    """Run a read in the worker thread pool (the services are blocking SQLAlchemy code)."""
+async def _in_thread(fn: Callable[..., T], *args: object) -> T:
+    """Run a read in the worker thread pool (the services are blocking SQLAlchemy code; reads
+    stay off the event loop, docs/decisions/014)."""
     return await anyio.to_thread.run_sync(partial(fn, *args))

@@ -45,7 +45,7 @@ class Wallet:
     pending: int = strawberry.field(description="Earned, waiting out a return window.")
     pending_releases: list[PendingRelease]
     expiring: list[ExpiringPoints] = strawberry.field(
-        description=f"Points expiring per day over the next {domain.EXPIRING_DAYS} days.")
+        description=f"Points expiring per day over the next {balances.EXPIRING_DAYS} days.")
 
     @staticmethod
     def of(w: balances.Wallet) -> Wallet:

@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
-from sqlalchemy import Engine
-
 
 class KeyLocks(Protocol):
     def hold(self, key: str, *, wait_s: float = 10.0) -> AbstractContextManager[bool]: ...
@@ -56,8 +54,3 @@ class InProcessKeyLocks:
                 else:
                     self._locks[key] = (lock, users - 1)
 
-
-def database_serialises_keys(engine: Engine) -> bool:
-    """Whether the write transaction itself queues duplicates of one idempotency key across
-    processes (PostgreSQL's advisory lock), so no shared in-flight lock is needed."""
-    return engine.dialect.name == "postgresql"

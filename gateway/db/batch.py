@@ -241,6 +241,12 @@ _OBSERVERS: weakref.WeakKeyDictionary[Engine, list[Callable[[int], None]]] = (
 _WRITERS_GUARD = threading.Lock()
 
 
+def database_serialises_keys(engine: Engine) -> bool:
+    """Whether the write transaction itself queues duplicates of one idempotency key across
+    processes (PostgreSQL's advisory lock), so no shared in-flight lock is needed."""
+    return engine.dialect.name == "postgresql"
+
+
 def writer_for(engine: Engine) -> GroupCommit | None:
     """The engine's group-commit writer, made on first use; None on PostgreSQL, where each
     unit of work commits on its own."""

@@ -58,15 +58,7 @@ class UnitOfWork:
         self._conn: Connection | None = None
         self._committed = False
         self._lock = writer_lock(engine) if write else None
-        self._joined = False
 
-    @classmethod
-    def joined(cls, conn: Connection) -> UnitOfWork:
-        """A unit of work inside a transaction that its opener commits (a group-commit batch's
-        savepoint, ``gateway.db.batch``): only ``conn`` is for use; it never commits."""
-        uow = cls(conn.engine, write=False)
-        uow._conn, uow._joined = conn, True
-        return uow
 
     @property
     def conn(self) -> Connection:
@@ -75,8 +67,6 @@ class UnitOfWork:
         return self._conn
 
     def __enter__(self) -> UnitOfWork:
-        if self._joined:
-            raise RuntimeError("a joined unit of work is opened by its batch")
         mode = "IMMEDIATE" if self._write else "DEFERRED"
         if self._lock is not None:
             acquire_writer(self._lock)
@@ -93,8 +83,6 @@ class UnitOfWork:
         return self
 
     def commit(self) -> None:
-        if self._joined:
-            raise RuntimeError("a joined unit of work is committed by its batch")
         self.conn.commit()
         self._committed = True
 

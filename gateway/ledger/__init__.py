@@ -18,7 +18,7 @@ Guarantees (DESIGN §4), each enforced here, in the database and in a property t
    purchase reference and the rule version used.
 7. A partner reaches a member only with the member's consent: a customer id it linked with a
    link code, a store code or OAuth, or a store code shown at the till. A bare card number earns
-   but never spends. (``context.identify``; tests/api/test_consent_attack.py.)
+   but never spends. (``identify.who_named``, ``Who.member_in``; tests/api/test_consent_attack.py.)
 
 Result codes, in the order they win for a points command (stated once, as code, in
 ``gateway.ledger.precedence.RESULT_ORDER``; "/" marks one level, the listed order breaks ties):

@@ -90,9 +90,3 @@ def admit(ctx: LedgerContext, who: Who) -> Who:
     return Who(who.partner_id, store_code=who.store_code,
                secret=consent.store_code_secret(ctx.engine, ctx.clock))
 
-
-def identify(ctx: LedgerContext, partner_id: str, customer_id: str | None,
-             card_number: str | None, store_code: str | None, *, spend: bool) -> Who:
-    """Exactly one way to name the member; a card number never spends (CONSENT_REQUIRED). A
-    store code typed as digits counts against the partner's budget (RATE_LIMITED)."""
-    return admit(ctx, who_named(partner_id, customer_id, card_number, store_code, spend=spend))

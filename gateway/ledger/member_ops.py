@@ -50,11 +50,11 @@ from gateway.ledger.context import LedgerContext
 from gateway.ledger.context import check_key as check_key
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.load import member_state, spendable_lots
-from gateway.ledger.model import from_json, request_hash, to_json
+from gateway.ledger.model import OperationRecord, from_json, request_hash, to_json
 from gateway.ledger.planners import Move, Posting, take_lots
 from gateway.ledger.repository import LotTake
 from gateway.ledger.retry import retrying
-from gateway.ledger.runner import OperationRecord, Tx, operation_id, record_operation, transact
+from gateway.ledger.runner import Tx, operation_id, record_operation, transact
 from partners.config import PartnerKind
 
 R = TypeVar("R")

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from gateway.core.money import Money
+from partners.config import RuleVersion
 from partners.rules import LineItem as PurchaseLine  # one purchase-line type: API, ledger, rules
 
 T = TypeVar("T")
@@ -239,3 +240,37 @@ def request_hash(command: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class OperationRecord:
+    """One row of ``operations``: what a command did, tagged with partner, channel, purchase and
+    rule version (guarantee 6), carrying the answer a replay returns."""
+
+    id: str
+    partner_id: str
+    member_id: str | None
+    kind: str
+    points: int
+    result: Any  # a result dataclass or a plain dict; stored as canonical JSON
+    key: str | None = None
+    fingerprint: str | None = None
+    rule: RuleVersion | None = None
+    occurred_at: datetime | None = None  # None: when it is recorded
+    channel: str | None = None
+    purchase_id: str | None = None
+    parent_id: str | None = None
+    hold_id: str | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+
+    def row(self, recorded_at: datetime) -> dict[str, Any]:
+        return {
+            "id": self.id, "partner_id": self.partner_id, "member_id": self.member_id,
+            "kind": self.kind, "idempotency_key": self.key, "request_hash": self.fingerprint,
+            "rule_partner_id": self.rule.partner_id if self.rule else None,
+            "rule_version": self.rule.version if self.rule else None,
+            "points": self.points, "occurred_at": self.occurred_at or recorded_at,
+            "recorded_at": recorded_at, "result": to_json(self.result),
+            "channel": self.channel, "purchase_id": self.purchase_id,
+            "parent_id": self.parent_id, "hold_id": self.hold_id,
+            "amount_minor": self.amount_minor, "currency": self.currency,
+        }

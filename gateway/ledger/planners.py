@@ -36,11 +36,11 @@ from gateway.ledger.model import (
     HoldCaptured,
     HoldPlaced,
     HoldVoided,
+    OperationRecord,
     Redeemed,
     Returned,
 )
 from gateway.ledger.repository import Account, LotTake
-from gateway.ledger.runner import OperationRecord
 from partners.config import RuleVersion
 from partners.rules import PurchaseFacts, proportional_points, quote_burn, quote_earn
 

@@ -250,36 +250,6 @@ class LedgerRepository:
             frontier = set(successor.values())
         return current
 
-    def take_from_lots(
-        self,
-        member_id: str,
-        points: int,
-        operation_id: str,
-        at: datetime,
-        *,
-        prefer_operation: str | None = None,
-    ) -> list[LotTake]:
-        """Consume ``points`` from the member's unexpired lots, soonest expiry first (a lot from
-        ``prefer_operation`` first, so a return takes back the very points it earned)."""
-        rows = self.conn.execute(_SPENDABLE_LOTS, {"member_id": member_id, "at": at}).all()
-        if prefer_operation is not None:
-            preferred = set(self.current_lots(self.conn.execute(
-                select(lots.c.id).where(lots.c.operation_id == prefer_operation)).scalars()
-            ).values())
-            rows = sorted(rows, key=lambda r: r[0] not in preferred)
-        takes: list[LotTake] = []
-        left = points
-        for lot_id, origin, remaining, _ in rows:
-            if left == 0:
-                break
-            take = min(left, int(remaining))
-            takes.append(LotTake(int(lot_id), str(origin), -take))
-            left -= take
-        if left:
-            raise RuntimeError(f"lots of {member_id} short by {left}: wallet and lots disagree")
-        self.record_lot_movements(takes, operation_id, at)
-        return takes
-
     def spendable_lots(self, member_id: str, at: datetime) -> list[tuple[int, str, int, datetime]]:
         """(id, origin, remaining, expires_at) of the member's unexpired, released lots with
         points left, soonest expiry first: what a spend may consume."""

@@ -1,8 +1,10 @@
 """Earn, redeem and return: the ledger's commands (DESIGN §4).
 
-Each command runs in one write transaction (``run_command``): resolve the member through the
-calling partner's own link, sweep what expired, apply the partner's rule version in force, post
-balanced transfers, move lots, record one operation carrying its answer for replays."""
+Each command is validated whole before any I/O (``validate_*``, ``precedence``), then runs in
+one write transaction (``runner.run_command``) as load -> plan -> apply: load the member's state
+through the calling partner's own link, sweep what is due, plan with the rule version in force
+(``planners``, pure), apply the postings (``apply``): balanced transfers, lot movements, one
+operation carrying its answer for replays (docs/decisions/011)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,6 @@ from gateway.members.repository import MemberRepository
 from gateway.members.secrets import server_secret
 
 MAX_CUSTOMER_ID = 128
-EXPIRING_WINDOW = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""The member's own view of their data (``viewer``, DESIGN §6): wallet, history across every
-brand, linked brands and consents; and the member's own changes to links and consents.
+"""The member's own view of their data (``viewer``, DESIGN §6): linked brands and consents, and
+the member's own changes to links and consents. The wallet and history across every brand are
+read by the ledger, beside the rules that write them (``gateway.ledger.balances``, ``history``).
 
 Every read starts from the member id (the token's), through an index whose leading column is
 that id (lots, operations, links, consents, members.merged_into), and returns a bounded page, so
@@ -18,7 +19,6 @@ from gateway.db.tables import consents, linked_accounts, members, partners
 from gateway.db.uow import UnitOfWork
 from gateway.members.repository import MemberRepository
 
-EXPIRING_DAYS = 90
 MAX_CONSENT_EVENTS = 500
 PURPOSES = ("marketing", "purchase_history")
 

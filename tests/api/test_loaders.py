@@ -128,13 +128,13 @@ async def test_membership_and_balance_are_read_in_one_thread_hop(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gw, grocery, first, _ = await two_members(tmp_path)
     hops: list[str] = []
-    real_read = loaders.read
+    real_read = loaders._in_thread
 
-    async def counted(engine: Any, fn: Any, *args: Any) -> Any:
+    async def counted(fn: Any, *args: Any) -> Any:
         hops.append(fn.__name__)
-        return await real_read(engine, fn, *args)
+        return await real_read(fn, *args)
 
-    monkeypatch.setattr(loaders, "read", counted)
+    monkeypatch.setattr(loaders, "_in_thread", counted)
     balance = {"available": 120, "held": 0, "debt": 0}
     spread = ("query($c: ID!) { member(customerId: $c) { ...M } } "
               "fragment M on Member { memberReference balance { available held debt } }")
