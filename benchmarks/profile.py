@@ -60,17 +60,12 @@ async def _drive(app: object, body: str, marker: str, requests: int, customers: 
 
 def _by_id(gw: Gateway, body: str) -> str:
     """Register the body's document for grocery; the same body naming it by id."""
-    from gateway.api.documents import register
-    from gateway.api.schema import build_schema, validation_rules
+    from gateway.api.registering import register_documents
     from gateway.core.ids import PartnerId
 
     request = json.loads(body)
-    settings = gw.services.settings
-    [done] = register(gw.services.engine, build_schema(settings)._schema,
-                      [(None, request["query"])], PartnerId("grocery"),
-                      max_tokens=settings.limits.max_tokens,
-                      rules=validation_rules(settings.limits), at=gw.services.clock.now(),
-                      actor="benchmark")
+    [done] = register_documents(gw.services, [(None, request["query"])], PartnerId("grocery"),
+                                actor="benchmark")
     return json.dumps({"documentId": f"sha256:{done.id}", "variables": request["variables"]})
 
 

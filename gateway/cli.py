@@ -216,21 +216,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_documents_register(args: argparse.Namespace) -> int:
     """Register trusted documents: one ``.graphql`` file, or a persisted-query manifest."""
-    from gateway.api.documents import InvalidDocument, read_manifest, register
-    from gateway.api.schema import build_schema, validation_rules
+    from gateway.api.documents import InvalidDocument, read_manifest
+    from gateway.api.registering import register_documents
     from gateway.app import build
     from gateway.core.ids import PartnerId
     from gateway.db.documents import EVERY_PARTNER
 
     gateway = build()
-    settings = gateway.services.settings
     partner = EVERY_PARTNER if args.every_partner else PartnerId(args.partner)
     try:
         text = Path(args.file).read_text(encoding="utf-8")
-        done = register(gateway.services.engine, build_schema(settings)._schema,
-                        read_manifest(text), partner, max_tokens=settings.limits.max_tokens,
-                        rules=validation_rules(settings.limits),
-                        at=gateway.services.clock.now(), actor=args.actor)
+        done = register_documents(gateway.services, read_manifest(text), partner,
+                                  actor=args.actor)
     except (OSError, InvalidDocument) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,9 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -58,6 +60,9 @@ from gateway.db import documents as store
 # ``Prepared`` object, which no JSON body can forge.
 TRUSTED = "gateway.trustedDocument"
 _HEX = re.compile(r"[0-9a-f]{64}")
+# How long an id not found is remembered per caller: the longest a document registered after
+# a request named it waits to be seen (docs/trusted-documents.md).
+MISSING_TTL_SECONDS = 5.0
 
 
 class RefusalCode(enum.StrEnum):
@@ -80,23 +85,34 @@ class InvalidDocument(ValueError):
 
 
 @dataclass(eq=False)
-class Prepared:
-    """One registered document, its parse, and its validation per (schema, rules)."""
+class Parsed:
+    """One document's parse, and its validation per (schema, rules), each done once."""
 
-    id: DocumentId
-    partner_id: PartnerId
-    body: str
     document: DocumentNode
     _errors: dict[tuple[GraphQLSchema, tuple[type[ASTValidationRule], ...]],
                   list[GraphQLError]] = field(default_factory=dict)
 
     def validate(self, schema: GraphQLSchema,
                  rules: tuple[type[ASTValidationRule], ...]) -> list[GraphQLError]:
-        key = (schema, rules)
+        key = (schema, rules)  # the schema and the rule tuple hash by identity: cheap
         found = self._errors.get(key)
         if found is None:
             found = self._errors[key] = validate_document(schema, self.document, rules)
         return found
+
+
+@dataclass(eq=False, kw_only=True)
+class Prepared(Parsed):
+    """One registered document: its parse (shared by every partner that registered the same
+    text) and the partners known to have registered it (``EVERY_PARTNER`` for all)."""
+
+    id: DocumentId
+    body: str
+    owners: set[PartnerId] = field(default_factory=set)
+
+    def allows(self, partner_id: PartnerId | None) -> bool:
+        return store.EVERY_PARTNER in self.owners or (
+            partner_id is not None and partner_id in self.owners)
 
 
 def document_ref(extensions: Mapping[str, Any] | None) -> DocumentId | None:
@@ -120,29 +136,55 @@ def document_ref(extensions: Mapping[str, Any] | None) -> DocumentId | None:
 
 
 class TrustedDocuments:
-    """The registered documents as this process knows them. A document is immutable (its id is
-    its hash), so a found one is kept for the process's life; an id not found is looked up in
-    the database again next time (a document registered after start is found at once, on every
-    worker). Bounded: ``max_cached`` documents, then the cache is emptied and refilled."""
+    """The registered documents as this process knows them, keyed by document id alone: the
+    parse and validation of a text are shared by every partner that registered it, and a
+    partner check on each request keeps one partner's documents from another.
 
-    def __init__(self, engine: Engine, *, max_tokens: int, max_cached: int = 10_000) -> None:
+    * Found: a document is immutable (its id is its hash), so it stays until evicted; an LRU
+      of ``max_cached`` documents.
+    * Not found: remembered per (partner, id) for ``missing_ttl`` seconds (an LRU of
+      ``max_missing``), so a client repeating an unknown id costs no database read; a document
+      registered after a miss is therefore seen within ``missing_ttl`` seconds (at once if
+      never asked for before), on every worker."""
+
+    def __init__(self, engine: Engine, *, max_tokens: int, max_cached: int = 10_000,
+                 max_missing: int = 10_000, missing_ttl: float = MISSING_TTL_SECONDS,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.max_tokens = max_tokens
         self.max_cached = max_cached
-        self._found: dict[tuple[PartnerId | None, DocumentId], Prepared] = {}
+        self.max_missing = max_missing
+        self.missing_ttl = missing_ttl
+        self.monotonic = monotonic
+        self._found: OrderedDict[DocumentId, Prepared] = OrderedDict()
+        self._missing: OrderedDict[tuple[PartnerId | None, DocumentId], float] = OrderedDict()
 
     async def find(self, partner_id: PartnerId | None, doc_id: DocumentId) -> Prepared | None:
-        prepared = self._found.get((partner_id, doc_id))
+        prepared = self._found.get(doc_id)
         if prepared is not None:
-            return prepared
+            self._found.move_to_end(doc_id)
+            if prepared.allows(partner_id):
+                return prepared
+        miss = (partner_id, doc_id)
+        expires = self._missing.get(miss)
+        if expires is not None:
+            if self.monotonic() < expires:
+                return None
+            del self._missing[miss]
         stored = await anyio.to_thread.run_sync(store.find, self.engine, partner_id, doc_id)
         if stored is None:
+            self._missing[miss] = self.monotonic() + self.missing_ttl
+            if len(self._missing) > self.max_missing:
+                self._missing.popitem(last=False)
             return None
-        if len(self._found) >= self.max_cached:
-            self._found.clear()
-        prepared = Prepared(stored.id, stored.partner_id, stored.body,
-                            parse(stored.body, max_tokens=self.max_tokens))
-        self._found[(partner_id, doc_id)] = prepared
+        prepared = self._found.get(doc_id)
+        if prepared is None:
+            prepared = Prepared(parse(stored.body, max_tokens=self.max_tokens),
+                                id=stored.id, body=stored.body)
+            self._found[doc_id] = prepared
+            if len(self._found) > self.max_cached:
+                self._found.popitem(last=False)
+        prepared.owners.add(stored.partner_id)
         return prepared
 
 
@@ -222,39 +264,44 @@ def register(engine: Engine, schema: GraphQLSchema, documents: Sequence[tuple[st
 
 
 @lru_cache(maxsize=1024)
-def _parse(query: str, max_tokens: int | None) -> DocumentNode:
-    return parse(query, max_tokens=max_tokens)
-
-
-@lru_cache(maxsize=1024)
-def _validate(schema: GraphQLSchema, document: DocumentNode,
-              rules: tuple[type[ASTValidationRule], ...]) -> list[GraphQLError]:
-    return validate_document(schema, document, rules)
+def _parsed(query: str, max_tokens: int | None) -> Parsed:
+    """A text's parse and validations, keyed by the text: the key hashes one string (Python
+    keeps a string's hash), never the syntax tree, which hashes every node."""
+    return Parsed(parse(query, max_tokens=max_tokens))
 
 
 class CachedDocuments(SchemaExtension):
     """Parsing and validation, each done once per document: a registered document's own
-    parse and validation (``Prepared``), else an LRU cache of both, as Strawberry's
-    ``ParserCache`` and ``ValidationCache`` keep (this extension replaces the two)."""
+    parse and validation (``Prepared``), else an LRU cache of both keyed by the text, where
+    Strawberry's ``ParserCache`` and ``ValidationCache`` key the validation by the tree (this
+    extension replaces the two)."""
 
     def on_parse(self) -> Iterator[None]:
         ec = self.execution_context
-        prepared = _prepared(ec.operation_extensions)
-        if prepared is not None:
-            ec.graphql_document = prepared.document
-        elif ec.query is not None:
-            ec.graphql_document = _parse(ec.query, ec.parse_options.get("max_tokens"))
+        parsed = self._parsed()
+        if parsed is not None:
+            ec.graphql_document = parsed.document
         yield
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
-        prepared = _prepared(ec.operation_extensions)
-        schema = ec.schema._schema
-        if prepared is not None:
-            ec.pre_execution_errors = prepared.validate(schema, ec.validation_rules)
-        elif ec.graphql_document is not None:
-            ec.pre_execution_errors = _validate(schema, ec.graphql_document, ec.validation_rules)
+        parsed = self._parsed()
+        if parsed is not None and ec.graphql_document is parsed.document:
+            ec.pre_execution_errors = parsed.validate(ec.schema._schema, ec.validation_rules)
+        elif ec.graphql_document is not None:  # not ours: validate as Strawberry would
+            ec.pre_execution_errors = validate_document(ec.schema._schema,
+                                                        ec.graphql_document,
+                                                        ec.validation_rules)
         yield
+
+    def _parsed(self) -> Parsed | None:
+        ec = self.execution_context
+        prepared = _prepared(ec.operation_extensions)
+        if prepared is not None:
+            return prepared
+        if ec.query is None:
+            return None
+        return _parsed(ec.query, ec.parse_options.get("max_tokens"))
 
 
 def _prepared(extensions: Mapping[str, Any] | None) -> Prepared | None:

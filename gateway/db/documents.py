@@ -12,7 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.core.ids import DocumentId, PartnerId
 from gateway.db.tables import partners
@@ -36,16 +37,18 @@ class StoredDocument:
 def save(engine: Engine, partner_id: PartnerId, body: str, name: str | None, *,
          at: datetime, actor: str) -> tuple[StoredDocument, bool]:
     """Store ``body`` for ``partner_id``; ``(document, created)``, created False when it was
-    stored already."""
+    stored already. One ``INSERT ... ON CONFLICT DO NOTHING`` on the primary key: two
+    registrations of the same text racing (two CLIs, two workers) both succeed, one creates."""
     doc = StoredDocument(document_id(body), partner_id, name, body)
+    values = {"id": doc.id, "partner_id": partner_id, "name": name, "body": body,
+              "registered_at": at, "registered_by": actor}
+    keys = [t.c.id, t.c.partner_id]
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(t).values(**values).on_conflict_do_nothing(index_elements=keys)
+                 .returning(t.c.id))  # a row back only when this statement stored it
     with engine.begin() as conn:
-        found = conn.execute(select(t.c.id).where(
-            t.c.id == doc.id, t.c.partner_id == partner_id)).first()
-        if found is not None:
-            return doc, False
-        conn.execute(insert(t).values(id=doc.id, partner_id=partner_id, name=name, body=body,
-                                      registered_at=at, registered_by=actor))
-    return doc, True
+        created = conn.execute(statement).first() is not None
+    return doc, created
 
 
 def partner_exists(engine: Engine, partner_id: PartnerId) -> bool:
