@@ -45,11 +45,12 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
     url = backend.fresh_database("earn")
     gw = seed.prepare(url)
     seed.enrol(gw.services.engine, plan.members, "c")
+    body = seed.trusted_body(gw, BODY) if plan.trusted_documents else BODY
     gw.services.engine.dispose()
     with serve.gateway(url, backend.workdir, workers=workers,
                        redis_url=backend.redis_url) as server:
         token = serve.token(server.base_url)
-        earn, earn_paced = _measure(server.base_url, BODY, "EarnPointsSuccess", plan, token,
+        earn, earn_paced = _measure(server.base_url, body, "EarnPointsSuccess", plan, token,
                                     "earnPoints", plan.members)
     with serve.bare(backend.workdir, workers=workers) as server:
         base, base_paced = _measure(server.base_url, bare.BODY, "EarnSuccess", plan, "",
@@ -61,8 +62,9 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
     report = verify_ledger(engine)
     engine.dispose()
     acknowledged = earn.ok + earn_paced.ok
-    note = (f"{workers} worker(s) each; {acknowledged:,} earns acknowledged in the measured runs,"
-            f" {stored:,} stored in all (with warm-up), verify "
+    sent = "by trusted document id" if plan.trusted_documents else "as text"
+    note = (f"earn sent {sent}; {workers} worker(s) each; {acknowledged:,} earns acknowledged "
+            f"in the measured runs, {stored:,} stored in all (with warm-up), verify "
             f"{'clean' if report.ok else 'FAILED: ' + '; '.join(report.problems[:3])}")
     if earn.bad or earn_paced.bad:
         sample = earn.sample_bad or earn_paced.sample_bad

@@ -21,6 +21,8 @@ class Plan:
     workers: int = 2  # server processes for the gateway and the bare app alike
     scale_small: int = 10_000  # members (and operations) of the scale benchmark's baseline
     scale_big: int = 1_000_000  # members (and operations) it is compared at
+    # earn and the reads send a registered document's id (docs/trusted-documents.md), not text
+    trusted_documents: bool = False
 
     @staticmethod
     def quick() -> Plan:

@@ -63,8 +63,11 @@ def _load(read: Read, backend: Backend, plan: Plan, transfers: int) -> tuple[Loa
         progress("")
     report = verify_ledger(engine)
     minted = read.mint(gw) if read.mint else None
+    body = seed.trusted_body(gw, read.body) if plan.trusted_documents else read.body
     engine.dispose()
     check = "verify clean" if report.ok else "verify FAILED: " + "; ".join(report.problems[:3])
+    if plan.trusted_documents:
+        check += ", sent by trusted document id"
     workers = serve.effective_workers(plan.workers, backend.name)
     with serve.gateway(url, backend.workdir, workers=workers,
                        redis_url=backend.redis_url) as server:
@@ -73,9 +76,9 @@ def _load(read: Read, backend: Backend, plan: Plan, transfers: int) -> tuple[Loa
             "connections": plan.connections,
             **({"customers": plan.members} if read.spread else {})}
         if plan.warmup_seconds:
-            wrk(f"{server.base_url}/graphql", read.body, seconds=plan.warmup_seconds,
+            wrk(f"{server.base_url}/graphql", body, seconds=plan.warmup_seconds,
                 label=f"{read.name} warm-up ({label})", **common)
-        result = wrk(f"{server.base_url}/graphql", read.body, seconds=plan.seconds,
+        result = wrk(f"{server.base_url}/graphql", body, seconds=plan.seconds,
                      label=f"{read.name} ({label})", **common)
     return result, check
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pyinstrument import Profiler
 
 from benchmarks import balance, earn, seed
 from benchmarks.serve import DEMO_CLIENT
-from gateway.app import Gateway, build
+from gateway.app import build
 from gateway.auth.clients import ensure_demo_client
 from gateway.auth.scopes import DEFAULT_ALLOWANCE
 from gateway.settings import Limits, Settings
@@ -58,17 +57,6 @@ async def _drive(app: object, body: str, marker: str, requests: int, customers: 
         return elapsed, cpu
 
 
-def _by_id(gw: Gateway, body: str) -> str:
-    """Register the body's document for grocery; the same body naming it by id."""
-    from gateway.api.registering import register_documents
-    from gateway.core.ids import PartnerId
-
-    request = json.loads(body)
-    [done] = register_documents(gw.services, [(None, request["query"])], PartnerId("grocery"),
-                                actor="benchmark")
-    return json.dumps({"documentId": f"sha256:{done.id}", "variables": request["variables"]})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=sorted(BODIES))
@@ -91,7 +79,7 @@ def main() -> None:
         seed.enrol(gw.services.engine, 1000, "c")
         body, marker = BODIES[args.what]
         if args.by_id:
-            body = _by_id(gw, body)
+            body = seed.trusted_body(gw, body)
         profiler = None if args.no_profile else Profiler(interval=0.0005, async_mode="enabled")
         elapsed, cpu = asyncio.run(_drive(gw.app, body, marker, args.requests, 1000, profiler))
         # CPU time (all threads) is the figure to compare: wall time also counts fsync waits

@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="override the scale benchmark's big size (default 1,000,000)")
     parser.add_argument("--workers", type=int,
                         help="server processes on PostgreSQL (default 2, quick 1); SQLite: 1")
+    parser.add_argument("--trusted-documents", action="store_true", default=None,
+                        help="earn and the reads send trusted document ids, not texts (the "
+                             "bare baseline always sends its text)")
     parser.add_argument("--output", default="latest", help="results file stem (default latest)")
     parser.add_argument("--results-dir", type=Path, default=table.RESULTS,
                         help="where the .json and .md go (default benchmarks/results)")
@@ -63,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     plan = Plan.quick() if args.quick else Plan()
     overrides = {"seconds": args.seconds, "transfers": args.transfers, "workers": args.workers,
-                 "scale_big": args.scale_big}
+                 "scale_big": args.scale_big, "trusted_documents": args.trusted_documents}
     plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     names = args.only or list(BENCHMARKS)
     backends = args.backend or ["sqlite", "postgresql"]
