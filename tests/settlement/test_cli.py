@@ -105,7 +105,7 @@ def test_reconcile_exits_1_on_differences_and_names_statement_lines(tmp_path: Pa
 
 
 def test_rollup_stores_the_final_days_once(tmp_path: Path) -> None:
-    gw, clock = run_worked_example(tmp_path, close_january=False)
+    gw, _ = run_worked_example(tmp_path, close_january=False)
     from_rows = settlement_report(gw.services.engine, gw.services.rules, JAN, "EUR")
     code, text = run(gw, ["settlement", "rollup"])
     assert code == 0 and text.startswith("rolled up ") and text != "rolled up 0 days\n", text
