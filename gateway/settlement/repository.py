@@ -94,6 +94,18 @@ class SettlementRepository:
 
     def flows(self, period: Period, account_ids: list[int],
               closed: list[ClosedPeriod]) -> Iterator[FlowRow]:
+        for _, row in self._flows(period, account_ids, closed, by_day=False):
+            yield row
+
+    def flows_by_day(self, period: Period, account_ids: list[int],
+                     closed: list[ClosedPeriod]) -> Iterator[tuple[date, FlowRow]]:
+        """``flows`` grouped by the UTC day of ``recorded_at`` too (the day rollups: one
+        pass over all the days to store, not one per day)."""
+        for day, row in self._flows(period, account_ids, closed, by_day=True):
+            yield _day(day), row
+
+    def _flows(self, period: Period, account_ids: list[int], closed: list[ClosedPeriod],
+               *, by_day: bool) -> Iterator[tuple[Any, FlowRow]]:
         """The period's transfers, grouped by the settled account they touch: one pass over the
         period's operations (``ix_operations_recorded``), each joined to its transfers, except
         the operations priced at their parent's rule version (returns; an earn always carries
@@ -110,7 +122,9 @@ class SettlementRepository:
         adjusts = _adjusted(o, period, closed)
         in_period = (o.c.recorded_at >= period.start, o.c.recorded_at < period.end)
         inherits = and_(_not_earn(o), o.c.rule_version.is_(None), o.c.parent_id.is_not(None))
-        keys = (side, o.c.kind, o.c.partner_id, o.c.rule_partner_id, o.c.rule_version, adjusts)
+        day = (func.date(o.c.recorded_at),) if by_day else ()
+        keys = (side, o.c.kind, o.c.partner_id, o.c.rule_partner_id, o.c.rule_version, adjusts,
+                *day)
         own = (
             select(*keys, func.sum(transfers.c.amount))
             .select_from(o.join(transfers, transfers.c.operation_id == o.c.id))
@@ -122,7 +136,7 @@ class SettlementRepository:
         # no per-row lookup (and stays parallel-safe on PostgreSQL).
         parent = operations.alias("parent")
         parent_keys = (side, o.c.kind, o.c.partner_id, parent.c.rule_partner_id,
-                       parent.c.rule_version, adjusts)
+                       parent.c.rule_version, adjusts, *day)
         inherited = (
             select(*parent_keys, func.sum(transfers.c.amount))
             .select_from(o.join(transfers, transfers.c.operation_id == o.c.id)
@@ -134,10 +148,21 @@ class SettlementRepository:
             for r in self._stream(stmt):
                 if r[0] == 0:
                     continue
-                yield FlowRow(_int(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
-                              int(r[6]))
+                yield (r[6] if by_day else None,
+                       FlowRow(_int(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
+                               int(r[-1])))
 
     def redemption_lots(self, period: Period, closed: list[ClosedPeriod]) -> Iterator[LotRow]:
+        for _, row in self._redemption_lots(period, closed, by_day=False):
+            yield row
+
+    def redemption_lots_by_day(self, period: Period,
+                               closed: list[ClosedPeriod]) -> Iterator[tuple[date, LotRow]]:
+        for day, row in self._redemption_lots(period, closed, by_day=True):
+            yield _day(day), row
+
+    def _redemption_lots(self, period: Period, closed: list[ClosedPeriod], *,
+                         by_day: bool) -> Iterator[tuple[Any, LotRow]]:
         """Lot movements of redemptions by origin: redeems, donations (a member's redemption at a
         charity), captures (what stays captured: the authorisation's takes plus the capture's
         own give-backs) and refunds in returns. A merge's lot movements are not here: it moves
@@ -150,7 +175,8 @@ class SettlementRepository:
         keys = (lots.c.origin_partner_id, o.c.partner_id, o.c.kind,
                 func.coalesce(o.c.rule_partner_id, parent.c.rule_partner_id),
                 func.coalesce(o.c.rule_version, parent.c.rule_version),
-                _adjusted(o, period, closed))
+                _adjusted(o, period, closed),
+                *((func.date(o.c.recorded_at),) if by_day else ()))
         own = (
             select(*keys, func.sum(lot_movements.c.points))
             .select_from(
@@ -166,7 +192,8 @@ class SettlementRepository:
         capture = operations.alias("capture")
         held_keys = (lots.c.origin_partner_id, capture.c.partner_id, capture.c.kind,
                      capture.c.rule_partner_id, capture.c.rule_version,
-                     _adjusted(capture, period, closed))
+                     _adjusted(capture, period, closed),
+                     *((func.date(capture.c.recorded_at),) if by_day else ()))
         held = (
             select(*held_keys, func.sum(lot_movements.c.points))
             .select_from(
@@ -178,7 +205,9 @@ class SettlementRepository:
         )
         for stmt in (own, held):
             for r in self._stream(stmt):
-                yield LotRow(str(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5], int(r[6]))
+                yield (r[6] if by_day else None,
+                       LotRow(str(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
+                              int(r[-1])))
 
     # --- per-day rollups (decision 015) -------------------------------------------------------
     def rolled_days(self, first: date, last: date) -> set[date]:
