@@ -173,8 +173,9 @@ def _engine() -> Engine:
 
 def cmd_verify(_: argparse.Namespace) -> int:
     from gateway.ledger.verify import verify_ledger
+    from gateway.settlement.service import check_rollups
 
-    report = verify_ledger(_context().engine)
+    report = verify_ledger(_context().engine, extra=[check_rollups])
     for problem in report.problems:
         print(f"FAIL {problem}")
     print(f"{report.checks} checks, {len(report.problems)} problems")

@@ -174,7 +174,8 @@ def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
 
 def _report(services: Services, period: sm.Period) -> sm.Report:
     return service.settlement_report(services.engine, services.rules, period,
-                                     services.settings.settlement_currency)
+                                     services.settings.settlement_currency,
+                                     clock=services.clock)
 
 
 _REPORT_ERRORS = errors_of(SettlementReportResult)
@@ -231,23 +232,19 @@ class SettlementMutations:
         c = info.context
 
         async def run() -> CloseSettlementPeriodSuccess:
-            p = c.principal
-            finance = p.has(Scope.SETTLEMENT_READ) or p.has(Scope.SETTLEMENT_CLOSE)
-            if p.partner_id is not None and finance:  # the real reason, whatever it holds
-                raise Forbidden(Scope.SETTLEMENT_CLOSE, (
-                    f"a finance client bound to partner {p.partner_id!r} cannot "
-                    "close coalition periods; closing needs a coalition-wide finance client"))
-            c.require(Scope.SETTLEMENT_CLOSE)
+            service.check_closer(c.principal)  # before the period is even read
             s = c.services
             closed = await c.run(service.close_period, s.engine, s.rules, s.clock,
                                  sm.Period(input.start, input.end),
                                  s.settings.settlement_currency,
-                                 actor=f"client:{c.principal.client_id}")
+                                 actor=f"client:{c.principal.client_id}",
+                                 principal=c.principal)
             return CloseSettlementPeriodSuccess(
                 period_id=closed.id, start=closed.period.start, end=closed.period.end,
                 closed_at=closed.closed_at, sha256=closed.sha256)
 
-        # The scope is checked inside: a partner-bound finance client hears the real reason.
+        # The scope is checked inside (service.check_closer): a partner-bound finance client
+        # hears the real reason.
         result: CloseSettlementPeriodResult = await answer(c, _CLOSE_ERRORS, None, run)
         return result
 

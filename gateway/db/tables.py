@@ -440,6 +440,36 @@ settlement_snapshots = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Exact per-day sums of the settlement report (gateway.settlement.rollups, decision 015): one
+# marker row per UTC day of ``recorded_at`` rolled up (written in the same transaction as its
+# sums, so a day is rolled up wholly or not at all), and the day's grouped rows, ``part`` "flow"
+# (transfers touching a settled account) or "lot" (lot movements of redemptions). Written once,
+# never changed: a wrong row is a bug that ``verify`` reports.
+settlement_rollup_days = Table(
+    "settlement_rollup_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("rolled_at", UTCDateTime, nullable=False),
+    Column("row_count", Integer, nullable=False),
+)
+
+settlement_rollups = Table(
+    "settlement_rollups",
+    metadata,
+    Column("day", Date, ForeignKey("settlement_rollup_days.day"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("part", String(4), nullable=False),
+    Column("side", BigInteger, nullable=True),  # flow: +id settled debit, -id settled credit
+    Column("kind", String(32), nullable=False),
+    Column("partner_id", String(64), nullable=False),  # flow: the operation's; lot: redeemer
+    Column("origin", String(64), nullable=True),  # lot: the lot's origin partner
+    Column("rule_partner_id", String(64), nullable=True),
+    Column("rule_version", Integer, nullable=True),
+    Column("adjusts", String(40), nullable=True),
+    Column("points", BigInteger, nullable=False),
+    CheckConstraint("part IN ('flow', 'lot')", name="settlement_rollup_part"),
+)
+
 # --- trusted GraphQL documents (gateway.db.documents) ---------------------------------------------
 # A partner's operations registered in advance and sent by id (docs/trusted-documents.md). The
 # id is the SHA-256 of the text, so a row never needs to change; partner_id "" is a document
@@ -456,4 +486,5 @@ trusted_documents = Table(
 )
 
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
-                      "settlement_periods", "settlement_snapshots", "consents")
+                      "settlement_periods", "settlement_snapshots", "consents",
+                      "settlement_rollup_days", "settlement_rollups")

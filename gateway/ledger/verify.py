@@ -6,11 +6,13 @@ Checks, each an aggregate in SQL (streams, never loads the ledger into memory):
 3. no wallet, held or pending balance below zero; no debt above zero (guarantee 4);
 4. every lot's ``remaining`` equals its points plus its movements;
 5. every wallet (pending balance) equals the remaining points of its available (pending)
-   lots; every held balance equals the points of its open holds.
+   lots; every held balance equals the points of its open holds;
+6. (``extra``) checks of the layers above, e.g. settlement's stored day rollups.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
@@ -100,11 +102,19 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_ledger(engine: Engine) -> VerifyReport:
+# A check from a layer above the ledger (it may not be imported here): the engine in, one
+# problem per line out. ``gateway verify`` passes settlement's (stored day rollups vs rows).
+ExtraCheck = Callable[[Engine], Iterable[str]]
+
+
+def verify_ledger(engine: Engine, extra: Iterable[ExtraCheck] = ()) -> VerifyReport:
     report = VerifyReport()
     with UnitOfWork(engine, write=False) as uow:
         for title, sql in _CHECKS:
             report.checks += 1
             for subject, stored, expected in uow.conn.execute(text(sql)):
                 report.problems.append(f"{title}: {subject}: stored {stored}, expected {expected}")
+    for check in extra:
+        report.checks += 1
+        report.problems.extend(check(engine))
     return report

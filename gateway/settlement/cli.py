@@ -14,7 +14,7 @@ import getpass
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -89,6 +89,12 @@ def register(subparsers: Any, load_context: Callable[[], Context], *,
     _period(statement)
     statement.add_argument("--partner", required=True)
     statement.set_defaults(func=command(_statement))
+    rollup = cmds.add_parser("rollup", help="store the exact sums of every final day (ended "
+                             "15 minutes ago) not stored yet; reports read them (decision 015)")
+    rollup.add_argument("--start", type=_utc, default=None,
+                        help="default: the first day holding an operation")
+    rollup.add_argument("--end", type=_utc, default=None, help="default: now")
+    rollup.set_defaults(func=command(_rollup))
     export = cmds.add_parser("export", help="a closed period's snapshot (JSON) or lines (CSV)")
     _period(export)
     export.add_argument("--format", choices=("json", "csv"), default="json")
@@ -110,6 +116,8 @@ def _utc(text: str) -> datetime:
 def _report(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
     period = Period(args.start, args.end)
     compute = service.recompute_closed if args.recompute else service.settlement_report
+    if not args.recompute:
+        service.roll_up(ctx.engine, ctx.clock, period)
     report = compute(ctx.engine, ctx.rules, period, ctx.settings.settlement_currency,
                      progress=progress_bar(sys.stderr))
     render_as = {"table": render.report_text, "csv": render.report_csv,
@@ -129,6 +137,20 @@ def _close(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
                                   progress=progress_bar(sys.stderr))
     out.write(render.table(["period", "closed_at", "closed_by", "sha256"], [
         [closed.id, closed.closed_at.isoformat(), closed.closed_by, closed.sha256]]) + "\n")
+
+
+def _rollup(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
+    start, end = args.start, args.end
+    if start is None or end is None:
+        span = service.ledger_span(ctx.engine)
+        if span is None:
+            out.write("rolled up 0 days (the ledger holds no operation)\n")
+            return
+        start = start or span.start
+        end = end or max(span.start + timedelta(days=1), ctx.clock.now().replace(microsecond=0))
+    done = service.roll_up(ctx.engine, ctx.clock, Period(start, end),
+                           progress=progress_bar(sys.stderr))
+    out.write(f"rolled up {done} days\n")
 
 
 def _reconcile(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:

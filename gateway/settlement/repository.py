@@ -6,9 +6,9 @@ and closed period, streamed. Nothing here commits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +33,8 @@ from gateway.db.tables import (
     operations,
     partners,
     settlement_periods,
+    settlement_rollup_days,
+    settlement_rollups,
     settlement_snapshots,
     transfers,
 )
@@ -92,6 +94,18 @@ class SettlementRepository:
 
     def flows(self, period: Period, account_ids: list[int],
               closed: list[ClosedPeriod]) -> Iterator[FlowRow]:
+        for _, row in self._flows(period, account_ids, closed, by_day=False):
+            yield row
+
+    def flows_by_day(self, period: Period, account_ids: list[int],
+                     closed: list[ClosedPeriod]) -> Iterator[tuple[date, FlowRow]]:
+        """``flows`` grouped by the UTC day of ``recorded_at`` too (the day rollups: one
+        pass over all the days to store, not one per day)."""
+        for day, row in self._flows(period, account_ids, closed, by_day=True):
+            yield _day(day), row
+
+    def _flows(self, period: Period, account_ids: list[int], closed: list[ClosedPeriod],
+               *, by_day: bool) -> Iterator[tuple[Any, FlowRow]]:
         """The period's transfers, grouped by the settled account they touch: one pass over the
         period's operations (``ix_operations_recorded``), each joined to its transfers, except
         the operations priced at their parent's rule version (returns; an earn always carries
@@ -108,7 +122,9 @@ class SettlementRepository:
         adjusts = _adjusted(o, period, closed)
         in_period = (o.c.recorded_at >= period.start, o.c.recorded_at < period.end)
         inherits = and_(_not_earn(o), o.c.rule_version.is_(None), o.c.parent_id.is_not(None))
-        keys = (side, o.c.kind, o.c.partner_id, o.c.rule_partner_id, o.c.rule_version, adjusts)
+        day = (func.date(o.c.recorded_at),) if by_day else ()
+        keys = (side, o.c.kind, o.c.partner_id, o.c.rule_partner_id, o.c.rule_version, adjusts,
+                *day)
         own = (
             select(*keys, func.sum(transfers.c.amount))
             .select_from(o.join(transfers, transfers.c.operation_id == o.c.id))
@@ -120,7 +136,7 @@ class SettlementRepository:
         # no per-row lookup (and stays parallel-safe on PostgreSQL).
         parent = operations.alias("parent")
         parent_keys = (side, o.c.kind, o.c.partner_id, parent.c.rule_partner_id,
-                       parent.c.rule_version, adjusts)
+                       parent.c.rule_version, adjusts, *day)
         inherited = (
             select(*parent_keys, func.sum(transfers.c.amount))
             .select_from(o.join(transfers, transfers.c.operation_id == o.c.id)
@@ -132,10 +148,21 @@ class SettlementRepository:
             for r in self._stream(stmt):
                 if r[0] == 0:
                     continue
-                yield FlowRow(_int(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
-                              int(r[6]))
+                yield (r[6] if by_day else None,
+                       FlowRow(_int(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
+                               int(r[-1])))
 
     def redemption_lots(self, period: Period, closed: list[ClosedPeriod]) -> Iterator[LotRow]:
+        for _, row in self._redemption_lots(period, closed, by_day=False):
+            yield row
+
+    def redemption_lots_by_day(self, period: Period,
+                               closed: list[ClosedPeriod]) -> Iterator[tuple[date, LotRow]]:
+        for day, row in self._redemption_lots(period, closed, by_day=True):
+            yield _day(day), row
+
+    def _redemption_lots(self, period: Period, closed: list[ClosedPeriod], *,
+                         by_day: bool) -> Iterator[tuple[Any, LotRow]]:
         """Lot movements of redemptions by origin: redeems, donations (a member's redemption at a
         charity), captures (what stays captured: the authorisation's takes plus the capture's
         own give-backs) and refunds in returns. A merge's lot movements are not here: it moves
@@ -148,7 +175,8 @@ class SettlementRepository:
         keys = (lots.c.origin_partner_id, o.c.partner_id, o.c.kind,
                 func.coalesce(o.c.rule_partner_id, parent.c.rule_partner_id),
                 func.coalesce(o.c.rule_version, parent.c.rule_version),
-                _adjusted(o, period, closed))
+                _adjusted(o, period, closed),
+                *((func.date(o.c.recorded_at),) if by_day else ()))
         own = (
             select(*keys, func.sum(lot_movements.c.points))
             .select_from(
@@ -164,7 +192,8 @@ class SettlementRepository:
         capture = operations.alias("capture")
         held_keys = (lots.c.origin_partner_id, capture.c.partner_id, capture.c.kind,
                      capture.c.rule_partner_id, capture.c.rule_version,
-                     _adjusted(capture, period, closed))
+                     _adjusted(capture, period, closed),
+                     *((func.date(capture.c.recorded_at),) if by_day else ()))
         held = (
             select(*held_keys, func.sum(lot_movements.c.points))
             .select_from(
@@ -176,7 +205,59 @@ class SettlementRepository:
         )
         for stmt in (own, held):
             for r in self._stream(stmt):
-                yield LotRow(str(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5], int(r[6]))
+                yield (r[6] if by_day else None,
+                       LotRow(str(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
+                              int(r[-1])))
+
+    # --- per-day rollups (decision 015) -------------------------------------------------------
+    def rolled_days(self, first: date, last: date) -> set[date]:
+        """The days in ``[first, last)`` whose sums are stored (a primary-key range)."""
+        d = settlement_rollup_days.c.day
+        return {_day(r[0]) for r in self.conn.execute(
+            select(d).where(d >= first, d < last))}
+
+    def insert_day(self, day: date, rolled_at: datetime, flows: list[FlowRow],
+                   lots: list[LotRow]) -> None:
+        """Store one day's grouped sums and its marker (the marker first: the sums name it)."""
+        self.conn.execute(insert(settlement_rollup_days), {
+            "day": day, "rolled_at": rolled_at, "row_count": len(flows) + len(lots)})
+        rows = [{"day": day, "seq": n, "part": "flow", "side": f.side, "kind": f.kind,
+                 "partner_id": f.partner_id, "origin": None,
+                 "rule_partner_id": f.rule_partner_id, "rule_version": f.rule_version,
+                 "adjusts": f.adjusts, "points": f.points} for n, f in enumerate(flows)]
+        rows += [{"day": day, "seq": len(flows) + n, "part": "lot", "side": None,
+                  "kind": lt.kind, "partner_id": lt.redeemer, "origin": lt.origin,
+                  "rule_partner_id": lt.rule_partner_id, "rule_version": lt.rule_version,
+                  "adjusts": lt.adjusts, "points": lt.points} for n, lt in enumerate(lots)]
+        if rows:
+            self.conn.execute(insert(settlement_rollups), rows)
+
+    def rolled_sums(self, first: date, last: date) -> tuple[list[FlowRow], list[LotRow]]:
+        """The stored sums of the rolled days in ``[first, last)``, added up per key in SQL
+        (one range read of the rollup table: a few rows per partner, kind and rule version)."""
+        r = settlement_rollups.c
+        keys = (r.part, r.side, r.kind, r.partner_id, r.origin, r.rule_partner_id,
+                r.rule_version, r.adjusts)
+        rows = self.conn.execute(select(*keys, func.sum(r.points))
+                                 .where(r.day >= first, r.day < last)
+                                 .group_by(*_positions(keys)))
+        return _split(rows)
+
+    def day_sums(self, day: date) -> tuple[int, list[FlowRow], list[LotRow]] | None:
+        """One rolled day as stored: its marker's row count and its rows (``verify``)."""
+        count = self.conn.execute(select(settlement_rollup_days.c.row_count)
+                                  .where(settlement_rollup_days.c.day == day)).scalar()
+        if count is None:
+            return None
+        r = settlement_rollups.c
+        flows, lots = _split(self.conn.execute(
+            select(r.part, r.side, r.kind, r.partner_id, r.origin, r.rule_partner_id,
+                   r.rule_version, r.adjusts, r.points).where(r.day == day)))
+        return int(count), flows, lots
+
+    def all_rolled_days(self) -> list[date]:
+        d = settlement_rollup_days.c.day
+        return [_day(r[0]) for r in self.conn.execute(select(d).order_by(d))]
 
     # --- closed periods ---------------------------------------------------------------------
     def closed_periods(self) -> list[ClosedPeriod]:
@@ -253,6 +334,24 @@ def _positions(keys: tuple[Any, ...]) -> list[Any]:
     """``GROUP BY 1, 2, …``: the grouped expressions (CASEs, the price key's subqueries) are
     evaluated once per row for the select list, not a second time for the GROUP BY."""
     return [literal_column(str(n)) for n in range(1, len(keys) + 1)]
+
+
+def _split(rows: Iterable[Any]) -> tuple[list[FlowRow], list[LotRow]]:
+    flows: list[FlowRow] = []
+    lots: list[LotRow] = []
+    for part, side, kind, partner, origin, rule_partner, version, adjusts, points in rows:
+        if part == "flow":
+            flows.append(FlowRow(_int(side), str(kind), str(partner), rule_partner,
+                                 _int(version), adjusts, int(points)))
+        else:
+            lots.append(LotRow(str(origin), str(partner), str(kind), rule_partner,
+                               _int(version), adjusts, int(points)))
+    return flows, lots
+
+
+def _day(value: Any) -> date:
+    """A ``Date`` column as read back (SQLite's driver may hand back the ISO text)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _int(value: Any) -> int | None:

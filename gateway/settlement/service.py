@@ -13,16 +13,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 
 from sqlalchemy import Connection, Engine, insert, text
 
 from gateway.core.clock import Clock
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import Forbidden, InvalidInput, NotFound
+from gateway.core.principal import Principal
 from gateway.db.tables import audit_log
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.context import RuleSource
 from gateway.ledger.retry import retrying
-from gateway.settlement import pricing
+from gateway.settlement import pricing, rollups
 from gateway.settlement.errors import PeriodClosed, SettlementUnbalanced
 from gateway.settlement.model import (
     Adjustment,
@@ -66,17 +68,26 @@ class _Flows:
 
 
 def build_report(conn: Connection, rules: RuleSource, period: Period, currency: str,
-                 progress: Progress | None = None) -> Report:
+                 progress: Progress | None = None, *, stored: bool = True) -> Report:
+    """The report from the stored sums of ``period``'s rolled days plus grouped passes over
+    the rest of it (``rollups.uncovered``: the edges and the days not rolled up yet).
+    ``stored=False``: grouped passes over all of it, ignoring the rollups (what they must
+    equal; the tests and the benchmark compare the two)."""
     repo = SettlementRepository(conn)
     step = progress or (lambda _done, _total: None)
     known = repo.settled_accounts()
     closed_periods = repo.closed_periods()
     closed = {c.id: c.period for c in closed_periods}
+    first, last = rollups.whole_days(period)
+    rolled = repo.rolled_days(first, last) if stored else set()
+    stored_flows, stored_lots = repo.rolled_sums(first, last) if rolled else ([], [])
+    parts = rollups.uncovered(period, rolled)
     step(1, STAGES)
-    flows = _classify(repo.flows(period, sorted(known), closed_periods), known)
+    flows = _classify(chain(stored_flows, *(repo.flows(p, sorted(known), closed_periods)
+                                            for p in parts)), known)
     step(2, STAGES)
     cells: dict[tuple[str, str, int | None, str | None], _Cell] = defaultdict(_Cell)
-    for row in repo.redemption_lots(period, closed_periods):
+    for row in chain(stored_lots, *(repo.redemption_lots(p, closed_periods) for p in parts)):
         pricing.prices(rules, row.redeemer, row.rule_partner_id, row.rule_version, currency)
         cell = cells[(row.origin, row.redeemer, row.rule_version, row.adjusts)]
         if row.kind == "return":
@@ -249,11 +260,43 @@ def _snapshot_transaction(engine: Engine, *, write: bool) -> Iterator[Connection
 
 
 def settlement_report(engine: Engine, rules: RuleSource, period: Period, currency: str,
-                      progress: Progress | None = None) -> Report:
+                      progress: Progress | None = None, *,
+                      clock: Clock | None = None) -> Report:
     """The report for ``period``. A closed period is served from its stored snapshot (frozen:
     the ledger is not read, so it costs the same at any size); ``recompute_closed`` checks that
-    the ledger still reproduces it."""
+    the ledger still reproduces it. With ``clock``, the period's final days not rolled up yet
+    are rolled up first (one write transaction; decision 015), so the next report reads them
+    from their stored sums."""
+    if clock is not None:
+        roll_up(engine, clock, period)
     return retrying(lambda: _report(engine, rules, period, currency, progress))
+
+
+def roll_up(engine: Engine, clock: Clock, period: Period,
+            progress: Progress | None = None) -> int:
+    """Store the sums of ``period``'s final days that are not stored yet; how many it stored.
+    A cheap read first, so a report whose days are all rolled up takes no write lock."""
+    def run() -> int:
+        now = clock.now()
+        with UnitOfWork(engine, write=False) as uow:
+            if not rollups.missing_days(uow.conn, period, now):
+                return 0
+        with _snapshot_transaction(engine, write=True) as conn:
+            return rollups.roll_up(conn, period, now, progress)
+    return retrying(run)
+
+
+def ledger_span(engine: Engine) -> Period | None:
+    """The whole days holding any operation, or ``None`` for an empty ledger."""
+    with UnitOfWork(engine, write=False) as uow:
+        return rollups.ledger_span(uow.conn)
+
+
+def check_rollups(engine: Engine) -> list[str]:
+    """``verify``: every stored day's sums against the ledger rows they sum (an empty list:
+    all agree). Costs one grouped pass over every rolled day."""
+    with _snapshot_transaction(engine, write=False) as conn:
+        return list(rollups.check(conn))
 
 
 def _report(engine: Engine, rules: RuleSource, period: Period, currency: str,
@@ -282,7 +325,8 @@ def recompute_closed(engine: Engine, rules: RuleSource, period: Period,
             stored = SettlementRepository(conn).closed_snapshot(period)
             if stored is None:
                 raise NotFound(f"period {period.id} is not closed", field="end")
-            report = build_report(conn, rules, period, currency, progress)
+            # From the rows themselves, not the day rollups the close stored (an audit).
+            report = build_report(conn, rules, period, currency, progress, stored=False)
         if report.sha256 != stored[1]:
             raise SettlementUnbalanced(
                 f"period {period.id} was closed with hash {stored[1]} but now computes "
@@ -291,11 +335,33 @@ def recompute_closed(engine: Engine, rules: RuleSource, period: Period,
     return retrying(run)
 
 
+# The wire strings of ``gateway.auth.scopes.Scope`` (a layer above): a Principal holds strings.
+READ_SCOPE = "settlement:read"
+CLOSE_SCOPE = "settlement:close"
+
+
+def check_closer(principal: Principal) -> None:
+    """Who may close a period: a coalition-wide client holding ``settlement:close``. A period
+    settles every partner at once, so a client bound to one partner never may, whatever scopes
+    it holds (one created before bound clients lost ``settlement:close`` may still hold it);
+    a bound finance client is told that reason rather than "lacks the scope"."""
+    if principal.partner_id is not None and (principal.has(READ_SCOPE)
+                                             or principal.has(CLOSE_SCOPE)):
+        raise Forbidden(CLOSE_SCOPE, (
+            f"a finance client bound to partner {principal.partner_id!r} cannot "
+            "close coalition periods; closing needs a coalition-wide finance client"))
+    if not principal.has(CLOSE_SCOPE):
+        raise Forbidden(CLOSE_SCOPE)
+
+
 def close_period(engine: Engine, rules: RuleSource, clock: Clock, period: Period,
-                 currency: str, *, actor: str,
+                 currency: str, *, actor: str, principal: Principal | None = None,
                  progress: Progress | None = None) -> ClosedPeriod:
     """Freeze ``period``: store its report and hash. Irreversible; needs a period that has
-    ended and overlaps no closed period."""
+    ended and overlaps no closed period, and, when a client asks (``principal``; the operator's
+    CLI has none), a client ``check_closer`` admits."""
+    if principal is not None:
+        check_closer(principal)
     return retrying(lambda: _close(engine, rules, clock, period, currency, actor, progress))
 
 
@@ -316,6 +382,7 @@ def _close(engine: Engine, rules: RuleSource, clock: Clock, period: Period, curr
                     "a closed period cannot be reopened or changed" if same else
                     f"period {period.id} overlaps closed period {other.id}",
                     period_id=other.id)
+        rollups.roll_up(conn, period, now)  # its final days, stored for good in this commit
         report = build_report(conn, rules, period, currency, progress)
         closed = ClosedPeriod(period.id, period, now, actor, report.sha256)
         repo.insert_closed(closed, report.canonical_json())

@@ -168,7 +168,7 @@ def test_cli_verify_exit_codes(tmp_path: Path, gw: Gateway, clock: FixedClock) -
         assert url == f"sqlite:///{tmp_path / 'gateway.db'}"
     clean = run_cli(url)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "6 checks, 0 problems" in clean.stdout
+    assert "7 checks, 0 problems" in clean.stdout  # the 6 ledger checks + settlement's day rollups
     assert "FAIL" not in clean.stdout
 
     with gw.services.engine.connect() as conn:
@@ -180,7 +180,7 @@ def test_cli_verify_exit_codes(tmp_path: Path, gw: Gateway, clock: FixedClock) -
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert f"FAIL stored balance differs from its transfers: {wallet}: stored 3" in broken.stdout
     assert "balances do not sum to zero: all accounts: stored 3, expected 0" in broken.stdout
-    assert "6 checks, 3 problems" in broken.stdout
+    assert "7 checks, 3 problems" in broken.stdout
 
 
 def test_zero_sum_check_catches_a_drifted_balance_on_its_own(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway.settlement import cli
-from gateway.settlement.service import closed_periods
+from gateway.settlement.repository import SettlementRepository
+from gateway.settlement.service import closed_periods, settlement_report
 from tests.settlement.scenario import JAN, run_worked_example
 
 PERIOD = ["--start", "2026-01-01T00:00:00Z", "--end", "2026-02-01T00:00:00Z"]
@@ -101,3 +102,16 @@ def test_reconcile_exits_1_on_differences_and_names_statement_lines(tmp_path: Pa
     code, _ = run(gw, ["settlement", "reconcile", *PERIOD, "--partner", "grocey",
                        "--file", str(statement)])
     assert code == 2
+
+
+def test_rollup_stores_the_final_days_once(tmp_path: Path) -> None:
+    gw, _ = run_worked_example(tmp_path, close_january=False)
+    from_rows = settlement_report(gw.services.engine, gw.services.rules, JAN, "EUR")
+    code, text = run(gw, ["settlement", "rollup"])
+    assert code == 0 and text.startswith("rolled up ") and text != "rolled up 0 days\n", text
+    code, text = run(gw, ["settlement", "rollup"])
+    assert code == 0 and text == "rolled up 0 days\n"
+    with gw.services.engine.connect() as conn:
+        assert SettlementRepository(conn).rolled_days(JAN.start.date(), JAN.end.date())
+    code, again = run(gw, ["settlement", "report", *PERIOD, "--format", "json"])
+    assert code == 0 and json.loads(again)["sha256"] == from_rows.sha256
