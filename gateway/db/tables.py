@@ -440,7 +440,7 @@ settlement_snapshots = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-# Exact per-day sums of the settlement report (gateway.settlement.rollups, decision 015): one
+# Exact per-day sums of the settlement report (gateway.settlement.rollups, decision 016): one
 # marker row per UTC day of ``recorded_at`` rolled up (written in the same transaction as its
 # sums, so a day is rolled up wholly or not at all), and the day's grouped rows, ``part`` "flow"
 # (transfers touching a settled account) or "lot" (lot movements of redemptions). Written once,

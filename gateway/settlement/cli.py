@@ -90,7 +90,7 @@ def register(subparsers: Any, load_context: Callable[[], Context], *,
     statement.add_argument("--partner", required=True)
     statement.set_defaults(func=command(_statement))
     rollup = cmds.add_parser("rollup", help="store the exact sums of every final day (ended "
-                             "15 minutes ago) not stored yet; reports read them (decision 015)")
+                             "15 minutes ago) not stored yet; reports read them (decision 016)")
     rollup.add_argument("--start", type=_utc, default=None,
                         help="default: the first day holding an operation")
     rollup.add_argument("--end", type=_utc, default=None, help="default: now")

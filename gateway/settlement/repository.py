@@ -209,7 +209,7 @@ class SettlementRepository:
                        LotRow(str(r[0]), str(r[1]), str(r[2]), r[3], _int(r[4]), r[5],
                               int(r[-1])))
 
-    # --- per-day rollups (decision 015) -------------------------------------------------------
+    # --- per-day rollups (decision 016) -------------------------------------------------------
     def rolled_days(self, first: date, last: date) -> set[date]:
         """The days in ``[first, last)`` whose sums are stored (a primary-key range)."""
         d = settlement_rollup_days.c.day

@@ -1,4 +1,4 @@
-"""Exact per-day rollups of the settlement report (decision 015).
+"""Exact per-day rollups of the settlement report (decision 016).
 
 Ledger rows are append-only and stamped with their commit's ``now`` (``recorded_at``), so once
 a UTC day has ended, plus ``MARGIN`` for a transaction that stamped its rows before midnight and

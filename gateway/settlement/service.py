@@ -265,7 +265,7 @@ def settlement_report(engine: Engine, rules: RuleSource, period: Period, currenc
     """The report for ``period``. A closed period is served from its stored snapshot (frozen:
     the ledger is not read, so it costs the same at any size); ``recompute_closed`` checks that
     the ledger still reproduces it. With ``clock``, the period's final days not rolled up yet
-    are rolled up first (one write transaction; decision 015), so the next report reads them
+    are rolled up first (one write transaction; decision 016), so the next report reads them
     from their stored sums."""
     if clock is not None:
         roll_up(engine, clock, period)

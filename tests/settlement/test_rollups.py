@@ -1,4 +1,4 @@
-"""Per-day rollups (decision 015): a report from stored day sums plus grouped passes over the
+"""Per-day rollups (decision 016): a report from stored day sums plus grouped passes over the
 rest equals the report from the rows alone, to the minor unit, on this run's backend; a day is
 rolled up only once final; ``verify`` finds a wrong stored sum; the close rule is the service's.
 """

@@ -1,4 +1,4 @@
-"""Exact per-day settlement rollups (issue 11, decision 015): ``settlement_rollup_days`` marks
+"""Exact per-day settlement rollups (issue 11, decision 016): ``settlement_rollup_days`` marks
 each UTC day of ``recorded_at`` whose grouped sums are stored, ``settlement_rollups`` holds
 them. Both append-only (the guards of ``gateway.db.guards``, for this frozen list).
 
