@@ -9,7 +9,7 @@ child process, with progress on stderr. Then, best of three (one above 2M), inte
 yet) and the baseline, one raw GROUP BY of the period's transfers per partner and operation
 kind (what a hand-written "totals per partner" query costs), on a connection of the same
 engine. Then cold: the first report with a clock, which stores the exact sums of the period's
-final days (decision 015) and reads them; and warm (best of three): the rollups present. All
+final days (decision 016) and reads them; and warm (best of three): the rollups present. All
 three must give the same report. Then the period is closed and its report read back (served from
 the stored snapshot; best of five). The report's peak RSS is this process's high-water mark:
 the loader runs in a child, so it is the report's own (target: flat from 1M to 10M).
