@@ -24,10 +24,13 @@ import httpx
 
 from benchmarks import balance, bare, earn, seed
 from benchmarks.serve import DEMO_CLIENT
+from gateway.api.context import Context
 from gateway.app import Gateway, build
 from gateway.auth.clients import ensure_demo_client
 from gateway.auth.scopes import DEFAULT_ALLOWANCE
+from gateway.core.ids import ClientId, PartnerId
 from gateway.core.money import Money
+from gateway.core.principal import Principal
 from gateway.db.uow import UnitOfWork
 from gateway.ledger import balances
 from gateway.ledger import service as ledger
@@ -115,6 +118,15 @@ def measure(members: int, requests: int) -> dict[str, float]:
         out["ledger earn_points, 16 threads at once (CPU per earn)"], rate = _concurrent(
             earn_once, requests)
         out["ledger earn_points, 16 threads at once (earns per wall second)"] = rate
+        # The resolver's two ways to a durable earn, A/B in one run (twice each, interleaved,
+        # the better of each kept): Context.run (a worker thread that waits on the writer)
+        # and Context.command (awaited on the loop; decision 012).
+        for way in ("thread", "loop", "thread", "loop"):
+            cpu, rate = asyncio.run(_loop_earns(gw, members, requests, way))
+            name = f"ledger earn, 16 tasks on one loop, {way} path"
+            out[f"{name} (CPU per earn)"] = min(cpu, out.get(f"{name} (CPU per earn)", cpu))
+            rate_name = f"{name} (earns per wall second)"
+            out[rate_name] = max(rate, out.get(rate_name, rate))
         engine.dispose()
     return out
 
@@ -128,6 +140,30 @@ def _concurrent(fn: Callable[[int], object], n: int, threads: int = 16) -> tuple
         list(pool.map(fn, range(n)))
         cpu, wall = time.process_time() - started, time.perf_counter() - wall
     return 1e6 * cpu / n, n / wall
+
+
+async def _loop_earns(gw: Gateway, members: int, n: int, way: str,
+                      tasks: int = 16) -> tuple[float, float]:
+    """CPU per earn and earns per wall second with ``tasks`` resolvers at once on one event
+    loop, the ledger call made the resolver's way: ``thread`` (``Context.run``) or ``loop``
+    (``Context.command``)."""
+    c = Context(gw.services, Principal(ClientId("bench"), PartnerId("grocery"), frozenset()))
+    run = c.run if way == "thread" else c.command
+    counter = iter(range(10**9))
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            i = next(counter)
+            key = f"{way}{time.monotonic_ns()}-{i}"
+            await run(ledger.earn_points, gw.services.ledger, EarnPoints(
+                "grocery", f"c{i * 7 % members}", Money(10000, "UAH"), "store", key, key))
+
+    await asyncio.gather(*(worker(2) for _ in range(tasks)))  # warm: pool threads, writer
+    started, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(n // tasks) for _ in range(tasks)))
+    done = n // tasks * tasks
+    cpu, wall = time.process_time() - started, time.perf_counter() - wall
+    return 1e6 * cpu / done, done / wall
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from gateway.core.errors import Forbidden
 from gateway.core.ids import MemberId, PartnerId
 from gateway.core.principal import Principal
 from gateway.ledger.context import LedgerContext
+from gateway.ledger.runner import LeaveLoop, WriteQueued, on_the_loop
 from gateway.limits import InProcessRateLimiter, RateLimiter
 from gateway.members.credentials import SignInLimits, sign_in_limits
 from gateway.rules.store import RuleBook
@@ -80,6 +81,27 @@ class Context:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking service code in the worker thread pool, never on the event loop."""
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+    async def command(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a ledger command (checks on the request, then one ``runner.run_command``). On
+        SQLite with a group-commit writer it never leaves the event loop: the checks run here,
+        the body is queued with the writer, and the answer is awaited until its batch is
+        durable (docs/decisions/012). Otherwise (PostgreSQL, or a check that must block, such
+        as a typed store code's budget and secret) it runs in the thread pool like ``run``."""
+        call = partial(fn, *args, **kwargs)
+        queued: WriteQueued | None = None
+        with on_the_loop(self.services.ledger.engine) as here:
+            if here:
+                try:
+                    return call()  # refused by a check before any write
+                except WriteQueued as pending:
+                    queued = pending
+                except LeaveLoop:
+                    pass
+        if queued is not None:
+            result: T = await queued.outcome()
+            return result
+        return await self.run(call)
 
 
 def ctx(info: Info[Context, None]) -> Context:

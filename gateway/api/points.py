@@ -357,31 +357,33 @@ _PREVIEW: Resolver[PreviewEarnInput, m.EarnPoints, m.PreviewedEarn] = Resolver(
 _EARN: Resolver[EarnPointsInput, m.EarnPoints, m.Earned] = Resolver(
     EarnPointsResult, Scope.POINTS_EARN,
     command=lambda c, input: input.to_command(c.partner_id, c.max_lines),
-    service=lambda s, cmd: service.earn_points(s.ledger, cmd), present=EarnPointsSuccess.of)
+    service=lambda s, cmd: service.earn_points(s.ledger, cmd), present=EarnPointsSuccess.of,
+    ledger_command=True)
 _REDEEM: Resolver[RedeemPointsInput, m.RedeemPoints, m.Redeemed] = Resolver(
     RedeemPointsResult, Scope.POINTS_REDEEM, command=lambda c, input: input.to_command(
         c.partner_id),
-    service=lambda s, cmd: service.redeem_points(s.ledger, cmd), present=RedeemPointsSuccess.of)
+    service=lambda s, cmd: service.redeem_points(s.ledger, cmd), present=RedeemPointsSuccess.of,
+    ledger_command=True)
 _AUTHORISE: Resolver[RedeemPointsInput, m.AuthoriseRedemption, m.HoldPlaced] = Resolver(
     AuthoriseRedemptionResult, Scope.POINTS_REDEEM,
     command=lambda c, input: m.AuthoriseRedemption.of(input.to_command(c.partner_id)),
     service=lambda s, cmd: holds.authorise_redemption(s.ledger, cmd),
-    present=AuthoriseRedemptionSuccess.of)
+    present=AuthoriseRedemptionSuccess.of, ledger_command=True)
 _CAPTURE: Resolver[CaptureRedemptionInput, m.CaptureRedemption, m.HoldCaptured] = Resolver(
     CaptureRedemptionResult, Scope.POINTS_REDEEM,
     command=lambda c, input: input.to_command(c.partner_id),
     service=lambda s, cmd: holds.capture_redemption(s.ledger, cmd),
-    present=CaptureRedemptionSuccess.of)
+    present=CaptureRedemptionSuccess.of, ledger_command=True)
 _VOID: Resolver[VoidRedemptionInput, m.VoidRedemption, m.HoldVoided] = Resolver(
     VoidRedemptionResult, Scope.POINTS_REDEEM,
     command=lambda c, input: input.to_command(c.partner_id),
     service=lambda s, cmd: holds.void_redemption(s.ledger, cmd),
-    present=VoidRedemptionSuccess.of)
+    present=VoidRedemptionSuccess.of, ledger_command=True)
 _RETURN: Resolver[ReturnPurchaseInput, m.ReturnPurchase, m.Returned] = Resolver(
     ReturnPurchaseResult, Scope.POINTS_REVERSE,
     command=lambda c, input: input.to_command(c.partner_id),
     service=lambda s, cmd: service.return_purchase(s.ledger, cmd),
-    present=ReturnPurchaseSuccess.of)
+    present=ReturnPurchaseSuccess.of, ledger_command=True)
 
 
 @strawberry.type

@@ -60,13 +60,16 @@ async def answer(c: Context, allowed: tuple[type[e.Error], ...], scope: Scope | 
 class Resolver(Generic[I, C, R]):
     """One field: its result union, its scope, and three plain functions. ``command`` builds
     (and validates, without I/O) the command for the caller; ``service`` runs in the thread
-    pool with the app's services; ``present`` turns its result into the success type."""
+    pool with the app's services; ``present`` turns its result into the success type.
+    ``ledger_command``: ``service`` is a ledger command (checks, then one
+    ``runner.run_command``), run by ``Context.command`` (on the event loop on SQLite)."""
 
     result: Any
     scope: Scope
     command: Callable[[Context, I], C]
     service: Callable[[Services, C], R]
     present: Callable[[R], Any]
+    ledger_command: bool = False
     allowed: tuple[type[e.Error], ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +80,7 @@ class Resolver(Generic[I, C, R]):
 
         async def work() -> Any:
             cmd = self.command(c, input)
-            return self.present(await c.run(self.service, c.services, cmd))
+            run = c.command if self.ledger_command else c.run
+            return self.present(await run(self.service, c.services, cmd))
 
         return await answer(c, self.allowed, self.scope, work)

@@ -23,6 +23,7 @@ PostgreSQL does not use this: its commits already run concurrently."""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import weakref
@@ -88,6 +89,12 @@ class GroupCommit:
                                                 name="gateway-group-commit")
                 self._thread.start()
         return unit.future
+
+    def submit_async(self, work: Callable[[Connection], R]) -> asyncio.Future[R]:
+        """``submit`` from the event loop: the returned asyncio future is completed on the loop
+        (``call_soon_threadsafe``) once the batch holding ``work`` is durable, so the caller
+        waits without a thread. Cancelling it before the writer takes ``work`` skips it."""
+        return asyncio.wrap_future(self.submit(work), loop=asyncio.get_running_loop())
 
     def run(self, work: Callable[[Connection], R]) -> R:
         """``submit`` and wait for the durable result (or the unit's exception)."""

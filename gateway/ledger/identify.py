@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from gateway.core.errors import ConsentRequired, InvalidInput, UnknownMember
 from gateway.ledger.context import LedgerContext
-from gateway.ledger.runner import Tx
+from gateway.ledger.runner import Tx, leave_loop_for_io
 from gateway.members import consent
 from gateway.members.identity import IdentityRepository, is_card_number
 
@@ -85,6 +85,7 @@ def admit(ctx: LedgerContext, who: Who) -> Who:
     counts against the partner's budget (RATE_LIMITED), and its signing secret is read."""
     if who.store_code is None:
         return who
+    leave_loop_for_io()  # the budget (maybe Redis) and the secret (the database) block
     if not consent.is_scanned(who.store_code):
         ctx.guesses.store_digits_attempt(who.partner_id)
     return Who(who.partner_id, store_code=who.store_code,

@@ -32,7 +32,6 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
 from gateway.core.errors import (
@@ -54,7 +53,13 @@ from gateway.ledger.model import OperationRecord, from_json, request_hash, to_js
 from gateway.ledger.planners import Move, Posting, take_lots
 from gateway.ledger.repository import LotTake
 from gateway.ledger.retry import retrying
-from gateway.ledger.runner import Tx, operation_id, record_operation, transact
+from gateway.ledger.runner import (
+    Tx,
+    on_conflict_rerun,
+    operation_id,
+    record_operation,
+    transact,
+)
 from partners.config import PartnerKind
 
 R = TypeVar("R")
@@ -117,16 +122,7 @@ def run_member_command(engine: Engine, clock: Clock, member_id: str, key: str, k
             "at": tx.now})
         return result
 
-    def attempt() -> R:
-        for tries in range(3):
-            try:
-                return transact(engine, once)
-            except IntegrityError:
-                if tries == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    return retrying(attempt)
+    return retrying(lambda: on_conflict_rerun(lambda: transact(engine, once)))
 
 
 def active_member(tx: Tx, member_id: str, field: str | None = None) -> None:

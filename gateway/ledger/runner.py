@@ -7,11 +7,20 @@ apply) is a function of the open connection and its single 'now'; it never commi
 I/O outside that connection, so several bodies may share one transaction (a savepoint each)
 without changing a line of them. Everything a command does before its transaction (checking the
 request, counting a typed store code, reading the store-code secret) happens before
-:func:`run_command` is called."""
+:func:`run_command` is called.
+
+On SQLite with a group-commit writer a partner command need not leave the event loop at all
+(:func:`on_the_loop`): its checks run on the loop, :func:`run_command` queues the body with the
+writer and raises :class:`WriteQueued`, and the resolver awaits the durable result
+(docs/decisions/012)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -21,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.core.errors import IdempotencyKeyReused
 from gateway.core.ids import new_id
-from gateway.db.batch import writer_for
+from gateway.db.batch import GroupCommit, writer_for
 from gateway.db.fast import fast
 from gateway.db.uow import UnitOfWork, holds_a_writer_lock
 from gateway.ledger.context import LedgerContext, check_key
@@ -73,6 +82,79 @@ def operation_id() -> str:
     return new_id("op")
 
 
+# A concurrent duplicate that lost the race on a UNIQUE constraint is run again (then a replay):
+# this many runs in all before its IntegrityError propagates.
+CONFLICT_RUNS = 3
+
+
+def on_conflict_rerun(run: Callable[[], R]) -> R:
+    """``run`` (one whole transaction), again if a concurrent duplicate made it fail on a UNIQUE
+    constraint: the next run finds the winner's row and answers as its replay."""
+    for tries in range(1, CONFLICT_RUNS + 1):
+        try:
+            return run()
+        except IntegrityError:
+            if tries == CONFLICT_RUNS:
+                raise
+    raise AssertionError("unreachable")
+
+
+# --- commands awaited on the event loop (SQLite with a group-commit writer) -------------------
+_LOOP: ContextVar[tuple[asyncio.AbstractEventLoop, int] | None] = ContextVar(
+    "gateway_ledger_loop", default=None)
+
+
+class LeaveLoop(BaseException):
+    """A command run ``on_the_loop`` needs blocking I/O before its transaction (a typed store
+    code's budget and secret): nothing was done yet, so the caller runs it again in a thread."""
+
+
+class WriteQueued(BaseException):
+    """Raised by :func:`run_command` on the loop once the command's body is queued with the
+    writer: nothing after ``run_command`` runs (every command ``return``s it), and the caller
+    awaits :meth:`outcome`. A BaseException, so an ``except Exception`` on the way cannot
+    swallow it."""
+
+    def __init__(self, outcome: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__("queued with the group-commit writer")
+        self._outcome = outcome
+
+    async def outcome(self) -> Any:
+        return await self._outcome()
+
+
+def loop_writer(engine: Engine) -> GroupCommit | None:
+    """The writer a command on the event loop hands its body to; None where writes block this
+    thread instead (PostgreSQL, or not on the loop)."""
+    marked = _LOOP.get()
+    if marked is None or marked[1] != threading.get_ident():
+        return None
+    return writer_for(engine)
+
+
+@contextmanager
+def on_the_loop(engine: Engine) -> Iterator[bool]:
+    """While inside, a command called on this loop thread queues its body with ``engine``'s
+    group-commit writer and raises :class:`WriteQueued` instead of blocking; yields whether the
+    engine has such a writer (if not, run the command in a thread as before)."""
+    if writer_for(engine) is None:
+        yield False
+        return
+    token = _LOOP.set((asyncio.get_running_loop(), threading.get_ident()))
+    try:
+        yield True
+    finally:
+        _LOOP.reset(token)
+
+
+def leave_loop_for_io() -> None:
+    """Called before blocking I/O that a command does ahead of its transaction: on the loop,
+    raise :class:`LeaveLoop` so the command is run again in a thread."""
+    marked = _LOOP.get()
+    if marked is not None and marked[1] == threading.get_ident():
+        raise LeaveLoop
+
+
 def transact(engine: Engine, body: Callable[[Connection], R]) -> R:
     """The one transaction boundary of the ledger's writes: open a write transaction, run
     ``body`` on it, commit. A body that raises is rolled back whole.
@@ -118,18 +200,36 @@ def run_command(
             return from_json(result_type, existing.result), True
         return body(tx, fingerprint), False
 
+    def answer(outcome: tuple[R, bool]) -> R:
+        result, replayed = outcome
+        if not replayed and ctx.on_commit is not None:
+            ctx.on_commit(kind or "other", partner_id)
+        return result
+
+    writer = loop_writer(ctx.engine)
+    if writer is not None:
+        # On the loop: no in-flight key lock (the one writer thread runs every body of this
+        # process in turn, and BEGIN IMMEDIATE serialises processes), no thread waits.
+        raise WriteQueued(lambda: _on_writer(writer, once, answer))
+
     def attempt() -> R:
-        for tries in range(3):
-            try:
-                result, replayed = transact(ctx.engine, once)
-            except IntegrityError:
-                if tries == 2:
-                    raise
-                continue
-            if not replayed and ctx.on_commit is not None:
-                ctx.on_commit(kind or "other", partner_id)
-            return result
-        raise AssertionError("unreachable")
+        return answer(on_conflict_rerun(lambda: transact(ctx.engine, once)))
 
     with ctx.locks.hold(f"idem:{partner_id}:{key}"):
         return retrying(attempt)
+
+
+async def _on_writer(writer: GroupCommit, once: Callable[[Connection], tuple[R, bool]],
+                     answer: Callable[[tuple[R, bool]], R]) -> R:
+    """``once`` run by the writer, awaited without a thread: the future is completed on the loop
+    (``call_soon_threadsafe``) after the batch's durable COMMIT; a UNIQUE-constraint loser is
+    run again as in :func:`on_conflict_rerun`."""
+    for tries in range(1, CONFLICT_RUNS + 1):
+        try:
+            outcome = await writer.submit_async(lambda conn: once(fast(conn)))
+        except IntegrityError:
+            if tries == CONFLICT_RUNS:
+                raise
+            continue
+        return answer(outcome)
+    raise AssertionError("unreachable")
