@@ -133,9 +133,11 @@ class NewHold:
 
 @dataclass(frozen=True, slots=True)
 class Posting:
-    """One operation and everything it writes, in the order it is written."""
+    """One operation and everything it writes, in the order it is written. ``record`` is None
+    for the one posting that records no operation: housekeeping releasing pending lots that were
+    fully returned while pending (it only has ``released_lots``)."""
 
-    record: OperationRecord
+    record: OperationRecord | None
     moves: tuple[Move, ...] = ()
     lot_moves: tuple[LotTake, ...] = ()
     new_lots: tuple[NewLot, ...] = ()
@@ -425,7 +427,7 @@ def plan_sweep(state: SweepState, now: datetime, breakage: Account,
                                                   points),)))
         released_ids = tuple(lot.id for lot in matured)
         if not releases:  # nothing to post, but the lots leave pending all the same
-            postings.append(Posting(_NO_RECORD, released_lots=released_ids))
+            postings.append(Posting(None, released_lots=released_ids))
         else:
             releases[0] = replace(releases[0], released_lots=released_ids)
         repay = min(member.debt, spendable)
@@ -483,14 +485,8 @@ def swept(member: MemberState, postings: Iterable[Posting]) -> MemberState:
     return MemberState(member.member_id, member.accounts, balances)
 
 
-# A posting that only releases lots (every matured lot was fully returned while pending): it
-# records no operation. The apply step skips the record of a posting with this id.
-_NO_RECORD = OperationRecord(id="", partner_id="", member_id=None, kind="", points=0,
-                             result=None)
-
-
 def records_operation(posting: Posting) -> bool:
-    return posting.record is not _NO_RECORD
+    return posting.record is not None
 
 
 # --- return ---------------------------------------------------------------------------------------

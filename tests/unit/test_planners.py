@@ -230,7 +230,8 @@ def test_sweep_with_nothing_due_posts_nothing() -> None:
 def test_a_fully_returned_pending_lot_is_released_without_an_operation() -> None:
     lots = (lot(2, 0, days=100, pending=True, available_in_days=-1),)
     (posting,) = plan_sweep(SweepState(member(), lots, ()), NOW, BREAKAGE, iter(ids()))
-    assert not records_operation(posting) and posting.released_lots == (2,)
+    assert not records_operation(posting) and posting.record is None
+    assert posting.released_lots == (2,)
 
 
 # --- properties -----------------------------------------------------------------------------------
