@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import count
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, union
+from sqlalchemy import Engine, bindparam, func, select, union
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.core.clock import Clock
@@ -25,6 +25,7 @@ from gateway.db.tables import accounts, holds, lots
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind, coalition_account
 from gateway.ledger.load import sweep_state_of
+from gateway.ledger.lot_repository import housekeeping_due
 from gateway.ledger.model import Balance
 from gateway.ledger.planners import MemberState, plan_sweep, swept
 from gateway.ledger.repository import Account
@@ -123,13 +124,9 @@ _EXPIRING = (
     .where(lots.c.member_id.in_(_MEMBERS), lots.c.expires_at > _NOW,
            lots.c.expires_at <= bindparam("before", type_=lots.c.expires_at.type))
     .group_by(lots.c.member_id))
-# Who has housekeeping due (the sweep's three conditions): each on the member's own rows.
+# Who has housekeeping due (the sweep's conditions): each on the member's own rows.
+_LOT_DUE, _HOLD_DUE = housekeeping_due("now")
 _DUE = union(
-    select(lots.c.member_id).where(
-        lots.c.member_id.in_(_MEMBERS), lots.c.remaining > 0,
-        or_(and_(lots.c.expires_at <= _NOW, lots.c.pending == 0),
-            and_(lots.c.pending == 1, lots.c.available_at <= _NOW))),
-    select(holds.c.member_id).where(
-        holds.c.member_id.in_(_MEMBERS), holds.c.status == "authorised",
-        holds.c.expires_at <= bindparam("now", type_=holds.c.expires_at.type)),
+    select(lots.c.member_id).where(lots.c.member_id.in_(_MEMBERS), _LOT_DUE),
+    select(holds.c.member_id).where(holds.c.member_id.in_(_MEMBERS), _HOLD_DUE),
 )

@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.db.tables import holds
+from gateway.ledger.lot_repository import LotRepository
 from gateway.ledger.planners import HoldState, NewHold
-from gateway.ledger.repository import LedgerRepository
 
 
 class HoldRepository:
@@ -30,14 +30,20 @@ class HoldRepository:
         row = self.conn.execute(_HOLD, {"hold_id": hold_id, "partner_id": partner_id}).one()
         return _state(row)
 
-    def with_takes(self, hold: HoldState, ledger: LedgerRepository) -> HoldState:
+    def with_takes(self, hold: HoldState) -> HoldState:
         """The hold with its authorisation's lot movements, latest expiry first."""
-        return replace(hold, takes=tuple(ledger.lot_movements_of([hold.operation_id])))
+        takes = LotRepository(self.conn).lot_movements_of([hold.operation_id])
+        return replace(hold, takes=tuple(takes))
 
-    def lapsed(self, member_id: str, at: datetime, ledger: LedgerRepository
-               ) -> list[HoldState]:
-        rows = self.conn.execute(_EXPIRED_HOLDS, {"member_id": member_id, "at": at}).all()
-        return [self.with_takes(_state(row), ledger) for row in rows]
+    def lapsed(self, member_id: str, at: datetime) -> list[HoldState]:
+        """The member's authorised holds past their expiry, each with its authorisation's lot
+        movements: two statements whatever their number."""
+        lapsed = [_state(row) for row in self.conn.execute(
+            _EXPIRED_HOLDS, {"member_id": member_id, "at": at}).all()]
+        takes = LotRepository(self.conn).lot_movements_by_operation(
+            [hold.operation_id for hold in lapsed])
+        return [replace(hold, takes=tuple(takes.get(hold.operation_id, ())))
+                for hold in lapsed]
 
     def insert(self, hold: NewHold, operation_id: str, now: datetime) -> None:
         self.conn.execute(_INSERT_HOLD, {

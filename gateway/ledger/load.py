@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from gateway.ledger.hold_repository import HoldRepository
+from gateway.ledger.lot_repository import LotRepository
 from gateway.ledger.planners import MemberState, OpenLot, SweepState
 from gateway.ledger.runner import Tx
 
@@ -20,7 +21,7 @@ def member_state(tx: Tx, member_id: str) -> MemberState:
 def spendable_lots(tx: Tx, member_id: str) -> list[OpenLot]:
     return [OpenLot(lot_id, origin, remaining, expires_at)
             for lot_id, origin, remaining, expires_at
-            in tx.ledger.spendable_lots(member_id, tx.now)]
+            in LotRepository(tx.conn).spendable_lots(member_id, tx.now)]
 
 
 def sweep_state(tx: Tx, member_id: str, at: datetime) -> SweepState:
@@ -31,10 +32,11 @@ def sweep_state(tx: Tx, member_id: str, at: datetime) -> SweepState:
 
 def sweep_state_of(tx: Tx, member: MemberState, at: datetime) -> SweepState:
     """:func:`sweep_state` for a member whose accounts are loaded already (a balance read)."""
-    lots = {row[0]: _lot(row) for row in tx.ledger.live_lots(member.member_id)}
-    lapsed = HoldRepository(tx.conn).lapsed(member.member_id, at, tx.ledger)
+    repo = LotRepository(tx.conn)
+    lots = {row[0]: _lot(row) for row in repo.live_lots(member.member_id)}
+    lapsed = HoldRepository(tx.conn).lapsed(member.member_id, at)
     missing = sorted({t.lot_id for hold in lapsed for t in hold.takes} - set(lots))
-    for row in tx.ledger.lots_by_id(missing):
+    for row in repo.lots_by_id(missing):
         lots[row[0]] = _lot(row)
     return SweepState(member, tuple(lots.values()), tuple(lapsed))
 

@@ -31,6 +31,7 @@ from gateway.core.errors import (
 )
 from gateway.core.money import Money, Rounding
 from gateway.ledger.chart import AccountKind
+from gateway.ledger.lot_repository import LotTake
 from gateway.ledger.model import (
     Earned,
     HoldCaptured,
@@ -40,7 +41,7 @@ from gateway.ledger.model import (
     Redeemed,
     Returned,
 )
-from gateway.ledger.repository import Account, LotTake
+from gateway.ledger.repository import Account
 from partners.config import RuleVersion
 from partners.rules import PurchaseFacts, proportional_points, quote_burn, quote_earn
 

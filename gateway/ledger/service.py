@@ -26,6 +26,7 @@ from gateway.ledger.context import LedgerContext, check_key, require_currency
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.identify import Who, admit, who_named
 from gateway.ledger.load import member_state, spendable_lots
+from gateway.ledger.lot_repository import LotRepository
 from gateway.ledger.model import (
     Earned,
     EarnPoints,
@@ -227,12 +228,13 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         prior_ops = [o for o in history if o.kind == "return"]
         spends = _own_spends(tx, cmd, member_id)
         sweep_member(tx, member_id)
-        earned_lots, pending_lot = tx.ledger.earn_lots(earn.id)
+        lot_repo = LotRepository(tx.conn)
+        earned_lots, pending_lot = lot_repo.earn_lots(earn.id)
         sources = [s.id for s in spends] + [s.parent_id for s in spends
                                             if s.kind == "capture" and s.parent_id is not None]
-        takes = tx.ledger.lot_movements_of(sources)
-        restored = tx.ledger.lot_restores_of([p.id for p in prior_ops])
-        current = tx.ledger.current_lots([t.lot_id for t in takes] + list(restored))
+        takes = lot_repo.lot_movements_of(sources)
+        restored = lot_repo.lot_restores_of([p.id for p in prior_ops])
+        current = lot_repo.current_lots([t.lot_id for t in takes] + list(restored))
         request = ReturnInput(
             cmd.partner_id, partner.currency, cmd.purchase_id, cmd.amount.amount_minor,
             cmd.idempotency_key, fingerprint, tx.now, operation_id(), earn.id, earn.points,
@@ -287,7 +289,7 @@ def _lots_for_return(tx: Tx, member_id: str, refund_targets: set[int]) -> list[O
     missing = sorted(refund_targets - {lot.id for lot in lots})
     return lots + [OpenLot(i, origin, remaining, expires_at, pending, available_at)
                    for i, origin, remaining, expires_at, pending, available_at
-                   in tx.ledger.lots_by_id(missing)]
+                   in LotRepository(tx.conn).lots_by_id(missing)]
 
 
 def _expired(lots: Iterable[OpenLot], at: datetime) -> set[int]:

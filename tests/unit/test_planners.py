@@ -23,6 +23,7 @@ from gateway.core.errors import (
 )
 from gateway.core.money import Money
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
+from gateway.ledger.lot_repository import LotTake
 from gateway.ledger.model import Returned
 from gateway.ledger.planners import (
     EarnInput,
@@ -45,7 +46,7 @@ from gateway.ledger.planners import (
     swept,
     take_lots,
 )
-from gateway.ledger.repository import Account, LotTake
+from gateway.ledger.repository import Account
 from partners.config import BurnRule, Channel, EarnRule, RuleVersion, SettlementPrices
 from partners.rules import PurchaseFacts
 
