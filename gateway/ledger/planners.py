@@ -581,6 +581,28 @@ def plan_return(state: MemberState, issued: Account, redeemed: Account,
     return Plan(result, (Posting(record, tuple(moves), lot_moves=tuple(lot_moves)),))
 
 
+def plan_refund_expiry(state: MemberState, request: ReturnInput, plan: Plan[Returned],
+                       breakage: Account, new_operation_id: Iterable[str]
+                       ) -> tuple[Posting, ...]:
+    """What follows a return whose refund went back into lots already past their expiry: those
+    points expire at once, as housekeeping's expire postings (:func:`plan_sweep`) on the state
+    the return leaves. Housekeeping ran before the return, so these lots are all that is due;
+    nothing when no refund went into an expired lot."""
+    lots = {lot.id: lot for lot in request.lots}
+    refunded: dict[int, OpenLot] = {}
+    for posting in plan.postings:
+        for move in posting.lot_moves:
+            if move.points <= 0:  # a take (the pending lot's too): only refunds go back
+                continue
+            lot = refunded.get(move.lot_id, lots[move.lot_id])
+            if lot.expires_at <= request.now:
+                refunded[move.lot_id] = replace(lot, remaining=lot.remaining + move.points)
+    if not refunded:
+        return ()
+    after = SweepState(swept(state, plan.postings), tuple(refunded.values()), ())
+    return plan_sweep(after, request.now, breakage, new_operation_id)
+
+
 def refund_lots(takes: Sequence[LotTake], restored: Mapping[int, int],
                 current: Mapping[int, int], points: int) -> tuple[LotTake, ...]:
     """Where refunded points go: back into the lots the spends consumed (``takes``, latest

@@ -8,7 +8,6 @@ operation carrying its answer for replays (docs/decisions/011)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -45,6 +44,7 @@ from gateway.ledger.planners import (
     ReturnInput,
     SpendInput,
     plan_earn,
+    plan_refund_expiry,
     plan_return,
     plan_spend,
 )
@@ -242,14 +242,15 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             -sum(s.points for s in spends), partner.policy.negative_balance_after_return,
             pending_lot, tuple(_lots_for_return(tx, member_id, set(current.values()))),
             earned_lots, tuple(takes), restored, current)
-        plan = plan_return(member_state(tx, member_id),
-                           tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
+        state = member_state(tx, member_id)
+        plan = plan_return(state, tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
                            tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
                            request)
-        apply(tx, plan.postings)
-        if any(move.lot_id in _expired(request.lots, tx.now) for move in plan.postings[0].lot_moves
-               if move.points > 0):
-            sweep_member(tx, member_id)  # refunded into lots past their expiry: expire them
+        # Refunded into lots past their expiry: they expire in the same apply, no second sweep.
+        expire = plan_refund_expiry(state, request, plan,
+                                    tx.ledger.coalition_account(AccountKind.BREAKAGE),
+                                    iter(operation_id, None))
+        apply(tx, plan.postings + expire)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
@@ -290,10 +291,6 @@ def _lots_for_return(tx: Tx, member_id: str, refund_targets: set[int]) -> list[O
     return lots + [OpenLot(i, origin, remaining, expires_at, pending, available_at)
                    for i, origin, remaining, expires_at, pending, available_at
                    in LotRepository(tx.conn).lots_by_id(missing)]
-
-
-def _expired(lots: Iterable[OpenLot], at: datetime) -> set[int]:
-    return {lot.id for lot in lots if lot.expires_at <= at}
 
 
 def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:
