@@ -53,9 +53,10 @@ from gateway.ledger.repository import OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
+    CheckedPurchase,
     LineItem,
     PurchaseFacts,
-    check_purchase,
+    checked_purchase,
     quote_earn,
 )
 
@@ -69,7 +70,7 @@ class EarnRequest:
     """An earn that passed every check on the request alone."""
 
     partner: PartnerDefinition
-    facts: PurchaseFacts
+    facts: CheckedPurchase
     occurred_at: datetime | None  # None: when it is recorded
     who: Who
 
@@ -293,7 +294,7 @@ def _lots_for_return(tx: Tx, member_id: str, refund_targets: set[int]) -> list[O
                    in LotRepository(tx.conn).lots_by_id(missing)]
 
 
-def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:
+def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> CheckedPurchase:
     checks = Checks()
     checks.run(lambda: _check_amount(cmd.amount))
     channel = checks.run(lambda: _channel(cmd.channel))
@@ -304,9 +305,10 @@ def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:
     # The purchase's own checks (lines adding up) do not look at the channel.
     facts = PurchaseFacts(cmd.amount.amount_minor, cmd.amount.currency,
                           channel or Channel.STORE, lines)
-    checks.run(partial(check_purchase, facts))
+    checked = checks.run(partial(checked_purchase, facts))
     checks.raise_first()
-    return facts
+    assert checked is not None
+    return checked
 
 
 def _check_amount(amount: Money) -> None:

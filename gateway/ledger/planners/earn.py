@@ -12,7 +12,7 @@ from gateway.ledger.model import Earned, OperationRecord
 from gateway.ledger.planners.state import MemberState, Move, NewLot, Plan, Posting
 from gateway.ledger.repository import Account
 from partners.config import RuleVersion
-from partners.rules import PurchaseFacts, quote_earn
+from partners.rules import CheckedPurchase, PurchaseFacts, quote_earn
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class EarnInput:
     amount: Money
     key: str
     fingerprint: str
-    facts: PurchaseFacts
+    facts: PurchaseFacts | CheckedPurchase
     occurred_at: datetime
     now: datetime
     operation_id: str
