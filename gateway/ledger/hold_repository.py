@@ -4,6 +4,7 @@ Statements built once, at import (issue 11). Nothing here commits."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -35,11 +36,11 @@ class HoldRepository:
         takes = LotRepository(self.conn).lot_movements_of([hold.operation_id])
         return replace(hold, takes=tuple(takes))
 
-    def lapsed(self, member_id: str, at: datetime) -> list[HoldState]:
-        """The member's authorised holds past their expiry, each with its authorisation's lot
+    def lapsed(self, member_ids: Sequence[str], at: datetime) -> list[HoldState]:
+        """The members' authorised holds past their expiry, each with its authorisation's lot
         movements: two statements whatever their number."""
         lapsed = [_state(row) for row in self.conn.execute(
-            _EXPIRED_HOLDS, {"member_id": member_id, "at": at}).all()]
+            _EXPIRED_HOLDS, {"members": list(member_ids), "at": at}).all()]
         takes = LotRepository(self.conn).lot_movements_by_operation(
             [hold.operation_id for hold in lapsed])
         return [replace(hold, takes=tuple(takes.get(hold.operation_id, ())))
@@ -76,7 +77,7 @@ _HOLD_MEMBER = select(holds.c.member_id).where(
 _HOLD = select(holds).where(
     holds.c.id == bindparam("hold_id"), holds.c.partner_id == bindparam("partner_id"))
 _EXPIRED_HOLDS = select(holds).where(
-    holds.c.member_id == bindparam("member_id"), holds.c.status == "authorised",
+    holds.c.member_id.in_(bindparam("members", expanding=True)), holds.c.status == "authorised",
     holds.c.expires_at <= bindparam("at", type_=holds.c.expires_at.type))
 _SETTLE = (update(holds).where(holds.c.id == bindparam("hold_id"))
            .values(status=bindparam("status"), captured_points=bindparam("captured")))

@@ -17,6 +17,7 @@ from gateway.app import Gateway, build
 from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.ledger import holds, service
+from gateway.ledger.balances import member_balances
 from gateway.ledger.expiry import run_expiry
 from gateway.ledger.hold_repository import HoldRepository
 from gateway.ledger.model import AuthoriseRedemption, EarnPoints, ReturnPurchase
@@ -117,7 +118,7 @@ def test_lapsed_holds_and_their_lot_movements_are_two_statements(
     with engine.connect() as conn:
         event.listen(engine, "before_cursor_execute", count)
         try:
-            lapsed = HoldRepository(conn).lapsed(member, clock.now())
+            lapsed = HoldRepository(conn).lapsed([member], clock.now())
         finally:
             event.remove(engine, "before_cursor_execute", count)
     assert len(statements) == 2
@@ -128,3 +129,41 @@ def test_lapsed_holds_and_their_lot_movements_are_two_statements(
         assert -sum(t.points for t in takes) == hold.points
     # 60 from the first lot, 90 = 40 of the first + 50 of the second, 50 from the second.
     assert sorted(len(by_id[h.hold_id].takes) for h in placed) == [1, 1, 2]
+
+
+def test_balances_of_many_members_with_housekeeping_due_read_their_state_together(
+    tmp_path: Path,
+) -> None:
+    """member_balances of members who all have something due loads their sweep states in the
+    same statements whatever their number (it was four more per member), and shows each what
+    its own next write will see."""
+    clock = FixedClock(NOW)
+    gw = harness.make_gateway(tmp_path, clock=clock)
+    engine = gw.services.engine
+    members = []
+    for n in range(4):
+        members.append(enrol_customer(engine, clock, "grocery", f"g-{n}").member_id)
+        _earn(gw, "grocery", f"g-{n}", 100000 * (n + 1), "UAH", f"e{n}")
+        holds.authorise_redemption(gw.services.ledger, AuthoriseRedemption(
+            "grocery", f"g-{n}", 50, Money(100000, "UAH"), f"h{n}"))
+    clock.advance(timedelta(days=1))  # every hold lapsed: all four have housekeeping due
+
+    def reads(ids: list[str]) -> tuple[int, dict[str, tuple[int, int]]]:
+        statements: list[str] = []
+
+        def count(*args: object) -> None:
+            if str(args[2]).lstrip().upper().startswith("SELECT"):
+                statements.append(str(args[2]))
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            found = member_balances(engine, clock, ids)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements), {m: (b.available, b.held) for m, b in found.items()}
+
+    one, first = reads(members[:1])
+    many, every = reads(members)
+    assert many == one
+    assert every == {m: (100 * (n + 1), 0) for n, m in enumerate(members)}
+    assert first == {members[0]: every[members[0]]}
