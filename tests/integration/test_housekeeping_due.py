@@ -5,8 +5,6 @@ load its sweep state for nothing, and the expiry job opened a transaction for it
 
 from __future__ import annotations
 
-import re
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,20 +22,15 @@ from gateway.ledger.model import AuthoriseRedemption, EarnPoints, ReturnPurchase
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.verify import verify_ledger
 from gateway.members.service import enrol_customer
-from gateway.settings import DEFAULT_CATALOG
 from tests.support import harness
+from tests.support.catalog import catalog_with_pending_days
 from tests.support.harness import NOW, track
 from tests.support.members import link_with_code
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Gateway, FixedClock, str]:
-    catalog = tmp_path / "catalog"
-    shutil.copytree(DEFAULT_CATALOG, catalog)
-    toml = catalog / "electronics.toml"
-    text, count = re.subn(r"pending_days = \d+", "pending_days = 14", toml.read_text())
-    assert count >= 1, "electronics.toml should state pending_days"
-    toml.write_text(text)
+    catalog = catalog_with_pending_days(tmp_path)
     clock = FixedClock(NOW)
     gw = build(harness.test_settings(tmp_path, catalog_dir=catalog), clock=clock)
     track(gw.services.engine)
