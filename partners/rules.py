@@ -38,6 +38,15 @@ class PurchaseFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckedPurchase:
+    """A purchase that passed :func:`check_purchase`, with the lines it prices: made once by
+    the request's checks, so quoting it does not check it again."""
+
+    facts: PurchaseFacts
+    lines: tuple[LineItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class EarnQuote:
     points: int
     uncapped_points: int  # after rounding, before min spend and caps
@@ -116,6 +125,11 @@ def check_purchase(purchase: PurchaseFacts) -> tuple[LineItem, ...]:
     return purchase.lines
 
 
+def checked_purchase(purchase: PurchaseFacts) -> CheckedPurchase:
+    """:func:`check_purchase`, keeping its outcome for :func:`quote_earn`."""
+    return CheckedPurchase(purchase, check_purchase(purchase))
+
+
 def _line_points(earn: EarnRule, line: LineItem, label: str, currency: str) -> tuple[Fraction, str]:
     by_quantity = {q.category: q for q in earn.quantity_earn}
     q = by_quantity.get(line.category) if line.category is not None else None
@@ -138,12 +152,15 @@ def _line_points(earn: EarnRule, line: LineItem, label: str, currency: str) -> t
     return raw, text
 
 
-def quote_earn(rule: RuleVersion, purchase: PurchaseFacts, *, earned_today: int = 0) -> EarnQuote:
-    """Points a purchase earns under ``rule``: lines, multipliers, one rounding, then caps."""
+def quote_earn(rule: RuleVersion, purchase: PurchaseFacts | CheckedPurchase, *,
+               earned_today: int = 0) -> EarnQuote:
+    """Points a purchase earns under ``rule``: lines, multipliers, one rounding, then caps. A
+    :class:`CheckedPurchase` is not checked again."""
     earn = _earn_rule(rule)
     if earned_today < 0:
         raise ValueError(f"earned_today must be >= 0, got {earned_today}")
-    lines = check_purchase(purchase)
+    checked = purchase if isinstance(purchase, CheckedPurchase) else checked_purchase(purchase)
+    purchase, lines = checked.facts, checked.lines
     explanation: list[str] = []
     total = Fraction(0)
     for i, line in enumerate(lines):

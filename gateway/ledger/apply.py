@@ -7,31 +7,35 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gateway.ledger.hold_repository import HoldRepository
-from gateway.ledger.planners import Posting, records_operation
-from gateway.ledger.repository import LotTake
+from gateway.ledger.lot_repository import LotRepository, LotTake
+from gateway.ledger.planners import Posting
 from gateway.ledger.runner import Tx, record_operation
 
 
 def apply(tx: Tx, postings: Iterable[Posting]) -> None:
+    lots = LotRepository(tx.conn)
     for posting in postings:
-        op = posting.record.id
-        if records_operation(posting):
-            record_operation(tx, posting.record)
+        record = posting.record
+        if record is not None:
+            record_operation(tx, record)
         if posting.released_lots:
-            tx.ledger.release_lots(posting.released_lots)
+            lots.release_lots(posting.released_lots)
+        if record is None:  # pending lots released, no operation: nothing else to write
+            continue
+        op = record.id
         if posting.new_hold is not None:
             HoldRepository(tx.conn).insert(posting.new_hold, op, tx.now)
         for move in posting.moves:
             tx.ledger.post(op, move.debit, move.credit, move.amount, tx.now)
         for lot in posting.new_lots:
-            lot_id = tx.ledger.create_lot(
-                member_id=str(posting.record.member_id), origin_partner_id=lot.origin_partner_id,
+            lot_id = lots.create_lot(
+                member_id=str(record.member_id), origin_partner_id=lot.origin_partner_id,
                 operation_id=op, points=lot.points, earned_at=lot.earned_at,
                 expires_at=lot.expires_at, available_at=lot.available_at)
             if lot.taken:
-                tx.ledger.record_lot_movements(
+                lots.record_lot_movements(
                     [LotTake(lot_id, lot.origin_partner_id, -lot.taken)], op, tx.now)
         if posting.lot_moves:
-            tx.ledger.record_lot_movements(posting.lot_moves, op, tx.now)
+            lots.record_lot_movements(posting.lot_moves, op, tx.now)
         if posting.settle_hold is not None:
             HoldRepository(tx.conn).settle(*posting.settle_hold)

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from sqlalchemy import Connection, or_, select, union
+from sqlalchemy import Connection, select, union
 
 from gateway.db.tables import holds, lots
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.context import LedgerContext
 from gateway.ledger.housekeeping import sweep_member
+from gateway.ledger.lot_repository import housekeeping_due
 from gateway.ledger.runner import Tx, transact
 
 
@@ -21,15 +22,7 @@ def run_expiry(ctx: LedgerContext, progress: Callable[[int, int], None] | None =
     number of operations written."""
     now = ctx.clock.now()
     with UnitOfWork(ctx.engine, write=False) as uow:
-        due = sorted(set(uow.conn.execute(
-            union(
-                select(lots.c.member_id).where(lots.c.remaining > 0, lots.c.expires_at <= now),
-                select(holds.c.member_id).where(
-                    holds.c.status == "authorised", or_(holds.c.expires_at <= now)),
-                # Pending points past their return window are released by the same sweep.
-                select(lots.c.member_id).where(lots.c.pending == 1, lots.c.available_at <= now),
-            )
-        ).scalars()))
+        due = sorted(set(uow.conn.execute(_DUE, {"now": now}).scalars()))
     written = 0
     for index, member_id in enumerate(due, start=1):
         written += transact(ctx.engine, partial(_sweep, ctx, member_id))
@@ -42,3 +35,7 @@ def _sweep(ctx: LedgerContext, member_id: str, conn: Connection) -> int:
     tx = Tx.on(conn, ctx.clock.now())
     tx.ledger.lock_member(member_id)
     return sweep_member(tx, member_id)
+
+
+_LOT_DUE, _HOLD_DUE = housekeeping_due("now")
+_DUE = union(select(lots.c.member_id).where(_LOT_DUE), select(holds.c.member_id).where(_HOLD_DUE))

@@ -4,14 +4,15 @@ Statements built once, at import (issue 11). Nothing here commits."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.db.tables import holds
+from gateway.ledger.lot_repository import LotRepository
 from gateway.ledger.planners import HoldState, NewHold
-from gateway.ledger.repository import LedgerRepository
 
 
 class HoldRepository:
@@ -30,14 +31,20 @@ class HoldRepository:
         row = self.conn.execute(_HOLD, {"hold_id": hold_id, "partner_id": partner_id}).one()
         return _state(row)
 
-    def with_takes(self, hold: HoldState, ledger: LedgerRepository) -> HoldState:
+    def with_takes(self, hold: HoldState) -> HoldState:
         """The hold with its authorisation's lot movements, latest expiry first."""
-        return replace(hold, takes=tuple(ledger.lot_movements_of([hold.operation_id])))
+        takes = LotRepository(self.conn).lot_movements_of([hold.operation_id])
+        return replace(hold, takes=tuple(takes))
 
-    def lapsed(self, member_id: str, at: datetime, ledger: LedgerRepository
-               ) -> list[HoldState]:
-        rows = self.conn.execute(_EXPIRED_HOLDS, {"member_id": member_id, "at": at}).all()
-        return [self.with_takes(_state(row), ledger) for row in rows]
+    def lapsed(self, member_ids: Sequence[str], at: datetime) -> list[HoldState]:
+        """The members' authorised holds past their expiry, each with its authorisation's lot
+        movements: two statements whatever their number."""
+        lapsed = [_state(row) for row in self.conn.execute(
+            _EXPIRED_HOLDS, {"members": list(member_ids), "at": at}).all()]
+        takes = LotRepository(self.conn).lot_movements_by_operation(
+            [hold.operation_id for hold in lapsed])
+        return [replace(hold, takes=tuple(takes.get(hold.operation_id, ())))
+                for hold in lapsed]
 
     def insert(self, hold: NewHold, operation_id: str, now: datetime) -> None:
         self.conn.execute(_INSERT_HOLD, {
@@ -70,7 +77,7 @@ _HOLD_MEMBER = select(holds.c.member_id).where(
 _HOLD = select(holds).where(
     holds.c.id == bindparam("hold_id"), holds.c.partner_id == bindparam("partner_id"))
 _EXPIRED_HOLDS = select(holds).where(
-    holds.c.member_id == bindparam("member_id"), holds.c.status == "authorised",
+    holds.c.member_id.in_(bindparam("members", expanding=True)), holds.c.status == "authorised",
     holds.c.expires_at <= bindparam("at", type_=holds.c.expires_at.type))
 _SETTLE = (update(holds).where(holds.c.id == bindparam("hold_id"))
            .values(status=bindparam("status"), captured_points=bindparam("captured")))

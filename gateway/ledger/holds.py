@@ -67,7 +67,7 @@ def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptur
         hold = _locked_hold(tx, repo, cmd.partner_id, cmd.hold_id)
         # The lots a hold took from are read only when some of it goes back.
         if cmd.points is not None and cmd.points < hold.points:
-            hold = repo.with_takes(hold, tx.ledger)
+            hold = repo.with_takes(hold)
         request = HoldInput(cmd.partner_id, partner.currency, cmd.idempotency_key, fingerprint,
                             tx.now, operation_id(), cmd.points)
         plan = plan_capture(member_state(tx, hold.member_id), hold,
@@ -85,7 +85,7 @@ def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
 
     def body(tx: Tx, fingerprint: str) -> HoldVoided:
         repo = HoldRepository(tx.conn)
-        hold = repo.with_takes(_locked_hold(tx, repo, cmd.partner_id, cmd.hold_id), tx.ledger)
+        hold = repo.with_takes(_locked_hold(tx, repo, cmd.partner_id, cmd.hold_id))
         request = HoldInput(cmd.partner_id, "", cmd.idempotency_key, fingerprint, tx.now,
                             operation_id())
         plan = plan_void(member_state(tx, hold.member_id), hold, request)

@@ -49,9 +49,9 @@ from gateway.ledger.context import LedgerContext
 from gateway.ledger.context import check_key as check_key
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.load import member_state, spendable_lots
+from gateway.ledger.lot_repository import LotRepository, LotTake
 from gateway.ledger.model import OperationRecord, from_json, request_hash, to_json
 from gateway.ledger.planners import Move, Posting, take_lots
-from gateway.ledger.repository import LotTake
 from gateway.ledger.retry import retrying
 from gateway.ledger.runner import (
     Tx,
@@ -205,7 +205,7 @@ def forfeit_in(tx: Tx, member_id: str) -> Forfeited:
             amount = sum(r for _, r, p in found if p == pending)
             if amount:
                 tx.ledger.post(op, accounts[kind], breakage, amount, tx.now)
-        tx.ledger.record_lot_movements(
+        LotRepository(tx.conn).record_lot_movements(
             [LotTake(lot_id, origin, -r) for lot_id, r, _ in found], op, tx.now)
         totals.append((origin, points))
     return Forfeited(sum(p for _, p in totals), tuple(totals))
@@ -291,7 +291,7 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
         for lot in every:
             # The copy has the old lot's full size, less what was used of it (a movement of
             # the merge), so a later return can refund into it what its spends took.
-            copy = tx.ledger.create_lot(
+            copy = LotRepository(tx.conn).create_lot(
                 member_id=survivor_id, origin_partner_id=lot.origin_partner_id,
                 operation_id=op, points=int(lot.points), earned_at=lot.earned_at,
                 expires_at=lot.expires_at,
@@ -302,7 +302,7 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
             if lot.points != lot.remaining:
                 takes.append(LotTake(copy, str(lot.origin_partner_id),
                                      int(lot.remaining) - int(lot.points)))
-        tx.ledger.record_lot_movements(takes, op, tx.now)
+        LotRepository(tx.conn).record_lot_movements(takes, op, tx.now)
     tx.conn.execute(update(members).where(members.c.id == absorbed_id)
                         .values(status="merged", merged_into=survivor_id))
     return result

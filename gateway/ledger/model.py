@@ -40,9 +40,10 @@ class EarnPoints:
 
 
 @dataclass(frozen=True, slots=True)
-class RedeemPoints:
-    """Who spends is a linked ``customer_id`` or a ``store_code`` the member showed (their
-    consent for this one spend); a ``card_number`` alone never spends (``ConsentRequired``)."""
+class SpendFields:
+    """What a spend request says, the same for a redeem and an authorisation. Who spends is a
+    linked ``customer_id`` or a ``store_code`` the member showed (their consent for this one
+    spend); a ``card_number`` alone never spends (``ConsentRequired``)."""
 
     partner_id: str
     customer_id: str | None
@@ -56,26 +57,19 @@ class RedeemPoints:
 
 
 @dataclass(frozen=True, slots=True)
-class AuthoriseRedemption:
+class RedeemPoints(SpendFields):
+    """Spend points now (:class:`SpendFields`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthoriseRedemption(SpendFields):
     """Hold points for a redemption, to capture or void later: the same request as
     :class:`RedeemPoints`, its own command (its key is not a redeem's key)."""
-
-    partner_id: str
-    customer_id: str | None
-    points: int
-    basket: Money
-    idempotency_key: str
-    purchase_id: str | None = None
-    channel: str | None = None
-    card_number: str | None = None
-    store_code: str | None = None
 
     @classmethod
     def of(cls, request: RedeemPoints) -> AuthoriseRedemption:
         """The same request, sent to authorise instead of redeem."""
-        return cls(request.partner_id, request.customer_id, request.points, request.basket,
-                   request.idempotency_key, request.purchase_id, request.channel,
-                   request.card_number, request.store_code)
+        return cls(*(getattr(request, f.name) for f in dataclasses.fields(SpendFields)))
 
 
 SpendCommand = RedeemPoints | AuthoriseRedemption

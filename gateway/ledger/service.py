@@ -8,7 +8,6 @@ operation carrying its answer for replays (docs/decisions/011)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -26,6 +25,7 @@ from gateway.ledger.context import LedgerContext, check_key, require_currency
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.identify import Who, admit, who_named
 from gateway.ledger.load import member_state, spendable_lots
+from gateway.ledger.lot_repository import LotRepository
 from gateway.ledger.model import (
     Earned,
     EarnPoints,
@@ -44,6 +44,7 @@ from gateway.ledger.planners import (
     ReturnInput,
     SpendInput,
     plan_earn,
+    plan_refund_expiry,
     plan_return,
     plan_spend,
 )
@@ -52,9 +53,10 @@ from gateway.ledger.repository import OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
+    CheckedPurchase,
     LineItem,
     PurchaseFacts,
-    check_purchase,
+    checked_purchase,
     quote_earn,
 )
 
@@ -68,7 +70,7 @@ class EarnRequest:
     """An earn that passed every check on the request alone."""
 
     partner: PartnerDefinition
-    facts: PurchaseFacts
+    facts: CheckedPurchase
     occurred_at: datetime | None  # None: when it is recorded
     who: Who
 
@@ -227,12 +229,13 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         prior_ops = [o for o in history if o.kind == "return"]
         spends = _own_spends(tx, cmd, member_id)
         sweep_member(tx, member_id)
-        earned_lots, pending_lot = tx.ledger.earn_lots(earn.id)
+        lot_repo = LotRepository(tx.conn)
+        earned_lots, pending_lot = lot_repo.earn_lots(earn.id)
         sources = [s.id for s in spends] + [s.parent_id for s in spends
                                             if s.kind == "capture" and s.parent_id is not None]
-        takes = tx.ledger.lot_movements_of(sources)
-        restored = tx.ledger.lot_restores_of([p.id for p in prior_ops])
-        current = tx.ledger.current_lots([t.lot_id for t in takes] + list(restored))
+        takes = lot_repo.lot_movements_of(sources)
+        restored = lot_repo.lot_restores_of([p.id for p in prior_ops])
+        current = lot_repo.current_lots([t.lot_id for t in takes] + list(restored))
         request = ReturnInput(
             cmd.partner_id, partner.currency, cmd.purchase_id, cmd.amount.amount_minor,
             cmd.idempotency_key, fingerprint, tx.now, operation_id(), earn.id, earn.points,
@@ -240,14 +243,15 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             -sum(s.points for s in spends), partner.policy.negative_balance_after_return,
             pending_lot, tuple(_lots_for_return(tx, member_id, set(current.values()))),
             earned_lots, tuple(takes), restored, current)
-        plan = plan_return(member_state(tx, member_id),
-                           tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
+        state = member_state(tx, member_id)
+        plan = plan_return(state, tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
                            tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
                            request)
-        apply(tx, plan.postings)
-        if any(move.lot_id in _expired(request.lots, tx.now) for move in plan.postings[0].lot_moves
-               if move.points > 0):
-            sweep_member(tx, member_id)  # refunded into lots past their expiry: expire them
+        # Refunded into lots past their expiry: they expire in the same apply, no second sweep.
+        expire = plan_refund_expiry(state, request, plan,
+                                    tx.ledger.coalition_account(AccountKind.BREAKAGE),
+                                    iter(operation_id, None))
+        apply(tx, plan.postings + expire)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
@@ -287,14 +291,10 @@ def _lots_for_return(tx: Tx, member_id: str, refund_targets: set[int]) -> list[O
     missing = sorted(refund_targets - {lot.id for lot in lots})
     return lots + [OpenLot(i, origin, remaining, expires_at, pending, available_at)
                    for i, origin, remaining, expires_at, pending, available_at
-                   in tx.ledger.lots_by_id(missing)]
+                   in LotRepository(tx.conn).lots_by_id(missing)]
 
 
-def _expired(lots: Iterable[OpenLot], at: datetime) -> set[int]:
-    return {lot.id for lot in lots if lot.expires_at <= at}
-
-
-def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:
+def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> CheckedPurchase:
     checks = Checks()
     checks.run(lambda: _check_amount(cmd.amount))
     channel = checks.run(lambda: _channel(cmd.channel))
@@ -305,9 +305,10 @@ def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> PurchaseFacts:
     # The purchase's own checks (lines adding up) do not look at the channel.
     facts = PurchaseFacts(cmd.amount.amount_minor, cmd.amount.currency,
                           channel or Channel.STORE, lines)
-    checks.run(partial(check_purchase, facts))
+    checked = checks.run(partial(checked_purchase, facts))
     checks.raise_first()
-    return facts
+    assert checked is not None
+    return checked
 
 
 def _check_amount(amount: Money) -> None:

@@ -4,8 +4,6 @@ inside the window takes them back from pending."""
 
 from __future__ import annotations
 
-import re
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,19 +18,15 @@ from gateway.ledger.balances import member_balance
 from gateway.ledger.model import AuthoriseRedemption, EarnPoints, RedeemPoints, ReturnPurchase
 from gateway.ledger.verify import verify_ledger
 from gateway.members.service import enrol_customer
-from gateway.settings import DEFAULT_CATALOG, Settings
+from gateway.settings import Settings
+from tests.support.catalog import catalog_with_pending_days
 from tests.support.harness import NOW
 from tests.support.members import link_with_code
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Gateway, FixedClock, str]:
-    catalog = tmp_path / "catalog"
-    shutil.copytree(DEFAULT_CATALOG, catalog)
-    toml = catalog / "electronics.toml"
-    text, count = re.subn(r"pending_days = \d+", "pending_days = 14", toml.read_text())
-    assert count >= 1, "electronics.toml should state pending_days"
-    toml.write_text(text)
+    catalog = catalog_with_pending_days(tmp_path)
     clock = FixedClock(NOW)
     gw = build(Settings(database_url=f"sqlite:///{tmp_path / 'g.db'}", catalog_dir=catalog),
                clock=clock)

@@ -23,6 +23,7 @@ from gateway.core.errors import (
 )
 from gateway.core.money import Money
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
+from gateway.ledger.lot_repository import LotTake
 from gateway.ledger.model import Returned
 from gateway.ledger.planners import (
     EarnInput,
@@ -37,6 +38,7 @@ from gateway.ledger.planners import (
     plan_authorise,
     plan_capture,
     plan_earn,
+    plan_refund_expiry,
     plan_return,
     plan_spend,
     plan_sweep,
@@ -45,7 +47,7 @@ from gateway.ledger.planners import (
     swept,
     take_lots,
 )
-from gateway.ledger.repository import Account, LotTake
+from gateway.ledger.repository import Account
 from partners.config import BurnRule, Channel, EarnRule, RuleVersion, SettlementPrices
 from partners.rules import PurchaseFacts
 
@@ -230,7 +232,8 @@ def test_sweep_with_nothing_due_posts_nothing() -> None:
 def test_a_fully_returned_pending_lot_is_released_without_an_operation() -> None:
     lots = (lot(2, 0, days=100, pending=True, available_in_days=-1),)
     (posting,) = plan_sweep(SweepState(member(), lots, ()), NOW, BREAKAGE, iter(ids()))
-    assert not records_operation(posting) and posting.released_lots == (2,)
+    assert not records_operation(posting) and posting.record is None
+    assert posting.released_lots == (2,)
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -325,6 +328,26 @@ def test_return_refunds_spent_points_into_the_lots_they_came_from() -> None:
     # half returned: 25 spent points back (FLOOR), 60 earned points reversed from them
     assert plan.result.points_refunded == 25
     assert plan.postings[0].lot_moves[0] == LotTake(4, "other", 25)
+
+
+def test_a_refund_into_lots_past_their_expiry_expires_in_the_same_plan() -> None:
+    takes = (LotTake(4, "other", -30), LotTake(5, "shop", -20))
+    lots = (lot(4, 0, days=-1, origin="other"), lot(5, 0, days=20), lot(6, 100, days=30))
+    state = member(wallet=100)
+    request = return_input(120_000, spent=50, negative=False, lots=lots, takes=takes)
+    plan = plan_return(state, ISSUED, REDEEMED, request)
+    assert plan.postings[0].lot_moves[:2] == (LotTake(4, "other", 30), LotTake(5, "shop", 20))
+    (expire,) = plan_refund_expiry(state, request, plan, BREAKAGE, iter(["op-x"]))
+    assert expire.record is not None
+    assert (expire.record.kind, expire.record.partner_id, expire.record.points) == (
+        "expire", "other", -30)
+    assert expire.lot_moves == (LotTake(4, "other", -30),)
+    # 50 refunded (30 of them into expired lot 4, gone at once), 120 reversed: wallet 0
+    assert net(state, (*plan.postings, expire))[AccountKind.WALLET] == -100
+    live = return_input(120_000, spent=50, negative=False, takes=takes, lots=(
+        lot(4, 0, days=1, origin="other"), lot(5, 0, days=20), lot(6, 100, days=30)))
+    assert plan_refund_expiry(state, live, plan_return(state, ISSUED, REDEEMED, live),
+                              BREAKAGE, iter(["op-x"])) == ()
 
 
 def test_a_second_return_of_everything_left_completes_the_first_exactly() -> None:

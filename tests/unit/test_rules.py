@@ -313,3 +313,26 @@ def test_charity_takes_donations_but_issues_nothing(registry: Registry) -> None:
     with pytest.raises(RuleNotInForce):
         quote_earn(charity, buy(1_000))
     assert quote_burn(charity, points=120, basket_amount_minor=1_200).value_minor == 1_200
+
+
+def test_a_checked_purchase_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The earn's request checks the purchase once (``checked_purchase``); quoting the checked
+    purchase does not walk its lines again. Unchecked facts are still checked."""
+    from partners import rules
+
+    calls: list[PurchaseFacts] = []
+    real = rules.check_purchase
+
+    def counting(purchase: PurchaseFacts) -> tuple[LineItem, ...]:
+        calls.append(purchase)
+        return real(purchase)
+
+    monkeypatch.setattr(rules, "check_purchase", counting)
+    facts = buy(3_000, LineItem(1_000), LineItem(2_000))
+    checked = rules.checked_purchase(facts)
+    assert rules.quote_earn(rule(BASE), checked).points == 3
+    assert len(calls) == 1
+    assert rules.quote_earn(rule(BASE), facts).points == 3
+    assert len(calls) == 2
+    with pytest.raises(InvalidInput):
+        rules.checked_purchase(buy(3_001, LineItem(1_000), LineItem(2_000)))

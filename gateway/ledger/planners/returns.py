@@ -1,0 +1,160 @@
+"""The return planner: reverse earned points, refund spent ones into their lots, and expire
+what a refund put back into lots already past their expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from gateway.core.errors import InvalidAmount, NothingToReturn
+from gateway.core.money import Money, Rounding
+from gateway.ledger.chart import AccountKind
+from gateway.ledger.lot_repository import LotTake
+from gateway.ledger.model import OperationRecord, Returned
+from gateway.ledger.planners.lots import apply_takes, take_lots
+from gateway.ledger.planners.state import MemberState, Move, OpenLot, Plan, Posting
+from gateway.ledger.planners.sweep import SweepState, plan_sweep, swept
+from gateway.ledger.repository import Account
+from partners.rules import proportional_points
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnInput:
+    """A return, loaded: the purchase's earn and history, the member (the earner, or the
+    survivor of a merge), and the lots the return may touch."""
+
+    partner_id: str
+    currency: str
+    purchase_id: str
+    amount_minor: int  # returned now
+    key: str
+    fingerprint: str
+    now: datetime
+    operation_id: str
+    earn_id: str
+    earned_points: int
+    purchase_total_minor: int
+    prior: tuple[Returned, ...]  # earlier returns of the purchase
+    spent: int  # points the earner spent on the purchase (redeems and captures)
+    negative_allowed: bool  # the partner's policy: a return may leave debt
+    pending_lot: tuple[int, int] | None  # (lot id, remaining) of the earn's lot while pending
+    lots: tuple[OpenLot, ...]  # spendable lots, and the lots refunds may go back into
+    earned_lots: frozenset[int]  # the earn's own lots (their survivors' copies): taken first
+    spend_takes: tuple[LotTake, ...] = ()  # what the spends took from lots, latest expiry first
+    restored: Mapping[int, int] = field(default_factory=dict)  # put back by earlier returns
+    current: Mapping[int, int] = field(default_factory=dict)  # lot -> its copy after merges
+
+
+def plan_return(state: MemberState, issued: Account, redeemed: Account,
+                request: ReturnInput) -> Plan[Returned]:
+    """Reverse earned points in proportion to the amount returned (CEIL: never leaves the
+    member points for goods given back) and refund points spent on the purchase (FLOOR: never
+    more than was spent), cumulatively over every return of the purchase. Reversed points come
+    from pending first, then the wallet, then (if the policy allows) as debt; what is left is
+    unrecovered. Refunds go back into the lots the spends consumed (:func:`refund_lots`)."""
+    returned_before = max((p.amount_returned_total.amount_minor for p in request.prior),
+                          default=0)
+    left = request.purchase_total_minor - returned_before
+    if left == 0:
+        raise NothingToReturn(f"purchase {request.purchase_id!r} was fully returned already",
+                              field="purchaseId")
+    if request.amount_minor > left:
+        raise InvalidAmount(
+            f"only {Money(left, request.currency)} of this purchase is left to return",
+            field="amount")
+    total, returned_total = request.purchase_total_minor, returned_before + request.amount_minor
+    reverse = proportional_points(request.earned_points, returned_total, total,
+                                  Rounding.CEIL) - sum(p.points_reversed_total
+                                                       for p in request.prior)
+    refund = proportional_points(request.spent, returned_total, total, Rounding.FLOOR) - sum(
+        p.points_refunded for p in request.prior)
+    restores = refund_lots(request.spend_takes, request.restored, request.current, refund)
+    lots = {lot.id: lot for lot in request.lots}
+    apply_takes(lots, restores)
+    # Refunded points that go back into lots already past their expiry expire again at once.
+    lapsed = sum(r.points for r in restores if lots[r.lot_id].expires_at <= request.now)
+    from_pending = min(reverse, request.pending_lot[1]) if request.pending_lot else 0
+    wallet_after_refund = state.available + refund - lapsed
+    taken = min(reverse - from_pending, wallet_after_refund)
+    owed = reverse - from_pending - taken if request.negative_allowed else 0
+    unrecovered = reverse - from_pending - taken - owed
+    result = Returned(
+        operation_id=request.operation_id, purchase_id=request.purchase_id,
+        points_reversed=from_pending + taken, points_owed=owed,
+        points_unrecovered=unrecovered, points_refunded=refund,
+        amount_returned_total=Money(returned_total, request.currency),
+        available=wallet_after_refund - taken, debt=owed + state.debt, recorded_at=request.now,
+    )
+    record = OperationRecord(
+        id=request.operation_id, partner_id=request.partner_id, member_id=state.member_id,
+        kind="return", points=refund - taken, result=result, key=request.key,
+        fingerprint=request.fingerprint, purchase_id=request.purchase_id,
+        parent_id=request.earn_id, amount_minor=request.amount_minor,
+        currency=request.currency,
+    )
+    moves: list[Move] = []
+    lot_moves: list[LotTake] = list(restores)
+    if refund:
+        moves.append(Move(redeemed, state.account(AccountKind.WALLET), refund))
+    if request.pending_lot and from_pending:
+        moves.append(Move(state.account(AccountKind.PENDING), issued, from_pending))
+        lot_moves.append(LotTake(request.pending_lot[0], request.partner_id, -from_pending))
+    if taken:
+        moves.append(Move(state.account(AccountKind.WALLET), issued, taken))
+        lot_moves.extend(take_lots(lots.values(), taken, request.now,
+                                   prefer=request.earned_lots))
+    if owed:
+        moves.append(Move(state.account(AccountKind.DEBT), issued, owed))
+    return Plan(result, (Posting(record, tuple(moves), lot_moves=tuple(lot_moves)),))
+
+
+def plan_refund_expiry(state: MemberState, request: ReturnInput, plan: Plan[Returned],
+                       breakage: Account, new_operation_id: Iterable[str]
+                       ) -> tuple[Posting, ...]:
+    """What follows a return whose refund went back into lots already past their expiry: those
+    points expire at once, as housekeeping's expire postings (:func:`plan_sweep`) on the state
+    the return leaves. Housekeeping ran before the return, so these lots are all that is due;
+    nothing when no refund went into an expired lot."""
+    lots = {lot.id: lot for lot in request.lots}
+    refunded: dict[int, OpenLot] = {}
+    for posting in plan.postings:
+        for move in posting.lot_moves:
+            if move.points <= 0:  # a take (the pending lot's too): only refunds go back
+                continue
+            lot = refunded.get(move.lot_id, lots[move.lot_id])
+            if lot.expires_at <= request.now:
+                refunded[move.lot_id] = replace(lot, remaining=lot.remaining + move.points)
+    if not refunded:
+        return ()
+    after = SweepState(swept(state, plan.postings), tuple(refunded.values()), ())
+    return plan_sweep(after, request.now, breakage, new_operation_id)
+
+
+def refund_lots(takes: Sequence[LotTake], restored: Mapping[int, int],
+                current: Mapping[int, int], points: int) -> tuple[LotTake, ...]:
+    """Where refunded points go: back into the lots the spends consumed (``takes``, latest
+    expiry first), less what earlier returns already put back (``restored``), so the origin of
+    every point stays true for settlement. ``current`` maps a lot to the survivor's copy of it
+    after any merges: the refund goes there."""
+    taken: dict[int, int] = {}
+    origin: dict[int, str] = {}
+    for take in takes:  # latest expiry first; a lot and its copies share their expiry
+        lot_id = current[take.lot_id]
+        taken[lot_id] = taken.get(lot_id, 0) - take.points
+        origin[lot_id] = take.origin_partner_id
+    already: dict[int, int] = {}
+    for lot_id, back in restored.items():
+        already[current[lot_id]] = already.get(current[lot_id], 0) + back
+    restores: list[LotTake] = []
+    left = points
+    for lot_id, spent in taken.items():
+        if left == 0:
+            break
+        back = min(left, spent - already.get(lot_id, 0))
+        if back > 0:
+            restores.append(LotTake(lot_id, origin[lot_id], back))
+            left -= back
+    if left:
+        raise RuntimeError(f"refund of {points} exceeds the lots the spend consumed")
+    return tuple(restores)
