@@ -36,7 +36,7 @@ from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.member_ops import charity, donate_in, forfeit_in
-from gateway.ledger.retry import retrying
+from gateway.db.retry import retrying
 from gateway.ledger.runner import Tx, transact
 from gateway.members.identity import IdentityRepository
 

@@ -46,7 +46,7 @@ from gateway.ledger.model import (
     request_hash,
 )
 from gateway.ledger.repository import LedgerRepository
-from gateway.ledger.retry import retrying
+from gateway.db.retry import retrying
 from gateway.members.repository import MemberRepository
 
 R = TypeVar("R")

@@ -21,7 +21,7 @@ from gateway.db.tables import (
 )
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.repository import LedgerRepository
-from gateway.ledger.retry import retrying
+from gateway.db.retry import retrying
 from gateway.members.identity import PAIRWISE_SECRET, member_reference
 from gateway.members.repository import MemberRepository
 from gateway.members.secrets import server_secret
@@ -83,7 +83,7 @@ def retried(unit: Callable[[], Membership]) -> Membership:
     """Enrol and link check, then insert a link: a concurrent twin that inserted the same link
     first makes ours fail on the primary key. Run again, the check finds the twin's link and
     answers as a retry would (the same membership, or ALREADY_LINKED). Deadlocks and
-    serialisation failures are retried too (gateway.ledger.retry)."""
+    serialisation failures are retried too (gateway.db.retry)."""
     for attempt in range(3):
         try:
             return retrying(unit)

@@ -23,7 +23,7 @@ from gateway.core.principal import Principal
 from gateway.db.tables import audit_log
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.context import RuleSource
-from gateway.ledger.retry import retrying
+from gateway.db.retry import retrying
 from gateway.settlement import pricing, rollups
 from gateway.settlement.errors import PeriodClosed, SettlementUnbalanced
 from gateway.settlement.model import (

@@ -23,7 +23,7 @@ from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.ledger.model import EarnPoints
-from gateway.ledger.retry import (
+from gateway.db.retry import (
     DEADLOCK_DETECTED,
     SERIALIZATION_FAILURE,
     retrying,
