@@ -106,7 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Demo app:      client_id={DEMO_APP_CLIENT} (public, PKCE), "
               f"redirect URI {DEMO_REDIRECT_URI}")
         from gateway.core.clock import SystemClock
-        from gateway.members.credentials import ensure_demo_member
+        from gateway.ledger.enrolment import ensure_demo_member
 
         card = ensure_demo_member(engine, SystemClock(), DEMO_MEMBER_EMAIL, DEMO_MEMBER_PASSWORD)
         print(f"Demo member:   email={DEMO_MEMBER_EMAIL} password={DEMO_MEMBER_PASSWORD} "

@@ -18,9 +18,9 @@ from gateway.api.types import Balance, Operation, OperationConnection, Operation
 from gateway.auth.scopes import Scope
 from gateway.core.errors import InvalidInput, UnknownMember
 from gateway.core.ids import CustomerId, PartnerId
-from gateway.ledger import history
+from gateway.ledger import enrolment, history
 from gateway.ledger.history import encode_cursor
-from gateway.members import linking, service
+from gateway.members import linking
 from gateway.members.service import Membership
 
 MAX_PAGE = 100
@@ -123,7 +123,7 @@ _LinkCommand = tuple[PartnerId, CustomerId, str | None, str | None]
 _ENROL: Resolver[EnrolCustomerInput, tuple[PartnerId, CustomerId], Membership] = Resolver(
     EnrolCustomerResult, Scope.MEMBERS_LINK,
     command=lambda c, input: (c.partner_id, CustomerId(str(input.customer_id))),
-    service=lambda s, cmd: service.enrol_customer(s.engine, s.clock, *cmd),
+    service=lambda s, cmd: enrolment.enrol_customer(s.engine, s.clock, *cmd),
     present=lambda m: EnrolCustomerSuccess(member=Member.of(m), created=m.created,
                                            card_number=m.card_number,
                                            activation_code=m.activation_code))

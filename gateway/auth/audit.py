@@ -1,4 +1,5 @@
-"""One way to write an ``audit_log`` row for auth events (who, when, what; never a secret).
+"""Audit for auth events: the ``audit_log`` writer (:func:`gateway.db.audit.record`, re-exported
+here; who, when, what; never a secret) and the refusal log.
 
 Admin actions on clients and keys are recorded in the same transaction as the change they
 describe. Refused client authentications change nothing and can come in floods (598 rows in one
@@ -10,19 +11,17 @@ when the process flushes on shutdown).
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Table, insert, text
+from sqlalchemy import Connection, Engine, Table, text
 
 from gateway.core.clock import Clock
-from gateway.db.tables import audit_log
-
-JsonScalar = str | int | bool | None
+from gateway.db.audit import JsonScalar as JsonScalar
+from gateway.db.audit import record as record
 
 
 @contextmanager
@@ -37,26 +36,6 @@ def write_transaction(engine: Engine, *, exclusive: Table | None = None) -> Iter
         if exclusive is not None and conn.dialect.name == "postgresql":
             conn.execute(text(f"LOCK TABLE {exclusive.name} IN SHARE ROW EXCLUSIVE MODE"))
         yield conn
-
-
-def record(
-    conn: Connection,
-    *,
-    at: datetime,
-    actor: str,
-    action: str,
-    subject: str | None,
-    detail: Mapping[str, JsonScalar | list[str]] | None = None,
-) -> None:
-    conn.execute(
-        insert(audit_log).values(
-            at=at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            detail=json.dumps(dict(detail or {}), sort_keys=True),
-        )
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, select, update
 
 from gateway.core.errors import InvalidInput, UnknownMember
+from gateway.db.retry import retrying
 from gateway.db.tables import (
     audit_log,
     consents,
@@ -36,7 +37,6 @@ from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext
 from gateway.ledger.housekeeping import sweep_member
 from gateway.ledger.member_ops import charity, donate_in, forfeit_in
-from gateway.db.retry import retrying
 from gateway.ledger.runner import Tx, transact
 from gateway.members.identity import IdentityRepository
 

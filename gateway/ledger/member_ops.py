@@ -42,6 +42,7 @@ from gateway.core.errors import (
     NotFound,
     UnknownMember,
 )
+from gateway.db.retry import retrying
 from gateway.db.tables import holds, lots, member_requests, members, operations
 from gateway.ledger.apply import apply
 from gateway.ledger.chart import AccountKind
@@ -52,7 +53,6 @@ from gateway.ledger.load import member_state, spendable_lots
 from gateway.ledger.lot_repository import LotRepository, LotTake
 from gateway.ledger.model import OperationRecord, from_json, request_hash, to_json
 from gateway.ledger.planners import Move, Posting, take_lots
-from gateway.db.retry import retrying
 from gateway.ledger.runner import (
     Tx,
     on_conflict_rerun,

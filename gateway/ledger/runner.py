@@ -32,6 +32,7 @@ from gateway.core.errors import IdempotencyKeyReused
 from gateway.core.ids import new_id
 from gateway.db.batch import GroupCommit, writer_for
 from gateway.db.fast import fast
+from gateway.db.retry import retrying
 from gateway.db.uow import UnitOfWork, holds_a_writer_lock
 from gateway.ledger.context import LedgerContext, check_key
 from gateway.ledger.model import (
@@ -46,7 +47,6 @@ from gateway.ledger.model import (
     request_hash,
 )
 from gateway.ledger.repository import LedgerRepository
-from gateway.db.retry import retrying
 from gateway.members.repository import MemberRepository
 
 R = TypeVar("R")

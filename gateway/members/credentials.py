@@ -32,7 +32,6 @@ from gateway.core.clock import Clock
 from gateway.core.errors import Conflict, InvalidInput, RateLimited, Rejected
 from gateway.db.tables import member_credentials, members
 from gateway.db.uow import UnitOfWork
-from gateway.ledger.repository import LedgerRepository
 from gateway.limits import RateLimiter
 from gateway.members.identity import IdentityRepository, is_card_number, normalise_card_number
 
@@ -137,26 +136,38 @@ def password_matches(encoded: str, password: str) -> bool:
         return False
 
 
-def sign_up(engine: Engine, clock: Clock, email: str, password: str, *,
-            birth_date: date | None = None, language: str | None = None) -> SignedUp:
-    """A new member (card number, empty wallet) who signs in with ``email`` and ``password``."""
+@dataclass(frozen=True, slots=True)
+class SignUpForm:
+    """A checked sign-up: the normalised email, the password's argon2 hash, the profile."""
+
+    email: str
+    encoded: str
+    birth_date: date | None
+    language: str | None
+
+
+def check_sign_up(clock: Clock, email: str, password: str, *, birth_date: date | None = None,
+                  language: str | None = None) -> SignUpForm:
+    """Check a sign-up and hash its password: before the transaction, ~50 ms holding no lock."""
     address = normalise_email(email)
     check_password(password)
     if language is not None and not LANGUAGES.match(language):
         raise InvalidInput("language must be a language tag such as en or fr-BE", field="language")
     if birth_date is not None and birth_date > clock.now().date():
         raise InvalidInput("the birth date is in the future", field="birthDate")
-    encoded = hash_password(password)  # before the transaction: ~50 ms holding no lock
-    with UnitOfWork(engine) as uow:
-        now = clock.now()
-        if _credential(uow.conn, address) is not None:
-            raise EmailTaken("an account with this email exists; sign in instead", field="email")
-        new = IdentityRepository(uow.conn).create_member(now, with_activation=False)
-        uow.conn.execute(update(members).where(members.c.id == new.member_id)
-                         .values(birth_date=birth_date, language=language))
-        LedgerRepository(uow.conn).member_accounts(new.member_id)  # as enrol_customer does
-        _insert_credential(uow.conn, new.member_id, address, encoded, now)
-        uow.commit()
+    return SignUpForm(address, hash_password(password), birth_date, language)
+
+
+def sign_up_in(conn: Connection, now: datetime, form: SignUpForm) -> SignedUp:
+    """The identity half of sign-up, inside the caller's write transaction: a new member (card
+    number, no activation code) with these credentials. :func:`gateway.ledger.enrolment.sign_up`
+    opens the member's ledger accounts in the same transaction and commits."""
+    if _credential(conn, form.email) is not None:
+        raise EmailTaken("an account with this email exists; sign in instead", field="email")
+    new = IdentityRepository(conn).create_member(now, with_activation=False)
+    conn.execute(update(members).where(members.c.id == new.member_id)
+                 .values(birth_date=form.birth_date, language=form.language))
+    _insert_credential(conn, new.member_id, form.email, form.encoded, now)
     return SignedUp(new.member_id, new.card_number)
 
 
@@ -227,19 +238,12 @@ def _insert_credential(conn: Connection, member_id: str, email: str, encoded: st
                          field="email") from error
 
 
-def ensure_demo_member(engine: Engine, clock: Clock, email: str, password: str) -> str:
-    """Demo mode only: a member who signs in with these credentials; their card number.
-    Idempotent (several workers may start at once: a lost sign-up race reads the winner's)."""
-    address = normalise_email(email)
-    for _ in range(2):
-        with engine.connect() as conn:
-            found = _credential(conn, address)
-            if found is not None:
-                card = conn.execute(select(members.c.card_number)
-                                    .where(members.c.id == found[0])).scalar_one()
-                return str(card)
-        try:
-            return sign_up(engine, clock, address, password).card_number
-        except EmailTaken:
-            continue
-    raise RuntimeError("could not make the demo member")
+def card_of_email(engine: Engine, email: str) -> str | None:
+    """The card number of the member who signs in with this (normalised) email, if any."""
+    with engine.connect() as conn:
+        found = _credential(conn, email)
+        if found is None:
+            return None
+        card = conn.execute(select(members.c.card_number)
+                            .where(members.c.id == found[0])).scalar_one()
+        return str(card)

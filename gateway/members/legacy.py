@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
-from gateway.auth import audit
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput
+from gateway.db import audit
 from gateway.db.tables import partners
 from gateway.db.uow import UnitOfWork
 from gateway.members.identity import IdentityRepository, is_card_number

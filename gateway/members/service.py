@@ -1,5 +1,7 @@
 """Enrol customers and read a member as one partner sees them (DESIGN §6); linking with the
-member's consent is in :mod:`gateway.members.linking`.
+member's consent is in :mod:`gateway.members.linking`. Enrolment here is identity only
+(:func:`enrol_in`); :func:`gateway.ledger.enrolment.enrol_customer` wraps it in the transaction
+that also opens the new member's ledger accounts.
 
 A partner addresses members by its own customer ids only; every read here starts from the
 partner's link, so another partner's customers, operations and holds simply do not exist
@@ -11,17 +13,16 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput
+from gateway.db.retry import retrying
 from gateway.db.tables import (
     linked_accounts,
 )
 from gateway.db.uow import UnitOfWork
-from gateway.ledger.repository import LedgerRepository
-from gateway.db.retry import retrying
 from gateway.members.identity import PAIRWISE_SECRET, member_reference
 from gateway.members.repository import MemberRepository
 from gateway.members.secrets import server_secret
@@ -50,33 +51,25 @@ def check_customer_id(customer_id: str) -> None:
         )
 
 
-def enrol_customer(engine: Engine, clock: Clock, partner_id: str, customer_id: str) -> Membership:
-    """Create a member with an empty wallet, linked to this partner's customer. Enrolling a
-    customer that is already linked returns that membership (``created`` false): retries are
-    safe without a key."""
-    check_customer_id(customer_id)
-    pairwise = server_secret(engine, clock, PAIRWISE_SECRET)
-    return retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id))
-
-
-def _enrol(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str,
-           customer_id: str) -> Membership:
-    with UnitOfWork(engine) as uow:
-        repo, now = MemberRepository(uow.conn), clock.now()
-        existing = repo.member_for_customer(partner_id, customer_id)
-        if existing is not None:
-            linked_at = repo.linked_at(partner_id, customer_id)
-            assert linked_at is not None
-            return Membership(existing, customer_id, partner_id, linked_at, created=False,
-                              member_reference=member_reference(pairwise, partner_id, existing))
-        new = repo.create(now, with_activation=True)
-        repo.link(partner_id, customer_id, new.member_id, now, via="enrolment",
-                  actor=f"partner:{partner_id}")
-        LedgerRepository(uow.conn).member_accounts(new.member_id)
-        uow.commit()
-        return Membership(new.member_id, customer_id, partner_id, now, created=True,
-                          member_reference=member_reference(pairwise, partner_id, new.member_id),
-                          card_number=new.card_number, activation_code=new.activation_code)
+def enrol_in(conn: Connection, now: datetime, pairwise: bytes, partner_id: str,
+             customer_id: str) -> Membership:
+    """The identity half of enrolment, inside the caller's write transaction: this partner's
+    membership for the customer if linked already (``created`` false), else a new member with
+    an activation code, linked. The ledger's enrolment (:mod:`gateway.ledger.enrolment`) opens
+    a new member's accounts in the same transaction and commits."""
+    repo = MemberRepository(conn)
+    existing = repo.member_for_customer(partner_id, customer_id)
+    if existing is not None:
+        linked_at = repo.linked_at(partner_id, customer_id)
+        assert linked_at is not None
+        return Membership(existing, customer_id, partner_id, linked_at, created=False,
+                          member_reference=member_reference(pairwise, partner_id, existing))
+    new = repo.create(now, with_activation=True)
+    repo.link(partner_id, customer_id, new.member_id, now, via="enrolment",
+              actor=f"partner:{partner_id}")
+    return Membership(new.member_id, customer_id, partner_id, now, created=True,
+                      member_reference=member_reference(pairwise, partner_id, new.member_id),
+                      card_number=new.card_number, activation_code=new.activation_code)
 
 
 def retried(unit: Callable[[], Membership]) -> Membership:

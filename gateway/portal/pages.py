@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from gateway.core.clock import Clock
 from gateway.core.errors import DomainError, InvalidInput, RateLimited, UnknownMember
+from gateway.ledger import enrolment
 from gateway.ledger.balances import member_balance
 from gateway.members import credentials, viewer
 from gateway.members.credentials import SignInLimits
@@ -40,7 +41,7 @@ def register(portal: Portal, limits: SignInLimits) -> None:
         try:
             birth = _date(form.get("birth_date", ""))
             created = await page.run(
-                credentials.sign_up, engine, clock, form.get("email", ""),
+                enrolment.sign_up, engine, clock, form.get("email", ""),
                 form.get("password", ""), birth_date=birth, language=form.get("language") or None)
         except DomainError as error:
             return _form_error(page, error)

@@ -20,10 +20,10 @@ from sqlalchemy import Connection, Engine, insert, text
 from gateway.core.clock import Clock
 from gateway.core.errors import Forbidden, InvalidInput, NotFound
 from gateway.core.principal import Principal
+from gateway.db.retry import retrying
 from gateway.db.tables import audit_log
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.context import RuleSource
-from gateway.db.retry import retrying
 from gateway.settlement import pricing, rollups
 from gateway.settlement.errors import PeriodClosed, SettlementUnbalanced
 from gateway.settlement.model import (

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from gateway.app import Gateway
 from gateway.core.errors import RateLimited
 from gateway.db import tables as t
-from gateway.members.credentials import sign_in, sign_up
+from gateway.ledger.enrolment import enrol_customer, sign_up
+from gateway.members.credentials import sign_in
 from gateway.members.guesses import CodeGuesses
-from gateway.members.service import enrol_customer
 from tests.support.harness import make_gateway
 from tests.support.members import card_of, give_activation_code, member_api
 

@@ -80,8 +80,8 @@ def test_settlement_errors_are_in_the_one_map() -> None:
 
 async def test_an_unknown_domain_error_maps_the_same_way_everywhere(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.ledger import enrolment as members_service
     from gateway.ledger import service as ledger_service
-    from gateway.members import service as members_service
     from gateway.settlement import service as settlement_service
 
     gw = make_gateway(tmp_path)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.db import tables as t
-from gateway.members.service import enrol_customer
+from gateway.ledger.enrolment import enrol_customer
 from tests.support.harness import NOW, ledger_snapshot, make_gateway, partner_api
 from tests.support.members import LINK, member_api
 

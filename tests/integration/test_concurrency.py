@@ -36,6 +36,7 @@ from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.ledger.balances import member_balance
 from gateway.ledger.context import LedgerContext
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.holds import authorise_redemption, capture_redemption, void_redemption
 from gateway.ledger.model import (
     AuthoriseRedemption,
@@ -49,7 +50,6 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
 from tests.support.members import link_with_code
 

@@ -13,10 +13,10 @@ from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.core.errors import UnknownMember
 from gateway.db import tables as t
+from gateway.ledger.enrolment import enrol_customer
 from gateway.members import consent
 from gateway.members.codes import LINK_CODE_TTL, STORE_CODE_TTL
 from gateway.members.identity import CODE_ALPHABET, hash_code
-from gateway.members.service import enrol_customer
 from tests.support.harness import NOW, make_gateway
 from tests.support.members import link_with_code
 

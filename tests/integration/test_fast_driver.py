@@ -24,10 +24,10 @@ from gateway.db import tables as t
 from gateway.db.fast import FastConnection, FastResult
 from gateway.ledger import repository
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind, member_account
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.holds import authorise_redemption
 from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
-from gateway.members.service import enrol_customer
 from tests.support import harness
 from tests.support.harness import NOW, track
 

@@ -13,9 +13,9 @@ from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.ledger import model as m
 from gateway.ledger import service
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.history import member_history
 from gateway.ledger.member_ops import merge_members
-from gateway.members.service import enrol_customer
 from tests.support.harness import NOW, make_gateway
 from tests.support.members import link_with_code
 

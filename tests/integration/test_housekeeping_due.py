@@ -16,12 +16,12 @@ from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.ledger import holds, service
 from gateway.ledger.balances import member_balances
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.expiry import run_expiry
 from gateway.ledger.hold_repository import HoldRepository
 from gateway.ledger.model import AuthoriseRedemption, EarnPoints, ReturnPurchase
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from tests.support import harness
 from tests.support.catalog import catalog_with_pending_days
 from tests.support.harness import NOW, track

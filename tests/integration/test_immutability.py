@@ -17,10 +17,10 @@ from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db.tables import APPEND_ONLY_TABLES
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import EarnPoints, RedeemPoints
 from gateway.ledger.service import earn_points, redeem_points
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
 
 # For each append-only table: the column an UPDATE tries to change, and the value it tries.

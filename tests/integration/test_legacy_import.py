@@ -13,9 +13,9 @@ from sqlalchemy import Engine, select
 
 from gateway.core.clock import FixedClock
 from gateway.db import tables as t
+from gateway.ledger.enrolment import enrol_customer
 from gateway.members.cli import register
 from gateway.members.identity import luhn_check_digit
-from gateway.members.service import enrol_customer
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
 
 

@@ -24,11 +24,11 @@ from gateway.core.money import Money
 from gateway.core.principal import Principal
 from gateway.db import tables as t
 from gateway.db.batch import writer_for
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import EarnPoints, to_json
 from gateway.ledger.runner import leave_loop_for_io
 from gateway.ledger.service import earn_points
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from tests.support.harness import BACKEND, NOW, make_gateway
 
 WAIT_S = 10.0

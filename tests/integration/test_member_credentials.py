@@ -14,6 +14,8 @@ from gateway.app import Gateway
 from gateway.auth.clients import ensure_demo_client
 from gateway.core.errors import InvalidInput, RateLimited
 from gateway.db import tables as t
+from gateway.ledger import enrolment
+from gateway.ledger.enrolment import enrol_customer
 from gateway.limits import InProcessRateLimiter, RateLimiter
 from gateway.members import credentials
 from gateway.members.credentials import (
@@ -23,7 +25,6 @@ from gateway.members.credentials import (
     SignInLimits,
     sign_in_limits,
 )
-from gateway.members.service import enrol_customer
 from gateway.redis.limiter import RedisRateLimiter
 from tests.support import harness, servers
 
@@ -72,7 +73,7 @@ def rows(gateway: Gateway) -> dict[str, int]:
 
 def test_sign_up_normalises_and_refuses_with_the_field(gateway: Gateway) -> None:
     engine, clock = gateway.services.engine, gateway.services.clock
-    made = credentials.sign_up(engine, clock, "  Ada@Example.COM ", PASSWORD, language="fr-BE")
+    made = enrolment.sign_up(engine, clock, "  Ada@Example.COM ", PASSWORD, language="fr-BE")
     with engine.connect() as conn:
         email, stored = conn.execute(select(t.member_credentials.c.email,
                                             t.member_credentials.c.password_hash)).one()
@@ -86,10 +87,10 @@ def test_sign_up_normalises_and_refuses_with_the_field(gateway: Gateway) -> None
             ("b@example.com", "x" * 1025, None, "password"),
             ("b@example.com", PASSWORD, "not a tag", "language")):
         with pytest.raises(InvalidInput) as error:
-            credentials.sign_up(engine, clock, email_, password, language=language_)
+            enrolment.sign_up(engine, clock, email_, password, language=language_)
         assert error.value.field == field
     with pytest.raises(EmailTaken) as taken:
-        credentials.sign_up(engine, clock, "ADA@example.com", PASSWORD)
+        enrolment.sign_up(engine, clock, "ADA@example.com", PASSWORD)
     assert taken.value.field == "email"
     assert rows(gateway) == before
 
@@ -97,7 +98,7 @@ def test_sign_up_normalises_and_refuses_with_the_field(gateway: Gateway) -> None
 def test_sign_in_backs_off_per_account(gateway: Gateway, limits: SignInLimits,
                                        time: FrozenTime) -> None:
     engine, clock = gateway.services.engine, gateway.services.clock
-    made = credentials.sign_up(engine, clock, "ada@example.com", PASSWORD)
+    made = enrolment.sign_up(engine, clock, "ada@example.com", PASSWORD)
     assert credentials.sign_in(engine, limits, "ada@example.com", PASSWORD,
                                address="198.51.100.1") == made.member_id
     for attempt in range(4):  # the burst is 5 tries, the successful one included
@@ -118,7 +119,7 @@ def test_sign_in_backs_off_per_account(gateway: Gateway, limits: SignInLimits,
         credentials.sign_in(engine, limits, "ada@example.com", PASSWORD, address="192.0.2.9")
     assert limited.value.retry_after_s == 30
     # Another account from the same addresses is not affected.
-    other = credentials.sign_up(engine, clock, "bob@example.com", PASSWORD)
+    other = enrolment.sign_up(engine, clock, "bob@example.com", PASSWORD)
     assert credentials.sign_in(engine, limits, "bob@example.com", PASSWORD,
                                address="198.51.100.2") == other.member_id
 
@@ -171,7 +172,7 @@ def test_the_app_wires_the_limits_on_its_backend(gateway: Gateway) -> None:
     account waits, at most the 30 s interval."""
     engine, clock = gateway.services.engine, gateway.services.clock
     limits = sign_in_limits(gateway.backends.make_limiter)
-    credentials.sign_up(engine, clock, "ada@example.com", PASSWORD)
+    enrolment.sign_up(engine, clock, "ada@example.com", PASSWORD)
     for _ in range(5):
         with pytest.raises(SignInFailed):
             credentials.sign_in(engine, limits, "ada@example.com", "wrong password",
@@ -183,8 +184,8 @@ def test_the_app_wires_the_limits_on_its_backend(gateway: Gateway) -> None:
 
 def test_demo_member_and_app_client_are_idempotent(gateway: Gateway) -> None:
     engine, clock = gateway.services.engine, gateway.services.clock
-    first = credentials.ensure_demo_member(engine, clock, "demo@example.com", PASSWORD)
-    again = credentials.ensure_demo_member(engine, clock, "demo@example.com", PASSWORD)
+    first = enrolment.ensure_demo_member(engine, clock, "demo@example.com", PASSWORD)
+    again = enrolment.ensure_demo_member(engine, clock, "demo@example.com", PASSWORD)
     assert first == again
     before = rows(gateway)
     made = ensure_demo_client(engine, None, "app-demo", "", ["member"], kind="app",

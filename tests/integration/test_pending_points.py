@@ -15,9 +15,9 @@ from gateway.core.errors import InsufficientPoints
 from gateway.core.money import Money
 from gateway.ledger import service
 from gateway.ledger.balances import member_balance
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import AuthoriseRedemption, EarnPoints, RedeemPoints, ReturnPurchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from gateway.settings import Settings
 from tests.support.catalog import catalog_with_pending_days
 from tests.support.harness import NOW

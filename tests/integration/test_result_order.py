@@ -19,6 +19,7 @@ from gateway.core.errors import DomainError, ErrorCode
 from gateway.core.money import Money
 from gateway.ledger import holds, service
 from gateway.ledger.context import LedgerContext
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import (
     AuthoriseRedemption,
     CaptureRedemption,
@@ -29,7 +30,6 @@ from gateway.ledger.model import (
 from gateway.ledger.precedence import RESULT_ORDER, precedence
 from gateway.limits import Decision
 from gateway.members.guesses import CodeGuesses
-from gateway.members.service import enrol_customer
 from gateway.settings import DEFAULT_CATALOG
 from tests.support import harness
 from tests.support.harness import NOW, ledger_snapshot, track

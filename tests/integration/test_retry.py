@@ -22,15 +22,15 @@ from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db import tables as t
-from gateway.ledger.model import EarnPoints
 from gateway.db.retry import (
     DEADLOCK_DETECTED,
     SERIALIZATION_FAILURE,
     retrying,
     sqlstate,
 )
+from gateway.ledger.enrolment import enrol_customer
+from gateway.ledger.model import EarnPoints
 from gateway.ledger.runner import Tx, run_command
-from gateway.members.service import enrol_customer
 from tests.support.harness import BACKEND, NOW, make_gateway
 
 pytestmark = pytest.mark.skipif(

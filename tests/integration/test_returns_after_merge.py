@@ -22,10 +22,10 @@ from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.ledger import holds, service
 from gateway.ledger import model as m
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.member_ops import merge_members
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from tests.support.harness import NOW, make_gateway
 
 

@@ -17,8 +17,8 @@ from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.ledger import service
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import EarnPoints
-from gateway.members.service import enrol_customer
 from gateway.settings import Settings
 from tests.support.harness import NOW
 

@@ -18,6 +18,7 @@ from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.jobs import run_expiry
 from gateway.ledger.balances import member_balance
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.holds import authorise_redemption, capture_redemption, void_redemption
 from gateway.ledger.model import (
     AuthoriseRedemption,
@@ -29,7 +30,6 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from tests.support.harness import BACKEND, NOW, make_gateway
 from tests.support.members import link_with_code
 

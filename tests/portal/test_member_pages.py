@@ -15,9 +15,9 @@ from sqlalchemy import select
 from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.db import tables as t
+from gateway.ledger import enrolment
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.verify import verify_ledger
-from gateway.members import credentials
-from gateway.members.service import enrol_customer
 from tests.portal.conftest import EMAIL, PASSWORD, Browser
 from tests.support.harness import ledger_snapshot, partner_api
 from tests.support.members import LINK, give_activation_code
@@ -221,7 +221,7 @@ async def test_delete_confirms_erases_and_signs_out(browser: Browser, gateway: G
 async def test_merge_with_the_other_accounts_sign_in(browser: Browser, gateway: Gateway,
                                                      clock: FixedClock) -> None:
     survivor = await linked_member(browser, gateway, clock)
-    other = credentials.sign_up(gateway.services.engine, clock, "second@example.com",
+    other = enrolment.sign_up(gateway.services.engine, clock, "second@example.com",
                                 "another good password")
     before = ledger_snapshot(gateway)
     _, wrong = await post_form(browser, "/portal/merge", {

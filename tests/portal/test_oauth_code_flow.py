@@ -21,8 +21,8 @@ from gateway.auth.clients import CreatedClient
 from gateway.auth.tokens import InvalidToken
 from gateway.core.clock import FixedClock
 from gateway.db import tables as t
+from gateway.ledger.enrolment import enrol_customer
 from gateway.members.identity import PAIRWISE_SECRET, IdentityRepository, member_reference
-from gateway.members.service import enrol_customer
 from tests.portal.conftest import BASE, EMAIL, PASSWORD, Browser, new_browser
 
 GROCERY_CB = "https://grocery.test/callback"

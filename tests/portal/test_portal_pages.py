@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from gateway.app import Gateway
 from gateway.db import tables as t
-from gateway.members.service import enrol_customer
+from gateway.ledger.enrolment import enrol_customer
 from tests.portal.conftest import BASE, EMAIL, PASSWORD, Browser, new_browser
 from tests.support import harness
 

@@ -51,6 +51,7 @@ from gateway.db.engine import make_engine
 from gateway.db.tables import accounts
 from gateway.jobs import run_expiry
 from gateway.ledger.context import LedgerContext
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.holds import authorise_redemption, capture_redemption, void_redemption
 from gateway.ledger.model import (
     AuthoriseRedemption,
@@ -63,7 +64,6 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from gateway.rules.store import RuleBook
 from gateway.settings import DEFAULT_CATALOG, Settings
 from partners.registry import Registry

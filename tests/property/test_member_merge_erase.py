@@ -23,13 +23,13 @@ from gateway.core.clock import FixedClock
 from gateway.core.errors import DomainError
 from gateway.core.money import Money
 from gateway.db import tables as t
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.erasure import erase_member
 from gateway.ledger.member_ops import merge_members
 from gateway.ledger.model import EarnPoints, RedeemPoints
 from gateway.ledger.repository import LedgerRepository
 from gateway.ledger.service import earn_points, redeem_points
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from gateway.settlement.model import Period
 from gateway.settlement.service import settlement_report
 from tests.support.harness import NOW, make_gateway

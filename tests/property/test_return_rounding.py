@@ -23,13 +23,13 @@ from gateway.core.errors import InsufficientPoints, NothingToReturn
 from gateway.core.money import Money, Rounding
 from gateway.ledger.balances import member_balance
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.lot_repository import LotTake
 from gateway.ledger.model import EarnPoints, RedeemPoints, Returned, ReturnPurchase
 from gateway.ledger.planners import MemberState, OpenLot, ReturnInput, plan_return
 from gateway.ledger.repository import Account
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from partners.rules import proportional_points
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
 

@@ -15,7 +15,7 @@ from gateway.core.money import Money
 from gateway.jobs import run_expiry
 from gateway.ledger import model as m
 from gateway.ledger import service
-from gateway.members.service import enrol_customer
+from gateway.ledger.enrolment import enrol_customer
 from gateway.settings import DEFAULT_CATALOG, Settings
 from gateway.settlement.model import Period
 from tests.support.members import link_with_code

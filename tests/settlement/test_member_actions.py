@@ -12,10 +12,10 @@ from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.ledger import model as m
 from gateway.ledger import service
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.erasure import erase_member
 from gateway.ledger.member_ops import donate_points, merge_members
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from gateway.settlement.model import Figures, MatrixCell, Period, Report
 from gateway.settlement.service import settlement_report
 from tests.support.harness import NOW, make_gateway

@@ -22,7 +22,7 @@ from gateway.db import tables as t
 from gateway.jobs import run_expiry
 from gateway.ledger import holds, service
 from gateway.ledger import model as m
-from gateway.members.service import enrol_customer
+from gateway.ledger.enrolment import enrol_customer
 from gateway.settlement.model import Period, Report
 from gateway.settlement.service import close_period, settlement_report
 from tests.settlement.scenario import at, gateway_at

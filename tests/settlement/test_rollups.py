@@ -23,8 +23,8 @@ from gateway.core.principal import Principal
 from gateway.db import tables as t
 from gateway.ledger import model as m
 from gateway.ledger import service
+from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.verify import verify_ledger
-from gateway.members.service import enrol_customer
 from gateway.settlement import rollups
 from gateway.settlement.model import Period, Report
 from gateway.settlement.service import (
