@@ -138,7 +138,8 @@ def main() -> None:
         commands.pop("config|resetstat", None)
         n = args.earns
         print(f"per earnPoints, averaged over {n} sequential earns (PostgreSQL durable, 1 worker)")
-        print(f"PostgreSQL statements (round trips): {sum(statements.values()) / n:.2f}")
+        print("PostgreSQL statements (pipelined: not one round trip each): "
+              f"{sum(statements.values()) / n:.2f}")
         for kind, count in statements.most_common():
             print(f"  {count / n:6.2f}  {kind}")
         print(f"Redis commands: {sum(commands.values()) / n:.2f}")

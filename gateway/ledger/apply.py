@@ -28,6 +28,13 @@ def apply(tx: Tx, postings: Iterable[Posting]) -> None:
         for move in posting.moves:
             tx.ledger.post(op, move.debit, move.credit, move.amount, tx.now)
         for lot in posting.new_lots:
+            if not lot.taken:  # no id needed: no round trip of its own on PostgreSQL
+                lots.add_lot(
+                    member_id=str(record.member_id),
+                    origin_partner_id=lot.origin_partner_id, operation_id=op,
+                    points=lot.points, earned_at=lot.earned_at, expires_at=lot.expires_at,
+                    available_at=lot.available_at)
+                continue
             lot_id = lots.create_lot(
                 member_id=str(record.member_id), origin_partner_id=lot.origin_partner_id,
                 operation_id=op, points=lot.points, earned_at=lot.earned_at,

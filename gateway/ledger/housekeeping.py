@@ -20,6 +20,12 @@ def sweep_member(tx: Tx, member_id: str) -> int:
     """Release, expire and unhold what is due; returns the number of operations written."""
     if not tx.ledger.anything_due(member_id, tx.now):  # the common case: one statement
         return 0
+    return sweep_due(tx, member_id)
+
+
+def sweep_due(tx: Tx, member_id: str) -> int:
+    """:func:`sweep_member` once ``anything_due`` said yes (a caller that asked it itself,
+    with its other reads in one round trip)."""
     state = sweep_state(tx, member_id, tx.now)
     breakage = tx.ledger.coalition_account(AccountKind.BREAKAGE)
     postings = plan_sweep(state, tx.now, breakage, iter(operation_id, None))

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, insert, or_, select, update
 
@@ -59,16 +60,19 @@ class LotRepository:
         merged_from: int | None = None,
     ) -> int:
         """A new lot; with ``available_at`` later than ``earned_at`` it starts pending."""
-        pending = available_at is not None and available_at > earned_at
-        result = self.conn.execute(
-            _INSERT_LOT,
-            {"member_id": member_id, "origin_partner_id": origin_partner_id,
-             "operation_id": operation_id, "points": points, "remaining": points,
-             "earned_at": earned_at, "available_at": available_at or earned_at,
-             "expires_at": expires_at, "pending": 1 if pending else 0,
-             "merged_from": merged_from},
-        )
+        result = self.conn.execute(_INSERT_LOT, _lot_values(
+            member_id, origin_partner_id, operation_id, points, earned_at, expires_at,
+            available_at, merged_from))
         return int(result.scalar_one())
+
+    def add_lot(self, *, member_id: str, origin_partner_id: str, operation_id: str,
+                points: int, earned_at: datetime, expires_at: datetime,
+                available_at: datetime | None = None) -> None:
+        """:meth:`create_lot` when the caller needs no id: nothing comes back, so on
+        PostgreSQL the insert waits for the COMMIT's round trip (``gateway.db.pgfast``)."""
+        self.conn.execute(_ADD_LOT, _lot_values(
+            member_id, origin_partner_id, operation_id, points, earned_at, expires_at,
+            available_at, None))
 
     def current_lots(self, lot_ids: Iterable[int]) -> dict[int, int]:
         """Each lot -> the lot that continues it now (the survivor's copy after any chain of
@@ -169,6 +173,7 @@ class LotRepository:
 
 
 _INSERT_LOT = insert(lots).returning(lots.c.id)
+_ADD_LOT = insert(lots)
 _SPENDABLE_LOTS = (
     select(lots.c.id, lots.c.origin_partner_id, lots.c.remaining, lots.c.expires_at)
     .where(lots.c.member_id == bindparam("member_id"), lots.c.remaining > 0,
@@ -212,3 +217,14 @@ _MOVEMENTS_BY_OPERATION = (
               lots.c.expires_at)
     .order_by(lot_movements.c.operation_id, lots.c.expires_at.desc(),
               lot_movements.c.lot_id.desc()))
+
+
+def _lot_values(member_id: str, origin_partner_id: str, operation_id: str, points: int,
+                earned_at: datetime, expires_at: datetime, available_at: datetime | None,
+                merged_from: int | None) -> dict[str, Any]:
+    pending = available_at is not None and available_at > earned_at
+    return {"member_id": member_id, "origin_partner_id": origin_partner_id,
+            "operation_id": operation_id, "points": points, "remaining": points,
+            "earned_at": earned_at, "available_at": available_at or earned_at,
+            "expires_at": expires_at, "pending": 1 if pending else 0,
+            "merged_from": merged_from}

@@ -10,7 +10,7 @@ constants below): building a Core statement per call cost ~60 µs each, about 1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,9 +100,21 @@ class LedgerRepository:
         """The member's four accounts and their stored balances, in one statement (enrolment
         creates them all; a missing one is created, with balance 0). Four SELECTs here were
         5 % of an earn's CPU; accounts and balances in two, another statement per command."""
-        rows = self.conn.execute(
-            _MEMBER_ACCOUNTS, {"codes": [member_account(member_id, k) for k in MEMBER_KINDS]}
-        ).all()
+        return self.member_accounts_and_balances_later(member_id)()
+
+    def member_accounts_and_balances_later(
+        self, member_id: str
+    ) -> Callable[[], tuple[dict[AccountKind, Account], dict[AccountKind, int]]]:
+        """:meth:`member_accounts_and_balances`, its statement sent now and its answer read
+        when called: on PostgreSQL the statement then travels with the next round trip
+        (``gateway.db.pgfast``); elsewhere it has run already."""
+        result = self.conn.execute(
+            _MEMBER_ACCOUNTS, {"codes": [member_account(member_id, k) for k in MEMBER_KINDS]})
+        return lambda: self._accounts_and_balances(member_id, result.all())
+
+    def _accounts_and_balances(
+        self, member_id: str, rows: Sequence[Any]
+    ) -> tuple[dict[AccountKind, Account], dict[AccountKind, int]]:
         found = {AccountKind(kind): (Account(int(id_), code, AccountKind(kind)), int(balance))
                  for id_, code, kind, balance in rows}
         accounts_of: dict[AccountKind, Account] = {}
@@ -187,27 +199,46 @@ class LedgerRepository:
     def purchase_operations(
         self, partner_id: str, purchase_id: str, kinds: Iterable[str]
     ) -> list[OperationRow]:
-        rows = self.conn.execute(
+        return self.purchase_operations_later(partner_id, purchase_id, kinds)()
+
+    def purchase_operations_later(
+        self, partner_id: str, purchase_id: str, kinds: Iterable[str]
+    ) -> Callable[[], list[OperationRow]]:
+        """:meth:`purchase_operations`, answered when called (see
+        :meth:`member_accounts_and_balances_later`)."""
+        result = self.conn.execute(
             _PURCHASE_OPERATIONS,
             {"partner_id": partner_id, "purchase_id": purchase_id, "kinds": list(kinds)},
-        ).all()
-        return [OperationRow(**row._asdict()) for row in rows]
+        )
+        return lambda: [OperationRow(**row._asdict()) for row in result.all()]
 
     def points_earned_between(
         self, member_id: str, partner_id: str, start: datetime, end: datetime
     ) -> int:
-        total = self.conn.execute(
+        return self.points_earned_between_later(member_id, partner_id, start, end)()
+
+    def points_earned_between_later(
+        self, member_id: str, partner_id: str, start: datetime, end: datetime
+    ) -> Callable[[], int]:
+        """:meth:`points_earned_between`, answered when called (see
+        :meth:`member_accounts_and_balances_later`)."""
+        result = self.conn.execute(
             _EARNED_BETWEEN,
             {"member_id": member_id, "partner_id": partner_id, "start": start, "end": end},
-        ).scalar_one()
-        return int(total)
+        )
+        return lambda: int(result.scalar_one())
 
     # --- housekeeping ---------------------------------------------------------------------
     def anything_due(self, member_id: str, at: datetime) -> bool:
         """Whether housekeeping has anything to do for the member (a matured pending lot, an
         expired lot with points left, a lapsed hold): one statement for the common 'no'."""
-        return bool(self.conn.execute(_ANYTHING_DUE, {"member_id": member_id, "at": at})
-                    .scalar_one())
+        return self.anything_due_later(member_id, at)()
+
+    def anything_due_later(self, member_id: str, at: datetime) -> Callable[[], bool]:
+        """:meth:`anything_due`, answered when called (see
+        :meth:`member_accounts_and_balances_later`)."""
+        result = self.conn.execute(_ANYTHING_DUE, {"member_id": member_id, "at": at})
+        return lambda: bool(result.scalar_one())
 
     # --- helpers ----------------------------------------------------------------------------
     def _insert_ignore(self, table: Any, values: dict[str, Any], keys: list[str]) -> Any:

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.core.errors import IdempotencyKeyReused
 from gateway.core.ids import new_id
+from gateway.db import pgfast
 from gateway.db.batch import GroupCommit, writer_for
 from gateway.db.fast import fast
 from gateway.db.retry import retrying
@@ -163,7 +164,11 @@ def transact(engine: Engine, body: Callable[[Connection], R]) -> R:
     012): bodies queued together share one transaction, a savepoint each, and one durable COMMIT
     that happens before any of them returns; a body that raises rolls back its savepoint only.
     A thread that already holds the writer lock (a command run inside another write) keeps the
-    direct path. Prebuilt statements run through the raw driver (``gateway.db.fast``)."""
+    direct path. Prebuilt statements run through the raw driver (``gateway.db.fast``). On
+    PostgreSQL the body's statements are pipelined (``gateway.db.pgfast``): a round trip only
+    where Python needs an answer, the last writes with the COMMIT."""
+    if engine.dialect.name == "postgresql":
+        return pgfast.transact(engine, body)
     writer = None if holds_a_writer_lock() else writer_for(engine)
     if writer is not None:
         return writer.run(lambda conn: body(fast(conn)))

@@ -22,7 +22,7 @@ from gateway.core.money import Money
 from gateway.ledger.apply import apply
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext, check_key, require_currency
-from gateway.ledger.housekeeping import sweep_member
+from gateway.ledger.housekeeping import sweep_due, sweep_member
 from gateway.ledger.identify import Who, admit, who_named
 from gateway.ledger.load import member_state, spendable_lots
 from gateway.ledger.lot_repository import LotRepository
@@ -97,19 +97,29 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         member_id = who.member_in(tx, spend=False)
         occurred_at = request.occurred_at or tx.now
         rule = ctx.rules.rule_at(cmd.partner_id, occurred_at)
+        # The reads go out together, in the lock order (purchase, then member), and are
+        # answered together: one round trip on PostgreSQL (gateway.db.pgfast).
         tx.ledger.lock_purchase(cmd.partner_id, cmd.purchase_id)
-        if tx.ledger.purchase_operations(cmd.partner_id, cmd.purchase_id, ["earn"]):
+        purchased = tx.ledger.purchase_operations_later(
+            cmd.partner_id, cmd.purchase_id, ["earn"])
+        tx.ledger.lock_member(member_id)
+        due = tx.ledger.anything_due_later(member_id, tx.now)
+        day = tx.now.replace(hour=0, minute=0, second=0, microsecond=0)
+        earned_today = tx.ledger.points_earned_between_later(
+            member_id, cmd.partner_id, day, day + timedelta(days=1))
+        accounts = tx.ledger.member_accounts_and_balances_later(member_id)
+        if purchased():
             raise PurchaseAlreadyRecorded(
                 f"purchase {cmd.purchase_id!r} already earned points; to correct it, return it",
                 field="purchaseId",
             )
-        tx.ledger.lock_member(member_id)
-        sweep_member(tx, member_id)
-        day = tx.now.replace(hour=0, minute=0, second=0, microsecond=0)
-        earned_today = tx.ledger.points_earned_between(
-            member_id, cmd.partner_id, day, day + timedelta(days=1))
+        if due():  # housekeeping writes first; the member's balances are read again after
+            sweep_due(tx, member_id)
+            member = member_state(tx, member_id)
+        else:
+            member = MemberState(member_id, *accounts())
         plan = plan_earn(
-            member_state(tx, member_id), rule, earned_today,
+            member, rule, earned_today(),
             tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
             EarnInput(cmd.partner_id, cmd.channel, cmd.purchase_id, cmd.amount,
                       cmd.idempotency_key, fingerprint, request.facts, occurred_at, tx.now,
