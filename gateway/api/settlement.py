@@ -174,8 +174,7 @@ def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
 
 def _report(services: Services, period: sm.Period) -> sm.Report:
     return service.settlement_report(services.engine, services.rules, period,
-                                     services.settings.settlement_currency,
-                                     clock=services.clock)
+                                     services.settings.settlement_currency)
 
 
 _REPORT_ERRORS = errors_of(SettlementReportResult)

@@ -171,8 +171,10 @@ class _Scalars:
         return self._values[0] if self._values else None
 
     def one(self) -> Any:
-        if len(self._values) != 1:
-            raise NoResultFound("exactly one row was required")
+        if not self._values:
+            raise NoResultFound("No row was found when one was required")
+        if len(self._values) > 1:
+            raise MultipleResultsFound("Multiple rows were found when one was required")
         return self._values[0]
 
 

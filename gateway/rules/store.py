@@ -22,6 +22,7 @@ from gateway.db.tables import audit_log, partners, rule_versions
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.repository import LedgerRepository
+from gateway.ledger.runner import leave_loop_for_io
 from partners.config import PartnerDefinition, RuleVersion
 from partners.loader import rule_version_from_dict, rule_version_to_dict
 from partners.registry import Registry
@@ -148,6 +149,9 @@ class RuleBook:
 
     def _fresh(self) -> Registry:
         if time.monotonic() - self._checked > self._refresh_s:
+            # The check reads the database (and may reload the registry under a lock): a
+            # command running on the event loop goes to a thread for it (decision 012).
+            leave_loop_for_io()
             self._checked = time.monotonic()
             if self._count() != self._stamp:
                 self.reload()

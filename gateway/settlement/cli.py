@@ -116,8 +116,6 @@ def _utc(text: str) -> datetime:
 def _report(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
     period = Period(args.start, args.end)
     compute = service.recompute_closed if args.recompute else service.settlement_report
-    if not args.recompute:
-        service.roll_up(ctx.engine, ctx.clock, period)
     report = compute(ctx.engine, ctx.rules, period, ctx.settings.settlement_currency,
                      progress=progress_bar(sys.stderr))
     render_as = {"table": render.report_text, "csv": render.report_csv,

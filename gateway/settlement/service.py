@@ -260,30 +260,41 @@ def _snapshot_transaction(engine: Engine, *, write: bool) -> Iterator[Connection
 
 
 def settlement_report(engine: Engine, rules: RuleSource, period: Period, currency: str,
-                      progress: Progress | None = None, *,
-                      clock: Clock | None = None) -> Report:
+                      progress: Progress | None = None) -> Report:
     """The report for ``period``. A closed period is served from its stored snapshot (frozen:
     the ledger is not read, so it costs the same at any size); ``recompute_closed`` checks that
-    the ledger still reproduces it. With ``clock``, the period's final days not rolled up yet
-    are rolled up first (one write transaction; decision 016), so the next report reads them
-    from their stored sums."""
-    if clock is not None:
-        roll_up(engine, clock, period)
+    the ledger still reproduces it. An open period adds the stored sums of its days already
+    rolled up (decision 016: by ``gateway settlement rollup`` or by a close) to grouped passes
+    over the ledger rows of the rest. A report only reads: a query never takes the write lock
+    (on SQLite that would stall every write behind it)."""
     return retrying(lambda: _report(engine, rules, period, currency, progress))
+
+
+# Days stored per write transaction by :func:`roll_up`: each transaction holds the write lock
+# for one bounded grouped pass (about a week of rows), never for the whole span asked for.
+ROLL_UP_DAYS_PER_TRANSACTION = 7
 
 
 def roll_up(engine: Engine, clock: Clock, period: Period,
             progress: Progress | None = None) -> int:
-    """Store the sums of ``period``'s final days that are not stored yet; how many it stored.
-    A cheap read first, so a report whose days are all rolled up takes no write lock."""
-    def run() -> int:
-        now = clock.now()
-        with UnitOfWork(engine, write=False) as uow:
-            if not rollups.missing_days(uow.conn, period, now):
-                return 0
-        with _snapshot_transaction(engine, write=True) as conn:
-            return rollups.roll_up(conn, period, now, progress)
-    return retrying(run)
+    """Store the sums of ``period``'s final days that are not stored yet, at most
+    ``ROLL_UP_DAYS_PER_TRANSACTION`` days per write transaction; how many it stored. A cheap
+    read first, so a span whose days are all rolled up takes no write lock."""
+    now = clock.now()
+    with UnitOfWork(engine, write=False) as uow:
+        days = rollups.missing_days(uow.conn, period, now)
+    done = 0
+    for first in range(0, len(days), ROLL_UP_DAYS_PER_TRANSACTION):
+        chunk = days[first:first + ROLL_UP_DAYS_PER_TRANSACTION]
+        part = Period.stored(rollups.start_of(chunk[0]), rollups.start_of(chunk[-1]) + rollups.DAY)
+
+        def run(part: Period = part) -> int:
+            with _snapshot_transaction(engine, write=True) as conn:
+                return rollups.roll_up(conn, part, now)
+        done += retrying(run)
+        if progress is not None:
+            progress(first + len(chunk), len(days))
+    return done
 
 
 def ledger_span(engine: Engine) -> Period | None:

@@ -96,6 +96,31 @@ def test_a_check_that_must_block_leaves_the_loop(gw: Gateway,
     assert len(sent) == 1 and ran_in[-1] != threading.main_thread().ident
 
 
+def test_a_rules_refresh_due_is_read_in_a_thread_not_on_the_loop(
+        gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule book checks the database for new rule versions every few seconds: when that
+    check is due, the command goes to a thread for it (the loop never waits on the database),
+    and the next command, with the check fresh, stays on the loop."""
+    book = gw.services.ledger.rules
+    counted_in: list[int] = []
+    real_count = book._count  # type: ignore[attr-defined]
+
+    def count() -> int:
+        counted_in.append(threading.get_ident())
+        return int(real_count())
+
+    monkeypatch.setattr(book, "_count", count)
+    monkeypatch.setattr(book, "_checked", 0.0)  # the refresh is due
+    sent = threads_used(monkeypatch)
+    c = context(gw)
+    asyncio.run(c.command(earn_points, gw.services.ledger, earn("k-r1", "p-r1")))
+    assert counted_in and all(ident != threading.main_thread().ident for ident in counted_in)
+    assert len(sent) == 1
+    asyncio.run(c.command(earn_points, gw.services.ledger, earn("k-r2", "p-r2")))
+    assert len(sent) == (1 if BACKEND == "sqlite" else 2)
+    assert operations(gw, "k-r1") == operations(gw, "k-r2") == 1
+
+
 @pytest.mark.skipif(BACKEND != "sqlite", reason="group commit is SQLite's")
 def test_one_key_twice_in_one_batch_is_one_operation_and_one_replay(gw: Gateway) -> None:
     committed: list[tuple[str, str]] = []

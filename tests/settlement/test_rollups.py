@@ -126,7 +126,8 @@ def test_a_report_from_rollups_equals_the_report_from_rows(
                         start = T0 + timedelta(hours=int(str(what)))
                         period = Period(start, start + timedelta(hours=size))
                         periods.append(period)
-                        settlement_report(engine, rules, period, "EUR", clock=clock)
+                        roll_up(engine, clock, period)  # as the nightly job would
+                        settlement_report(engine, rules, period, "EUR")
                 except DomainError:
                     pass  # refused (no points, unknown purchase): changes nothing
                 clock.advance(timedelta(minutes=13))
@@ -210,3 +211,46 @@ def test_who_may_close_is_the_services_rule(tmp_path: Path) -> None:
                           principal=_principal(None, "settlement:close"))
     assert closed.id == january.id
     assert _rolled(engine) == 31  # the close stored its final days for good
+
+
+def test_a_report_never_writes_and_the_job_stores_a_week_per_transaction(
+        tmp_path: Path) -> None:
+    """A report is a query: over final days not rolled up it reads the rows and stores nothing
+    (on SQLite a write there would hold the one write lock for the whole pass). The job stores
+    them in transactions of at most ``ROLL_UP_DAYS_PER_TRANSACTION`` days, and the report then
+    reads them: the same figures either way."""
+    from gateway.settlement import service as settlement
+
+    clock = FixedClock(T0 + timedelta(hours=10))
+    gw = _gateway(tmp_path, clock)
+    ledger, engine, rules = gw.services.ledger, gw.services.engine, gw.services.rules
+    enrol_customer(engine, clock, "grocery", "g-w")
+    for n in range(10):  # one earn on each of ten days
+        service.earn_points(ledger, m.EarnPoints("grocery", "g-w", Money(100_000 + n, "UAH"),
+                                                 "store", f"pw{n}", f"kw{n}"))
+        clock.advance(timedelta(days=1))
+    clock.advance(timedelta(days=1))
+    january = Period(T0, T0 + timedelta(days=31))
+    before = settlement_report(engine, rules, january, "EUR")
+    assert _rolled(engine) == 0
+    transactions = 0
+    real = settlement._snapshot_transaction
+
+    def counted(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        nonlocal transactions
+        transactions += bool(kwargs.get("write"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    settlement._snapshot_transaction = counted  # type: ignore[assignment]
+    try:
+        stored = roll_up(engine, clock, january)
+    finally:
+        settlement._snapshot_transaction = real  # type: ignore[assignment]
+    final_days = (clock.now() - rollups.MARGIN).date() - T0.date()
+    assert stored == final_days.days == _rolled(engine) >= 11
+    per = settlement.ROLL_UP_DAYS_PER_TRANSACTION
+    assert transactions == -(-stored // per)
+    after = settlement_report(engine, rules, january, "EUR")
+    assert after.canonical_json() == before.canonical_json()
+    assert sum(p.figures.issued_points for p in after.partners) == sum(
+        (100_000 + n) // 1000 for n in range(10))
