@@ -48,6 +48,12 @@ from gateway.db.uow import UnitOfWork
 R = TypeVar("R")
 Processor = Callable[[Any], Any] | None
 
+# A ledger transaction stamps its 'now' when it starts, before it waits for the key and member
+# locks; settlement treats a day as final 15 minutes after it ends (decision 016). This bounds
+# the wait (sent in the BEGIN's pipeline: no round trip of its own), far below that margin; a
+# transaction that hits it fails whole (SQLSTATE 55P03) and stores nothing.
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '60s'"
+
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
@@ -282,6 +288,7 @@ class PipelinedConnection:
                         commit = False
                     else:
                         raw.cursor().execute("BEGIN")
+                        raw.cursor().execute(LOCK_TIMEOUT)
                 for pending in queue:
                     cursor = pending.cursor = raw.cursor()
                     statement = pending.plan.sql

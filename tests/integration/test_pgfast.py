@@ -11,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from gateway.db import pgfast
 from gateway.db import tables as t
 from gateway.db.engine import make_engine
 from gateway.db.pgfast import LazyResult, PipelinedConnection, transact
@@ -97,3 +98,27 @@ def test_a_savepoint_sees_its_own_error_inside_its_block(engine: Engine) -> None
     transact(engine, body)
     assert caught == ["duplicate"]
     assert _codes(engine) == ["d", "e", "warm"]
+
+
+def test_a_transaction_waits_for_a_lock_only_so_long(engine: Engine,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipelined transaction bounds its lock waits (``LOCK_TIMEOUT``, so a transaction
+    stamped before midnight cannot commit into a day settlement already rolled up): a row lock
+    held elsewhere past the bound fails the transaction whole."""
+    _warm(engine)
+    monkeypatch.setattr(pgfast, "LOCK_TIMEOUT", "SET LOCAL lock_timeout = '200ms'")
+    lock = select(t.accounts.c.code).where(t.accounts.c.code == "warm").with_for_update()
+
+    def body(conn: Connection) -> None:
+        conn.execute(_INSERT, _account("f"))
+        conn.execute(lock).all()
+
+    with engine.connect() as holder:
+        holder.begin()
+        holder.execute(lock).all()  # another transaction holds the row
+        with pytest.raises(OperationalError, match="lock timeout"):
+            transact(engine, body)
+        holder.rollback()
+    assert _codes(engine) == ["warm"]  # "f" went with it
+    transact(engine, body)  # the lock gone, the same body commits
+    assert _codes(engine) == ["f", "warm"]
