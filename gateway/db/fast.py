@@ -20,9 +20,9 @@ import keyword
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -43,11 +43,42 @@ class _Plan:
     result_processors: tuple[Processor, ...]
 
 
-_UNSET = object()
-_PLANS: weakref.WeakKeyDictionary[ClauseElement, dict[tuple[Any, ...], _Plan | None]] = (
-    weakref.WeakKeyDictionary())
-_SEEN: weakref.WeakSet[ClauseElement] = weakref.WeakSet()
-_GUARD = threading.Lock()
+UNSET = object()  # a bound parameter with no default: the caller must give it
+P = TypeVar("P")
+Compile = Callable[[ClauseElement, Mapping[str, Any], tuple[str, ...], Dialect], P | None]
+
+
+class PlanCache(Generic[P]):
+    """Prebuilt statements compiled once per parameter shape (the names given and each list's
+    length: an expanding IN renders one placeholder per item) by a driver's ``compile``. A
+    statement seen for the first time is not kept: it may be built per call. Shared by the
+    SQLite raw driver (this module) and PostgreSQL's pipelined path (``gateway.db.pgfast``)."""
+
+    def __init__(self, compile: Compile[P]) -> None:
+        self._compile = compile
+        self._plans: weakref.WeakKeyDictionary[ClauseElement, dict[tuple[Any, ...], P | None]] = (
+            weakref.WeakKeyDictionary())
+        self._seen: weakref.WeakSet[ClauseElement] = weakref.WeakSet()
+        self._guard = threading.Lock()
+
+    def plan_for(self, statement: Any, parameters: Mapping[str, Any] | None,
+                 dialect: Dialect) -> P | None:
+        if not isinstance(statement, Executable) or not isinstance(statement, ClauseElement):
+            return None
+        keys = tuple(sorted(parameters)) if parameters else ()
+        shape = (dialect.server_version_info, keys,
+                 tuple(len(parameters[k]) for k in keys
+                       if isinstance(parameters[k], list | tuple)) if parameters else ())
+        plans = self._plans.get(statement)
+        if plans is not None and shape in plans:
+            return plans[shape]
+        with self._guard:
+            if statement not in self._seen:  # first sight: maybe built per call; not kept
+                self._seen.add(statement)
+                return None
+            plan = self._compile(statement, parameters or {}, keys, dialect)
+            self._plans.setdefault(statement, {})[shape] = plan
+            return plan
 
 
 class FastResult:
@@ -113,7 +144,7 @@ class FastConnection:
 
     def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> Any:
         raw = self._raw
-        plan = None if raw is None else _plan_for(statement, parameters, self.dialect)
+        plan = None if raw is None else _PLANS.plan_for(statement, parameters, self.dialect)
         if raw is None or plan is None:
             return self._conn.execute(statement, parameters)
         args = _arguments(plan, parameters or {})
@@ -152,7 +183,7 @@ def _arguments(plan: _Plan, given: Mapping[str, Any]) -> list[Any]:
     args: list[Any] = []
     for name, default, process, expanding in plan.params:
         value = given.get(name, default)
-        if value is _UNSET:
+        if value is UNSET:
             raise KeyError(f"no value for the bound parameter {name!r}")
         if expanding:
             args.extend(value if process is None else [process(v) for v in value])
@@ -161,28 +192,7 @@ def _arguments(plan: _Plan, given: Mapping[str, Any]) -> list[Any]:
     return args
 
 
-def _plan_for(statement: Any, parameters: Mapping[str, Any] | None,
-              dialect: Dialect) -> _Plan | None:
-    if not isinstance(statement, Executable) or not isinstance(statement, ClauseElement):
-        return None
-    keys = tuple(sorted(parameters)) if parameters else ()
-    # The parameter names and each list's length (an expanding IN renders one "?" per item).
-    shape = (dialect.server_version_info, keys,
-             tuple(len(parameters[k]) for k in keys if isinstance(parameters[k], list | tuple))
-             if parameters else ())
-    plans = _PLANS.get(statement)
-    if plans is not None and shape in plans:
-        return plans[shape]
-    with _GUARD:
-        if statement not in _SEEN:  # first sight: it may be built per call; do not keep it
-            _SEEN.add(statement)
-            return None
-        plan = _compile(statement, parameters or {}, keys, dialect)
-        _PLANS.setdefault(statement, {})[shape] = plan
-        return plan
-
-
-def _compile(statement: ClauseElement, parameters: Mapping[str, Any], keys: Sequence[str],
+def _compile(statement: ClauseElement, parameters: Mapping[str, Any], keys: tuple[str, ...],
              dialect: Dialect) -> _Plan | None:
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
@@ -194,7 +204,7 @@ def _compile(statement: ClauseElement, parameters: Mapping[str, Any], keys: Sequ
     params: list[tuple[str, Any, Processor, bool]] = []
     for name in compiled.positiontup:
         bind = compiled.binds[name]
-        default = _UNSET if bind.required else bind.effective_value
+        default = UNSET if bind.required else bind.effective_value
         process = processors.get(name)
         if bind.expanding:
             values = parameters.get(name)
@@ -219,3 +229,6 @@ def _compile(statement: ClauseElement, parameters: Mapping[str, Any], keys: Sequ
     result_processors = tuple(column.type._cached_result_processor(dialect, None)
                               for column in columns)
     return _Plan(sql, tuple(params), row, result_processors)
+
+
+_PLANS: PlanCache[_Plan] = PlanCache(_compile)

@@ -28,8 +28,6 @@ from __future__ import annotations
 import collections
 import keyword
 import sys
-import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -39,10 +37,10 @@ import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
-from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from gateway.db.fast import UNSET, PlanCache
 from gateway.db.uow import UnitOfWork
 
 R = TypeVar("R")
@@ -65,11 +63,6 @@ class _Plan:
     result_processors: tuple[Processor, ...]
 
 
-_UNSET = object()
-_PLANS: weakref.WeakKeyDictionary[ClauseElement, dict[tuple[Any, ...], _Plan | None]] = (
-    weakref.WeakKeyDictionary())
-_SEEN: weakref.WeakSet[ClauseElement] = weakref.WeakSet()
-_GUARD = threading.Lock()
 
 
 class _Pending:
@@ -250,7 +243,7 @@ class PipelinedConnection:
         return _FlushingNested(self, self._conn.begin_nested())
 
     def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> Any:
-        plan = None if self._raw is None else _plan_for(statement, parameters, self.dialect)
+        plan = None if self._raw is None else _PLANS.plan_for(statement, parameters, self.dialect)
         if plan is None:
             self.flush()
             return self._conn.execute(statement, parameters)
@@ -335,32 +328,12 @@ def _arguments(plan: _Plan, given: Mapping[str, Any]) -> dict[str, Any]:
     args: dict[str, Any] = {}
     for sql_name, name, default, process, index in plan.params:
         value = given.get(name, default)
-        if value is _UNSET:
+        if value is UNSET:
             raise KeyError(f"no value for the bound parameter {name!r}")
         if index is not None:
             value = value[index]
         args[sql_name] = value if process is None else process(value)
     return args
-
-
-def _plan_for(statement: Any, parameters: Mapping[str, Any] | None,
-              dialect: Dialect) -> _Plan | None:
-    if not isinstance(statement, Executable) or not isinstance(statement, ClauseElement):
-        return None
-    keys = tuple(sorted(parameters)) if parameters else ()
-    shape = (dialect.server_version_info, keys,
-             tuple(len(parameters[k]) for k in keys if isinstance(parameters[k], list | tuple))
-             if parameters else ())
-    plans = _PLANS.get(statement)
-    if plans is not None and shape in plans:
-        return plans[shape]
-    with _GUARD:
-        if statement not in _SEEN:  # first sight: it may be built per call; do not keep it
-            _SEEN.add(statement)
-            return None
-        plan = _compile(statement, parameters or {}, keys, dialect)
-        _PLANS.setdefault(statement, {})[shape] = plan
-        return plan
 
 
 def _compile(statement: ClauseElement, parameters: Mapping[str, Any], keys: tuple[str, ...],
@@ -376,7 +349,7 @@ def _compile(statement: ClauseElement, parameters: Mapping[str, Any], keys: tupl
     processors = compiled._bind_processors
     params: list[tuple[str, str, Any, Processor, int | None]] = []
     for name, bind in compiled.binds.items():
-        default = _UNSET if bind.required else bind.effective_value
+        default = UNSET if bind.required else bind.effective_value
         process = processors.get(name)
         process = process if callable(process) else None
         if bind.expanding:
@@ -405,3 +378,6 @@ def _compile(statement: ClauseElement, parameters: Mapping[str, Any], keys: tupl
     result_processors = tuple(column.type._cached_result_processor(dialect, None)
                               for column in columns)
     return _Plan(sql, tuple(params), row, result_processors)
+
+
+_PLANS: PlanCache[_Plan] = PlanCache(_compile)
