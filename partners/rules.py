@@ -27,6 +27,7 @@ class LineItem:
     amount_minor: int
     category: str | None = None
     quantity_milli: int | None = None  # 1000 = one litre / one unit
+    sku: str | None = None  # the partner's product code (campaign conditions and multipliers)
 
 
 @dataclass(frozen=True, slots=True)

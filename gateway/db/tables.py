@@ -485,6 +485,63 @@ trusted_documents = Table(
     Column("registered_by", String(200), nullable=False),
 )
 
+# --- campaigns (gateway.promotions, issue 12, decision 020) ---------------------------------------
+# A campaign's header; its definitions are versions, each immutable once published (the JSON of
+# gateway.promotions.codec). Ending or changing a campaign publishes a new version.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),  # a partner id, or "coalition"
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Index("ix_campaigns_owner", "owner"),
+)
+
+campaign_versions = Table(
+    "campaign_versions",
+    metadata,
+    Column("campaign_id", String(64), ForeignKey("campaigns.id"), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("definition", Text, nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("published_by", String(200), nullable=False),
+    Index("ix_campaign_versions_published", "published_at"),
+)
+
+# What a campaign has consumed over its life (every version): the one mutable row per campaign,
+# changed in the transaction of the operation that consumes or releases it (a budgeted earn locks
+# it, after the member). Not a ledger entry: promotion_awards is the record it sums.
+campaign_counters = Table(
+    "campaign_counters",
+    metadata,
+    Column("campaign_id", String(64), ForeignKey("campaigns.id"), primary_key=True),
+    Column("points", BigInteger, nullable=False, server_default="0"),
+    Column("rewards", BigInteger, nullable=False, server_default="0"),
+)
+
+# Every award and its reversal (append-only): which campaign version gave how many points to
+# whom in which operation, charged to which funder. A return appends the negative share.
+promotion_awards = Table(
+    "promotion_awards",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", String(40), ForeignKey("operations.id"), nullable=False),
+    Column("campaign_id", String(64), ForeignKey("campaigns.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("funder", String(64), nullable=False),
+    Column("partner_id", String(64), nullable=False),  # where the operation happened
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("points", BigInteger, nullable=False),  # < 0: a reversal
+    Column("rewards", Integer, nullable=False),  # 1 applied, -1 reversed, 0 partly reversed
+    Column("reward_code", String(64), nullable=True),  # a till reward's code
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index("ix_promotion_awards_operation", "operation_id"),
+    Index("ix_promotion_awards_member", "member_id", "campaign_id", "recorded_at"),
+    Index("ix_promotion_awards_funder", "funder", "recorded_at"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
-                      "settlement_rollup_days", "settlement_rollups")
+                      "settlement_rollup_days", "settlement_rollups", "campaign_versions",
+                      "promotion_awards")
