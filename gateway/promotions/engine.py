@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.promotions.model import (
+    Award,
     BonusPoints,
     Campaign,
     Evaluation,
@@ -21,7 +22,6 @@ from gateway.promotions.model import (
     Trigger,
     Used,
 )
-from gateway.promotions.model import Award
 from partners.config import RuleVersion
 
 
