@@ -3,11 +3,12 @@
 
 Creates ``.venv`` on first use, installs the project (``pip install -e .[test]``) again whenever
 ``pyproject.toml`` changes, then runs the gateway or the whole test suite: ruff, mypy (strict),
-import-linter contracts, then pytest in two passes: (1) every suite on the embedded backends
-(SQLite, in-process limits and locks), (2) every suite that touches storage again on the
-production backends, a throwaway PostgreSQL and Redis the tests start themselves
+import-linter contracts, then pytest in two passes run side by side: (1) every suite on the
+embedded backends (SQLite, in-process limits and locks), (2) every suite that touches storage
+again on the production backends, a throwaway PostgreSQL and Redis the tests start themselves
 (``GATEWAY_TEST_BACKEND=postgresql GATEWAY_TEST_REDIS=1``). A backend that cannot start fails
-pass 2 loudly (exit code 3, tests/conftest.py). Extra arguments go to both pytest passes."""
+pass 2 loudly (exit code 3, tests/conftest.py). Extra arguments go to both pytest passes;
+``GATEWAY_TEST_SERIAL=1`` runs the passes one after the other."""
 
 from __future__ import annotations
 
@@ -110,12 +111,57 @@ def test(args: list[str]) -> None:
          + f", suites touching storage (not {', '.join(NO_STORAGE)})",
          [str(PY), "-m", "pytest", *ignore, *args], production),
     ]
-    for name, cmd, env in steps:
-        settings = " ".join(f"{k}={v}" for k, v in env.items())
-        print(f"\n==> {name}" + (f"\n    {settings}" if settings else ""), flush=True)
-        started = time.monotonic()
-        run(cmd, env={**os.environ, **env})
-        print(f"==> {name.split(':')[0]}: ok in {time.monotonic() - started:.0f} s", flush=True)
+    *checks, first, second = steps
+    for name, cmd, env in checks:
+        _step(name, cmd, env)
+    if os.environ.get("GATEWAY_TEST_SERIAL") == "1":
+        _step(*first)
+        _step(*second)
+        return
+    _two_passes_side_by_side(first, second)
+
+
+def _step(name: str, cmd: list[str], env: dict[str, str]) -> None:
+    settings = " ".join(f"{k}={v}" for k, v in env.items())
+    print(f"\n==> {name}" + (f"\n    {settings}" if settings else ""), flush=True)
+    started = time.monotonic()
+    run(cmd, env={**os.environ, **env})
+    print(f"==> {name.split(':')[0]}: ok in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def _two_passes_side_by_side(first: tuple[str, list[str], dict[str, str]],
+                             second: tuple[str, list[str], dict[str, str]]) -> None:
+    """The two pytest passes share no files or ports (every server takes a free port and every
+    database a temporary directory), so they run at the same time: the SQLite pass in the
+    foreground, the PostgreSQL pass with its output kept in a log that is printed when it ends.
+    ``GATEWAY_TEST_SERIAL=1`` runs them one after the other instead."""
+    name, cmd, env = second
+    log_path = ROOT / ".pytest-pass-2.log"
+    print(f"\n==> {name} (started now, side by side with pass 1; its output follows pass 1)"
+          f"\n    {' '.join(f'{k}={v}' for k, v in env.items())}", flush=True)
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        background = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        try:
+            first_name, first_cmd, first_env = first
+            print(f"\n==> {first_name}\n    {' '.join(f'{k}={v}' for k, v in first_env.items())}",
+                  flush=True)
+            first_started = time.monotonic()
+            first_code = subprocess.run(first_cmd, cwd=ROOT, env={**os.environ, **first_env},
+                                        check=False).returncode
+            print(f"==> pytest pass 1 of 2: {'ok' if first_code == 0 else 'FAILED'} in "
+                  f"{time.monotonic() - first_started:.0f} s", flush=True)
+            second_code = background.wait()
+        finally:
+            if background.poll() is None:
+                background.kill()
+    print(f"\n==> output of {name}:", flush=True)
+    sys.stdout.write(log_path.read_text(errors="replace"))
+    print(f"==> pytest pass 2 of 2: {'ok' if second_code == 0 else 'FAILED'} in "
+          f"{time.monotonic() - started:.0f} s", flush=True)
+    if first_code or second_code:
+        sys.exit(first_code or second_code)
 
 
 def main() -> None:
