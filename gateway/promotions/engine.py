@@ -1,33 +1,207 @@
-"""The campaign engine: compile once per version, evaluate a purchase with no I/O.
+"""The campaign engine: compile once per set of versions, evaluate a purchase with no I/O.
 
-PLACEHOLDER from the contract commit: only validity, partner, channel, ``MinSpend`` and
-``BonusPoints`` are evaluated here. The ``engine`` branch replaces this module with the whole
-engine (every condition and effect, stacking, limits, explanations); keep these signatures.
+``compile_campaigns`` turns published versions into a :class:`CampaignSet`: campaigns indexed by
+partner in stacking order (priority high to low, then campaign id), each with its conditions
+compiled to predicates and the member facts and counters it needs worked out once, so the load
+step asks :func:`needs` what to read and an earn with no candidate reads nothing more.
+:func:`evaluate` checks every condition, computes every effect exactly from the partner's rule
+(``partners.rules``: a line earns here what it earns in ``quote_earn``), rounds once per effect
+with the rule's rounding, then applies stacking, budgets and limits in that one order. Every
+campaign that matched but was not applied is a :class:`Skip` with its reason. The rules are
+written out for partners in docs/campaigns-engine.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from fractions import Fraction
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
+from gateway.core.money import Rounding, round_ratio
 from gateway.promotions.model import (
     Award,
+    BasketHas,
+    BirthdayMonth,
     BonusPoints,
     Campaign,
+    Cashback,
+    ChannelIn,
+    Condition,
+    CouponPresented,
     Evaluation,
+    InSegment,
     MemberFacts,
     MinSpend,
+    Multiplier,
+    NthPurchase,
+    PointsDiscount,
     PurchaseContext,
+    ReferralInEffect,
+    ReferralReward,
+    Schedule,
+    Skip,
+    SkipReason,
+    TierIn,
+    TillReward,
     Trigger,
     Used,
+    Window,
 )
 from partners.config import RuleVersion
+from partners.rules import _line_points, _money, _num, _pts
+
+_NO_USE = Used()
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What the load step must read for a set of candidates: member facts (flags), the counter
+    rows to lock (campaign ids with a budget or a reward limit, in lock order) and, per
+    campaign with per-member limits, the windows to sum the member's awards over."""
+
+    tier: bool = False
+    segments: bool = False
+    birth_month: bool = False
+    purchases_at_partner: bool = False
+    referral: bool = False
+    coupons: bool = False
+    counters: tuple[str, ...] = ()
+    member_windows: Mapping[str, tuple[Window, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def member_facts(self) -> bool:
+        """Whether any member fact beyond the member id is needed."""
+        return (self.tier or self.segments or self.birth_month or self.purchases_at_partner
+                or self.referral or self.coupons)
+
+
+NO_NEEDS = Needs()
+_TIER, _SEGMENTS, _BIRTH, _PURCHASES, _REFERRAL, _COUPONS = (1, 2, 4, 8, 16, 32)
+_FACT_FLAGS = {TierIn: _TIER, InSegment: _SEGMENTS, BirthdayMonth: _BIRTH,
+               NthPurchase: _PURCHASES, ReferralInEffect: _REFERRAL, CouponPresented: _COUPONS}
+
+
+class _Basket:
+    """Per-evaluation values computed at most once, and only if some campaign asks."""
+
+    __slots__ = ("_line_raw", "_local", "_scale", "purchase", "rule")
+
+    def __init__(self, purchase: PurchaseContext, rule: RuleVersion | None) -> None:
+        self.purchase, self.rule = purchase, rule
+        self._line_raw: tuple[Fraction, ...] | None = None
+        self._scale = Fraction(1)
+        self._local: dict[str, datetime] = {}
+
+    def local(self, tz: ZoneInfo) -> datetime:
+        at = self._local.get(tz.key)
+        if at is None:
+            at = self._local[tz.key] = self.purchase.occurred_at.astimezone(tz)
+        return at
+
+    def line_points(self) -> tuple[tuple[Fraction, ...], Fraction]:
+        """Each line's exact base points as ``quote_earn`` computes them (line logic, category
+        multipliers, the channel multiplier), and the scale the rule's caps applied to them."""
+        if self._line_raw is None:
+            earn, p = self.rule.earn if self.rule else None, self.purchase
+            if earn is None:
+                self._line_raw = tuple(Fraction(0) for _ in p.lines)
+            else:
+                channel = earn.channel_multipliers.get(p.channel, Fraction(1))
+                self._line_raw = tuple(_line_points(earn, line, "", p.currency)[0] * channel
+                                       for line in p.lines)
+                total = sum(self._line_raw, Fraction(0))
+                if total and p.base_points < round_ratio(total, earn.rounding):
+                    self._scale = Fraction(p.base_points) / total  # capped: the caps scale all
+        return self._line_raw, self._scale
+
+    @property
+    def rounding(self) -> Rounding:
+        earn = self.rule.earn if self.rule else None
+        return earn.rounding if earn is not None else Rounding.FLOOR
+
+
+_Check = Callable[[PurchaseContext, MemberFacts, _Basket], bool]
+
+
+def _check(condition: Condition) -> _Check:
+    """A condition as a predicate, built once per campaign version."""
+    match condition:
+        case MinSpend(amount_minor=amount):
+            return lambda p, m, b: p.amount_minor >= amount
+        case BasketHas(categories=cats, skus=skus):
+            return lambda p, m, b: any(line.category in cats or line.sku in skus
+                                       for line in p.lines)
+        case Schedule(days=days, start=start, end=end, timezone=name):
+            tz = ZoneInfo(name)
+
+            def in_schedule(p: PurchaseContext, m: MemberFacts, b: _Basket) -> bool:
+                local = b.local(tz)
+                if days and local.weekday() not in days:
+                    return False
+                clock = local.time().replace(tzinfo=None)
+                return (start is None or start <= clock) and (end is None or clock < end)
+            return in_schedule
+        case ChannelIn(channels=channels):
+            return lambda p, m, b: p.channel in channels
+        case NthPurchase(n=n):
+            return lambda p, m, b: m.purchases_at_partner + 1 == n
+        case TierIn(tiers=tiers):
+            return lambda p, m, b: m.tier in tiers
+        case InSegment(segment=segment):
+            return lambda p, m, b: segment in m.segments
+        case BirthdayMonth():
+            # The purchase's month in UTC: a birthday at midnight's edge may be a day off.
+            return lambda p, m, b: m.birth_month == p.occurred_at.month
+        case ReferralInEffect():
+            return lambda p, m, b: m.referred_by is not None
+    # CouponPresented needs the campaign id: built in CompiledCampaign.
+    raise TypeError(f"unknown condition {condition!r}")  # pragma: no cover
+
+
+def _coupon(campaign_id: str) -> _Check:
+    return lambda p, m, b: campaign_id in m.coupons
+
+
+def _is_purchase_condition(condition: Condition) -> bool:
+    return isinstance(condition, MinSpend | BasketHas | Schedule | ChannelIn)
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledCampaign:
+    """One campaign version, compiled: predicates (purchase conditions first, they need no
+    member), the facts and counters it needs, and its place in the stacking order."""
+
     campaign: Campaign
+    order: tuple[int, str] = field(init=False)
+    checks: tuple[_Check, ...] = field(init=False)
+    facts: int = field(init=False)
+    counted: bool = field(init=False)  # a budget or a reward limit: its counter row is read
+    windows: tuple[Window, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.campaign
+        conditions = sorted(c.audience + c.conditions, key=lambda k: not _is_purchase_condition(k))
+        checks: list[_Check] = []
+        facts = 0
+        for k in conditions:
+            facts |= _FACT_FLAGS.get(type(k), 0)
+            checks.append(_coupon(c.id) if isinstance(k, CouponPresented) else _check(k))
+        if any(isinstance(e, ReferralReward) for e in c.effects):
+            facts |= _REFERRAL
+        object.__setattr__(self, "order", (-c.stacking.priority, c.id))
+        object.__setattr__(self, "checks", tuple(checks))
+        object.__setattr__(self, "facts", facts)
+        object.__setattr__(self, "counted", c.limits.budget_points is not None
+                           or c.limits.max_rewards is not None)
+        object.__setattr__(self, "windows", tuple(dict.fromkeys(
+            lim.window for lim in c.limits.per_member)))
+
+    def matches(self, purchase: PurchaseContext, member: MemberFacts, basket: _Basket) -> bool:
+        return all(check(purchase, member, basket) for check in self.checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,32 +209,227 @@ class CampaignSet:
     """Every published campaign version in force, compiled, indexed by partner."""
 
     campaigns: tuple[CompiledCampaign, ...]
+    by_partner: Mapping[str, tuple[CompiledCampaign, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[CompiledCampaign]] = {}
+        for compiled in sorted(self.campaigns, key=lambda k: k.order):
+            for partner in sorted(compiled.campaign.partners):
+                index.setdefault(partner, []).append(compiled)
+        object.__setattr__(self, "by_partner", MappingProxyType(
+            {partner: tuple(cs) for partner, cs in index.items()}))
 
     def candidates(self, partner_id: str, channel: str, at: datetime,
                    trigger: Trigger = Trigger.PURCHASE) -> tuple[CompiledCampaign, ...]:
-        """The campaigns that could apply here and now, in stacking order: no member needed."""
+        """The campaigns that could apply here and now, in stacking order: no member needed.
+        ``at`` is the purchase's ``occurred_at`` (UTC). O(campaigns at this partner)."""
         return tuple(
-            c for c in self.campaigns
-            if c.campaign.trigger == trigger and partner_id in c.campaign.partners
-            and (not c.campaign.channels or channel in c.campaign.channels)
-            and c.campaign.valid_from <= at
-            and (c.campaign.valid_until is None or at < c.campaign.valid_until)
+            k for k in self.by_partner.get(partner_id, ())
+            if k.campaign.trigger == trigger
+            and (not k.campaign.channels or channel in k.campaign.channels)
+            and k.campaign.valid_from <= at
+            and (k.campaign.valid_until is None or at < k.campaign.valid_until)
         )
+
+    def needs(self, candidates: Iterable[CompiledCampaign]) -> Needs:
+        return needs(candidates)
 
 
 def compile_campaigns(campaigns: Iterable[Campaign]) -> CampaignSet:
+    """Compile every version once (the caller caches the set until a version is published)."""
     return CampaignSet(tuple(CompiledCampaign(c) for c in campaigns))
+
+
+def needs(candidates: Iterable[CompiledCampaign]) -> Needs:
+    """What the load step must read for these candidates (nothing, for none)."""
+    facts = 0
+    counters: list[str] = []
+    windows: dict[str, tuple[Window, ...]] = {}
+    for k in candidates:
+        facts |= k.facts
+        if k.counted:
+            counters.append(k.campaign.id)
+        if k.windows:
+            windows[k.campaign.id] = k.windows
+    if not facts and not counters and not windows:
+        return NO_NEEDS
+    return Needs(bool(facts & _TIER), bool(facts & _SEGMENTS), bool(facts & _BIRTH),
+                 bool(facts & _PURCHASES), bool(facts & _REFERRAL), bool(facts & _COUPONS),
+                 tuple(sorted(set(counters))), MappingProxyType(windows))
+
+
+def window_start(window: Window, at: datetime) -> datetime | None:
+    """Where the member-limit window containing ``at`` starts, in UTC (None: lifetime). Days
+    start at 00:00 UTC, weeks on Monday, months on the 1st; the load step sums the member's
+    awards of the campaign since then."""
+    if window is Window.LIFETIME:
+        return None
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window is Window.DAY:
+        return day
+    if window is Window.WEEK:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def _matching(lines_of: PurchaseContext, categories: frozenset[str],
+              skus: frozenset[str]) -> list[int]:
+    if not categories and not skus:
+        return list(range(len(lines_of.lines)))
+    return [i for i, line in enumerate(lines_of.lines)
+            if line.category in categories or line.sku in skus]
+
+
+def _which(categories: frozenset[str], skus: frozenset[str]) -> str:
+    if not categories and not skus:
+        return "the basket"
+    names = sorted(categories) + [f"SKU {s}" for s in sorted(skus)]
+    return "lines in " + ", ".join(names)
+
+
+class _NoPointValue(Exception):
+    """Cashback at a partner with no burn rule: a point has no value there."""
+
+
+def _effects(c: Campaign, basket: _Basket) -> tuple[int, int, TillReward | None, list[str]]:
+    """(points to the member, points to the referrer, till reward, explanation parts)."""
+    p = basket.purchase
+    points, referrer, till, parts = 0, 0, None, []
+    for e in c.effects:
+        if isinstance(e, BonusPoints):
+            points += e.points
+            parts.append(f"bonus {_pts(e.points)}")
+        elif isinstance(e, Multiplier):
+            raw, scale = basket.line_points()
+            base = sum((raw[i] for i in _matching(p, e.categories, e.skus)), Fraction(0)) * scale
+            bonus = round_ratio(base * (e.factor - 1), basket.rounding)
+            points += bonus
+            parts.append(f"×{_num(e.factor)} on {_which(e.categories, e.skus)}: "
+                         f"{_num(base)} base × {_num(e.factor - 1)} → {_pts(bonus)}")
+        elif isinstance(e, Cashback):
+            burn = basket.rule.burn if basket.rule else None
+            if burn is None:
+                raise _NoPointValue
+            spend = sum(p.lines[i].amount_minor for i in _matching(p, e.categories, e.skus))
+            value = burn.point_value_minor
+            cash = round_ratio(spend * e.percent / 100 / value, basket.rounding)
+            points += cash
+            parts.append(f"{_num(e.percent)}% cashback on {_which(e.categories, e.skus)} "
+                         f"({_money(spend, p.currency)}) at {_num(value)} minor units a point "
+                         f"→ {_pts(cash)}")
+        elif isinstance(e, TillReward):
+            till = e
+            parts.append(f"till reward {e.kind.value} {e.code}: {e.description}")
+        elif isinstance(e, ReferralReward):
+            points += e.referred_points
+            parts.append(f"referral: {_pts(e.referred_points)} to the referred member")
+            referrer += e.referrer_points
+        # PointsDiscount is not an earn effect: see points_discount().
+    return points, referrer, till, parts
+
+
+def _limit(k: CompiledCampaign, used: Used, mine: int,
+           theirs: int) -> tuple[SkipReason | None, int, int, str]:
+    """Rewards, budget, then member limits: (skip reason, member's points, referrer's points,
+    note). A points limit caps the award at what is left (a partial award, the member's share
+    first); a limit with nothing left skips. Member limits count the purchaser's points."""
+    lim, note = k.campaign.limits, ""
+    if lim.max_rewards is not None and used.rewards >= lim.max_rewards:
+        return (SkipReason.REWARDS_EXHAUSTED, 0, 0,
+                f"all {lim.max_rewards} rewards given ({used.rewards} given)")
+    if lim.budget_points is not None:
+        left = lim.budget_points - used.points
+        if mine + theirs > 0 and left <= 0:
+            return (SkipReason.BUDGET_EXHAUSTED, 0, 0,
+                    f"budget of {_pts(lim.budget_points)} used up ({used.points} used)")
+        if mine + theirs > left:
+            mine = min(mine, left)
+            theirs = left - mine
+            note = f"capped at the {_pts(left)} left of the budget"
+    for m in lim.per_member:
+        got_points, got_count = used.member.get(m.window, (0, 0))
+        if m.count is not None and got_count >= m.count:
+            return (SkipReason.MEMBER_LIMIT, 0, 0,
+                    f"member limit of {m.count} per {m.window.value} reached ({got_count} given)")
+        if m.points is not None:
+            left = m.points - got_points
+            if mine > 0 and left <= 0:
+                return (SkipReason.MEMBER_LIMIT, 0, 0, f"member limit of {_pts(m.points)} per "
+                        f"{m.window.value} reached ({got_points} given)")
+            if mine > left:
+                mine = left
+                note = f"capped at the member's {_pts(left)} left this {m.window.value}"
+    return None, mine, theirs, note
 
 
 def evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
              member: MemberFacts, used: Mapping[str, Used], rule: RuleVersion) -> Evaluation:
-    awards = []
-    for compiled in candidates:
-        c = compiled.campaign
-        if any(isinstance(k, MinSpend) and purchase.amount_minor < k.amount_minor
-               for k in c.conditions):
+    """Awards and skips for one purchase: candidates in stacking order (sorted here, so the
+    input order does not matter), conditions, effects, stacking, then budget and limits."""
+    basket = _Basket(purchase, rule)
+    awards: list[Award] = []
+    skips: list[Skip] = []
+    applied = exclusive_applied = False
+    for k in sorted(candidates, key=lambda k: k.order):
+        c = k.campaign
+        if not k.matches(purchase, member, basket):
             continue
-        points = sum(e.points for e in c.effects if isinstance(e, BonusPoints))
-        awards.append(Award(c.id, c.version, c.funder, member.member_id, points,
-                            f"{c.name}: +{points} bonus"))
-    return Evaluation(tuple(awards))
+        head = f"{c.name} ({c.id} v{c.version})"
+        if exclusive_applied or (c.stacking.exclusive and applied):
+            why = "an exclusive campaign was applied" if exclusive_applied else \
+                "exclusive, and another campaign was applied first"
+            skips.append(Skip(c.id, c.version, SkipReason.NOT_STACKABLE, f"{head}: skipped, {why}"))
+            continue
+        try:
+            points, referrer, till, parts = _effects(c, basket)
+        except _NoPointValue:
+            skips.append(Skip(c.id, c.version, SkipReason.NO_POINT_VALUE,
+                              f"{head}: skipped, cashback needs a point value and partner "
+                              f"{rule.partner_id!r} accepts no points"))
+            continue
+        if member.referred_by is None:
+            referrer = 0
+        if points + referrer <= 0 and till is None:
+            continue  # matched, but gives nothing here (no matching lines): not listed
+        reason, mine, theirs, note = _limit(k, used.get(c.id, _NO_USE), points, referrer)
+        if reason is not None:
+            skips.append(Skip(c.id, c.version, reason, f"{head}: skipped, {note}"))
+            continue
+        text = f"{head}: " + "; ".join(parts)
+        if note:
+            text += f"; {note}"
+        awards.append(Award(c.id, c.version, c.funder, member.member_id, mine,
+                            f"{text} → +{_pts(mine)}", till))
+        if theirs > 0 and member.referred_by is not None:
+            awards.append(Award(c.id, c.version, c.funder, member.referred_by, theirs,
+                                f"{head}: referral reward to the referrer {member.referred_by}"
+                                f" → +{_pts(theirs)}"))
+        applied = True
+        exclusive_applied = c.stacking.exclusive
+    return Evaluation(tuple(awards), tuple(skips))
+
+
+def points_discount(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
+                    member: MemberFacts) -> tuple[Fraction, Award] | None:
+    """The better point value a redemption gets here, or None: of the candidates whose
+    conditions hold and that have a ``PointsDiscount``, the highest value (ties: stacking
+    order). The ``Award`` (0 points) names the campaign for the redemption's explanation.
+    ``purchase`` is the basket being paid (``base_points`` 0). Budgets and limits do not
+    apply to a discount rate."""
+    basket: _Basket | None = None
+    best: tuple[Fraction, CompiledCampaign] | None = None
+    for k in sorted(candidates, key=lambda k: k.order):
+        rates = [e.point_value_minor for e in k.campaign.effects if isinstance(e, PointsDiscount)]
+        if not rates or (best is not None and max(rates) <= best[0]):
+            continue
+        if basket is None:
+            basket = _Basket(purchase, None)
+        if k.matches(purchase, member, basket):
+            best = (max(rates), k)
+    if best is None:
+        return None
+    value, k = best
+    c = k.campaign
+    return value, Award(c.id, c.version, c.funder, member.member_id, 0,
+                        f"{c.name} ({c.id} v{c.version}): one point pays {_num(value)} minor "
+                        f"units here")
