@@ -338,8 +338,8 @@ def _limit(k: CompiledCampaign, used: Used, mine: int,
         return (SkipReason.REWARDS_EXHAUSTED, 0, 0,
                 f"all {lim.max_rewards} rewards given ({used.rewards} given)")
     if lim.budget_points is not None:
-        left = lim.budget_points - used.points
-        if mine + theirs > 0 and left <= 0:
+        left = max(0, lim.budget_points - used.points)  # a return may leave it over
+        if mine + theirs > 0 and left == 0:
             return (SkipReason.BUDGET_EXHAUSTED, 0, 0,
                     f"budget of {_pts(lim.budget_points)} used up ({used.points} used)")
         if mine + theirs > left:
@@ -352,8 +352,8 @@ def _limit(k: CompiledCampaign, used: Used, mine: int,
             return (SkipReason.MEMBER_LIMIT, 0, 0,
                     f"member limit of {m.count} per {m.window.value} reached ({got_count} given)")
         if m.points is not None:
-            left = m.points - got_points
-            if mine > 0 and left <= 0:
+            left = max(0, m.points - got_points)
+            if mine > 0 and left == 0:
                 return (SkipReason.MEMBER_LIMIT, 0, 0, f"member limit of {_pts(m.points)} per "
                         f"{m.window.value} reached ({got_points} given)")
             if mine > left:

@@ -410,3 +410,16 @@ def test_points_discount_takes_the_best_rate_whose_conditions_hold(grocery: Rule
 ])
 def test_member_windows_start_in_utc(window: Window, start: datetime | None) -> None:
     assert window_start(window, datetime(2026, 11, 26, 17, 45, 3, tzinfo=UTC)) == start
+
+
+def test_a_till_reward_outlives_a_spent_points_budget(grocery: RuleVersion) -> None:
+    # A return may leave a budget over-consumed: the gift (no points) is still given, never a
+    # negative award.
+    gift = TillReward(RewardKind.GIFT, "GIFT-1", "a mug")
+    c = campaign("g", gift, BonusPoints(10), limits=Limits(budget_points=100))
+    ev = run(grocery, purchase(grocery, 10_000), campaign("g2", gift,
+                                                          limits=Limits(budget_points=100)),
+             used={"g2": Used(points=103)})
+    assert [(a.points, a.till_reward) for a in ev.awards] == [(0, gift)]
+    skipped = run(grocery, purchase(grocery, 10_000), c, used={"g": Used(points=103)})
+    assert [s.reason for s in skipped.skips] == [SkipReason.BUDGET_EXHAUSTED]
