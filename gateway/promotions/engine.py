@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
+from operator import attrgetter
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
@@ -31,6 +32,7 @@ from gateway.promotions.model import (
     ChannelIn,
     Condition,
     CouponPresented,
+    Effect,
     Evaluation,
     InSegment,
     MemberFacts,
@@ -50,8 +52,19 @@ from gateway.promotions.model import (
     Used,
     Window,
 )
-from partners.config import RuleVersion
-from partners.rules import _line_points, _money, _num, _pts
+from partners.config import EarnRule, RuleVersion
+from partners.rules import LineItem, _money, _num
+
+_ORDER = attrgetter("order")
+
+
+def _n(value: Fraction) -> str:
+    """``partners.rules._num``, with the common whole-number case first (it is hot here)."""
+    return str(value.numerator) if value.denominator == 1 else _num(value)
+
+
+def _pts(n: int) -> str:
+    return f"{n} point{'' if n == 1 else 's'}"
 
 _NO_USE = Used()
 
@@ -85,16 +98,59 @@ _FACT_FLAGS = {TierIn: _TIER, InSegment: _SEGMENTS, BirthdayMonth: _BIRTH,
                NthPurchase: _PURCHASES, ReferralInEffect: _REFERRAL, CouponPresented: _COUPONS}
 
 
+def line_points(earn: EarnRule, line: LineItem) -> Fraction:
+    """A line's exact points before the channel multiplier: ``partners.rules._line_points``'s
+    arithmetic without its text (a test keeps the two equal), by quantity or by amount, then
+    the category multiplier, made as one ratio."""
+    num, den = line.amount_minor * earn.points, earn.per_amount_minor
+    if line.category is not None and line.quantity_milli is not None:
+        for q in reversed(earn.quantity_earn):  # the last one wins, as in the dict there
+            if q.category == line.category:
+                num, den = line.quantity_milli * q.points, q.per_quantity_milli
+                break
+    if earn.category_multipliers:
+        multiplier = earn.category_multipliers.get(line.category or "")
+        if multiplier is not None:
+            num, den = num * multiplier.numerator, den * multiplier.denominator
+    return Fraction(num, den)
+
+
 class _Basket:
     """Per-evaluation values computed at most once, and only if some campaign asks."""
 
-    __slots__ = ("_line_raw", "_local", "_scale", "purchase", "rule")
+    __slots__ = ("_line_raw", "_local", "_points", "_scale", "_spend", "categories", "purchase",
+                 "rule", "skus")
 
     def __init__(self, purchase: PurchaseContext, rule: RuleVersion | None) -> None:
         self.purchase, self.rule = purchase, rule
+        self.categories = {line.category for line in purchase.lines}
+        self.skus = {line.sku for line in purchase.lines}
         self._line_raw: tuple[Fraction, ...] | None = None
         self._scale = Fraction(1)
         self._local: dict[str, datetime] = {}
+        self._points: dict[tuple[frozenset[str], frozenset[str]], Fraction] = {}
+        self._spend: dict[tuple[frozenset[str], frozenset[str]], int] = {}
+
+    def matching_points(self, categories: frozenset[str], skus: frozenset[str]) -> Fraction:
+        """The exact base points of the matching lines, after the rule's caps."""
+        key = (categories, skus)
+        got = self._points.get(key)
+        if got is None:
+            raw, scale = self.line_points()
+            got = sum((raw[i] for i in _matching(self.purchase, categories, skus)), Fraction(0))
+            if scale != 1:
+                got *= scale
+            self._points[key] = got
+        return got
+
+    def matching_spend(self, categories: frozenset[str], skus: frozenset[str]) -> int:
+        key = (categories, skus)
+        got = self._spend.get(key)
+        if got is None:
+            lines = self.purchase.lines
+            got = self._spend[key] = sum(
+                lines[i].amount_minor for i in _matching(self.purchase, categories, skus))
+        return got
 
     def local(self, tz: ZoneInfo) -> datetime:
         at = self._local.get(tz.key)
@@ -103,19 +159,22 @@ class _Basket:
         return at
 
     def line_points(self) -> tuple[tuple[Fraction, ...], Fraction]:
-        """Each line's exact base points as ``quote_earn`` computes them (line logic, category
-        multipliers, the channel multiplier), and the scale the rule's caps applied to them."""
+        """Each line's exact points as ``quote_earn`` computes them (line logic, category
+        multipliers), and the scale to apply to a sum of them: the channel multiplier, and
+        the share the rule's caps left."""
         if self._line_raw is None:
             earn, p = self.rule.earn if self.rule else None, self.purchase
             if earn is None:
                 self._line_raw = tuple(Fraction(0) for _ in p.lines)
             else:
-                channel = earn.channel_multipliers.get(p.channel, Fraction(1))
-                self._line_raw = tuple(_line_points(earn, line, "", p.currency)[0] * channel
-                                       for line in p.lines)
-                total = sum(self._line_raw, Fraction(0))
+                self._line_raw = tuple(line_points(earn, line) for line in p.lines)
+                channel = earn.channel_multipliers.get(p.channel)
+                if channel is not None:
+                    self._scale = channel  # exact: it multiplies the sum as it would each line
+                total = sum(self._line_raw, Fraction(0)) * self._scale
                 if total and p.base_points < round_ratio(total, earn.rounding):
-                    self._scale = Fraction(p.base_points) / total  # capped: the caps scale all
+                    # capped: the caps scale every line's points alike
+                    self._scale = self._scale * p.base_points / total
         return self._line_raw, self._scale
 
     @property
@@ -133,8 +192,8 @@ def _check(condition: Condition) -> _Check:
         case MinSpend(amount_minor=amount):
             return lambda p, m, b: p.amount_minor >= amount
         case BasketHas(categories=cats, skus=skus):
-            return lambda p, m, b: any(line.category in cats or line.sku in skus
-                                       for line in p.lines)
+            return lambda p, m, b: not (cats.isdisjoint(b.categories)
+                                        and skus.isdisjoint(b.skus))
         case Schedule(days=days, start=start, end=end, timezone=name):
             tz = ZoneInfo(name)
 
@@ -181,6 +240,7 @@ class CompiledCampaign:
     facts: int = field(init=False)
     counted: bool = field(init=False)  # a budget or a reward limit: its counter row is read
     windows: tuple[Window, ...] = field(init=False)
+    labels: tuple[str, ...] = field(init=False)  # each effect's fixed text, made once
 
     def __post_init__(self) -> None:
         c = self.campaign
@@ -197,11 +257,15 @@ class CompiledCampaign:
         object.__setattr__(self, "facts", facts)
         object.__setattr__(self, "counted", c.limits.budget_points is not None
                            or c.limits.max_rewards is not None)
+        object.__setattr__(self, "labels", tuple(_label(e) for e in c.effects))
         object.__setattr__(self, "windows", tuple(dict.fromkeys(
             lim.window for lim in c.limits.per_member)))
 
     def matches(self, purchase: PurchaseContext, member: MemberFacts, basket: _Basket) -> bool:
-        return all(check(purchase, member, basket) for check in self.checks)
+        for check in self.checks:  # noqa: SIM110 (a loop: all() over a generator costs more)
+            if not check(purchase, member, basket):
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +277,7 @@ class CampaignSet:
 
     def __post_init__(self) -> None:
         index: dict[str, list[CompiledCampaign]] = {}
-        for compiled in sorted(self.campaigns, key=lambda k: k.order):
+        for compiled in sorted(self.campaigns, key=_ORDER):
             for partner in sorted(compiled.campaign.partners):
                 index.setdefault(partner, []).append(compiled)
         object.__setattr__(self, "by_partner", MappingProxyType(
@@ -291,40 +355,54 @@ class _NoPointValue(Exception):
     """Cashback at a partner with no burn rule: a point has no value there."""
 
 
-def _effects(c: Campaign, basket: _Basket) -> tuple[int, int, TillReward | None, list[str]]:
+def _label(e: Effect) -> str:
+    match e:
+        case BonusPoints(points=points):
+            return f"bonus {_pts(points)}"
+        case Multiplier(factor=factor, categories=cats, skus=skus):
+            return f"×{_num(factor)} on {_which(cats, skus)}"
+        case Cashback(percent=percent, categories=cats, skus=skus):
+            return f"{_num(percent)}% cashback on {_which(cats, skus)}"
+        case TillReward(kind=kind, code=code, description=description):
+            return f"till reward {kind.value} {code}: {description}"
+        case ReferralReward(referred_points=points):
+            return f"referral: {_pts(points)} to the referred member"
+    return ""  # PointsDiscount is not an earn effect: see points_discount()
+
+
+def _effects(k: CompiledCampaign,
+             basket: _Basket) -> tuple[int, int, TillReward | None, list[str]]:
     """(points to the member, points to the referrer, till reward, explanation parts)."""
-    p = basket.purchase
     points, referrer, till, parts = 0, 0, None, []
-    for e in c.effects:
+    for e, label in zip(k.campaign.effects, k.labels, strict=True):
         if isinstance(e, BonusPoints):
             points += e.points
-            parts.append(f"bonus {_pts(e.points)}")
+            parts.append(label)
         elif isinstance(e, Multiplier):
-            raw, scale = basket.line_points()
-            base = sum((raw[i] for i in _matching(p, e.categories, e.skus)), Fraction(0)) * scale
+            base = basket.matching_points(e.categories, e.skus)
             bonus = round_ratio(base * (e.factor - 1), basket.rounding)
             points += bonus
-            parts.append(f"×{_num(e.factor)} on {_which(e.categories, e.skus)}: "
-                         f"{_num(base)} base × {_num(e.factor - 1)} → {_pts(bonus)}")
+            parts.append(f"{label}: {_n(base)} base × {_n(e.factor - 1)} → {_pts(bonus)}")
         elif isinstance(e, Cashback):
             burn = basket.rule.burn if basket.rule else None
             if burn is None:
                 raise _NoPointValue
-            spend = sum(p.lines[i].amount_minor for i in _matching(p, e.categories, e.skus))
+            spend = basket.matching_spend(e.categories, e.skus)
             value = burn.point_value_minor
-            cash = round_ratio(spend * e.percent / 100 / value, basket.rounding)
+            # spend × percent / 100 / value, as one exact ratio
+            cash = round_ratio(Fraction(spend * e.percent.numerator * value.denominator,
+                                        100 * e.percent.denominator * value.numerator),
+                               basket.rounding)
             points += cash
-            parts.append(f"{_num(e.percent)}% cashback on {_which(e.categories, e.skus)} "
-                         f"({_money(spend, p.currency)}) at {_num(value)} minor units a point "
-                         f"→ {_pts(cash)}")
+            parts.append(f"{label} ({_money(spend, basket.purchase.currency)}) at {_n(value)} "
+                         f"minor units a point → {_pts(cash)}")
         elif isinstance(e, TillReward):
             till = e
-            parts.append(f"till reward {e.kind.value} {e.code}: {e.description}")
+            parts.append(label)
         elif isinstance(e, ReferralReward):
             points += e.referred_points
-            parts.append(f"referral: {_pts(e.referred_points)} to the referred member")
             referrer += e.referrer_points
-        # PointsDiscount is not an earn effect: see points_discount().
+            parts.append(label)
     return points, referrer, till, parts
 
 
@@ -370,7 +448,7 @@ def evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
     awards: list[Award] = []
     skips: list[Skip] = []
     applied = exclusive_applied = False
-    for k in sorted(candidates, key=lambda k: k.order):
+    for k in sorted(candidates, key=_ORDER):
         c = k.campaign
         if not k.matches(purchase, member, basket):
             continue
@@ -381,7 +459,7 @@ def evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
             skips.append(Skip(c.id, c.version, SkipReason.NOT_STACKABLE, f"{head}: skipped, {why}"))
             continue
         try:
-            points, referrer, till, parts = _effects(c, basket)
+            points, referrer, till, parts = _effects(k, basket)
         except _NoPointValue:
             skips.append(Skip(c.id, c.version, SkipReason.NO_POINT_VALUE,
                               f"{head}: skipped, cashback needs a point value and partner "
@@ -418,7 +496,7 @@ def points_discount(candidates: Iterable[CompiledCampaign], purchase: PurchaseCo
     apply to a discount rate."""
     basket: _Basket | None = None
     best: tuple[Fraction, CompiledCampaign] | None = None
-    for k in sorted(candidates, key=lambda k: k.order):
+    for k in sorted(candidates, key=_ORDER):
         rates = [e.point_value_minor for e in k.campaign.effects if isinstance(e, PointsDiscount)]
         if not rates or (best is not None and max(rates) <= best[0]):
             continue

@@ -15,6 +15,7 @@ from gateway.promotions.engine import (
     CampaignSet,
     compile_campaigns,
     evaluate,
+    line_points,
     points_discount,
     window_start,
 )
@@ -54,7 +55,7 @@ from gateway.promotions.model import (
 )
 from partners.config import Channel, RuleVersion
 from partners.registry import Registry
-from partners.rules import LineItem, PurchaseFacts, quote_earn
+from partners.rules import LineItem, PurchaseFacts, _line_points, quote_earn
 
 MONDAY = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SATURDAY = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -423,3 +424,14 @@ def test_a_till_reward_outlives_a_spent_points_budget(grocery: RuleVersion) -> N
     assert [(a.points, a.till_reward) for a in ev.awards] == [(0, gift)]
     skipped = run(grocery, purchase(grocery, 10_000), c, used={"g": Used(points=103)})
     assert [s.reason for s in skipped.skips] == [SkipReason.BUDGET_EXHAUSTED]
+
+
+@pytest.mark.parametrize("partner", ["grocery", "fuel", "electronics"])
+def test_line_points_match_the_rule_engine(partner: str) -> None:
+    rule = Registry.from_catalog().rule_at(partner, MONDAY)
+    assert rule.earn is not None
+    categories = {*rule.earn.category_multipliers, *(q.category for q in rule.earn.quantity_earn)}
+    lines = [LineItem(12_345, c, quantity) for c in [None, "x", *sorted(categories)]
+             for quantity in (None, 41_250)]
+    for line in lines:
+        assert line_points(rule.earn, line) == _line_points(rule.earn, line, "", "UAH")[0]
