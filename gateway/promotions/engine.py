@@ -450,7 +450,12 @@ def evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
     applied = exclusive_applied = False
     for k in sorted(candidates, key=_ORDER):
         c = k.campaign
-        if not k.matches(purchase, member, basket):
+        matched = True
+        for check in k.checks:  # CompiledCampaign.matches, inlined: this loop is the hot one
+            if not check(purchase, member, basket):
+                matched = False
+                break
+        if not matched:
             continue
         head = f"{c.name} ({c.id} v{c.version})"
         if exclusive_applied or (c.stacking.exclusive and applied):
@@ -476,8 +481,9 @@ def evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
         text = f"{head}: " + "; ".join(parts)
         if note:
             text += f"; {note}"
-        awards.append(Award(c.id, c.version, c.funder, member.member_id, mine,
-                            f"{text} → +{_pts(mine)}", till))
+        if mine > 0 or till is not None:  # a referral may reward only the referrer
+            awards.append(Award(c.id, c.version, c.funder, member.member_id, mine,
+                                f"{text} → +{_pts(mine)}", till))
         if theirs > 0 and member.referred_by is not None:
             awards.append(Award(c.id, c.version, c.funder, member.referred_by, theirs,
                                 f"{head}: referral reward to the referrer {member.referred_by}"

@@ -435,3 +435,11 @@ def test_line_points_match_the_rule_engine(partner: str) -> None:
              for quantity in (None, 41_250)]
     for line in lines:
         assert line_points(rule.earn, line) == _line_points(rule.earn, line, "", "UAH")[0]
+
+
+def test_a_referral_may_reward_only_the_referrer(grocery: RuleVersion) -> None:
+    c = campaign("ref", ReferralReward(referrer_points=500, referred_points=0),
+                 audience=(ReferralInEffect(),))
+    ev = run(grocery, purchase(grocery, 10_000), c,
+             member=MemberFacts("m-new", referred_by="m-friend"))
+    assert [(a.member_id, a.points) for a in ev.awards] == [("m-friend", 500)]
