@@ -444,7 +444,23 @@ def evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
              member: MemberFacts, used: Mapping[str, Used], rule: RuleVersion) -> Evaluation:
     """Awards and skips for one purchase: candidates in stacking order (sorted here, so the
     input order does not matter), conditions, effects, stacking, then budget and limits."""
+    return _evaluate(candidates, purchase, member, used, rule)
+
+
+def evaluate_enrolment(candidates: Iterable[CompiledCampaign], partner_id: str, channel: str,
+                       at: datetime, member: MemberFacts,
+                       used: Mapping[str, Used]) -> Evaluation:
+    """Awards for an enrolment (``Trigger.ENROLMENT`` candidates): no purchase and no rule;
+    validation allows such campaigns only bonus points and member conditions."""
+    nothing = PurchaseContext(partner_id, channel, at, 0, "", (LineItem(0),), 0)
+    return _evaluate(candidates, nothing, member, used, None)
+
+
+def _evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
+              member: MemberFacts, used: Mapping[str, Used],
+              rule: RuleVersion | None) -> Evaluation:
     basket = _Basket(purchase, rule)
+    partner = rule.partner_id if rule is not None else purchase.partner_id
     awards: list[Award] = []
     skips: list[Skip] = []
     applied = exclusive_applied = False
@@ -468,7 +484,7 @@ def evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
         except _NoPointValue:
             skips.append(Skip(c.id, c.version, SkipReason.NO_POINT_VALUE,
                               f"{head}: skipped, cashback needs a point value and partner "
-                              f"{rule.partner_id!r} accepts no points"))
+                              f"{partner!r} accepts no points"))
             continue
         if member.referred_by is None:
             referrer = 0

@@ -15,6 +15,7 @@ from gateway.promotions.engine import (
     CampaignSet,
     compile_campaigns,
     evaluate,
+    evaluate_enrolment,
     line_points,
     points_discount,
     window_start,
@@ -443,3 +444,20 @@ def test_a_referral_may_reward_only_the_referrer(grocery: RuleVersion) -> None:
     ev = run(grocery, purchase(grocery, 10_000), c,
              member=MemberFacts("m-new", referred_by="m-friend"))
     assert [(a.member_id, a.points) for a in ev.awards] == [("m-friend", 500)]
+
+
+def test_enrolment_welcome_bonus_with_a_budget() -> None:
+    welcome = campaign("welcome", BonusPoints(100), trigger=Trigger.ENROLMENT, owner=COALITION,
+                       partners=frozenset({"grocery"}), audience=(BirthdayMonth(),),
+                       limits=Limits(budget_points=250))
+    cands = compile_campaigns([welcome, campaign("buy", BonusPoints(5))]).candidates(
+        "grocery", "app", MONDAY, Trigger.ENROLMENT)
+    assert [k.campaign.id for k in cands] == ["welcome"]
+    born_in_november = MemberFacts("m-9", birth_month=11)
+    ev = evaluate_enrolment(cands, "grocery", "app", MONDAY, born_in_november, {})
+    assert [(a.member_id, a.points, a.funder) for a in ev.awards] == [("m-9", 100, COALITION)]
+    last = evaluate_enrolment(cands, "grocery", "app", MONDAY, born_in_november,
+                              {"welcome": Used(points=200, rewards=2)})
+    assert last.bonus_points == 50
+    assert evaluate_enrolment(cands, "grocery", "app", MONDAY, MemberFacts("m-9"), {}) \
+        == Evaluation()
