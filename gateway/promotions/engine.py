@@ -13,37 +13,32 @@ written out for partners in docs/campaigns-engine.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from operator import attrgetter
 from types import MappingProxyType
-from zoneinfo import ZoneInfo
 
-from gateway.core.money import Rounding, round_ratio
+from gateway.core.money import round_ratio
+from gateway.promotions.basket import Basket, Check, coupon, is_purchase_condition, predicate
 from gateway.promotions.model import (
     Award,
-    BasketHas,
     BirthdayMonth,
     BonusPoints,
     Campaign,
     Cashback,
-    ChannelIn,
-    Condition,
     CouponPresented,
     Effect,
     Evaluation,
     InSegment,
     MemberFacts,
-    MinSpend,
     Multiplier,
     NthPurchase,
     PointsDiscount,
     PurchaseContext,
     ReferralInEffect,
     ReferralReward,
-    Schedule,
     Skip,
     SkipReason,
     TierIn,
@@ -52,7 +47,7 @@ from gateway.promotions.model import (
     Used,
     Window,
 )
-from partners.config import EarnRule, RuleVersion
+from partners.config import RuleVersion
 from partners.rules import LineItem, _money, _num
 
 _ORDER = attrgetter("order")
@@ -65,6 +60,7 @@ def _n(value: Fraction) -> str:
 
 def _pts(n: int) -> str:
     return f"{n} point{'' if n == 1 else 's'}"
+
 
 _NO_USE = Used()
 
@@ -98,137 +94,6 @@ _FACT_FLAGS = {TierIn: _TIER, InSegment: _SEGMENTS, BirthdayMonth: _BIRTH,
                NthPurchase: _PURCHASES, ReferralInEffect: _REFERRAL, CouponPresented: _COUPONS}
 
 
-def line_points(earn: EarnRule, line: LineItem) -> Fraction:
-    """A line's exact points before the channel multiplier: ``partners.rules._line_points``'s
-    arithmetic without its text (a test keeps the two equal), by quantity or by amount, then
-    the category multiplier, made as one ratio."""
-    num, den = line.amount_minor * earn.points, earn.per_amount_minor
-    if line.category is not None and line.quantity_milli is not None:
-        for q in reversed(earn.quantity_earn):  # the last one wins, as in the dict there
-            if q.category == line.category:
-                num, den = line.quantity_milli * q.points, q.per_quantity_milli
-                break
-    if earn.category_multipliers:
-        multiplier = earn.category_multipliers.get(line.category or "")
-        if multiplier is not None:
-            num, den = num * multiplier.numerator, den * multiplier.denominator
-    return Fraction(num, den)
-
-
-class _Basket:
-    """Per-evaluation values computed at most once, and only if some campaign asks."""
-
-    __slots__ = ("_line_raw", "_local", "_points", "_scale", "_spend", "categories", "purchase",
-                 "rule", "skus")
-
-    def __init__(self, purchase: PurchaseContext, rule: RuleVersion | None) -> None:
-        self.purchase, self.rule = purchase, rule
-        self.categories = {line.category for line in purchase.lines}
-        self.skus = {line.sku for line in purchase.lines}
-        self._line_raw: tuple[Fraction, ...] | None = None
-        self._scale = Fraction(1)
-        self._local: dict[str, datetime] = {}
-        self._points: dict[tuple[frozenset[str], frozenset[str]], Fraction] = {}
-        self._spend: dict[tuple[frozenset[str], frozenset[str]], int] = {}
-
-    def matching_points(self, categories: frozenset[str], skus: frozenset[str]) -> Fraction:
-        """The exact base points of the matching lines, after the rule's caps."""
-        key = (categories, skus)
-        got = self._points.get(key)
-        if got is None:
-            raw, scale = self.line_points()
-            got = sum((raw[i] for i in _matching(self.purchase, categories, skus)), Fraction(0))
-            if scale != 1:
-                got *= scale
-            self._points[key] = got
-        return got
-
-    def matching_spend(self, categories: frozenset[str], skus: frozenset[str]) -> int:
-        key = (categories, skus)
-        got = self._spend.get(key)
-        if got is None:
-            lines = self.purchase.lines
-            got = self._spend[key] = sum(
-                lines[i].amount_minor for i in _matching(self.purchase, categories, skus))
-        return got
-
-    def local(self, tz: ZoneInfo) -> datetime:
-        at = self._local.get(tz.key)
-        if at is None:
-            at = self._local[tz.key] = self.purchase.occurred_at.astimezone(tz)
-        return at
-
-    def line_points(self) -> tuple[tuple[Fraction, ...], Fraction]:
-        """Each line's exact points as ``quote_earn`` computes them (line logic, category
-        multipliers), and the scale to apply to a sum of them: the channel multiplier, and
-        the share the rule's caps left."""
-        if self._line_raw is None:
-            earn, p = self.rule.earn if self.rule else None, self.purchase
-            if earn is None:
-                self._line_raw = tuple(Fraction(0) for _ in p.lines)
-            else:
-                self._line_raw = tuple(line_points(earn, line) for line in p.lines)
-                channel = earn.channel_multipliers.get(p.channel)
-                if channel is not None:
-                    self._scale = channel  # exact: it multiplies the sum as it would each line
-                total = sum(self._line_raw, Fraction(0)) * self._scale
-                if total and p.base_points < round_ratio(total, earn.rounding):
-                    # capped: the caps scale every line's points alike
-                    self._scale = self._scale * p.base_points / total
-        return self._line_raw, self._scale
-
-    @property
-    def rounding(self) -> Rounding:
-        earn = self.rule.earn if self.rule else None
-        return earn.rounding if earn is not None else Rounding.FLOOR
-
-
-_Check = Callable[[PurchaseContext, MemberFacts, _Basket], bool]
-
-
-def _check(condition: Condition) -> _Check:
-    """A condition as a predicate, built once per campaign version."""
-    match condition:
-        case MinSpend(amount_minor=amount):
-            return lambda p, m, b: p.amount_minor >= amount
-        case BasketHas(categories=cats, skus=skus):
-            return lambda p, m, b: not (cats.isdisjoint(b.categories)
-                                        and skus.isdisjoint(b.skus))
-        case Schedule(days=days, start=start, end=end, timezone=name):
-            tz = ZoneInfo(name)
-
-            def in_schedule(p: PurchaseContext, m: MemberFacts, b: _Basket) -> bool:
-                local = b.local(tz)
-                if days and local.weekday() not in days:
-                    return False
-                clock = local.time().replace(tzinfo=None)
-                return (start is None or start <= clock) and (end is None or clock < end)
-            return in_schedule
-        case ChannelIn(channels=channels):
-            return lambda p, m, b: p.channel in channels
-        case NthPurchase(n=n):
-            return lambda p, m, b: m.purchases_at_partner + 1 == n
-        case TierIn(tiers=tiers):
-            return lambda p, m, b: m.tier in tiers
-        case InSegment(segment=segment):
-            return lambda p, m, b: segment in m.segments
-        case BirthdayMonth():
-            # The purchase's month in UTC: a birthday at midnight's edge may be a day off.
-            return lambda p, m, b: m.birth_month == p.occurred_at.month
-        case ReferralInEffect():
-            return lambda p, m, b: m.referred_by is not None
-    # CouponPresented needs the campaign id: built in CompiledCampaign.
-    raise TypeError(f"unknown condition {condition!r}")  # pragma: no cover
-
-
-def _coupon(campaign_id: str) -> _Check:
-    return lambda p, m, b: campaign_id in m.coupons
-
-
-def _is_purchase_condition(condition: Condition) -> bool:
-    return isinstance(condition, MinSpend | BasketHas | Schedule | ChannelIn)
-
-
 @dataclass(frozen=True, slots=True)
 class CompiledCampaign:
     """One campaign version, compiled: predicates (purchase conditions first, they need no
@@ -236,7 +101,7 @@ class CompiledCampaign:
 
     campaign: Campaign
     order: tuple[int, str] = field(init=False)
-    checks: tuple[_Check, ...] = field(init=False)
+    checks: tuple[Check, ...] = field(init=False)
     facts: int = field(init=False)
     counted: bool = field(init=False)  # a budget or a reward limit: its counter row is read
     windows: tuple[Window, ...] = field(init=False)
@@ -244,12 +109,12 @@ class CompiledCampaign:
 
     def __post_init__(self) -> None:
         c = self.campaign
-        conditions = sorted(c.audience + c.conditions, key=lambda k: not _is_purchase_condition(k))
-        checks: list[_Check] = []
+        conditions = sorted(c.audience + c.conditions, key=lambda k: not is_purchase_condition(k))
+        checks: list[Check] = []
         facts = 0
         for k in conditions:
             facts |= _FACT_FLAGS.get(type(k), 0)
-            checks.append(_coupon(c.id) if isinstance(k, CouponPresented) else _check(k))
+            checks.append(coupon(c.id) if isinstance(k, CouponPresented) else predicate(k))
         if any(isinstance(e, ReferralReward) for e in c.effects):
             facts |= _REFERRAL
         object.__setattr__(self, "order", (-c.stacking.priority, c.id))
@@ -261,7 +126,7 @@ class CompiledCampaign:
         object.__setattr__(self, "windows", tuple(dict.fromkeys(
             lim.window for lim in c.limits.per_member)))
 
-    def matches(self, purchase: PurchaseContext, member: MemberFacts, basket: _Basket) -> bool:
+    def matches(self, purchase: PurchaseContext, member: MemberFacts, basket: Basket) -> bool:
         for check in self.checks:  # noqa: SIM110 (a loop: all() over a generator costs more)
             if not check(purchase, member, basket):
                 return False
@@ -336,14 +201,6 @@ def window_start(window: Window, at: datetime) -> datetime | None:
     return day.replace(day=1)
 
 
-def _matching(lines_of: PurchaseContext, categories: frozenset[str],
-              skus: frozenset[str]) -> list[int]:
-    if not categories and not skus:
-        return list(range(len(lines_of.lines)))
-    return [i for i, line in enumerate(lines_of.lines)
-            if line.category in categories or line.sku in skus]
-
-
 def _which(categories: frozenset[str], skus: frozenset[str]) -> str:
     if not categories and not skus:
         return "the basket"
@@ -371,7 +228,7 @@ def _label(e: Effect) -> str:
 
 
 def _effects(k: CompiledCampaign,
-             basket: _Basket) -> tuple[int, int, TillReward | None, list[str]]:
+             basket: Basket) -> tuple[int, int, TillReward | None, list[str]]:
     """(points to the member, points to the referrer, till reward, explanation parts)."""
     points, referrer, till, parts = 0, 0, None, []
     for e, label in zip(k.campaign.effects, k.labels, strict=True):
@@ -459,7 +316,7 @@ def evaluate_enrolment(candidates: Iterable[CompiledCampaign], partner_id: str, 
 def _evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
               member: MemberFacts, used: Mapping[str, Used],
               rule: RuleVersion | None) -> Evaluation:
-    basket = _Basket(purchase, rule)
+    basket = Basket(purchase, rule)
     partner = rule.partner_id if rule is not None else purchase.partner_id
     awards: list[Award] = []
     skips: list[Skip] = []
@@ -516,14 +373,14 @@ def points_discount(candidates: Iterable[CompiledCampaign], purchase: PurchaseCo
     order). The ``Award`` (0 points) names the campaign for the redemption's explanation.
     ``purchase`` is the basket being paid (``base_points`` 0). Budgets and limits do not
     apply to a discount rate."""
-    basket: _Basket | None = None
+    basket: Basket | None = None
     best: tuple[Fraction, CompiledCampaign] | None = None
     for k in sorted(candidates, key=_ORDER):
         rates = [e.point_value_minor for e in k.campaign.effects if isinstance(e, PointsDiscount)]
         if not rates or (best is not None and max(rates) <= best[0]):
             continue
         if basket is None:
-            basket = _Basket(purchase, None)
+            basket = Basket(purchase, None)
         if k.matches(purchase, member, basket):
             best = (max(rates), k)
     if best is None:

@@ -10,13 +10,13 @@ from fractions import Fraction
 
 import pytest
 
+from gateway.promotions.basket import line_points
 from gateway.promotions.engine import (
     NO_NEEDS,
     CampaignSet,
     compile_campaigns,
     evaluate,
     evaluate_enrolment,
-    line_points,
     points_discount,
     window_start,
 )
