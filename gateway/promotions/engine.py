@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from operator import attrgetter
 from types import MappingProxyType
@@ -193,7 +193,7 @@ def window_start(window: Window, at: datetime) -> datetime | None:
     awards of the campaign since then."""
     if window is Window.LIFETIME:
         return None
-    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if window is Window.DAY:
         return day
     if window is Window.WEEK:

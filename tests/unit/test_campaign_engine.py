@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, time
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -412,6 +413,8 @@ def test_points_discount_takes_the_best_rate_whose_conditions_hold(grocery: Rule
 ])
 def test_member_windows_start_in_utc(window: Window, start: datetime | None) -> None:
     assert window_start(window, datetime(2026, 11, 26, 17, 45, 3, tzinfo=UTC)) == start
+    kyiv = ZoneInfo("Europe/Kyiv")  # 01:30 on the 27th in Kyiv is still the 26th in UTC
+    assert window_start(window, datetime(2026, 11, 27, 1, 30, tzinfo=kyiv)) == start
 
 
 def test_a_till_reward_outlives_a_spent_points_budget(grocery: RuleVersion) -> None:
