@@ -245,6 +245,7 @@ class SkipReason(enum.StrEnum):
     MEMBER_LIMIT = "member_limit"
     NOT_STACKABLE = "not_stackable"
     FUNDER_LIMIT = "funder_limit"
+    NO_POINT_VALUE = "no_point_value"  # cashback at a partner that accepts no points
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,3 +278,8 @@ class Evaluation:
     @property
     def bonus_points(self) -> int:
         return sum(a.points for a in self.awards)
+
+    @property
+    def explanation(self) -> tuple[str, ...]:
+        """Every award, then every skip, one line each, in stacking order."""
+        return tuple(a.explanation for a in self.awards) + tuple(s.explanation for s in self.skips)
