@@ -269,13 +269,23 @@ class Balance:
 
 
 # --- codec ----------------------------------------------------------------------------------------
+_PLAIN = frozenset({int, str, bool, float, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a dataclass's field names, looked up once
+
+
 def _encode(value: Any) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:  # the common case first: an earn's answer with campaigns has hundreds
+        return value
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
     if isinstance(value, Money):
         return {"$money": [value.amount_minor, value.currency]}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _encode(getattr(value, name)) for name in names}
     if isinstance(value, list | tuple):
         return [_encode(v) for v in value]
     return value

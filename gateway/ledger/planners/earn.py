@@ -84,8 +84,14 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
         return Plan(result, (Posting(record, awards=rows, counters=counters),))
     target = state.account(AccountKind.PENDING if pending_days else AccountKind.WALLET)
     moves = [Move(issued, target, quote.points)] if quote.points else []
-    moves.extend(Move(promotions.funders[a.funder], target, a.points)
-                 for a in awards if a.points)
+    # One transfer per funder (its awards summed): which campaign gave what is in the
+    # promotion_awards rows; 35 awards cost 2 transfers, not 35 (benchmarks/campaigns.py).
+    by_funder: dict[str, int] = {}
+    for award in awards:
+        if award.points:
+            by_funder[award.funder] = by_funder.get(award.funder, 0) + award.points
+    moves.extend(Move(promotions.funders[funder], target, points)
+                 for funder, points in sorted(by_funder.items()))
     if repay:
         moves.append(Move(state.account(AccountKind.WALLET), state.account(AccountKind.DEBT),
                           repay))
