@@ -154,6 +154,20 @@ def _values(kind: type[T], items: Any) -> tuple[T, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class BonusPosted:
+    """A ``bonus`` operation's answer: a welcome bonus at enrolment, or a referrer's reward
+    posted with the referred member's earn (stored with the operation)."""
+
+    operation_id: str
+    points: int
+    promotions: tuple[AppliedPromotion, ...]
+    recorded_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "promotions", _values(AppliedPromotion, self.promotions))
+
+
+@dataclass(frozen=True, slots=True)
 class Earned:
     operation_id: str
     points: int

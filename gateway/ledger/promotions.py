@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, func, select
 from gateway.db.tables import members, operations
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.model import AppliedPromotion, SkippedPromotion, TillRewardGiven
+from gateway.ledger.planners.state import MemberState
 from gateway.ledger.repository import Account, LedgerRepository
 from gateway.ledger.runner import Tx
 from gateway.promotions import engine, repository
@@ -49,6 +50,9 @@ class Promotions:
     evaluation: Evaluation
     funders: Mapping[str, Account] = field(default_factory=dict)
     budgeted: frozenset[str] = frozenset()
+    # Members other than the purchaser an award goes to (a referral's referrer), locked after
+    # the purchaser in id order, with their accounts and balances.
+    others: Mapping[str, MemberState] = field(default_factory=dict)
 
 
 NO_PROMOTIONS = Promotions(Evaluation())
@@ -94,9 +98,13 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
     used = {cid: Used(*locked.get(cid, (0, 0)), usage.get(cid, {})) for cid in ids}
     evaluation = engine.evaluate(candidates, purchase, facts, used, rule)
+    others = {}
+    for other in sorted({a.member_id for a in evaluation.awards} - {member_id}):
+        tx.ledger.lock_member(other)  # lock order: purchase, member, counters, referrers
+        others[other] = MemberState(other, *tx.ledger.member_accounts_and_balances(other))
     return Promotions(
         evaluation, funder_accounts(tx.ledger, (a.funder for a in evaluation.awards if a.points)),
-        frozenset(c.id for c in campaigns if budgeted(c)))
+        frozenset(c.id for c in campaigns if budgeted(c)), others)
 
 
 def purchase_context(partner_id: str, channel: str, occurred_at: datetime,

@@ -10,14 +10,13 @@ campaign). No campaign, or no earn rule in force at the partner: nothing is read
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.core.errors import DomainError
 from gateway.ledger.apply import apply
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext
-from gateway.ledger.model import AppliedPromotion, OperationRecord
+from gateway.ledger.model import BonusPosted, OperationRecord
 from gateway.ledger.planners.state import MemberState, Move, NewLot, Plan, Posting
 from gateway.ledger.promotions import Promotions, applied, load_promotions
 from gateway.ledger.runner import Tx, operation_id
@@ -28,14 +27,7 @@ from partners.rules import LineItem
 ENROLMENT_CHANNEL = ""  # an enrolment has no sales channel
 
 
-@dataclass(frozen=True, slots=True)
-class WelcomeBonus:
-    """The ``bonus`` operation's answer (stored with it)."""
-
-    operation_id: str
-    points: int
-    promotions: tuple[AppliedPromotion, ...]
-    recorded_at: datetime
+WelcomeBonus = BonusPosted  # the ``bonus`` operation's answer (stored with it)
 
 
 def post_welcome(tx: Tx, ctx: LedgerContext, partner_id: str, member_id: str

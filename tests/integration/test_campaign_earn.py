@@ -10,6 +10,7 @@ Grocery earns 1 point per 10.00 UAH (floor): 1,200.00 UAH earns 120 base points.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -23,6 +24,8 @@ from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import Earned, EarnPoints, ReturnPurchase, to_json
 from gateway.ledger.service import earn_points, return_purchase
 from gateway.ledger.verify import verify_ledger
+from gateway.promotions import engine
+from gateway.promotions.model import Award, Evaluation
 from tests.support.campaigns import bonus_campaign, publish
 from tests.support.harness import make_gateway
 
@@ -161,3 +164,37 @@ def test_partial_then_full_return_reverses_each_award_in_proportion(gw: Gateway)
     replay = give_back(gw, 80_000, "r-2", "p-1")
     assert to_json(replay) == to_json(rest)
     assert verify_ledger(gw.services.engine).ok
+
+
+def test_a_referrers_reward_is_its_own_bonus_operation_on_the_referrers_wallet(
+        gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine names the referrer in an award (``ReferralReward``); the placeholder engine
+    has no referrals, so one award to the referrer is added to its evaluation here."""
+    services = gw.services
+    referrer = enrol_customer(services.engine, services.clock, "grocery", "c-2").member_id
+    publish(gw, bonus_campaign("ref", 10))
+    evaluate = engine.evaluate
+
+    def with_referrer(*args: Any) -> Evaluation:
+        found = evaluate(*args)
+        return Evaluation((*found.awards, Award("ref", 1, "grocery", referrer, 25,
+                                                "ref: +25 to the referrer")), found.skips)
+
+    monkeypatch.setattr(engine, "evaluate", with_referrer)
+    result = earn(gw, 120_000, "k-1")
+    assert (result.points, result.bonus_points) == (130, 10)  # the referred: base + own bonus
+    assert [p.points for p in result.promotions] == [10]
+    again = earn(gw, 120_000, "k-1")
+    assert to_json(again) == to_json(result)
+    with UnitOfWork(services.engine, write=False) as uow:
+        ops = uow.conn.execute(select(t.operations.c.kind, t.operations.c.member_id,
+                                      t.operations.c.points, t.operations.c.parent_id)
+                               .order_by(t.operations.c.id)).all()
+        lots = uow.conn.execute(select(t.lots.c.member_id, t.lots.c.points)
+                                .where(t.lots.c.member_id == referrer)).all()
+    assert [(o.kind, o.points, o.parent_id) for o in ops] == [
+        ("earn", 130, None), ("bonus", 25, result.operation_id)]
+    assert ops[1].member_id == referrer and [tuple(lot) for lot in lots] == [(referrer, 25)]
+    assert balances(gw)[member_account(referrer, AccountKind.WALLET)] == 25
+    assert balances(gw)[partner_account("grocery", AccountKind.PROMOTIONS)] == -35
+    assert verify_ledger(services.engine).ok

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.core.errors import CapExceeded
 from gateway.core.money import Money
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.model import Earned, OperationRecord
+from gateway.ledger.model import BonusPosted, Earned, OperationRecord
 from gateway.ledger.planners.state import MemberState, Move, NewLot, Plan, Posting
 from gateway.ledger.promotions import NO_PROMOTIONS, Promotions, applied, skipped
 from gateway.ledger.repository import Account
@@ -51,9 +52,7 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
             "the member reached this partner's earn cap; nothing was posted. "
             + " ".join(quote.explanation), cap=cap or 0, field="amount",
         )
-    awards = promotions.evaluation.awards
-    # A referrer's reward is a posting on the referrer's accounts: not built yet (issue 12).
-    assert all(a.member_id == state.member_id for a in awards), "referrer awards unsupported"
+    awards = tuple(a for a in promotions.evaluation.awards if a.member_id == state.member_id)
     bonus = sum(a.points for a in awards)
     total = quote.points + bonus
     pending_days = rule.earn.pending_days if rule.earn else 0
@@ -80,8 +79,11 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
                           a.till_reward.code if a.till_reward else None) for a in awards)
     counters = tuple((a.campaign_id, a.points, 1) for a in awards
                      if a.campaign_id in promotions.budgeted)
+    # A referrer's reward: a bonus operation of its own on the referrer's accounts, after the
+    # earn (its parent), with its own lot (origin: this partner, the earn's expiry).
+    others = tuple(_others_postings(promotions, request, expiry_days))
     if not total:
-        return Plan(result, (Posting(record, awards=rows, counters=counters),))
+        return Plan(result, (Posting(record, awards=rows, counters=counters), *others))
     target = state.account(AccountKind.PENDING if pending_days else AccountKind.WALLET)
     moves = [Move(issued, target, quote.points)] if quote.points else []
     # One transfer per funder (its awards summed): which campaign gave what is in the
@@ -98,4 +100,33 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
     lot = NewLot(request.partner_id, total, now, now + timedelta(days=expiry_days),
                  now + timedelta(days=pending_days), taken=repay)
     return Plan(result, (Posting(record, tuple(moves), new_lots=(lot,), awards=rows,
-                                 counters=counters),))
+                                 counters=counters), *others))
+
+
+def _others_postings(promotions: Promotions, request: EarnInput,
+                     expiry_days: int) -> Iterator[Posting]:
+    """One ``bonus`` operation per other member an award goes to (a referrer)."""
+    now = request.now
+    for n, (member_id, other) in enumerate(sorted(promotions.others.items())):
+        awards = [a for a in promotions.evaluation.awards if a.member_id == member_id]
+        if not awards:
+            continue
+        total = sum(a.points for a in awards)
+        op_id = f"{request.operation_id}r{n}"  # the earn's id, then r0, r1: one per referrer
+        record = OperationRecord(
+            id=op_id, partner_id=request.partner_id, member_id=member_id, kind="bonus",
+            points=total, result=BonusPosted(op_id, total, applied(awards), now),
+            parent_id=request.operation_id, channel=request.channel)
+        wallet = other.account(AccountKind.WALLET)
+        by_funder: dict[str, int] = {}
+        for award in awards:
+            if award.points:
+                by_funder[award.funder] = by_funder.get(award.funder, 0) + award.points
+        moves = tuple(Move(promotions.funders[f], wallet, p) for f, p in sorted(by_funder.items()))
+        lots = (NewLot(request.partner_id, total, now, now + timedelta(days=expiry_days), now),
+                ) if total else ()
+        rows = tuple(AwardRow(a.campaign_id, a.version, a.funder, member_id, a.points, 1,
+                              a.till_reward.code if a.till_reward else None) for a in awards)
+        counters = tuple((a.campaign_id, a.points, 1) for a in awards
+                         if a.campaign_id in promotions.budgeted)
+        yield Posting(record, moves, new_lots=lots, awards=rows, counters=counters)
