@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
 
-from gateway.db.tables import members, operations
+from gateway.db.tables import members, operations, promotion_awards
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.model import AppliedPromotion, SkippedPromotion, TillRewardGiven
 from gateway.ledger.planners.state import MemberState
@@ -148,9 +148,29 @@ def skipped(evaluation: Evaluation) -> tuple[SkippedPromotion, ...]:
                  for s in evaluation.skips)
 
 
+def bonus_earned_between(tx: Tx, member_id: str, partner_id: str, start: datetime,
+                         end: datetime) -> int:
+    """The campaigns' points in the member's earns at the partner in ``[start, end)``: the
+    partner's daily cap counts its own base points only, so this comes off ``earned_today``."""
+    return int(tx.conn.execute(_BONUS_EARNED_BETWEEN, {
+        "member_id": member_id, "partner_id": partner_id, "start": start, "end": end,
+    }).scalar_one())
+
+
 # Earns before this one at the partner (ix_operations_daily_cap: member, partner, kind, ...).
 _PURCHASES_AT_PARTNER = select(func.count()).select_from(operations).where(
     operations.c.member_id == bindparam("member_id"),
     operations.c.partner_id == bindparam("partner_id"),
     operations.c.kind == "earn")
+_BONUS_EARNED_BETWEEN = (
+    select(func.coalesce(func.sum(promotion_awards.c.points), 0))
+    .select_from(promotion_awards.join(
+        operations, operations.c.id == promotion_awards.c.operation_id))
+    .where(promotion_awards.c.member_id == bindparam("member_id"),
+           promotion_awards.c.partner_id == bindparam("partner_id"),
+           promotion_awards.c.points > 0, operations.c.kind == "earn",
+           promotion_awards.c.recorded_at >= bindparam(
+               "start", type_=promotion_awards.c.recorded_at.type),
+           promotion_awards.c.recorded_at < bindparam(
+               "end", type_=promotion_awards.c.recorded_at.type)))
 _BIRTH_DATE = select(members.c.birth_date).where(members.c.id == bindparam("member_id"))

@@ -51,6 +51,7 @@ from gateway.ledger.planners import (
 from gateway.ledger.precedence import Checks, first_failure
 from gateway.ledger.promotions import (
     NO_PROMOTIONS,
+    bonus_earned_between,
     budgeted_of,
     funder_accounts,
     load_promotions,
@@ -129,6 +130,9 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel, occurred_at)
         promotions = NO_PROMOTIONS
         if candidates:  # none: nothing more is read or written (the hot path stays as it was)
+            # The daily cap is on the partner's own points: today's bonuses come off.
+            today -= bonus_earned_between(tx, member_id, cmd.partner_id, day,
+                                          day + timedelta(days=1))
             base = quote_earn(rule, request.facts, earned_today=today).points
             promotions = load_promotions(
                 tx, candidates, member_id,

@@ -198,3 +198,13 @@ def test_a_referrers_reward_is_its_own_bonus_operation_on_the_referrers_wallet(
     assert balances(gw)[member_account(referrer, AccountKind.WALLET)] == 25
     assert balances(gw)[partner_account("grocery", AccountKind.PROMOTIONS)] == -35
     assert verify_ledger(services.engine).ok
+
+
+def test_the_partners_daily_cap_counts_its_own_points_not_bonuses(gw: Gateway) -> None:
+    """Grocery caps a member at 20,000 of its points a day: a 19,990-point bonus today does not
+    use it up (without the correction the second earn would be refused, CAP_EXCEEDED)."""
+    publish(gw, bonus_campaign("big", 19_990, min_spend_minor=100_000))
+    first = earn(gw, 120_000, "k-1")
+    assert (first.points, first.bonus_points) == (20_110, 19_990)
+    second = earn(gw, 99_900, "k-2")  # below the bonus's minimum spend: base points only
+    assert (second.points, second.bonus_points) == (99, 0)
