@@ -20,7 +20,18 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import balance, earn, hot, redeem, scale, serve, signin, table, viewer
+from benchmarks import (
+    balance,
+    campaigns,
+    earn,
+    hot,
+    redeem,
+    scale,
+    serve,
+    signin,
+    table,
+    viewer,
+)
 from benchmarks.env import Backend, Plan
 from benchmarks.load import progress
 
@@ -30,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Backend, Plan], list[table.Row]]] = {
 BENCHMARKS["viewer"] = viewer.run  # issue 10: the member's wallet at 1M transfers
 BENCHMARKS["signin"] = signin.run  # issue 10: other requests' p99 during 20 sign-ins
 BENCHMARKS["hot"] = hot.run  # issue 11: 32 earns at one partner vs spread over eight
+BENCHMARKS["campaigns"] = campaigns.run  # issue 12: an earn with 70 campaigns vs none
 # Programs the benchmarks run, checked before anything starts so that a missing one is named
 # (``python3 dev.py test`` installs them; by hand: ``apt-get install wrk``).
 REQUIRED_TOOLS = ("wrk",)

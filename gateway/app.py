@@ -35,6 +35,7 @@ from gateway.observability.logs import configure_logging
 from gateway.observability.metrics import Metrics, metrics_endpoint
 from gateway.observability.middleware import ObservabilityMiddleware, RouteNames
 from gateway.portal import portal_routes
+from gateway.rules.campaigns import CampaignBook
 from gateway.rules.store import RuleBook, sync_catalog
 from gateway.settings import Settings
 from gateway.web.headers import SecurityHeaders
@@ -90,6 +91,7 @@ def build(
     if not prepared:
         prepare(settings, clock=clock, engine=engine, catalog=catalog)
     rules = RuleBook(engine, catalog)
+    campaigns = CampaignBook(engine)
     backends = build_backends(settings, engine, clock)
     if limiter is not None:
         backends.limiter = limiter
@@ -99,7 +101,8 @@ def build(
     services = Services(
         settings=settings, engine=engine, clock=clock, rules=rules,
         ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks,
-                             on_commit=metrics.record_operation, guesses=backends.guesses),
+                             on_commit=metrics.record_operation, guesses=backends.guesses,
+                             campaigns=campaigns),
         sign_in=sign_in,
     )
     auth = AuthService(engine, settings, clock, revocations=backends.revocations,

@@ -123,7 +123,8 @@ _LinkCommand = tuple[PartnerId, CustomerId, str | None, str | None]
 _ENROL: Resolver[EnrolCustomerInput, tuple[PartnerId, CustomerId], Membership] = Resolver(
     EnrolCustomerResult, Scope.MEMBERS_LINK,
     command=lambda c, input: (c.partner_id, CustomerId(str(input.customer_id))),
-    service=lambda s, cmd: enrolment.enrol_customer(s.engine, s.clock, *cmd),
+    service=lambda s, cmd: enrolment.enrol_customer(s.engine, s.clock, *cmd,
+                                                    ledger=s.ledger),
     present=lambda m: EnrolCustomerSuccess(member=Member.of(m), created=m.created,
                                            card_number=m.card_number,
                                            activation_code=m.activation_code))

@@ -17,7 +17,14 @@ from gateway.api import errors as e
 from gateway.api.bigint import MinorUnits
 from gateway.api.context import Context
 from gateway.api.results import Resolver
-from gateway.api.types import Channel, Money, MoneyInput
+from gateway.api.types import (
+    AppliedPromotion,
+    Channel,
+    Money,
+    MoneyInput,
+    SkippedPromotion,
+    TillReward,
+)
 from gateway.auth.scopes import Scope
 from gateway.core.errors import InvalidInput
 from gateway.core.ids import CustomerId, HoldId, PartnerId, PurchaseId
@@ -26,6 +33,7 @@ from gateway.ledger import model as m
 from partners.rules import LineItem
 
 MAX_LINES = 100
+MAX_COUPONS = 10
 
 
 @strawberry.input(description="One line of the basket, for category multipliers and per-litre "
@@ -36,9 +44,11 @@ class LineItemInput:
     quantity_milli: int | None = strawberry.field(
         default=None, description="Quantity in thousandths (1000 = one litre or one unit)."
     )
+    sku: str | None = strawberry.field(
+        default=None, description="Your product code (campaign conditions and multipliers).")
 
     def to_domain(self) -> LineItem:
-        return LineItem(self.amount_minor, self.category, self.quantity_milli)
+        return LineItem(self.amount_minor, self.category, self.quantity_milli, self.sku)
 
 
 @strawberry.input(description="Name the member with exactly one of customerId (linked here), "
@@ -58,10 +68,16 @@ class EarnPointsInput:
     occurred_at: datetime | None = strawberry.field(
         default=None, description="When the sale happened, if not now (late store uploads)."
     )
+    coupon_codes: list[str] | None = strawberry.field(
+        default=None, description="Coupon codes presented at the till (campaign coupons).")
 
     def to_command(self, partner_id: PartnerId, max_lines: int = MAX_LINES) -> m.EarnPoints:
         if len(self.lines) > max_lines:
             raise InvalidInput(f"at most {max_lines} lines per purchase", field="lines")
+        coupons = tuple(self.coupon_codes or ())
+        if len(coupons) > MAX_COUPONS:
+            raise InvalidInput(f"at most {MAX_COUPONS} coupon codes per purchase",
+                               field="couponCodes")
         return m.EarnPoints(
             partner_id=partner_id, customer_id=_opt(self.customer_id),
             card_number=self.card_number, store_code=self.store_code,
@@ -69,6 +85,7 @@ class EarnPointsInput:
             purchase_id=_text(self.purchase_id, "purchaseId"),
             idempotency_key=self.idempotency_key,
             lines=tuple(line.to_domain() for line in self.lines), occurred_at=self.occurred_at,
+            coupon_codes=coupons,
         )
 
 
@@ -172,6 +189,14 @@ class EarnPointsSuccess:
     pending: int = strawberry.field(
         description="Of these points, how many wait out your return window before they spend."
     )
+    bonus_points: int = strawberry.field(
+        description="Of these points, how many campaigns gave (the sum of promotions' points).")
+    promotions: list[AppliedPromotion] = strawberry.field(
+        description="Every campaign applied, in the order applied.")
+    till_rewards: list[TillReward] = strawberry.field(
+        description="What the till applies now: gifts, free delivery, discounts.")
+    skipped_promotions: list[SkippedPromotion] = strawberry.field(
+        description="Campaigns that matched but were not applied, and why.")
 
     @staticmethod
     def of(r: m.Earned) -> EarnPointsSuccess:
@@ -179,7 +204,11 @@ class EarnPointsSuccess:
             operation_id=strawberry.ID(r.operation_id), points=r.points,
             rule_version=r.rule_version, explanation=list(r.explanation),
             debt_repaid=r.debt_repaid, available=r.available, recorded_at=r.recorded_at,
-            pending=r.pending)
+            pending=r.pending, bonus_points=r.bonus_points,
+            promotions=[AppliedPromotion.of(p) for p in r.promotions],
+            till_rewards=[TillReward.of(p.till_reward) for p in r.promotions
+                          if p.till_reward is not None],
+            skipped_promotions=[SkippedPromotion.of(s) for s in r.skipped])
 
 
 @strawberry.type

@@ -9,6 +9,7 @@ import strawberry
 from gateway.api.bigint import MinorUnits
 from gateway.core.errors import InvalidInput
 from gateway.core.money import Money as DomainMoney
+from gateway.ledger import model as m
 from gateway.ledger.history import OperationView
 from gateway.ledger.model import Balance as DomainBalance
 from partners import config
@@ -115,3 +116,45 @@ class OperationEdge:
 class OperationConnection:
     edges: list[OperationEdge]
     page_info: PageInfo
+
+
+@strawberry.type(description="A campaign an earn applied: its bonus points and who funds them.")
+class AppliedPromotion:
+    campaign_id: strawberry.ID
+    version: int
+    funder: str = strawberry.field(description="A partner id, or coalition.")
+    points: int
+    explanation: str
+
+    @staticmethod
+    def of(p: m.AppliedPromotion) -> AppliedPromotion:
+        return AppliedPromotion(campaign_id=strawberry.ID(p.campaign_id), version=p.version,
+                                funder=p.funder, points=p.points, explanation=p.explanation)
+
+
+@strawberry.type(description="A reward the till applies (a gift, free delivery, a discount).")
+class TillReward:
+    kind: str = strawberry.field(description="gift, free_delivery or discount.")
+    code: str
+    description: str
+    value_minor: MinorUnits | None = strawberry.field(
+        description="A discount's amount, or a gift's value, if known.")
+
+    @staticmethod
+    def of(r: m.TillRewardGiven) -> TillReward:
+        return TillReward(kind=r.kind, code=r.code, description=r.description,
+                          value_minor=r.value_minor)
+
+
+@strawberry.type(description="A campaign that matched but was not applied, and why.")
+class SkippedPromotion:
+    campaign_id: strawberry.ID
+    version: int
+    reason: str = strawberry.field(description=(
+        "budget_exhausted, rewards_exhausted, member_limit, not_stackable or funder_limit."))
+    explanation: str
+
+    @staticmethod
+    def of(s: m.SkippedPromotion) -> SkippedPromotion:
+        return SkippedPromotion(campaign_id=strawberry.ID(s.campaign_id), version=s.version,
+                                reason=s.reason, explanation=s.explanation)

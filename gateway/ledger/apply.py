@@ -10,6 +10,7 @@ from gateway.ledger.hold_repository import HoldRepository
 from gateway.ledger.lot_repository import LotRepository, LotTake
 from gateway.ledger.planners import Posting
 from gateway.ledger.runner import Tx, record_operation
+from gateway.promotions.repository import add_to_counters, insert_awards
 
 
 def apply(tx: Tx, postings: Iterable[Posting]) -> None:
@@ -46,3 +47,11 @@ def apply(tx: Tx, postings: Iterable[Posting]) -> None:
             lots.record_lot_movements(posting.lot_moves, op, tx.now)
         if posting.settle_hold is not None:
             HoldRepository(tx.conn).settle(*posting.settle_hold)
+        if posting.awards:
+            insert_awards(tx.conn, op, record.partner_id, posting.awards, tx.now)
+        if posting.counters:
+            deltas: dict[str, tuple[int, int]] = {}
+            for campaign_id, points, rewards in posting.counters:
+                before = deltas.get(campaign_id, (0, 0))
+                deltas[campaign_id] = (before[0] + points, before[1] + rewards)
+            add_to_counters(tx.conn, deltas)

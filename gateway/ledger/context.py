@@ -16,6 +16,8 @@ from gateway.core.errors import CurrencyMismatch, InvalidInput
 from gateway.core.locks import InProcessKeyLocks, KeyLocks
 from gateway.core.money import Money
 from gateway.members.guesses import CodeGuesses
+from gateway.promotions.engine import CompiledCampaign
+from gateway.promotions.model import Trigger
 from partners.config import PartnerDefinition, RuleVersion
 
 MAX_KEY_LENGTH = 200
@@ -31,6 +33,21 @@ class RuleSource(Protocol):
     def rule(self, partner_id: str, version: int) -> RuleVersion: ...
 
 
+class CampaignSource(Protocol):
+    """The campaigns in force, compiled (``gateway.rules.campaigns.CampaignBook``)."""
+
+    def candidates(self, partner_id: str, channel: str, at: datetime,
+                   trigger: Trigger = Trigger.PURCHASE) -> tuple[CompiledCampaign, ...]: ...
+
+
+class NoCampaigns:
+    """No campaign anywhere: the source of a context built without one (tools, old tests)."""
+
+    def candidates(self, partner_id: str, channel: str, at: datetime,
+                   trigger: Trigger = Trigger.PURCHASE) -> tuple[CompiledCampaign, ...]:
+        return ()
+
+
 @dataclass
 class LedgerContext:
     engine: Engine
@@ -43,6 +60,8 @@ class LedgerContext:
     locks: KeyLocks = field(default_factory=InProcessKeyLocks)
     # Budgets for codes typed at a till (gateway.members.guesses), in process or Redis.
     guesses: CodeGuesses = field(default_factory=CodeGuesses.build)
+    # The campaigns in force (issue 12, decision 020); none unless the app wires its book.
+    campaigns: CampaignSource = field(default_factory=NoCampaigns)
 
 
 def check_key(key: str) -> None:

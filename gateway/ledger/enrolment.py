@@ -14,7 +14,10 @@ from sqlalchemy import Engine
 
 from gateway.core.clock import Clock
 from gateway.db.uow import UnitOfWork
+from gateway.ledger.context import LedgerContext
 from gateway.ledger.repository import LedgerRepository
+from gateway.ledger.runner import Tx
+from gateway.ledger.welcome import post_welcome
 from gateway.members.credentials import (
     EmailTaken,
     SignedUp,
@@ -28,21 +31,26 @@ from gateway.members.secrets import server_secret
 from gateway.members.service import Membership, check_customer_id, enrol_in, retried
 
 
-def enrol_customer(engine: Engine, clock: Clock, partner_id: str, customer_id: str) -> Membership:
+def enrol_customer(engine: Engine, clock: Clock, partner_id: str, customer_id: str, *,
+                   ledger: LedgerContext | None = None) -> Membership:
     """Create a member with an empty wallet, linked to this partner's customer. Enrolling a
     customer that is already linked returns that membership (``created`` false): retries are
-    safe without a key."""
+    safe without a key. With ``ledger``, enrolment campaigns post their welcome bonus in the
+    same transaction (``gateway.ledger.welcome``)."""
     check_customer_id(customer_id)
     pairwise = server_secret(engine, clock, PAIRWISE_SECRET)
-    return retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id))
+    return retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id, ledger))
 
 
 def _enrol(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str,
-           customer_id: str) -> Membership:
+           customer_id: str, ledger: LedgerContext | None = None) -> Membership:
     with UnitOfWork(engine) as uow:
-        membership = enrol_in(uow.conn, clock.now(), pairwise, partner_id, customer_id)
+        now = clock.now()
+        membership = enrol_in(uow.conn, now, pairwise, partner_id, customer_id)
         if membership.created:
             LedgerRepository(uow.conn).member_accounts(membership.member_id)
+            if ledger is not None:
+                post_welcome(Tx.on(uow.conn, now), ledger, partner_id, membership.member_id)
             uow.commit()
         return membership
 

@@ -37,6 +37,9 @@ class EarnPoints:
     occurred_at: datetime | None = None
     card_number: str | None = None
     store_code: str | None = None
+    # Coupon codes presented at the till (issue 12): carried to the coupon check, which turns
+    # them into ``MemberFacts.coupons`` (``gateway.ledger.promotions``).
+    coupon_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,71 @@ class ReturnPurchase:
 
 # --- results --------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class TillRewardGiven:
+    """A reward the till applies (a gift, free delivery, a discount), as the earn answers it."""
+
+    kind: str
+    code: str
+    description: str
+    value_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedPromotion:
+    """A campaign version an earn applied: its bonus points, charged to ``funder``."""
+
+    campaign_id: str
+    version: int
+    funder: str
+    points: int
+    explanation: str
+    till_reward: TillRewardGiven | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.till_reward, dict):  # decoded from a stored answer
+            object.__setattr__(self, "till_reward", TillRewardGiven(**self.till_reward))
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedPromotion:
+    """A campaign that matched but was not applied, and why (``SkipReason``)."""
+
+    campaign_id: str
+    version: int
+    reason: str
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReversedPromotion:
+    """What a return took back of one applied campaign's points."""
+
+    campaign_id: str
+    version: int
+    funder: str
+    points: int
+
+
+def _values(kind: type[T], items: Any) -> tuple[T, ...]:
+    """A tuple of ``kind`` from itself or from the dicts a stored answer decodes to."""
+    return tuple(kind(**item) if isinstance(item, dict) else item for item in items)
+
+
+@dataclass(frozen=True, slots=True)
+class BonusPosted:
+    """A ``bonus`` operation's answer: a welcome bonus at enrolment, or a referrer's reward
+    posted with the referred member's earn (stored with the operation)."""
+
+    operation_id: str
+    points: int
+    promotions: tuple[AppliedPromotion, ...]
+    recorded_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "promotions", _values(AppliedPromotion, self.promotions))
+
+
+@dataclass(frozen=True, slots=True)
 class Earned:
     operation_id: str
     points: int
@@ -110,6 +178,20 @@ class Earned:
     available: int | None
     recorded_at: datetime
     pending: int = 0  # of `points`, how many wait out the partner's return window
+    # Campaigns (issue 12): `points` includes `bonus_points`, the sum of `promotions`' points.
+    # Answers stored before campaigns existed load with the defaults.
+    bonus_points: int = 0
+    promotions: tuple[AppliedPromotion, ...] = ()
+    skipped: tuple[SkippedPromotion, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "promotions", _values(AppliedPromotion, self.promotions))
+        object.__setattr__(self, "skipped", _values(SkippedPromotion, self.skipped))
+
+    @property
+    def base_points(self) -> int:
+        """What the partner's conversion rule gave, without campaigns."""
+        return self.points - self.bonus_points
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +245,17 @@ class Returned:
     available: int
     debt: int
     recorded_at: datetime | None = None  # None only in answers stored before it was recorded
+    # Of the reversed points (all three kinds), what went back to campaigns' funders, per
+    # applied campaign (issue 12); the rest went back to the partner's issued account.
+    promotions_reversed: tuple[ReversedPromotion, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "promotions_reversed",
+                           _values(ReversedPromotion, self.promotions_reversed))
+
+    @property
+    def bonus_reversed(self) -> int:
+        return sum(p.points for p in self.promotions_reversed)
 
     @property
     def points_reversed_total(self) -> int:
@@ -190,13 +283,23 @@ class Balance:
 
 
 # --- codec ----------------------------------------------------------------------------------------
+_PLAIN = frozenset({int, str, bool, float, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a dataclass's field names, looked up once
+
+
 def _encode(value: Any) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:  # the common case first: an earn's answer with campaigns has hundreds
+        return value
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
     if isinstance(value, Money):
         return {"$money": [value.amount_minor, value.currency]}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _encode(getattr(value, name)) for name in names}
     if isinstance(value, list | tuple):
         return [_encode(v) for v in value]
     return value
@@ -231,6 +334,11 @@ def request_hash(command: Any) -> str:
     for name in ("card_number", "store_code"):
         if body.get(name) is None:
             body.pop(name, None)
+    if body.get("coupon_codes") == []:
+        body.pop("coupon_codes")
+    for line in body.get("lines") or ():  # a line's sku came with issue 12
+        if isinstance(line, dict) and line.get("sku") is None:
+            line.pop("sku", None)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -49,6 +49,14 @@ from gateway.ledger.planners import (
     plan_spend,
 )
 from gateway.ledger.precedence import Checks, first_failure
+from gateway.ledger.promotions import (
+    NO_PROMOTIONS,
+    bonus_earned_between,
+    budgeted_of,
+    funder_accounts,
+    load_promotions,
+    purchase_context,
+)
 from gateway.ledger.repository import OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
@@ -118,12 +126,24 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
             member = member_state(tx, member_id)
         else:
             member = MemberState(member_id, *accounts())
+        today = earned_today()
+        candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel, occurred_at)
+        promotions = NO_PROMOTIONS
+        if candidates:  # none: nothing more is read or written (the hot path stays as it was)
+            # The daily cap is on the partner's own points: today's bonuses come off.
+            today -= bonus_earned_between(tx, member_id, cmd.partner_id, day,
+                                          day + timedelta(days=1))
+            base = quote_earn(rule, request.facts, earned_today=today).points
+            promotions = load_promotions(
+                tx, candidates, member_id,
+                purchase_context(cmd.partner_id, cmd.channel, occurred_at, request.facts, base),
+                rule, cmd.coupon_codes)
         plan = plan_earn(
-            member, rule, earned_today(),
+            member, rule, today,
             tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
             EarnInput(cmd.partner_id, cmd.channel, cmd.purchase_id, cmd.amount,
                       cmd.idempotency_key, fingerprint, request.facts, occurred_at, tx.now,
-                      operation_id(), show_available=not who.by_card))
+                      operation_id(), show_available=not who.by_card), promotions)
         apply(tx, plan.postings)
         return plan.result
 
@@ -246,13 +266,18 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         takes = lot_repo.lot_movements_of(sources)
         restored = lot_repo.lot_restores_of([p.id for p in prior_ops])
         current = lot_repo.current_lots([t.lot_id for t in takes] + list(restored))
+        earned = from_json(Earned, earn.result)
+        awards = earned.promotions
         request = ReturnInput(
             cmd.partner_id, partner.currency, cmd.purchase_id, cmd.amount.amount_minor,
-            cmd.idempotency_key, fingerprint, tx.now, operation_id(), earn.id, earn.points,
+            cmd.idempotency_key, fingerprint, tx.now, operation_id(), earn.id,
+            earn.points - earned.bonus_points,
             earn.amount_minor, tuple(from_json(Returned, r.result) for r in prior_ops),
             -sum(s.points for s in spends), partner.policy.negative_balance_after_return,
             pending_lot, tuple(_lots_for_return(tx, member_id, set(current.values()))),
-            earned_lots, tuple(takes), restored, current)
+            earned_lots, tuple(takes), restored, current, awards,
+            funder_accounts(tx.ledger, (a.funder for a in awards if a.points)),
+            budgeted_of(tx, awards))
         state = member_state(tx, member_id)
         plan = plan_return(state, tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
                            tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
@@ -308,7 +333,7 @@ def _facts(cmd: EarnPoints, policy: PartnerPolicy) -> CheckedPurchase:
     checks = Checks()
     checks.run(lambda: _check_amount(cmd.amount))
     channel = checks.run(lambda: _channel(cmd.channel))
-    lines = tuple(LineItem(line.amount_minor, line.category, line.quantity_milli)
+    lines = tuple(LineItem(line.amount_minor, line.category, line.quantity_milli, line.sku)
                   for line in cmd.lines)
     for index, line in enumerate(lines):
         checks.run(partial(_check_unit_price, line, policy, f"lines[{index}].quantityMilli"))

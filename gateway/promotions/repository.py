@@ -7,13 +7,18 @@ Every writer of campaigns (the CLI, the partner API, tests) publishes through
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, case, func, insert, select, text, update
+from sqlalchemy.sql.elements import BindParameter
 
-from gateway.db.tables import campaign_counters, campaign_versions, campaigns
+from gateway.db.tables import campaign_counters, campaign_versions, campaigns, promotion_awards
 from gateway.promotions import codec
-from gateway.promotions.model import Campaign
+from gateway.promotions.model import Campaign, Window
 
 
 def publish_version(conn: Connection, campaign: Campaign, *, actor: str,
@@ -59,3 +64,152 @@ def load_published(conn: Connection) -> list[Campaign]:
 def version_stamp(conn: Connection) -> int:
     """Changes whenever a version is published (the cache's reload check)."""
     return int(conn.execute(select(func.count()).select_from(campaign_versions)).scalar_one())
+
+
+# --- the earn's and the return's statements (issue 12: campaigns in the write path) -------------
+# Built once (DESIGN §11): the raw SQLite driver and PostgreSQL's pipeline cache them by object.
+_COUNTERS_LOCKED = (
+    select(campaign_counters.c.campaign_id, campaign_counters.c.points,
+           campaign_counters.c.rewards)
+    .where(campaign_counters.c.campaign_id.in_(bindparam("ids", expanding=True)))
+    .order_by(campaign_counters.c.campaign_id)
+    .with_for_update())  # nothing on SQLite: BEGIN IMMEDIATE serialised the writers already
+_ADD_TO_COUNTER = (
+    update(campaign_counters)
+    .where(campaign_counters.c.campaign_id == bindparam("id"))
+    .values(points=campaign_counters.c.points + bindparam("points"),
+            rewards=campaign_counters.c.rewards + bindparam("rewards")))
+_INSERT_AWARD = insert(promotion_awards)
+
+
+def _since(name: str) -> Any:
+    return bindparam(name, type_=promotion_awards.c.recorded_at.type)
+
+
+def _window_sums() -> list[Any]:
+    sums = []
+    for window in (Window.DAY, Window.WEEK, Window.MONTH):
+        recent = promotion_awards.c.recorded_at >= _since(str(window))
+        sums.append(func.coalesce(func.sum(case((recent, promotion_awards.c.points),
+                                                else_=0)), 0))
+        sums.append(func.coalesce(func.sum(case((recent, promotion_awards.c.rewards),
+                                                else_=0)), 0))
+    sums.append(func.coalesce(func.sum(promotion_awards.c.points), 0))
+    sums.append(func.coalesce(func.sum(promotion_awards.c.rewards), 0))
+    return sums
+
+
+_MEMBER_USAGE = (
+    select(promotion_awards.c.campaign_id, *_window_sums())
+    .where(promotion_awards.c.member_id == bindparam("member_id"),
+           promotion_awards.c.campaign_id.in_(bindparam("ids", expanding=True)))
+    .group_by(promotion_awards.c.campaign_id))
+_VERSIONS = (
+    select(campaign_versions.c.campaign_id, campaign_versions.c.version,
+           campaign_versions.c.definition)
+    .where(campaign_versions.c.campaign_id.in_(bindparam("ids", expanding=True))))
+
+
+def lock_counters(conn: Connection, campaign_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """The counters of ``campaign_ids`` as (points, rewards), locked in campaign id order
+    (the lock order: purchase, member, counters; decision 020)."""
+    if not campaign_ids:
+        return {}
+    rows = conn.execute(_COUNTERS_LOCKED, {"ids": sorted(set(campaign_ids))}).all()
+    return {str(cid): (int(points), int(rewards)) for cid, points, rewards in rows}
+
+
+def add_to_counters(conn: Connection, deltas: Mapping[str, tuple[int, int]]) -> None:
+    """Consume (or, negative, release) (points, rewards) of each campaign's counter."""
+    for campaign_id in sorted(deltas):
+        points, rewards = deltas[campaign_id]
+        conn.execute(_ADD_TO_COUNTER, {"id": campaign_id, "points": points, "rewards": rewards})
+
+
+def window_starts(now: datetime) -> dict[Window, datetime]:
+    """Where each per-member window began at ``now`` (UTC): the day, the ISO week from
+    Monday, the calendar month; lifetime has no start."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {Window.DAY: day, Window.WEEK: day - timedelta(days=day.weekday()),
+            Window.MONTH: day.replace(day=1)}
+
+
+def member_usage(conn: Connection, member_id: str, campaign_ids: Sequence[str],
+                 now: datetime) -> dict[str, dict[Window, tuple[int, int]]]:
+    """The member's own (points, count) of each campaign in each window, from their
+    ``promotion_awards`` rows (ix_promotion_awards_member); reversals count negative."""
+    if not campaign_ids:
+        return {}
+    starts = window_starts(now)
+    rows = conn.execute(_MEMBER_USAGE, {
+        "member_id": member_id, "ids": sorted(set(campaign_ids)),
+        **{str(w): at for w, at in starts.items()}}).all()
+    usage: dict[str, dict[Window, tuple[int, int]]] = {}
+    for row in rows:
+        values = [int(v) for v in row[1:]]
+        usage[str(row[0])] = {
+            Window.DAY: (values[0], values[1]), Window.WEEK: (values[2], values[3]),
+            Window.MONTH: (values[4], values[5]), Window.LIFETIME: (values[6], values[7])}
+    return usage
+
+
+@dataclass(frozen=True, slots=True)
+class AwardRow:
+    """One ``promotion_awards`` row to append: an award (rewards 1) or its reversal."""
+
+    campaign_id: str
+    version: int
+    funder: str
+    member_id: str
+    points: int
+    rewards: int
+    reward_code: str | None = None
+
+
+def insert_awards(conn: Connection, operation_id: str, partner_id: str,
+                  rows: Sequence[AwardRow], at: datetime) -> None:
+    """Append the rows: one statement for all of them (an earn may apply dozens of
+    campaigns; a statement each was half of such an earn's CPU), the rows sent as JSON."""
+    if len(rows) == 1:
+        row = rows[0]
+        conn.execute(_INSERT_AWARD, {
+            "operation_id": operation_id, "campaign_id": row.campaign_id,
+            "version": row.version, "funder": row.funder, "partner_id": partner_id,
+            "member_id": row.member_id, "points": row.points, "rewards": row.rewards,
+            "reward_code": row.reward_code, "recorded_at": at})
+        return
+    statement = _INSERT_AWARDS_PG if conn.dialect.name == "postgresql" else _INSERT_AWARDS_SQLITE
+    conn.execute(statement, {
+        "operation_id": operation_id, "partner_id": partner_id, "recorded_at": at,
+        "rows": json.dumps([{"c": r.campaign_id, "v": r.version, "f": r.funder,
+                             "m": r.member_id, "p": r.points, "n": r.rewards,
+                             "code": r.reward_code} for r in rows])})
+
+
+_BULK_BINDS: tuple[BindParameter[Any], ...] = (
+    bindparam("operation_id"), bindparam("partner_id"), bindparam("rows"),
+    bindparam("recorded_at", type_=promotion_awards.c.recorded_at.type))
+_INSERT_AWARDS_SQLITE = text(
+    "INSERT INTO promotion_awards (operation_id, campaign_id, version, funder, partner_id, "
+    "member_id, points, rewards, reward_code, recorded_at) SELECT :operation_id, "
+    "json_extract(value, '$.c'), json_extract(value, '$.v'), json_extract(value, '$.f'), "
+    ":partner_id, json_extract(value, '$.m'), json_extract(value, '$.p'), "
+    "json_extract(value, '$.n'), json_extract(value, '$.code'), :recorded_at "
+    "FROM json_each(:rows) ORDER BY key").bindparams(*_BULK_BINDS)
+_INSERT_AWARDS_PG = text(
+    "INSERT INTO promotion_awards (operation_id, campaign_id, version, funder, partner_id, "
+    "member_id, points, rewards, reward_code, recorded_at) SELECT :operation_id, r.c, r.v, r.f, "
+    ":partner_id, r.m, r.p, r.n, r.code, :recorded_at "
+    "FROM json_to_recordset(CAST(:rows AS json)) "  # in the array's order
+    "AS r(c text, v integer, f text, m text, p bigint, n integer, code text)"
+    ).bindparams(*_BULK_BINDS)
+
+
+def versions(conn: Connection, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Campaign]:
+    """The definitions of these (campaign id, version)s: what a past operation applied."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    rows = conn.execute(_VERSIONS, {"ids": sorted({k[0] for k in keys})}).all()
+    return {(str(cid), int(v)): codec.loads(text) for cid, v, text in rows
+            if (str(cid), int(v)) in wanted}

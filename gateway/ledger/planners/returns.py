@@ -11,11 +11,12 @@ from gateway.core.errors import InvalidAmount, NothingToReturn
 from gateway.core.money import Money, Rounding
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.lot_repository import LotTake
-from gateway.ledger.model import OperationRecord, Returned
+from gateway.ledger.model import AppliedPromotion, OperationRecord, Returned, ReversedPromotion
 from gateway.ledger.planners.lots import apply_takes, take_lots
 from gateway.ledger.planners.state import MemberState, Move, OpenLot, Plan, Posting
 from gateway.ledger.planners.sweep import SweepState, plan_sweep, swept
 from gateway.ledger.repository import Account
+from gateway.promotions.repository import AwardRow
 from partners.rules import proportional_points
 
 
@@ -44,6 +45,11 @@ class ReturnInput:
     spend_takes: tuple[LotTake, ...] = ()  # what the spends took from lots, latest expiry first
     restored: Mapping[int, int] = field(default_factory=dict)  # put back by earlier returns
     current: Mapping[int, int] = field(default_factory=dict)  # lot -> its copy after merges
+    # Campaigns (decision 020): what the earn applied (``earned_points`` is its base points
+    # only), each funder's account, and the campaigns whose counters a return releases.
+    awards: tuple[AppliedPromotion, ...] = ()
+    funders: Mapping[str, Account] = field(default_factory=dict)
+    budgeted: frozenset[str] = frozenset()
 
 
 def plan_return(state: MemberState, issued: Account, redeemed: Account,
@@ -64,9 +70,12 @@ def plan_return(state: MemberState, issued: Account, redeemed: Account,
             f"only {Money(left, request.currency)} of this purchase is left to return",
             field="amount")
     total, returned_total = request.purchase_total_minor, returned_before + request.amount_minor
-    reverse = proportional_points(request.earned_points, returned_total, total,
-                                  Rounding.CEIL) - sum(p.points_reversed_total
-                                                       for p in request.prior)
+    reverse_base = proportional_points(request.earned_points, returned_total, total,
+                                       Rounding.CEIL) - sum(p.points_reversed_total
+                                                            - p.bonus_reversed
+                                                            for p in request.prior)
+    reversed_awards = _reverse_awards(request, returned_total)
+    reverse = reverse_base + sum(r.points for r in reversed_awards)
     refund = proportional_points(request.spent, returned_total, total, Rounding.FLOOR) - sum(
         p.points_refunded for p in request.prior)
     restores = refund_lots(request.spend_takes, request.restored, request.current, refund)
@@ -85,6 +94,7 @@ def plan_return(state: MemberState, issued: Account, redeemed: Account,
         points_unrecovered=unrecovered, points_refunded=refund,
         amount_returned_total=Money(returned_total, request.currency),
         available=wallet_after_refund - taken, debt=owed + state.debt, recorded_at=request.now,
+        promotions_reversed=tuple(r for r in reversed_awards if r.points),
     )
     record = OperationRecord(
         id=request.operation_id, partner_id=request.partner_id, member_id=state.member_id,
@@ -97,16 +107,60 @@ def plan_return(state: MemberState, issued: Account, redeemed: Account,
     lot_moves: list[LotTake] = list(restores)
     if refund:
         moves.append(Move(redeemed, state.account(AccountKind.WALLET), refund))
+    # The points taken back go to the partner's issued account (the base) first, then to each
+    # campaign's funder in the order applied; what is unrecovered is unrecovered from the last.
+    back_to = [(issued, reverse_base)] + [(request.funders[r.funder], r.points)
+                                          for r in reversed_awards if r.points]
     if request.pending_lot and from_pending:
-        moves.append(Move(state.account(AccountKind.PENDING), issued, from_pending))
+        moves.extend(_pay_back(state.account(AccountKind.PENDING), from_pending, back_to))
         lot_moves.append(LotTake(request.pending_lot[0], request.partner_id, -from_pending))
     if taken:
-        moves.append(Move(state.account(AccountKind.WALLET), issued, taken))
+        moves.extend(_pay_back(state.account(AccountKind.WALLET), taken, back_to))
         lot_moves.extend(take_lots(lots.values(), taken, request.now,
                                    prefer=request.earned_lots))
     if owed:
-        moves.append(Move(state.account(AccountKind.DEBT), issued, owed))
-    return Plan(result, (Posting(record, tuple(moves), lot_moves=tuple(lot_moves)),))
+        moves.extend(_pay_back(state.account(AccountKind.DEBT), owed, back_to))
+    complete = returned_total == total
+    rows = tuple(AwardRow(r.campaign_id, r.version, r.funder, state.member_id, -r.points,
+                          -1 if complete else 0)
+                 for r in reversed_awards if r.points or complete)
+    counters = tuple((r.campaign_id, -r.points, -1 if complete else 0)
+                     for r in reversed_awards
+                     if r.campaign_id in request.budgeted and (r.points or complete))
+    return Plan(result, (Posting(record, tuple(moves), lot_moves=tuple(lot_moves),
+                                 awards=rows, counters=counters),))
+
+
+def _reverse_awards(request: ReturnInput, returned_total: int) -> list[ReversedPromotion]:
+    """Each applied campaign's share of the return: its points in proportion to the amount
+    returned so far (CEIL, as the base points), less what earlier returns took back of it;
+    cumulative, so a full return reverses every award exactly."""
+    before: dict[tuple[str, int], int] = {}
+    for prior in request.prior:
+        for r in prior.promotions_reversed:
+            key = (r.campaign_id, r.version)
+            before[key] = before.get(key, 0) + r.points
+    return [ReversedPromotion(
+        a.campaign_id, a.version, a.funder,
+        proportional_points(a.points, returned_total, request.purchase_total_minor,
+                            Rounding.CEIL) - before.get((a.campaign_id, a.version), 0))
+        for a in request.awards]
+
+
+def _pay_back(source: Account, amount: int, back_to: list[tuple[Account, int]]) -> list[Move]:
+    """``amount`` from ``source`` to the accounts owed, in order, consuming what each is owed
+    (``back_to`` is updated: the next source pays what is left)."""
+    moves: list[Move] = []
+    for index, (account, owed) in enumerate(back_to):
+        if amount == 0:
+            break
+        pay = min(amount, owed)
+        if pay:
+            moves.append(Move(source, account, pay))
+            back_to[index] = (account, owed - pay)
+            amount -= pay
+    assert amount == 0, "paid back more than was reversed"
+    return moves
 
 
 def plan_refund_expiry(state: MemberState, request: ReturnInput, plan: Plan[Returned],

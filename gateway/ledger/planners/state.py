@@ -12,6 +12,7 @@ from gateway.ledger.chart import AccountKind
 from gateway.ledger.lot_repository import LotTake
 from gateway.ledger.model import OperationRecord
 from gateway.ledger.repository import Account
+from gateway.promotions.repository import AwardRow
 
 R = TypeVar("R")
 
@@ -113,6 +114,10 @@ class Posting:
     new_hold: NewHold | None = None
     settle_hold: tuple[str, str, int] | None = None  # (hold id, status, captured points)
     released_lots: tuple[int, ...] = ()  # pending lots whose return window has passed
+    # Campaigns (decision 020): the promotion_awards rows the operation appends, and what it
+    # consumes (or, negative, releases) of budgeted campaigns' counters: (id, points, rewards).
+    awards: tuple[AwardRow, ...] = ()
+    counters: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,109 @@
+"""Benchmark (issue 12): ``earnPoints`` with 70 campaigns in force against the same earn with
+none, in the same run. 50 grocery campaigns (25 match the purchase, 25 need a bigger basket)
+and 20 coalition campaigns (10 at the grocery, all matching, and 10 at other partners): 35
+awards per earn. Target: an earn with campaigns costs at most 1.3x the earn without (capacity
+per earn: 1 / throughput). A third run gives 2 of the matching campaigns a budget: every earn
+then locks and updates the same two counter rows, which serialises all earns at the partner
+(a hot row, DESIGN §4); reported without a target, to show what a budget on an always-matching
+campaign costs.
+
+    .venv/bin/python -m benchmarks --backend sqlite --only campaigns"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from benchmarks import earn, seed, serve
+from benchmarks.env import Backend, Plan
+from benchmarks.load import LoadResult, progress, wrk
+from benchmarks.table import Row, ratio_row
+from gateway.db.uow import UnitOfWork
+from gateway.promotions.model import (
+    COALITION,
+    BonusPoints,
+    Campaign,
+    Limits,
+    MinSpend,
+    Trigger,
+)
+from gateway.promotions.repository import publish_version
+
+NAME = "campaigns"
+TARGET = 1.3  # at most, the cost of an earn with campaigns over one without
+AMOUNT_MINOR = 10_000  # what earn.BODY spends
+
+
+def seventy_campaigns(now: datetime, *, budgeted: bool = False) -> list[Campaign]:
+    start = now - timedelta(days=1)
+    made = []
+    for n in range(50):
+        matching = n % 2 == 0
+        made.append(Campaign(
+            id=f"bench-grocery-{n:02d}", version=0, owner="grocery", funder="grocery",
+            name=f"grocery offer {n}", trigger=Trigger.PURCHASE, valid_from=start,
+            valid_until=None, partners=frozenset({"grocery"}),
+            conditions=(MinSpend(AMOUNT_MINOR // 2 if matching else AMOUNT_MINOR * 10),),
+            effects=(BonusPoints(1 + n % 5),),
+            limits=Limits(budget_points=10**12) if budgeted and n in (0, 2) else Limits()))
+    for n in range(20):
+        here = n < 10
+        made.append(Campaign(
+            id=f"bench-coalition-{n:02d}", version=0, owner=COALITION, funder=COALITION,
+            name=f"coalition offer {n}", trigger=Trigger.PURCHASE, valid_from=start,
+            valid_until=None, partners=frozenset({"grocery" if here else "fuel", "electronics"}),
+            effects=(BonusPoints(2),)))
+    return made
+
+
+def _database(backend: Backend, with_campaigns: bool, members: int,
+              budgeted: bool = False) -> str:
+    url = backend.fresh_database("campaigns" if with_campaigns else "campaigns-none")
+    gw = seed.prepare(url)
+    seed.enrol(gw.services.engine, members, "c")
+    if with_campaigns:
+        with UnitOfWork(gw.services.engine) as uow:
+            for campaign in seventy_campaigns(gw.services.clock.now(), budgeted=budgeted):
+                publish_version(uow.conn, campaign, actor="bench", now=gw.services.clock.now())
+            uow.commit()
+    gw.services.engine.dispose()
+    return url
+
+
+def _measure(backend: Backend, plan: Plan, url: str, label: str) -> LoadResult:
+    workers = serve.effective_workers(plan.workers, backend.name)
+    with serve.gateway(url, backend.workdir, workers=workers,
+                       redis_url=backend.redis_url) as server:
+        token = serve.token(server.base_url)
+        common = {"token": token, "ok_marker": "EarnPointsSuccess", "customers": plan.members,
+                  "connections": plan.connections}
+        if plan.warmup_seconds:
+            wrk(f"{server.base_url}/graphql", earn.BODY, seconds=plan.warmup_seconds,
+                label=f"{label} warm-up", **common)  # type: ignore[arg-type]
+        return wrk(f"{server.base_url}/graphql", earn.BODY, seconds=plan.seconds,
+                   label=label, **common)  # type: ignore[arg-type]
+
+
+def run(backend: Backend, plan: Plan) -> list[Row]:
+    progress(f"[campaigns] {backend.label}: three databases of {plan.members:,} customers")
+    none_url = _database(backend, False, plan.members)
+    some_url = _database(backend, True, plan.members)
+    budget_url = _database(backend, True, plan.members, budgeted=True)
+    none = _measure(backend, plan, none_url, "earnPoints, no campaign")
+    some = _measure(backend, plan, some_url, "earnPoints, 70 campaigns")
+    budget = _measure(backend, plan, budget_url, "earnPoints, 70 campaigns, 2 budgeted")
+    note = (f"no campaign {none.rps:,.0f}/s, 70 campaigns (35 applied per earn) "
+            f"{some.rps:,.0f}/s; failed: {none.bad + some.bad}")
+
+    def cost(result: LoadResult) -> float:
+        return 1000 / result.rps if result.rps else 0.0
+
+    return [
+        ratio_row(NAME, backend.label, "cost per earn (1/throughput)", cost(some), cost(none),
+                  at_most=TARGET, unit="ms", note=note),
+        ratio_row(NAME, backend.label, "p50", some.p50_ms, none.p50_ms, unit="ms"),
+        ratio_row(NAME, backend.label, "p99", some.p99_ms, none.p99_ms, unit="ms"),
+        ratio_row(NAME, backend.label, "cost per earn, 2 budgeted on every earn", cost(budget),
+                  cost(none), unit="ms",
+                  note=f"{budget.rps:,.0f}/s; both counters locked by every earn (a hot row); "
+                       f"failed: {budget.bad}"),
+    ]
