@@ -56,6 +56,12 @@ class SettlementFigures:
     donations_points: BigInt
     donations_minor: BigInt
     fee_minor: BigInt
+    promotion_points: BigInt = strawberry.field(
+        description="Bonus points the partner's own campaigns funded.")
+    promotion_minor: BigInt = strawberry.field(
+        description="Payable by the partner for them, at each earn's price (CEIL).")
+    promotion_returns_points: BigInt
+    promotion_returns_minor: BigInt = strawberry.field(description="Credited back (FLOOR).")
     net_minor: BigInt = strawberry.field(description="> 0: the coalition pays the partner.")
 
     @classmethod
@@ -94,6 +100,26 @@ class CoalitionSettlementLine:
     liability_change_points: BigInt
     liability_change_minor: BigInt
     margin_minor: BigInt
+    promotion_income_minor: BigInt = strawberry.field(
+        description="Partner funders pay for their campaigns' bonus points, net of reversals.")
+    bonus_returns_points: BigInt
+    bonus_minor: BigInt = strawberry.field(
+        description="The coalition's own campaigns: cost of their bonus points (CEIL).")
+    bonus_returns_minor: BigInt
+
+
+@strawberry.type(description="Bonus points one funder's campaigns issued in the period, and "
+                 "their cost at each earn's price. A partner funder pays netMinor to the "
+                 "coalition; the coalition's own campaigns are its own cost.")
+class PromotionFunderLine:
+    funder: strawberry.ID = strawberry.field(description="A partner id, or \"coalition\".")
+    points: BigInt
+    returned_points: BigInt
+    net_points: BigInt
+    minor: BigInt
+    returned_minor: BigInt
+    net_minor: BigInt
+    paid_by_funder: bool
 
 
 @strawberry.type
@@ -115,6 +141,8 @@ class SettlementReport:
     partners: list[PartnerSettlementLine]
     coalition: CoalitionSettlementLine | None
     matrix: list[SettlementMatrixCell]
+    promotions: list[PromotionFunderLine] = strawberry.field(
+        description="Promotion lines per funder (a partner-bound view: its own only).")
 
 
 @strawberry.input
@@ -169,7 +197,12 @@ def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
                                      redeemer=strawberry.ID(m.redeemer),
                                      origin_name=name(m.origin), redeemer_name=name(m.redeemer),
                                      points=m.points, minor=m.minor)
-                for m in report.matrix if partner_id in (None, m.origin, m.redeemer)])
+                for m in report.matrix if partner_id in (None, m.origin, m.redeemer)],
+        promotions=[PromotionFunderLine(
+            funder=strawberry.ID(f.funder), points=f.points, returned_points=f.returned_points,
+            net_points=f.net_points, minor=f.minor, returned_minor=f.returned_minor,
+            net_minor=f.net_minor, paid_by_funder=f.pays)
+            for f in report.funders() if partner_id in (None, f.funder)])
 
 
 def _report(services: Services, period: sm.Period) -> sm.Report:
