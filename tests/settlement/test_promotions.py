@@ -24,6 +24,7 @@ from gateway.db import tables as t
 from gateway.ledger import model as m
 from gateway.ledger import service
 from gateway.ledger.enrolment import enrol_customer
+from gateway.settlement.html import report_html
 from gateway.settlement.model import Figures, FunderLine, Period, Report
 from gateway.settlement.render import report_csv, report_text
 from gateway.settlement.service import (
@@ -111,6 +112,11 @@ def test_promotion_lines_per_funder_balance(tmp_path: Path) -> None:
     # A partner-bound view shows its own promotion line only.
     own = report_text(report, "grocery")
     assert "coalition (own)" not in own and "Grocery" in own
+    page = report_html(report, plotly_src="/static/plotly.js")
+    table = page.split('<table id="promotion-lines">')[1].split("</table>")[0]
+    assert table.count('<tr class="funder">') == 3 and "<td>0.33</td>" in table
+    assert '<table id="promotion-lines">' not in report_html(report, "fuel",
+                                                               plotly_src="/static/plotly.js")
 
 
 def test_rollups_and_closed_snapshot_carry_promotions(tmp_path: Path) -> None:

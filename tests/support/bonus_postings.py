@@ -22,6 +22,7 @@ from gateway.ledger.model import OperationRecord
 from gateway.ledger.planners import Move, NewLot, Posting, take_lots
 from gateway.ledger.repository import Account
 from gateway.ledger.runner import Tx, operation_id, transact
+from gateway.promotions import funding
 from gateway.settlement.model import COALITION
 
 
@@ -32,14 +33,18 @@ def funder_account(tx: Tx, funder: str) -> Account:
 
 
 def post_bonus(ctx: LedgerContext, partner: str, member_id: str, funder: str, points: int,
-               key: str) -> str:
-    """Award ``points`` funded by ``funder`` at ``partner`` now; the award's operation id."""
+               key: str, *, charge: bool = False) -> str:
+    """Award ``points`` funded by ``funder`` at ``partner`` now; the award's operation id.
+    ``charge``: count them against the funder's funding in the same transaction, where the
+    earn will call ``funding.charge`` (a refusal rolls the whole posting back)."""
     op = operation_id()
 
     def body(conn: object) -> str:
         tx = Tx.on(conn, ctx.clock.now())  # type: ignore[arg-type]
         tx.ledger.lock_member(member_id)
         sweep_member(tx, member_id)
+        if charge:
+            funding.charge(tx.conn, funder, points, tx.now)
         rule = ctx.rules.rule_at(partner, tx.now)
         expiry_days = rule.earn.expiry_days if rule.earn else 365
         wallet = member_state(tx, member_id).account(AccountKind.WALLET)
@@ -56,8 +61,9 @@ def post_bonus(ctx: LedgerContext, partner: str, member_id: str, funder: str, po
 
 
 def return_bonus(ctx: LedgerContext, partner: str, member_id: str, award: str, funder: str,
-                 points: int, key: str) -> int:
-    """Reverse up to ``points`` of ``award`` (what the wallet holds); the points reversed."""
+                 points: int, key: str, *, release: bool = False) -> int:
+    """Reverse up to ``points`` of ``award`` (what the wallet holds); the points reversed.
+    ``release``: give them back to the funder's funding in the same transaction."""
     op = operation_id()
 
     def body(conn: object) -> int:
@@ -76,6 +82,8 @@ def return_bonus(ctx: LedgerContext, partner: str, member_id: str, award: str, f
         apply(tx, (Posting(record, (Move(state.account(AccountKind.WALLET),
                                          funder_account(tx, funder), taken),),
                            lot_moves=takes),))
+        if release:
+            funding.release(tx.conn, funder, taken, tx.now)
         return taken
 
     return transact(ctx.engine, body)  # type: ignore[arg-type]
