@@ -149,6 +149,21 @@ def release(conn: Connection, funder: str, points: int, at: datetime) -> None:
         conn.execute(_RELEASE, {"f": funder, "p": points, "at": at})
 
 
+def charge_all(conn: Connection, points_by_funder: Mapping[str, int],
+               at: datetime) -> tuple[ChargeOutcome, ...]:
+    """``charge`` each funder of one operation, in funder order (the lock order: two earns that
+    charge the same two funders lock them in the same order, so they queue, never deadlock).
+    The first refusal raises; the caller's transaction rolls the others back."""
+    return tuple(charge(conn, funder, points, at)
+                 for funder, points in sorted(points_by_funder.items()) if points)
+
+
+def release_all(conn: Connection, points_by_funder: Mapping[str, int], at: datetime) -> None:
+    """``release`` each funder of one reversal, in funder order."""
+    for funder, points in sorted(points_by_funder.items()):
+        release(conn, funder, points, at)
+
+
 # --- finance: read and change the terms -----------------------------------------------------------
 def read(conn: Connection, funder: str) -> Funding | None:
     row = conn.execute(_READ, {"f": funder}).first()

@@ -103,6 +103,26 @@ def test_prepaid_refuses_past_its_balance_and_changes_nothing(gw: Gateway) -> No
     assert (f.issued_points, f.reversed_points, f.left_points) == (110, 110, 100)
 
 
+def test_charge_all_is_all_or_nothing(gw: Gateway) -> None:
+    s = gw.services
+    _set(gw, "grocery", mode="prepaid")
+    exposure.top_up(s.engine, s.clock, "grocery", 10, actor="finance:ana")
+    _set(gw, "coalition", mode="credit", limit_points=100)
+    now = s.clock.now()
+    with pytest.raises(FundingLimitReached) as refused:
+        transact(s.engine, lambda conn: funding.charge_all(
+            conn, {"grocery": 11, "coalition": 5, "fuel": 3}, now))
+    assert refused.value.funder == "grocery"
+    assert (_read(gw, "coalition").issued_points, _read(gw, "grocery").issued_points) == (0, 0)
+    outcomes = transact(s.engine, lambda conn: funding.charge_all(
+        conn, {"grocery": 10, "coalition": 5, "fuel": 3, "electronics": 0}, now))
+    assert [(o.funder, o.limited, o.left_points) for o in outcomes] == [
+        ("coalition", True, 95), ("fuel", False, None), ("grocery", True, 0)]
+    transact(s.engine, lambda conn: funding.release_all(conn, {"grocery": 4, "coalition": 5},
+                                                        now))
+    assert (_read(gw, "coalition").left_points, _read(gw, "grocery").left_points) == (100, 4)
+
+
 def test_alert_policy_lets_it_through_and_records_the_alert(gw: Gateway) -> None:
     _set(gw, "coalition", mode="credit", limit_points=10, policy="alert")
     assert _charge(gw, "coalition", 8) == ChargeOutcome("coalition", 8, True, 2)
