@@ -36,7 +36,9 @@ from gateway.settlement.service import (
     roll_up,
     settlement_report,
 )
-from tests.settlement.scenario import short_expiry_catalog
+from tests.settlement.scenario import FEB as WORKED_FEB
+from tests.settlement.scenario import JAN as WORKED_JAN
+from tests.settlement.scenario import run_worked_example, short_expiry_catalog
 from tests.support import harness
 from tests.support.bonus_postings import post_bonus, return_bonus
 from tests.support.harness import track
@@ -152,3 +154,20 @@ def test_a_report_without_promotions_hashes_as_before(tmp_path: Path) -> None:
     assert "promotion" not in body and "bonus_minor" not in body
     assert Report.from_canonical(body).canonical_json() == body
     assert report.funders() == ()
+
+
+# The worked example's reports as the code before promotions hashed them (measured on commit
+# 421adf2): a snapshot closed then must still reproduce its hash.
+BEFORE_PROMOTIONS = {
+    "20260101T000000Z-20260201T000000Z":
+        "c7284f6cf91b7ca448fe2d09a80edc13d67c462864580553843a39555a249f09",
+    "20260201T000000Z-20260301T000000Z":
+        "64a127ba6c3a05025dca9a623144531d7fd1082e07d397aa161665ba11dd01ad",
+}
+
+
+def test_the_worked_example_hashes_as_before_promotions(tmp_path: Path) -> None:
+    gw, _ = run_worked_example(tmp_path, close_january=False)
+    for period in (WORKED_JAN, WORKED_FEB):
+        report = settlement_report(gw.services.engine, gw.services.rules, period, "EUR")
+        assert report.sha256 == BEFORE_PROMOTIONS[period.id]
