@@ -26,6 +26,8 @@ from gateway.jobs import run_expiry
 from gateway.ledger import holds, service
 from gateway.ledger import model as m
 from gateway.ledger.enrolment import enrol_customer
+from gateway.promotions import funding
+from gateway.settlement.exposure import set_terms, top_up
 from gateway.settlement.model import Period, Report
 from gateway.settlement.service import close_period, settlement_report
 from tests.settlement.scenario import at, gateway_at
@@ -61,7 +63,9 @@ EVERYTHING = [("earn", "grocery", 600), ("earn", "electronics", 600),
               ("authorise", "fuel", 60), ("wait", 12, 0), ("close", "", 0),
               ("redeem", "electronics", 100), ("late", "grocery", 100), ("return", 4, 1)]
 PROMOTIONS = [("earn", "electronics", 333), ("bonus", "electronics", 50),
-              ("bonus", "coalition", 30), ("earn", "grocery", 70), ("bonus", "grocery", 7),
+              ("bonus", "electronics", 90), ("bonus", "electronics", 90),  # refused: line 150
+              ("bonus", "coalition", 30), ("bonus", "coalition", 20),  # past its 40: alerted
+              ("earn", "grocery", 70), ("bonus", "grocery", 7),
               ("redeem", "fuel", 120), ("close", "", 0), ("unbonus", 0, 20), ("unbonus", 1, 10),
               ("unbonus", 2, 3), ("bonus", "coalition", 1), ("wait", 12, 0), ("close", "", 0)]
 
@@ -81,6 +85,13 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
         for partner in PARTNERS:
             if partner != "grocery":
                 link_with_code(engine, clock, partner, customer(partner), member)
+        # Funding (docs/funding.md): the shop on a credit line, the coalition prepaid with the
+        # alert policy; the grocery and fuel have no terms (unlimited).
+        set_terms(engine, clock, "electronics", mode="credit", policy="refuse",
+                  limit_points=150, actor="prop")
+        set_terms(engine, clock, "coalition", mode="prepaid", policy="alert", limit_points=None,
+                  actor="prop")
+        top_up(engine, clock, "coalition", 40, actor="prop")
         purchases: list[tuple[str, int, str]] = []
         hold_ids: list[tuple[str, str]] = []
         awards: list[tuple[str, str, str, int]] = []  # (partner, award op, funder, points)
@@ -131,11 +142,11 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
                     funder = str(what)
                     partner = funder if funder != "coalition" else purchases[-1][0]
                     awards.append((partner, post_bonus(ledger, partner, member, funder, size,
-                                                       key), funder, size))
+                                                       key, charge=True), funder, size))
                 elif kind == "unbonus" and awards:
                     partner, award, funder, points = awards[int(str(what)) % len(awards)]
                     return_bonus(ledger, partner, member, award, funder,
-                                 min(size, points), key)
+                                 min(size, points), key, release=True)
                 elif kind == "wait":
                     clock.advance(timedelta(days=size, minutes=17))
                     run_expiry(ledger)
@@ -159,6 +170,19 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
         whole = Period(at(1), clock.now() + timedelta(days=1))
         for period in [*weeks, whole]:
             check(gw, settlement_report(engine, gw.services.rules, period, "EUR"))
+        # The funding counters, kept in the awarding transactions, agree with settlement's
+        # promotion lines over the whole history; a refuse funder never went past its line.
+        lines = {f.funder: f for f in settlement_report(engine, gw.services.rules, whole,
+                                                        "EUR").funders()}
+        with engine.connect() as conn:
+            for funder in ("electronics", "coalition"):
+                kept = funding.read(conn, funder)
+                assert kept is not None
+                line = lines.get(funder)
+                assert (kept.issued_points, kept.reversed_points) == (
+                    (line.points, line.returned_points) if line else (0, 0))
+            shop = funding.read(conn, "electronics")
+            assert shop is not None and shop.left_points >= 0 and shop.alerts == 0
 
 
 def check(gw, report: Report) -> None:  # type: ignore[no-untyped-def]
