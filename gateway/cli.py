@@ -263,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
     from gateway.members.cli import register as register_members
     from gateway.settlement.cli import register as register_settlement
+    from gateway.settlement.funding_cli import register as register_funding
 
     root = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -319,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
     list_doc.set_defaults(func=cmd_documents_list)
     register(sub, _context)
     register_settlement(sub, _services)
+    register_funding(sub, _services)
     register_members(sub, _context)
     return root
 

@@ -143,6 +143,12 @@ class StatementMalformedError(Error):
     column: str | None
 
 
+@strawberry.type
+class FundingLimitReachedError(Error):
+    funder: str
+    left_points: int
+
+
 _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.InvalidInput: InvalidInputError,
     domain.InvalidAmount: InvalidAmountError,
@@ -166,6 +172,7 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     settlement.PeriodClosed: PeriodClosedError,
     settlement.SettlementUnbalanced: SettlementUnbalancedError,
     settlement.StatementMalformed: StatementMalformedError,
+    domain.FundingLimitReached: FundingLimitReachedError,
 }
 # Where a GraphQL field's name differs from the domain error's attribute.
 _ATTRIBUTE = {"retry_after_seconds": "retry_after_s"}

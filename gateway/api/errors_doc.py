@@ -50,6 +50,8 @@ WHEN: dict[str, str] = {
     ErrorCode.SETTLEMENT_UNBALANCED: "the settlement report does not balance; nothing is closed",
     ErrorCode.STATEMENT_MALFORMED: "a line of the partner statement cannot be read; `field` "
     "names it",
+    ErrorCode.FUNDING_LIMIT_REACHED: "the campaign's funder has no funding left for these bonus "
+    "points (`funder`, `leftPoints`); nothing was posted (docs/funding.md)",
 }
 
 # Answers before any GraphQL runs (the HTTP status is the real answer; gql and Apollo clients

@@ -36,8 +36,8 @@ from gateway.core.errors import DomainError, Forbidden, InvalidInput, NotFound
 from gateway.core.ids import PartnerId
 from gateway.core.principal import Principal
 from gateway.limits import RateLimiter
+from gateway.settlement import exposure, service
 from gateway.settlement import model as sm
-from gateway.settlement import service
 from gateway.settlement.html import report_html
 from gateway.settlement.reconcile import reconcile, statement_csv
 from gateway.settlement.render import names
@@ -56,6 +56,12 @@ class SettlementFigures:
     donations_points: BigInt
     donations_minor: BigInt
     fee_minor: BigInt
+    promotion_points: BigInt = strawberry.field(
+        description="Bonus points the partner's own campaigns funded.")
+    promotion_minor: BigInt = strawberry.field(
+        description="Payable by the partner for them, at each earn's price (CEIL).")
+    promotion_returns_points: BigInt
+    promotion_returns_minor: BigInt = strawberry.field(description="Credited back (FLOOR).")
     net_minor: BigInt = strawberry.field(description="> 0: the coalition pays the partner.")
 
     @classmethod
@@ -94,6 +100,26 @@ class CoalitionSettlementLine:
     liability_change_points: BigInt
     liability_change_minor: BigInt
     margin_minor: BigInt
+    promotion_income_minor: BigInt = strawberry.field(
+        description="Partner funders pay for their campaigns' bonus points, net of reversals.")
+    bonus_returns_points: BigInt
+    bonus_minor: BigInt = strawberry.field(
+        description="The coalition's own campaigns: cost of their bonus points (CEIL).")
+    bonus_returns_minor: BigInt
+
+
+@strawberry.type(description="Bonus points one funder's campaigns issued in the period, and "
+                 "their cost at each earn's price. A partner funder pays netMinor to the "
+                 "coalition; the coalition's own campaigns are its own cost.")
+class PromotionFunderLine:
+    funder: strawberry.ID = strawberry.field(description="A partner id, or \"coalition\".")
+    points: BigInt
+    returned_points: BigInt
+    net_points: BigInt
+    minor: BigInt
+    returned_minor: BigInt
+    net_minor: BigInt
+    paid_by_funder: bool
 
 
 @strawberry.type
@@ -115,6 +141,36 @@ class SettlementReport:
     partners: list[PartnerSettlementLine]
     coalition: CoalitionSettlementLine | None
     matrix: list[SettlementMatrixCell]
+    promotions: list[PromotionFunderLine] = strawberry.field(
+        description="Promotion lines per funder (a partner-bound view: its own only).")
+
+
+@strawberry.type(description="A funder's funding account (docs/funding.md): points throughout; "
+                 "headroom leftPoints = limitPoints + fundedPoints - netIssuedPoints; "
+                 "exposurePoints = max(0, netIssuedPoints - fundedPoints). Money values them at "
+                 "the funder's issue price now (null for the coalition, which has none).")
+class FunderExposure:
+    funder: strawberry.ID = strawberry.field(description="A partner id, or \"coalition\".")
+    mode: str = strawberry.field(description="prepaid or credit.")
+    policy: str = strawberry.field(description="refuse or alert, past the headroom.")
+    limit_points: BigInt
+    funded_points: BigInt = strawberry.field(description="Top-ups or repayments received.")
+    issued_points: BigInt
+    reversed_points: BigInt
+    net_issued_points: BigInt
+    exposure_points: BigInt
+    left_points: BigInt
+    alerts: BigInt
+    net_issued_minor: BigInt | None = strawberry.field(description="CEIL at the price now.")
+    exposure_minor: BigInt | None = strawberry.field(description="CEIL at the price now.")
+    left_minor: BigInt | None = strawberry.field(description="FLOOR at the price now.")
+    updated_at: datetime
+
+
+@strawberry.type
+class FunderExposureList:
+    currency: str
+    funders: list[FunderExposure]
 
 
 @strawberry.input
@@ -140,6 +196,8 @@ CloseSettlementPeriodResult = Annotated[
     CloseSettlementPeriodSuccess | e.PeriodClosedError | e.SettlementUnbalancedError
     | _COMMON_UNION,
     strawberry.union("CloseSettlementPeriodResult")]
+FunderExposureResult = Annotated[
+    FunderExposureList | _COMMON_UNION, strawberry.union("FunderExposureResult")]
 SettlementStatementResult = Annotated[
     SettlementStatement | e.NotFoundError | _COMMON_UNION,
     strawberry.union("SettlementStatementResult")]
@@ -169,7 +227,12 @@ def _view(report: sm.Report, partner_id: str | None) -> SettlementReport:
                                      redeemer=strawberry.ID(m.redeemer),
                                      origin_name=name(m.origin), redeemer_name=name(m.redeemer),
                                      points=m.points, minor=m.minor)
-                for m in report.matrix if partner_id in (None, m.origin, m.redeemer)])
+                for m in report.matrix if partner_id in (None, m.origin, m.redeemer)],
+        promotions=[PromotionFunderLine(
+            funder=strawberry.ID(f.funder), points=f.points, returned_points=f.returned_points,
+            net_points=f.net_points, minor=f.minor, returned_minor=f.returned_minor,
+            net_minor=f.net_minor, paid_by_funder=f.pays)
+            for f in report.funders() if partner_id in (None, f.funder)])
 
 
 def _report(services: Services, period: sm.Period) -> sm.Report:
@@ -179,6 +242,7 @@ def _report(services: Services, period: sm.Period) -> sm.Report:
 
 _REPORT_ERRORS = errors_of(SettlementReportResult)
 _STATEMENT_ERRORS = errors_of(SettlementStatementResult)
+_EXPOSURE_ERRORS = errors_of(FunderExposureResult)
 _CLOSE_ERRORS = errors_of(CloseSettlementPeriodResult)
 _RECONCILE_ERRORS = errors_of(ReconcileStatementResult)
 
@@ -217,6 +281,22 @@ class SettlementQueries:
 
         result: SettlementStatementResult = await answer(c, _STATEMENT_ERRORS,
                                                          Scope.SETTLEMENT_READ, run)
+        return result
+
+    @strawberry.field(description="Every funder's funding and exposure (issue 12). Scope: "
+                      "settlement:read; a partner-bound client sees its own funder row only.")
+    async def funder_exposure(self, info: Info[Context, None]) -> FunderExposureResult:
+        c = info.context
+
+        async def run() -> FunderExposureList:
+            s = c.services
+            cur = s.settings.settlement_currency
+            rows = await c.run(exposure.funder_exposure, s.engine, s.rules, cur, s.clock.now(),
+                               c.principal)
+            return FunderExposureList(currency=cur, funders=[_exposure(x) for x in rows])
+
+        result: FunderExposureResult = await answer(c, _EXPOSURE_ERRORS, Scope.SETTLEMENT_READ,
+                                                    run)
         return result
 
 
@@ -263,6 +343,17 @@ class SettlementMutations:
         result: ReconcileStatementResult = await answer(c, _RECONCILE_ERRORS,
                                                         Scope.SETTLEMENT_READ, run)
         return result
+
+
+def _exposure(x: exposure.FunderExposure) -> FunderExposure:
+    f = x.funding
+    return FunderExposure(
+        funder=strawberry.ID(f.funder), mode=str(f.mode), policy=str(f.policy),
+        limit_points=f.limit_points, funded_points=f.funded_points,
+        issued_points=f.issued_points, reversed_points=f.reversed_points,
+        net_issued_points=f.net_issued_points, exposure_points=f.exposure_points,
+        left_points=f.left_points, alerts=f.alerts, net_issued_minor=x.net_issued_minor,
+        exposure_minor=x.exposure_minor, left_minor=x.left_minor, updated_at=f.updated_at)
 
 
 def _partner_for(principal: Principal, asked: str | None) -> PartnerId:

@@ -25,7 +25,8 @@ and name the input field, so a partner's developer can fix the call without read
     │   ├── CapExceeded              CAP_EXCEEDED         a cap leaves nothing to post
     │   ├── RedemptionNotAccepted    REDEMPTION_NOT_ACCEPTED  partner takes no points
     │   ├── NothingToReturn          NOTHING_TO_RETURN    purchase already fully returned
-    │   └── ConsentRequired          CONSENT_REQUIRED     a card number may earn, never spend
+    │   ├── ConsentRequired          CONSENT_REQUIRED     a card number may earn, never spend
+    │   └── FundingLimitReached      FUNDING_LIMIT_REACHED  a funder's funding is used up
     ├── Forbidden                    FORBIDDEN            token lacks the scope named
     │   (settlement adds, in gateway/settlement/errors.py: PeriodClosed(Conflict) PERIOD_CLOSED,
     │    SettlementUnbalanced SETTLEMENT_UNBALANCED, StatementMalformed(InvalidInput)
@@ -64,6 +65,7 @@ class ErrorCode(enum.StrEnum):
     PERIOD_CLOSED = "PERIOD_CLOSED"
     SETTLEMENT_UNBALANCED = "SETTLEMENT_UNBALANCED"
     STATEMENT_MALFORMED = "STATEMENT_MALFORMED"
+    FUNDING_LIMIT_REACHED = "FUNDING_LIMIT_REACHED"
 
 
 class DomainError(Exception):
@@ -205,3 +207,18 @@ class RateLimited(DomainError):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"rate limit reached; retry after {retry_after_s} s")
         self.retry_after_s = retry_after_s
+
+
+class FundingLimitReached(Rejected):
+    """Issue 12: a funder with the ``refuse`` policy has no headroom left for these points."""
+
+    code = ErrorCode.FUNDING_LIMIT_REACHED
+
+    def __init__(self, funder: str, points: int, left_points: int) -> None:
+        super().__init__(
+            f"funder {funder!r} has {max(left_points, 0)} points of funding left and this "
+            f"operation needs {points}; finance must top it up or raise its limit",
+            field="funder")
+        self.funder = funder
+        self.points = points
+        self.left_points = left_points

@@ -541,7 +541,43 @@ promotion_awards = Table(
     Index("ix_promotion_awards_funder", "funder", "recorded_at"),
 )
 
+# --- p12-money: funders' funding accounts (gateway.promotions.funding, issue 12) ---------------
+# One row per funder that has terms (no row: unlimited). Points throughout (docs/funding.md):
+# headroom = limit_points + funded_points - (issued_points - reversed_points). The counters move
+# in the transaction that issues or reverses the points (one conditional UPDATE: the row lock).
+funders = Table(
+    "funders",
+    metadata,
+    Column("funder", String(64), primary_key=True),  # a partner id, or "coalition"
+    Column("mode", String(16), nullable=False),  # prepaid | credit
+    Column("policy", String(16), nullable=False),  # refuse | alert
+    Column("limit_points", BigInteger, nullable=False),  # credit line; 0 when prepaid
+    Column("funded_points", BigInteger, nullable=False),  # top-ups / repayments received
+    Column("issued_points", BigInteger, nullable=False),
+    Column("reversed_points", BigInteger, nullable=False),
+    Column("alerts", BigInteger, nullable=False),  # charges let past the headroom (alert)
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("mode IN ('prepaid', 'credit')", name="ck_funders_mode"),
+    CheckConstraint("policy IN ('refuse', 'alert')", name="ck_funders_policy"),
+    CheckConstraint("limit_points >= 0 AND funded_points >= 0 AND issued_points >= 0 "
+                    "AND reversed_points >= 0", name="ck_funders_points"),
+)
+
+# Every change of a funder's terms, every top-up and every alert, with its actor (append-only).
+funding_events = Table(
+    "funding_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("funder", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # opened | terms | topup | alert
+    Column("points", BigInteger, nullable=False),
+    Column("detail", Text, nullable=False),  # canonical JSON
+    Index("ix_funding_events_funder", "funder", "id"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",
-                      "promotion_awards")
+                      "promotion_awards", "funding_events")

@@ -18,7 +18,7 @@ from fractions import Fraction
 import plotly.graph_objects as go
 
 from gateway.settlement.model import Report
-from gateway.settlement.render import major, names, period_title
+from gateway.settlement.render import major, names, period_title, promotion_rows
 
 COALITION = "Coalition"
 
@@ -73,6 +73,15 @@ def report_html(report: Report, partner_id: str | None = None, *,
                  f"<td class=\"net\">{major(c.net_minor)}</td></tr>"
                  f"<tr class=\"total\"><th>Total</th>{blank}"
                  f"<td class=\"net\">{major(total)}</td></tr>")
+    promotions = promotion_rows(report, partner_id)
+    promo_table = "" if not promotions else (
+        "<h2>Promotions by funder</h2><table id=\"promotion-lines\"><tr><th>funder</th>"
+        "<th>bonus points</th><th>reversed</th><th>net points</th>"
+        f"<th>cost ({cur})</th><th>paid by</th></tr>"
+        + "".join("<tr class=\"funder\">" + "".join(f"<td>{html.escape(v)}</td>" for v in row)
+                  + "</tr>" for row in promotions)
+        + "</table><p>A partner funder's cost is in its net above; the coalition's own "
+        "campaigns are its own cost.</p>")
     title = f"Settlement {period_title(report.period)}"
     digest = "" if partner_id else f"<p>SHA-256 <code>{report.sha256}</code></p>"
     return f"""<!doctype html>
@@ -86,6 +95,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head><b
 <th>net ({cur})</th></tr>{rows}</table>
 <p>Net &gt; 0: the coalition pays the partner. The coalition's line is what it keeps;
 together they sum to zero.</p>
+{promo_table}
 {chart_bars}
 {chart_heat}
 </body></html>

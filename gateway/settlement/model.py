@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from gateway.core.errors import InvalidInput
 
@@ -21,6 +21,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before the coalition: a typo, not
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_REPORT = timedelta(days=5 * 366)
 MAX_CLOSE = timedelta(days=366)  # a closed period is at most a year
+COALITION = "coalition"  # the funder of coalition-wide campaigns
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,10 @@ class Figures:
     """One partner's flows: in the period proper, or in one adjustment for a closed period.
 
     ``donations_*`` is the part of ``redeemed_*`` net of refunds received by a charity (a memo,
-    not counted twice in ``net_minor``)."""
+    not counted twice in ``net_minor``). ``promotion_*``: bonus points the partner's own
+    campaigns funded (issue 12), at the price of the rule version each earn was rated with; the
+    partner pays them to the coalition like issued points (CEIL), reversals are credited (FLOOR).
+    """
 
     issued_points: int = 0
     issued_minor: int = 0  # the partner pays (CEIL)
@@ -87,11 +91,31 @@ class Figures:
     donations_points: int = 0
     donations_minor: int = 0
     fee_minor: int = 0  # the partner pays the coalition (CEIL, signed)
+    promotion_points: int = 0  # bonus points its campaigns funded
+    promotion_minor: int = 0  # the partner (as funder) pays (CEIL)
+    promotion_returns_points: int = 0  # of them, reversed by returns
+    promotion_returns_minor: int = 0  # credited back to the funder (FLOOR)
+
+    # Added with issue 12: left out of the canonical form while zero, so a period without
+    # promotions hashes as it did before they existed (closed snapshots still verify).
+    LATER: ClassVar[frozenset[str]] = frozenset({
+        "promotion_points", "promotion_minor", "promotion_returns_points",
+        "promotion_returns_minor"})
 
     @property
     def net_minor(self) -> int:
         return (self.redeemed_minor - self.redeem_refunds_minor - self.fee_minor
-                - self.issued_minor + self.issue_returns_minor)
+                - self.issued_minor + self.issue_returns_minor
+                - self.promotion_minor + self.promotion_returns_minor)
+
+    @property
+    def promotion_net_points(self) -> int:
+        return self.promotion_points - self.promotion_returns_points
+
+    @property
+    def promotion_net_minor(self) -> int:
+        """What the partner pays for the bonus points it funded, net of reversals."""
+        return self.promotion_minor - self.promotion_returns_minor
 
     def plus(self, other: Figures) -> Figures:
         return Figures(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -124,11 +148,25 @@ class PartnerLine:
     def net_minor(self) -> int:
         return self.figures.net_minor + self.adjustments_minor
 
+    @property
+    def all_figures(self) -> Figures:
+        """The period proper plus every adjustment."""
+        total = self.figures
+        for a in self.adjustments:
+            total = total.plus(a.figures)
+        return total
+
 
 @dataclass(frozen=True, slots=True)
 class CoalitionLine:
     """The coalition's own position. ``net_minor`` is computed from the flows, independently of
-    the partner lines; ``margin_minor`` is the derived member of its breakdown (see docs)."""
+    the partner lines; ``margin_minor`` is the derived member of its breakdown (see docs).
+
+    Promotions (issue 12): ``promotion_income_minor`` is what partner funders pay for their
+    campaigns' bonus points, net of reversals (in ``net_minor``); ``bonus_*`` are the points the
+    coalition's own campaigns funded and their cost at the earns' prices, a memo (no money moves
+    between parties for them: the coalition pays their redemptions, which ``redemption_cost``
+    already holds, and their outstanding part is in ``liability_change``)."""
 
     issue_income_minor: int  # partners pay for points issued, net of returns
     redemption_cost_minor: int  # partners are paid for points redeemed, net of refunds
@@ -140,6 +178,44 @@ class CoalitionLine:
     liability_change_points: int
     liability_change_minor: int
     margin_minor: int
+    promotion_income_minor: int = 0
+    bonus_returns_points: int = 0
+    bonus_minor: int = 0  # CEIL, as a partner funder would pay
+    bonus_returns_minor: int = 0  # FLOOR
+
+    LATER: ClassVar[frozenset[str]] = frozenset({
+        "promotion_income_minor", "bonus_returns_points", "bonus_minor", "bonus_returns_minor"})
+
+    @property
+    def bonus_cost_minor(self) -> int:
+        """The coalition's own cost of its campaigns' bonus points, net of reversals."""
+        return self.bonus_minor - self.bonus_returns_minor
+
+
+@dataclass(frozen=True, slots=True)
+class FunderLine:
+    """One funder's promotions in a report (derived from the partner lines and the coalition's
+    line, never stored twice): bonus points its campaigns issued, those reversed, and their cost
+    net of reversals. ``pays``: a partner funder pays it to the coalition; the coalition's is
+    its own cost."""
+
+    funder: str  # a partner id, or "coalition"
+    points: int
+    returned_points: int
+    minor: int
+    returned_minor: int
+
+    @property
+    def net_points(self) -> int:
+        return self.points - self.returned_points
+
+    @property
+    def net_minor(self) -> int:
+        return self.minor - self.returned_minor
+
+    @property
+    def pays(self) -> bool:
+        return self.funder != COALITION
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +240,21 @@ class Report:
     def line(self, partner_id: str) -> PartnerLine | None:
         return next((p for p in self.partners if p.partner_id == partner_id), None)
 
+    def funders(self) -> tuple[FunderLine, ...]:
+        """The promotion lines: each partner that funded bonus points, then the coalition."""
+        lines = []
+        for p in self.partners:
+            f = p.all_figures
+            if f.promotion_points or f.promotion_returns_points:
+                lines.append(FunderLine(p.partner_id, f.promotion_points,
+                                        f.promotion_returns_points, f.promotion_minor,
+                                        f.promotion_returns_minor))
+        c = self.coalition
+        if c.bonus_points or c.bonus_returns_points:
+            lines.append(FunderLine(COALITION, c.bonus_points, c.bonus_returns_points,
+                                    c.bonus_minor, c.bonus_returns_minor))
+        return tuple(lines)
+
     def canonical(self) -> dict[str, Any]:
         plain: dict[str, Any] = _plain(self)
         return plain
@@ -183,7 +274,8 @@ class Report:
         data = json.loads(body)
 
         def figures(d: dict[str, Any]) -> Figures:
-            return Figures(**{f.name: int(d[f.name]) for f in dataclasses.fields(Figures)})
+            return Figures(**{f.name: int(d[f.name]) for f in dataclasses.fields(Figures)
+                              if f.name in d or f.name not in Figures.LATER})
 
         def stamp(text: str) -> datetime:
             return datetime.fromisoformat(text)
@@ -195,7 +287,9 @@ class Report:
                            figures(a["figures"])) for a in p["adjustments"]))
             for p in data["partners"])
         coalition = CoalitionLine(**{f.name: int(data["coalition"][f.name])
-                                     for f in dataclasses.fields(CoalitionLine)})
+                                     for f in dataclasses.fields(CoalitionLine)
+                                     if f.name in data["coalition"]
+                                     or f.name not in CoalitionLine.LATER})
         matrix = tuple(MatrixCell(m["origin"], m["redeemer"], int(m["points"]), int(m["minor"]))
                        for m in data["matrix"])
         return cls(period, str(data["currency"]), lines, coalition, matrix)
@@ -215,7 +309,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        later: frozenset[str] = getattr(type(value), "LATER", frozenset())
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+               if not (f.name in later and getattr(value, f.name) == 0)}
         for derived in ("net_minor", "adjustments_minor", "id"):
             if hasattr(type(value), derived) and isinstance(
                     getattr(type(value), derived), property):

@@ -20,6 +20,9 @@ LINE_COLUMNS = ("partner_id", "kind", "adjusts_period", "issued_points", "issued
                 "redeemed_minor", "redeem_refunds_points", "redeem_refunds_minor",
                 "donations_points", "donations_minor", "fee_minor", "net_minor", "name")
 FIGURE_COLUMNS = LINE_COLUMNS[3:-1]
+# Issue 12, after ``name`` so the columns before keep their places for existing readers.
+PROMOTION_COLUMNS = ("promotion_points", "promotion_minor", "promotion_returns_points",
+                     "promotion_returns_minor")
 
 
 def names(report: Report) -> Callable[[str], str]:
@@ -85,6 +88,10 @@ def report_text(report: Report, partner_id: str | None = None) -> str:
             f"breakage {c.breakage_points} points, bonuses {c.bonus_points} points, "
             f"outstanding liability change {c.liability_change_points} points",
             f"sha256 {report.sha256}"]
+    promotions = promotion_rows(report, partner_id)
+    if promotions:
+        lines += ["", table(["funder", "bonus points", "reversed", "net points", f"cost {cur}",
+                             "paid by"], promotions)]
     cells = [[name(m.origin), name(m.redeemer), str(m.points), major(m.minor)]
              for m in report.matrix
              if partner_id in (None, m.origin, m.redeemer)]
@@ -93,17 +100,29 @@ def report_text(report: Report, partner_id: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def promotion_rows(report: Report, partner_id: str | None = None) -> list[list[str]]:
+    """The promotion lines per funder: a partner funder pays its net cost to the coalition;
+    the coalition's own campaigns are its own cost (not shown to a partner-bound view)."""
+    name = names(report)
+    return [[name(f.funder) if f.pays else "Coalition", str(f.points), str(f.returned_points),
+             str(f.net_points), major(f.net_minor), "funder" if f.pays else "coalition (own)"]
+            for f in report.funders() if partner_id in (None, f.funder)]
+
+
 def report_csv(report: Report, partner_id: str | None = None) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(LINE_COLUMNS)
+    writer.writerow((*LINE_COLUMNS, *PROMOTION_COLUMNS))
     for p in _visible(report, partner_id):
         writer.writerow(_row(p, "", p.figures))
         for a in p.adjustments:
             writer.writerow(_row(p, a.period_id, a.figures))
     if partner_id is None:  # the coalition's line: the net_minor column sums to 0
+        c = report.coalition  # its promotion columns: its own campaigns (its own cost)
         writer.writerow(["coalition", "coalition", "", *([""] * len(FIGURE_COLUMNS[:-1])),
-                         str(report.coalition.net_minor), "Coalition"])
+                         str(c.net_minor), "Coalition", *(str(v) for v in (
+                             c.bonus_points, c.bonus_minor, c.bonus_returns_points,
+                             c.bonus_returns_minor))])
     return out.getvalue()
 
 
@@ -121,7 +140,7 @@ def report_json(report: Report, partner_id: str | None = None) -> str:
 
 def _row(p: PartnerLine, adjusts: str, f: Figures) -> list[str]:
     return [p.partner_id, p.kind, adjusts, *(str(getattr(f, c)) for c in FIGURE_COLUMNS),
-            p.name]
+            p.name, *(str(getattr(f, c)) for c in PROMOTION_COLUMNS)]
 
 
 def _visible(report: Report, partner_id: str | None) -> list[PartnerLine]:

@@ -27,6 +27,7 @@ from gateway.ledger.context import RuleSource
 from gateway.settlement import pricing, rollups
 from gateway.settlement.errors import PeriodClosed, SettlementUnbalanced
 from gateway.settlement.model import (
+    COALITION,
     Adjustment,
     ClosedPeriod,
     CoalitionLine,
@@ -55,6 +56,14 @@ class _Cell:
 
 
 @dataclass
+class _Priced:
+    figures: Figures = field(default_factory=Figures)
+
+    def add(self, more: Figures) -> None:
+        self.figures = self.figures.plus(more)
+
+
+@dataclass
 class _Flows:
     """What the grouped transfer rows say, classified by account."""
 
@@ -63,7 +72,9 @@ class _Flows:
     redeemed_net: dict[tuple[str, str | None], int] = field(
         default_factory=lambda: defaultdict(int))
     breakage: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    bonus_points: int = 0
+    # Bonus points by funder (a partner id, or COALITION) and the earn's price key.
+    promotions: dict[tuple[str, str, str | None, int | None, str | None], _Issue] = field(
+        default_factory=lambda: defaultdict(_Issue))
     member_change: int = 0
 
 
@@ -120,14 +131,25 @@ def _classify(rows: Iterable[FlowRow], known: dict[int, LedgerAccount]) -> _Flow
             flows.redeemed_net[(str(debit.partner_id), row.adjusts)] -= row.points
         elif credit is not None and credit.kind == "breakage":
             flows.breakage[row.partner_id] += row.points
-        elif debit is not None and debit.kind == "bonus":
-            flows.bonus_points += row.points
+        elif debit is not None and debit.kind in FUNDER_KINDS:
+            flows.promotions[(_funder(debit), *key)].issued += row.points
+        elif credit is not None and credit.kind in FUNDER_KINDS:
+            flows.promotions[(_funder(credit), *key)].returned += row.points
         else:
             side = debit or credit
             raise SettlementUnbalanced(
                 f"no settlement rule for a {row.kind} touching a {side.kind if side else '?'} "
                 "account; the report would not be complete")
     return flows
+
+
+FUNDER_KINDS = ("promotions", "bonus")
+
+
+def _funder(account: LedgerAccount) -> str:
+    """``partner:<id>:promotions`` is funded by that partner, ``coalition:bonus`` by the
+    coalition (decision 020)."""
+    return COALITION if account.kind == "bonus" else str(account.partner_id)
 
 
 def _assemble(partner_rows: list[tuple[str, str, str]], rules: RuleSource, period: Period,
@@ -143,6 +165,21 @@ def _assemble(partner_rows: list[tuple[str, str, str]], rules: RuleSource, perio
             issued_points=issue.issued, issued_minor=pricing.pay(issue.issued, per_point),
             issue_returns_points=issue.returned,
             issue_returns_minor=pricing.paid(issue.returned, per_point)))
+        issued_net[partner] += issue.issued - issue.returned
+    bonus = _Priced()
+    for (funder, partner, rule_partner, version, adjusts), issue in flows.promotions.items():
+        # At the price of the rule version the earn was rated with (a return: its earn's).
+        price = pricing.prices(rules, partner, rule_partner, version, currency)
+        per_point = price.price_per_point_issued_minor
+        priced = Figures(
+            promotion_points=issue.issued, promotion_minor=pricing.pay(issue.issued, per_point),
+            promotion_returns_points=issue.returned,
+            promotion_returns_minor=pricing.paid(issue.returned, per_point))
+        if funder == COALITION:
+            bonus.add(priced)
+        else:
+            figures[(funder, adjusts)] = figures[(funder, adjusts)].plus(priced)
+        # Bonus points join the earn's lot: the earning partner's points outstanding.
         issued_net[partner] += issue.issued - issue.returned
 
     kinds = {pid: kind for pid, _, kind in partner_rows}
@@ -173,7 +210,8 @@ def _assemble(partner_rows: list[tuple[str, str, str]], rules: RuleSource, perio
 
     _check_points(check, flows.redeemed_net)
     lines = _lines(partner_rows, figures, closed)
-    coalition = _coalition(rules, period, currency, figures, flows, issued_net, redeemed_from)
+    coalition = _coalition(rules, period, currency, figures, flows, issued_net, redeemed_from,
+                           bonus.figures)
     total = sum(line.net_minor for line in lines) + coalition.net_minor
     if total != 0:
         raise SettlementUnbalanced(
@@ -210,8 +248,10 @@ def _lines(partner_rows: list[tuple[str, str, str]],
 
 def _coalition(rules: RuleSource, period: Period, currency: str,
                figures: dict[tuple[str, str | None], Figures], flows: _Flows,
-               issued_net: dict[str, int], redeemed_from: dict[str, int]) -> CoalitionLine:
+               issued_net: dict[str, int], redeemed_from: dict[str, int],
+               bonus: Figures) -> CoalitionLine:
     income = sum(f.issued_minor - f.issue_returns_minor for f in figures.values())
+    promotion_income = sum(f.promotion_net_minor for f in figures.values())
     cost = sum(f.redeemed_minor - f.redeem_refunds_minor for f in figures.values())
     fees = sum(f.fee_minor for f in figures.values())
     breakage_minor = liability_minor = 0
@@ -224,10 +264,14 @@ def _coalition(rules: RuleSource, period: Period, currency: str,
         liability_minor += pricing.paid(outstanding, per_point)
     return CoalitionLine(
         issue_income_minor=income, redemption_cost_minor=cost, fees_minor=fees,
-        net_minor=income - cost + fees, breakage_points=sum(flows.breakage.values()),
-        breakage_minor=breakage_minor, bonus_points=flows.bonus_points,
+        net_minor=income + promotion_income - cost + fees,
+        breakage_points=sum(flows.breakage.values()),
+        breakage_minor=breakage_minor, bonus_points=bonus.promotion_points,
         liability_change_points=flows.member_change, liability_change_minor=liability_minor,
-        margin_minor=income - cost - breakage_minor - liability_minor)
+        margin_minor=income + promotion_income - cost - breakage_minor - liability_minor,
+        promotion_income_minor=promotion_income,
+        bonus_returns_points=bonus.promotion_returns_points, bonus_minor=bonus.promotion_minor,
+        bonus_returns_minor=bonus.promotion_returns_minor)
 
 
 # --- the commands -------------------------------------------------------------------------------

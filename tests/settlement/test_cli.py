@@ -36,8 +36,8 @@ def test_report_close_export_reconcile(tmp_path: Path, capsys: pytest.CaptureFix
     assert "net-positions" in (tmp_path / "r.html").read_text()
     code, text = run(gw, ["settlement", "report", *PERIOD, "--format", "csv"])
     assert text.splitlines()[2] == (
-        "electronics,merchant,,333,367,0,0,100,100,0,0,0,0,2,-269,Volt Electronics")
-    assert text.splitlines()[5] == "coalition,coalition,,,,,,,,,,,,,288,Coalition"
+        "electronics,merchant,,333,367,0,0,100,100,0,0,0,0,2,-269,Volt Electronics,0,0,0,0")
+    assert text.splitlines()[5] == "coalition,coalition,,,,,,,,,,,,,288,Coalition,0,0,0,0"
     code, body = run(gw, ["settlement", "report", *PERIOD, "--format", "json"])
     digest = json.loads(body)["sha256"]
     code, text = run(gw, ["settlement", "close", *PERIOD, "--actor", "finance@test"])

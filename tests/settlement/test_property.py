@@ -3,7 +3,10 @@ origin → redeemer matrix equals each partner's redeemed points (net of refunds
 equal what the ledger's transfers into and out of its redeemed account say.
 
 Operations go through the real ledger services (earn, redeem, authorise/capture/void, returns,
-expiry of holds and lots, late earns), with periods closed along the way."""
+expiry of holds and lots, late earns), with periods closed along the way; bonus points funded by
+the earning partner or by the coalition, and returns of them, are posted as decision 020 lays
+them out (tests/support/bonus_postings.py, through the ledger's apply step). Every funder's
+promotion line then matches the transfers out of and back into its account."""
 
 from __future__ import annotations
 
@@ -23,9 +26,12 @@ from gateway.jobs import run_expiry
 from gateway.ledger import holds, service
 from gateway.ledger import model as m
 from gateway.ledger.enrolment import enrol_customer
+from gateway.promotions import funding
+from gateway.settlement.exposure import set_terms, top_up
 from gateway.settlement.model import Period, Report
 from gateway.settlement.service import close_period, settlement_report
 from tests.settlement.scenario import at, gateway_at
+from tests.support.bonus_postings import post_bonus, return_bonus
 from tests.support.members import link_with_code
 
 PARTNERS = {"grocery": ("UAH", 1000), "electronics": ("EUR", 100), "fuel": ("UAH", 2000),
@@ -41,6 +47,8 @@ step = st.one_of(
     st.tuples(st.just("late"), st.sampled_from(EARNERS), st.integers(1, 400)),
     st.tuples(st.just("wait"), st.integers(0, 12), st.just(0)),
     st.tuples(st.just("close"), st.just(""), st.just(0)),
+    st.tuples(st.just("bonus"), st.sampled_from([*EARNERS, "coalition"]), st.integers(1, 90)),
+    st.tuples(st.just("unbonus"), st.integers(0, 30), st.integers(1, 90)),
 )
 
 
@@ -54,9 +62,16 @@ EVERYTHING = [("earn", "grocery", 600), ("earn", "electronics", 600),
               ("late", "fuel", 300), ("return", 0, 2), ("return", 1, 3), ("redeem", "fuel", 50),
               ("authorise", "fuel", 60), ("wait", 12, 0), ("close", "", 0),
               ("redeem", "electronics", 100), ("late", "grocery", 100), ("return", 4, 1)]
+PROMOTIONS = [("earn", "electronics", 333), ("bonus", "electronics", 50),
+              ("bonus", "electronics", 90), ("bonus", "electronics", 90),  # refused: line 150
+              ("bonus", "coalition", 30), ("bonus", "coalition", 20),  # past its 40: alerted
+              ("earn", "grocery", 70), ("bonus", "grocery", 7),
+              ("redeem", "fuel", 120), ("close", "", 0), ("unbonus", 0, 20), ("unbonus", 1, 10),
+              ("unbonus", 2, 3), ("bonus", "coalition", 1), ("wait", 12, 0), ("close", "", 0)]
 
 
 @example(EVERYTHING)
+@example(PROMOTIONS)
 @example([*EVERYTHING[:5], ("close", "", 0), ("authorise", "grocery", 300), ("capture", 0, 0),
           ("return", 0, 1), ("return", 1, 1)])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,8 +85,16 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
         for partner in PARTNERS:
             if partner != "grocery":
                 link_with_code(engine, clock, partner, customer(partner), member)
+        # Funding (docs/funding.md): the shop on a credit line, the coalition prepaid with the
+        # alert policy; the grocery and fuel have no terms (unlimited).
+        set_terms(engine, clock, "electronics", mode="credit", policy="refuse",
+                  limit_points=150, actor="prop")
+        set_terms(engine, clock, "coalition", mode="prepaid", policy="alert", limit_points=None,
+                  actor="prop")
+        top_up(engine, clock, "coalition", 40, actor="prop")
         purchases: list[tuple[str, int, str]] = []
         hold_ids: list[tuple[str, str]] = []
+        awards: list[tuple[str, str, str, int]] = []  # (partner, award op, funder, points)
         weeks = [Period(at(1) + timedelta(weeks=i), at(1) + timedelta(weeks=i + 1))
                  for i in range(12)]
         closed = 0
@@ -115,6 +138,15 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
                     service.return_purchase(ledger, m.ReturnPurchase(
                         partner, purchase, Money(max(1, amount // size),
                                                  PARTNERS[partner][0]), key))
+                elif kind == "bonus" and purchases:
+                    funder = str(what)
+                    partner = funder if funder != "coalition" else purchases[-1][0]
+                    awards.append((partner, post_bonus(ledger, partner, member, funder, size,
+                                                       key, charge=True), funder, size))
+                elif kind == "unbonus" and awards:
+                    partner, award, funder, points = awards[int(str(what)) % len(awards)]
+                    return_bonus(ledger, partner, member, award, funder,
+                                 min(size, points), key, release=True)
                 elif kind == "wait":
                     clock.advance(timedelta(days=size, minutes=17))
                     run_expiry(ledger)
@@ -128,6 +160,7 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
             except DomainError as exc:
                 done.append(f"refused {kind} {exc.code}")  # changes nothing; go on
             clock.advance(timedelta(minutes=1))
+        event(f"bonus postings: {min(len(awards), 2)}")
         event(f"captures: {min(done.count('capture'), 2)}")
         for refused in sorted({d for d in done if d.startswith("refused")}):
             event(refused)
@@ -137,6 +170,19 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
         whole = Period(at(1), clock.now() + timedelta(days=1))
         for period in [*weeks, whole]:
             check(gw, settlement_report(engine, gw.services.rules, period, "EUR"))
+        # The funding counters, kept in the awarding transactions, agree with settlement's
+        # promotion lines over the whole history; a refuse funder never went past its line.
+        lines = {f.funder: f for f in settlement_report(engine, gw.services.rules, whole,
+                                                        "EUR").funders()}
+        with engine.connect() as conn:
+            for funder in ("electronics", "coalition"):
+                kept = funding.read(conn, funder)
+                assert kept is not None
+                line = lines.get(funder)
+                assert (kept.issued_points, kept.reversed_points) == (
+                    (line.points, line.returned_points) if line else (0, 0))
+            shop = funding.read(conn, "electronics")
+            assert shop is not None and shop.left_points >= 0 and shop.alerts == 0
 
 
 def check(gw, report: Report) -> None:  # type: ignore[no-untyped-def]
@@ -149,6 +195,32 @@ def check(gw, report: Report) -> None:  # type: ignore[no-untyped-def]
         assert sum(c.points for c in cells) == redeemed == redeemed_by_transfers(
             gw, line.partner_id, report.period)
         assert sum(c.minor for c in cells) == minor
+    funders = {f.funder: f for f in report.funders()}
+    for funder in [*EARNERS, "coalition"]:
+        issued, returned = funded_by_transfers(gw, funder, report.period)
+        line = funders.get(funder)
+        assert (line.points, line.returned_points) == (issued, returned) if line else (
+            issued, returned) == (0, 0)
+        if line is not None and funder != "coalition":
+            f = report.line(funder)
+            assert f is not None and f.all_figures.promotion_net_minor == line.net_minor
+
+
+def funded_by_transfers(gw, funder: str, period: Period) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Points out of (issued) and back into (reversed) the funder's account in ``period``."""
+    code = "coalition:bonus" if funder == "coalition" else f"partner:{funder}:promotions"
+    with gw.services.engine.connect() as conn:
+        account = conn.execute(select(t.accounts.c.id).where(t.accounts.c.code == code)).scalar()
+        ops = t.operations
+
+        def total(column):  # type: ignore[no-untyped-def]
+            return int(conn.execute(
+                select(func.coalesce(func.sum(t.transfers.c.amount), 0))
+                .select_from(t.transfers.join(ops, ops.c.id == t.transfers.c.operation_id))
+                .where(column == account, ops.c.recorded_at >= period.start,
+                       ops.c.recorded_at < period.end)).scalar_one())
+
+        return total(t.transfers.c.debit_account_id), total(t.transfers.c.credit_account_id)
 
 
 def redeemed_by_transfers(gw, partner: str, period: Period) -> int:  # type: ignore[no-untyped-def]
