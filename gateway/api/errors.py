@@ -143,6 +143,11 @@ class StatementMalformedError(Error):
     column: str | None
 
 
+@strawberry.type
+class CampaignExistsError(Error):
+    pass
+
+
 _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.InvalidInput: InvalidInputError,
     domain.InvalidAmount: InvalidAmountError,
@@ -166,6 +171,7 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     settlement.PeriodClosed: PeriodClosedError,
     settlement.SettlementUnbalanced: SettlementUnbalancedError,
     settlement.StatementMalformed: StatementMalformedError,
+    domain.CampaignExists: CampaignExistsError,
 }
 # Where a GraphQL field's name differs from the domain error's attribute.
 _ATTRIBUTE = {"retry_after_seconds": "retry_after_s"}

@@ -64,6 +64,7 @@ class ErrorCode(enum.StrEnum):
     PERIOD_CLOSED = "PERIOD_CLOSED"
     SETTLEMENT_UNBALANCED = "SETTLEMENT_UNBALANCED"
     STATEMENT_MALFORMED = "STATEMENT_MALFORMED"
+    CAMPAIGN_EXISTS = "CAMPAIGN_EXISTS"
 
 
 class DomainError(Exception):
@@ -205,3 +206,14 @@ class RateLimited(DomainError):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"rate limit reached; retry after {retry_after_s} s")
         self.retry_after_s = retry_after_s
+
+
+class CampaignExists(Conflict):
+    """createCampaign with an id the partner already used for a different definition (the same
+    definition again is a retry and answers the stored version 1)."""
+
+    code = ErrorCode.CAMPAIGN_EXISTS
+
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__(f"campaign {campaign_id!r} already exists with another definition: "
+                         "change it with publishCampaignVersion", field="id")
