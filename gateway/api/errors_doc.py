@@ -50,6 +50,8 @@ WHEN: dict[str, str] = {
     ErrorCode.SETTLEMENT_UNBALANCED: "the settlement report does not balance; nothing is closed",
     ErrorCode.STATEMENT_MALFORMED: "a line of the partner statement cannot be read; `field` "
     "names it",
+    ErrorCode.CAMPAIGN_EXISTS: "createCampaign with an id you used for another definition (the "
+    "same definition again answers the stored version 1); `field` is `id`",
 }
 
 # Answers before any GraphQL runs (the HTTP status is the real answer; gql and Apollo clients

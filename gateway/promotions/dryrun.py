@@ -10,8 +10,9 @@ does not keep is said in the result rather than guessed:
 - the basket's lines are not stored: each purchase is one uncategorised line, so ``basketHas``
   and category or SKU effects cannot match;
 - member facts (tier, segments, birth month, purchase count, referral, coupons) are not read:
-  a condition on them counts as not matching, and ``operations_with_unknown_facts`` says how
-  many scanned earns the draft would have needed one for;
+  a condition on them counts as not matching (so such a draft matches nothing), and
+  ``operations_with_unknown_facts`` says how many earns met every other condition: how many
+  the draft could reach at most;
 - the base points are the operation's ``points`` (what the member got, after the rule's caps).
 
 Costs are exact: points times the operation's rule version ``price_per_point_issued_minor``
@@ -41,7 +42,8 @@ NOTES = (
     "the draft is replayed as if in force over the whole period (its validity is ignored)",
     "each purchase is one uncategorised line: lines are not stored",
     "member facts (tier, segments, birth month, purchase count, referral, coupons) are not "
-    "read: conditions on them count as not matching",
+    "read: conditions on them count as not matching; operationsWithUnknownFacts counts the "
+    "earns that met every other condition",
     "costs: points x the price per point issued of the rule version each earn used, rounded "
     "once, half-even",
 )
@@ -133,10 +135,14 @@ def simulate_campaign(db: Engine, rule_of: RuleOf, draft: m.Campaign, *, partner
                       since: datetime, until: datetime, chunk: int = CHUNK,
                       progress: Progress | None = None) -> CampaignDryRun:
     """Replay the partner's earns in ``[since, until)`` through the draft alone."""
-    in_force = dataclasses.replace(draft, valid_from=since, valid_until=None)
-    compiled = engine.compile_campaigns([in_force])
     unknown = tuple(sorted({_UNKNOWN[type(c)] for c in draft.audience + draft.conditions
                             if type(c) in _UNKNOWN}))
+    # With unknown facts the draft matches nothing; what it could reach is what meets the rest.
+    in_force = dataclasses.replace(
+        draft, valid_from=since, valid_until=None,
+        audience=tuple(c for c in draft.audience if type(c) not in _UNKNOWN),
+        conditions=tuple(c for c in draft.conditions if type(c) not in _UNKNOWN))
+    compiled = engine.compile_campaigns([in_force])
     used = _Usage(draft.id)
     scanned = matched = with_unknown = 0
     members: set[str] = set()  # bounded by the members reached, not by the rows read
@@ -148,8 +154,6 @@ def simulate_campaign(db: Engine, rule_of: RuleOf, draft: m.Campaign, *, partner
             candidates = compiled.candidates(partner_id, op.channel, op.occurred_at)
             if not candidates or op.member_id is None:
                 continue
-            if unknown:
-                with_unknown += 1
             rule = rule_of(partner_id, op.rule_version)
             purchase = m.PurchaseContext(partner_id, op.channel, op.occurred_at,
                                          op.amount_minor, op.currency,
@@ -157,6 +161,9 @@ def simulate_campaign(db: Engine, rule_of: RuleOf, draft: m.Campaign, *, partner
             facts = m.MemberFacts(op.member_id, purchases_at_partner=-1)  # never an n-th
             outcome = engine.evaluate(candidates, purchase, facts,
                                       {draft.id: used.of(op.member_id, op.occurred_at)}, rule)
+            if unknown:
+                with_unknown += bool(outcome.awards)
+                continue
             skipped.update(s.reason for s in outcome.skips)
             points = outcome.bonus_points
             if outcome.awards:
