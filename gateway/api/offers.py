@@ -26,7 +26,6 @@ from gateway.auth.scopes import Scope
 from gateway.core.errors import InvalidInput
 from gateway.promotions import codec, dryrun, manage
 from gateway.promotions import model as m
-from gateway.promotions.parsing import qualified_id
 
 MAX_DAYS = 366
 
@@ -152,11 +151,13 @@ class StackingInput:
 @strawberry.input(description="A campaign definition (docs/campaigns.md): the same shape as a "
                   "campaign file for the CLI.")
 class CampaignInput:
-    id: str = strawberry.field(description="Your id for it (a-z, 0-9, '.', '_', '-'); a retry "
-                               "with the same definition answers the same version 1.")
     name: str
     valid_from: datetime
     effects: list[EffectInput]
+    id: str | None = strawberry.field(
+        default=None, description="Your id for it (a-z, 0-9, '.', '_', '-'): required to "
+        "create (a retry with the same definition answers the same version 1); optional when "
+        "publishing a version (campaignId names it).")
     description: str | None = None
     trigger: m.Trigger | None = None
     valid_until: datetime | None = None
@@ -201,8 +202,18 @@ class Campaign:
             published_at=p.published_at, definition=codec.dumps(c))
 
 
-@strawberry.type
-class CampaignSuccess:
+@strawberry.type(description="Version 1 of the new campaign (or, on a retry, the stored one).")
+class CreateCampaignSuccess:
+    campaign: Campaign
+
+
+@strawberry.type(description="The version just published.")
+class PublishCampaignVersionSuccess:
+    campaign: Campaign
+
+
+@strawberry.type(description="The version that ends it (or the one that already did).")
+class EndCampaignSuccess:
     campaign: Campaign
 
 
@@ -269,13 +280,13 @@ class CampaignDryRunResult:
 
 
 _MANAGE = e.InvalidInputError | e.ForbiddenError
-CreateCampaignResult = Annotated[CampaignSuccess | e.CampaignExistsError | _MANAGE,
+CreateCampaignResult = Annotated[CreateCampaignSuccess | e.CampaignExistsError | _MANAGE,
                                  strawberry.union("CreateCampaignResult")]
-PublishCampaignVersionResult = Annotated[CampaignSuccess | e.NotFoundError | _MANAGE,
+PublishCampaignVersionResult = Annotated[PublishCampaignVersionSuccess | e.NotFoundError | _MANAGE,
                                          strawberry.union("PublishCampaignVersionResult")]
-EndCampaignResult = Annotated[CampaignSuccess | e.NotFoundError | _MANAGE,
+EndCampaignResult = Annotated[EndCampaignSuccess | e.NotFoundError | _MANAGE,
                               strawberry.union("EndCampaignResult")]
-CampaignResult = Annotated[CampaignDetails | e.NotFoundError | e.ForbiddenError,
+CampaignResult = Annotated[CampaignDetails | e.NotFoundError | _MANAGE,
                            strawberry.union("CampaignResult")]
 CampaignsResult = Annotated[CampaignConnection | _MANAGE, strawberry.union("CampaignsResult")]
 SimulateCampaignResult = Annotated[CampaignDryRunResult | _MANAGE,
@@ -371,11 +382,11 @@ class OfferMutations:
                               input: CampaignInput) -> CreateCampaignResult:
         c = info.context
 
-        async def run() -> CampaignSuccess:
+        async def run() -> CreateCampaignSuccess:
             draft = _parse(c, input)
             stored = await c.run(manage.create, c.services.engine, draft, actor=_actor(c),
                                  now=c.services.clock.now())
-            return CampaignSuccess(campaign=Campaign.of(stored))
+            return CreateCampaignSuccess(campaign=Campaign.of(stored))
 
         result: CreateCampaignResult = await answer(c, errors_of(CreateCampaignResult),
                                                     Scope.OFFERS_MANAGE, run)
@@ -387,14 +398,11 @@ class OfferMutations:
                                        input: CampaignInput) -> PublishCampaignVersionResult:
         c = info.context
 
-        async def run() -> CampaignSuccess:
-            draft = _parse(c, input)
-            if draft.id != qualified_id(c.partner_id, str(campaign_id)):
-                raise InvalidInput("input.id must name the campaign being changed",
-                                   field="id")
-            stored = await c.run(manage.publish, c.services.engine, c.partner_id, draft,
-                                 actor=_actor(c), now=c.services.clock.now())
-            return CampaignSuccess(campaign=Campaign.of(stored))
+        async def run() -> PublishCampaignVersionSuccess:
+            stored = await c.run(manage.publish, c.services.engine, c.partner_id,
+                                 str(campaign_id), _plain(input), actor=_actor(c),
+                                 now=c.services.clock.now())
+            return PublishCampaignVersionSuccess(campaign=Campaign.of(stored))
 
         result: PublishCampaignVersionResult = await answer(
             c, errors_of(PublishCampaignVersionResult), Scope.OFFERS_MANAGE, run)
@@ -406,10 +414,10 @@ class OfferMutations:
                            at: datetime | None = None) -> EndCampaignResult:
         c = info.context
 
-        async def run() -> CampaignSuccess:
+        async def run() -> EndCampaignSuccess:
             stored = await c.run(manage.end, c.services.engine, c.partner_id, str(campaign_id),
                                  at, actor=_actor(c), now=c.services.clock.now())
-            return CampaignSuccess(campaign=Campaign.of(stored))
+            return EndCampaignSuccess(campaign=Campaign.of(stored))
 
         result: EndCampaignResult = await answer(c, errors_of(EndCampaignResult),
                                                  Scope.OFFERS_MANAGE, run)

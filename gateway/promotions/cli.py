@@ -22,7 +22,7 @@ from typing import Any, Protocol, TextIO
 from sqlalchemy import Engine
 
 from gateway.core.clock import Clock
-from gateway.core.errors import DomainError, InvalidInput
+from gateway.core.errors import DomainError, InvalidInput, NotFound
 from gateway.promotions import codec, dryrun, manage
 from gateway.promotions import model as m
 from partners.config import RuleVersion
@@ -121,13 +121,13 @@ def _actor(args: argparse.Namespace) -> str:
 
 
 def _publish(args: argparse.Namespace, context: Context, out: TextIO) -> int:
-    draft = manage.parse(read_file(args.file), owner=args.owner)
+    raw = read_file(args.file)
+    draft = manage.parse(raw, owner=args.owner)
     now = context.clock.now()
     try:
-        stored = manage.publish(context.engine, args.owner, draft, actor=_actor(args), now=now)
-    except DomainError as missing:
-        if missing.field != "campaignId":
-            raise
+        stored = manage.publish(context.engine, args.owner, draft.id, raw, actor=_actor(args),
+                                now=now)
+    except NotFound:
         stored = manage.create(context.engine, draft, actor=_actor(args), now=now)
     c = stored.campaign
     out.write(f"published {c.id} v{c.version} ({c.owner}), in force "

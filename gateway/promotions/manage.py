@@ -25,6 +25,7 @@ from gateway.core.errors import CampaignExists, InvalidInput, NotFound
 from gateway.db.tables import campaign_versions, campaigns
 from gateway.db.uow import UnitOfWork
 from gateway.promotions import codec, repository, validation
+from gateway.promotions import model as m
 from gateway.promotions.model import Campaign
 from gateway.promotions.parsing import parse_campaign, qualified_id
 
@@ -63,12 +64,21 @@ def create(engine: Engine, campaign: Campaign, *, actor: str, now: datetime) -> 
     return Published(stored, now, actor)
 
 
-def publish(engine: Engine, owner: str, campaign: Campaign, *, actor: str,
-            now: datetime) -> Published:
-    """The next version of an existing campaign of ``owner`` (``campaign.id`` names it)."""
+def publish(engine: Engine, owner: str, campaign_id: str, raw: Mapping[str, Any], *,
+            actor: str, now: datetime) -> Published:
+    """The next version of ``owner``'s campaign ``campaign_id``, defined by ``raw`` (its ``id``,
+    if given, names the same campaign). ``NotFound`` comes before any input check, so another
+    owner's id answers exactly like a missing one."""
     with UnitOfWork(engine) as uow:
-        _own(uow.conn, owner, campaign.id)
-        stored = repository.publish_version(uow.conn, campaign, actor=actor, now=now)
+        stored_id = _own(uow.conn, owner, campaign_id)
+        given = raw.get("id")
+        if given is not None and (not isinstance(given, str)
+                                  or qualified_id(owner, given) != stored_id):
+            raise InvalidInput("id must name the campaign being changed (or be omitted)",
+                               field="id")
+        local = stored_id.removeprefix(f"{owner}:") if owner != m.COALITION else stored_id
+        draft = parse({**raw, "id": local}, owner=owner)
+        stored = repository.publish_version(uow.conn, draft, actor=actor, now=now)
         uow.commit()
     return Published(stored, now, actor)
 
@@ -138,7 +148,7 @@ def _own(conn: Connection, owner: str, campaign_id: str) -> str:
     """The stored id of ``owner``'s campaign, or ``NotFound`` (another owner's looks missing)."""
     stored_id = qualified_id(owner, campaign_id)
     if repository.owner_of(conn, stored_id) != owner:
-        raise NotFound(f"no campaign {campaign_id!r}", field="campaignId")
+        raise NotFound("no campaign of yours has this id", field="campaignId")
     return stored_id
 
 

@@ -23,12 +23,12 @@ ERROR = "... on Error { code message field }"
 CAMPAIGN = "id version name owner funder trigger validFrom validUntil partners channels " \
            "budgetPoints maxRewards exclusive priority publishedAt definition"
 CREATE = f"""mutation($input: CampaignInput!) {{ createCampaign(input: $input) {{ __typename
-  ... on CampaignSuccess {{ campaign {{ {CAMPAIGN} }} }} {ERROR} }} }}"""
+  ... on CreateCampaignSuccess {{ campaign {{ {CAMPAIGN} }} }} {ERROR} }} }}"""
 PUBLISH = f"""mutation($id: ID!, $input: CampaignInput!) {{
   publishCampaignVersion(campaignId: $id, input: $input) {{ __typename
-  ... on CampaignSuccess {{ campaign {{ {CAMPAIGN} }} }} {ERROR} }} }}"""
+  ... on PublishCampaignVersionSuccess {{ campaign {{ {CAMPAIGN} }} }} {ERROR} }} }}"""
 END = f"""mutation($id: ID!, $at: DateTime) {{ endCampaign(campaignId: $id, at: $at) {{ __typename
-  ... on CampaignSuccess {{ campaign {{ id version validUntil }} }} {ERROR} }} }}"""
+  ... on EndCampaignSuccess {{ campaign {{ id version validUntil }} }} {ERROR} }} }}"""
 ONE = f"""query($id: ID!) {{ campaign(id: $id) {{ __typename
   ... on CampaignDetails {{ campaign {{ id version }} versions {{ version validUntil name }} }}
   {ERROR} }} }}"""
@@ -61,7 +61,7 @@ def campaign_rows(w: World) -> tuple[int, int]:
 async def test_create_publish_end_and_read_back(tmp_path: Path) -> None:
     w = await world(tmp_path)
     created = (await w.grocery.gql(CREATE, {"input": draft()}))["createCampaign"]
-    assert created["__typename"] == "CampaignSuccess"
+    assert created["__typename"] == "CreateCampaignSuccess"
     c = created["campaign"]
     assert (c["id"], c["version"], c["owner"], c["funder"], c["partners"]) == (
         "grocery:xmas", 1, "grocery", "grocery", ["grocery"])
@@ -138,13 +138,18 @@ async def test_another_partners_and_the_coalitions_campaigns_are_not_found(tmp_p
                              (w.grocery, "nope")):
         found = (await api.gql(ONE, {"id": campaign_id}))["campaign"]
         assert {k: found[k] for k in missing} == missing
-        assert found["message"] == f"no campaign {campaign_id!r}"
+        assert found["message"] == "no campaign of yours has this id"
         ended = (await api.gql(END, {"id": campaign_id}))["endCampaign"]
         assert {k: ended[k] for k in missing} == missing
-    # electronics cannot write into grocery's namespace, nor version the coalition's campaign.
-    refused = (await w.electronics.gql(PUBLISH, {"id": "grocery:xmas", "input": draft()})
-               )["publishCampaignVersion"]
-    assert (refused["__typename"], refused["field"]) == ("InvalidInputError", "id")
+    # electronics cannot version grocery's campaign, nor the coalition's.
+    for campaign_id in ("grocery:xmas", "xmas", "welcome"):
+        refused = (await w.electronics.gql(PUBLISH, {"id": campaign_id, "input": draft()})
+                   )["publishCampaignVersion"]
+        assert {k: refused[k] for k in missing} == missing
+    # The input's id, if given, names the campaign being changed.
+    wrong = (await w.grocery.gql(PUBLISH, {"id": "xmas", "input": draft(id="other")})
+             )["publishCampaignVersion"]
+    assert (wrong["__typename"], wrong["field"]) == ("InvalidInputError", "id")
     listed = (await w.electronics.gql(LIST, {"first": 10}))["campaigns"]
     assert listed["edges"] == []
     assert campaign_rows(w) == before
@@ -178,6 +183,7 @@ def _set(path: str, value: Any) -> dict[str, Any]:
 
 
 BAD = [
+    ({k: v for k, v in draft().items() if k != "id"}, "id"),
     (_set("id", "Has Space"), "id"),
     (_set("name", "  "), "name"),
     (_set("validFrom", "2026-12-01T00:00:00"), "validFrom"),
@@ -214,7 +220,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("body", "field"), BAD, ids=[f for _, f in BAD])
+@pytest.mark.parametrize(("body", "field"), BAD, ids=[f"{i}-{f}" for i, (_, f) in enumerate(BAD)])
 async def test_every_validation_error_names_its_field(tmp_path: Path, body: dict[str, Any],
                                                       field: str) -> None:
     w = await world(tmp_path)
