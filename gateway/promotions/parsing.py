@@ -294,7 +294,7 @@ def _only(raw: Mapping[str, Any], allowed: frozenset[str], p: _Path) -> None:
     for key in raw:
         if key not in allowed:
             raise InvalidInput(f"unknown field {key!r}; allowed: {', '.join(sorted(allowed))}",
-                               field=p.key(str(key)).text)
+                               field=p.key(str(key) or "''").text)
 
 
 def _optional(raw: Mapping[str, Any], key: str, p: _Path,
