@@ -87,3 +87,29 @@ async def test_the_guides_cli_sessions_print_what_it_shows(tmp_path: Path) -> No
                 line.split() for line in shown.splitlines()], command
             commands += 1
     assert commands == 5
+
+
+async def test_a_bad_campaign_file_names_its_field_and_writes_nothing(
+        tmp_path: Path, capsys: Any) -> None:
+    w = await seeded(tmp_path)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('id = "x"\nname = "X"\nvalidFrom = 2026-12-01T00:00:00Z\n'
+                   'partners = ["grocery"]\neffects = [{ bonusPoints = { points = 1.5 } }]\n')
+    root = argparse.ArgumentParser(prog="gateway")
+    sub = root.add_subparsers(dest="command", required=True)
+    rules = sub.add_parser("rules").add_subparsers(dest="rules_command", required=True)
+    printed = io.StringIO()
+    cli.register(sub, lambda: w.gw.services, rules=rules, out=printed)
+    for argv in (["campaigns", "publish", str(bad)],
+                 ["campaigns", "dry-run", str(bad), "--partner", "grocery"]):
+        args = root.parse_args(argv)
+        assert args.func(args) == 2
+        assert capsys.readouterr().err == (
+            "error: points must be a whole number from 1 to 1000000000000 "
+            "(field effects[0].bonusPoints.points)\n")
+    missing = root.parse_args(["campaigns", "end", "nope"])
+    assert missing.func(missing) == 2
+    assert capsys.readouterr().err == (
+        "error: no campaign of yours has this id (field campaignId)\n")
+    args = root.parse_args(["campaigns", "list"])  # nothing was published
+    assert args.func(args) == 0 and printed.getvalue() == ""
