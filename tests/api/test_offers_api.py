@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from gateway.core.errors import InvalidInput
 from gateway.db import tables as t
-from gateway.promotions import dryrun, manage
+from gateway.promotions import dryrun, engine, manage
 from gateway.promotions import model as m
 from tests.api.test_points_api import EARN, ENROL, World, earn_input, ok, world
 from tests.support.harness import NOW, partner_api
@@ -331,3 +331,26 @@ async def test_days_out_of_range_is_refused(tmp_path: Path) -> None:
         result = (await w.grocery.gql(SIMULATE, {"input": draft(), "days": days})
                   )["simulateCampaign"]
         assert (result["__typename"], result["field"]) == ("InvalidInputError", "days")
+
+
+PLACEHOLDER_ENGINE = "PLACEHOLDER" in (engine.__doc__ or "")
+
+
+@pytest.mark.skipif(PLACEHOLDER_ENGINE, reason="limits arrive with the engine (issue 12); "
+                    "runs once gateway.promotions.engine is merged")
+async def test_simulate_replays_the_budget_and_member_limits(tmp_path: Path) -> None:
+    w = await seeded(tmp_path)
+    # Three earns of 1,000.00 UAH or more over 90 days; a budget for two bonuses.
+    budgeted = draft(limits={"budgetPoints": 50})
+    result = (await w.grocery.gql(SIMULATE, {"input": budgeted, "days": 90})
+              )["simulateCampaign"]
+    assert (result["operationsMatched"], result["bonusPoints"], result["budgetUsed"]) == (
+        2, 50, 50)
+    assert result["skipped"] == [{"reason": "budget_exhausted", "operations": 1}]
+    assert result["cost"] == [{"amountMinor": 12, "currency": "EUR", "exact": "25/2"}]
+    # Once per member for life: g-1's second qualifying earn is skipped.
+    once = draft(limits={"perMember": [{"window": "LIFETIME", "count": 1}]})
+    result = (await w.grocery.gql(SIMULATE, {"input": once, "days": 90}))["simulateCampaign"]
+    assert (result["operationsMatched"], result["membersReached"], result["bonusPoints"]) == (
+        2, 2, 50)
+    assert result["skipped"] == [{"reason": "member_limit", "operations": 1}]
