@@ -36,7 +36,7 @@ EFFECT_KINDS = ("bonusPoints", "multiplier", "cashback", "tillReward", "pointsDi
 
 
 def parse_campaign(raw: Mapping[str, Any], *, owner: str) -> m.Campaign:
-    """``raw`` as a campaign of ``owner`` (a partner id, or ``model.COALITION``), version 0
+    """``raw`` as a campaign of ``owner`` (a partner id, or ``model.COALITION``), version 1
     (``repository.publish_version`` numbers it). A partner's campaign is funded by it and
     applies only at it; a coalition campaign names its ``partners``."""
     p = _Path("")
@@ -49,7 +49,7 @@ def parse_campaign(raw: Mapping[str, Any], *, owner: str) -> m.Campaign:
     conditions = _conditions(_mapping(raw, "conditions", p, required=False),
                              p.key("conditions"))
     return m.Campaign(
-        id=qualified_id(owner, campaign_id), version=0, owner=owner, funder=owner,
+        id=qualified_id(owner, campaign_id), version=1, owner=owner, funder=owner,
         name=_text(raw, "name", p, max_len=200),
         trigger=_enum(raw, "trigger", p, m.Trigger, default=m.Trigger.PURCHASE),
         valid_from=valid_from, valid_until=valid_until, partners=partners,
