@@ -28,7 +28,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import Engine, func, or_, select
 
 from gateway.core.money import Rounding, round_ratio
 from gateway.db.tables import operations
@@ -49,7 +49,7 @@ NOTES = (
 )
 RuleOf = Callable[[str, int], RuleVersion]  # (partner id, version) -> the rule version
 Progress = Callable[[int], None]  # called with the operations scanned so far, once per chunk
-CHUNK = 500
+CHUNK = 1000
 
 # Conditions the dry run cannot know from an operation row (see the module docstring).
 _UNKNOWN: dict[type[Any], str] = {
@@ -113,11 +113,18 @@ def earns(db: Engine, partner_id: str, since: datetime, until: datetime, *,
     while True:
         query = (select(o.id, o.member_id, o.channel, o.amount_minor, o.currency, o.points,
                         o.rule_version, o.occurred_at, o.recorded_at)
-                 .where(o.partner_id == partner_id, o.kind == "earn",
+                 # coalesce: not an indexable partner test, so the planner reads the chunk
+                 # in order from ix_operations_recorded instead of taking the (partner_id,
+                 # purchase_id) index and sorting all the partner's rows for every chunk
+                 # (SQLite did: 40x a raw read at 200,000 earns, quadratic in the chunks).
+                 .where(func.coalesce(o.partner_id, "") == partner_id, o.kind == "earn",
                         o.recorded_at >= since, o.recorded_at < until)
                  .order_by(o.recorded_at, o.id).limit(chunk))
         if after is not None:
-            query = query.where(tuple_(o.recorded_at, o.id) > tuple_(*after))
+            # Not a row-value comparison: SQLite would scan for it. The first term bounds an
+            # index range (ix_operations_recorded), the second skips the rows already read.
+            at, last = after
+            query = query.where(o.recorded_at >= at, or_(o.recorded_at > at, o.id > last))
         with UnitOfWork(db, write=False) as uow:
             rows = [Earn(r.id, r.member_id, r.channel or Channel.STORE.value,
                          int(r.amount_minor or 0), r.currency or "", int(r.points),
@@ -143,7 +150,7 @@ def simulate_campaign(db: Engine, rule_of: RuleOf, draft: m.Campaign, *, partner
         audience=tuple(c for c in draft.audience if type(c) not in _UNKNOWN),
         conditions=tuple(c for c in draft.conditions if type(c) not in _UNKNOWN))
     compiled = engine.compile_campaigns([in_force])
-    used = _Usage(draft.id)
+    used = _Usage(draft.id, frozenset(limit.window for limit in draft.limits.per_member))
     scanned = matched = with_unknown = 0
     members: set[str] = set()  # bounded by the members reached, not by the rows read
     skipped: Counter[m.SkipReason] = Counter()
@@ -221,8 +228,9 @@ class _Usage:
     """The draft's own consumption so far in the replay, as ``engine.evaluate`` reads it:
     totals, and each member's awards in calendar windows (UTC day, ISO week, month)."""
 
-    def __init__(self, campaign_id: str) -> None:
+    def __init__(self, campaign_id: str, windows: frozenset[m.Window]) -> None:
         self.campaign_id = campaign_id
+        self.windows = windows  # the ones the draft's member limits name: no others are read
         self.points = 0
         self.rewards = 0
         self._member: dict[str, list[tuple[datetime, int]]] = {}
@@ -230,12 +238,13 @@ class _Usage:
     def add(self, member_id: str, at: datetime, points: int) -> None:
         self.points += points
         self.rewards += 1
-        self._member.setdefault(member_id, []).append((at, points))
+        if self.windows:
+            self._member.setdefault(member_id, []).append((at, points))
 
     def of(self, member_id: str, at: datetime) -> m.Used:
         awards = self._member.get(member_id, [])
         windows: dict[m.Window, tuple[int, int]] = {}
-        for window in m.Window:
+        for window in self.windows:
             inside = [p for t, p in awards if _same(window, t, at)]
             windows[window] = (sum(inside), len(inside))
         return m.Used(self.points, self.rewards, windows)
