@@ -262,6 +262,7 @@ def cmd_expire(_: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
     from gateway.members.cli import register as register_members
+    from gateway.promotions.cli import register as register_campaigns
     from gateway.settlement.cli import register as register_settlement
     from gateway.settlement.funding_cli import register as register_funding
 
@@ -322,6 +323,7 @@ def parser() -> argparse.ArgumentParser:
     register_settlement(sub, _services)
     register_funding(sub, _services)
     register_members(sub, _context)
+    register_campaigns(sub, _services, rules=rules)
     return root
 
 

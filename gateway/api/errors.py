@@ -149,6 +149,11 @@ class FundingLimitReachedError(Error):
     left_points: int
 
 
+@strawberry.type
+class CampaignExistsError(Error):
+    pass
+
+
 _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.InvalidInput: InvalidInputError,
     domain.InvalidAmount: InvalidAmountError,
@@ -173,6 +178,7 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     settlement.SettlementUnbalanced: SettlementUnbalancedError,
     settlement.StatementMalformed: StatementMalformedError,
     domain.FundingLimitReached: FundingLimitReachedError,
+    domain.CampaignExists: CampaignExistsError,
 }
 # Where a GraphQL field's name differs from the domain error's attribute.
 _ATTRIBUTE = {"retry_after_seconds": "retry_after_s"}

@@ -52,6 +52,8 @@ WHEN: dict[str, str] = {
     "names it",
     ErrorCode.FUNDING_LIMIT_REACHED: "the campaign's funder has no funding left for these bonus "
     "points (`funder`, `leftPoints`); nothing was posted (docs/funding.md)",
+    ErrorCode.CAMPAIGN_EXISTS: "createCampaign with an id you used for another definition (the "
+    "same definition again answers the stored version 1); `field` is `id`",
 }
 
 # Answers before any GraphQL runs (the HTTP status is the real answer; gql and Apollo clients

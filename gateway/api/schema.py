@@ -40,6 +40,7 @@ from gateway.api.federation import (
     subgraph_sdl,
 )
 from gateway.api.members import Member, MemberMutations, MemberQueries
+from gateway.api.offers import OfferMutations, OfferQueries
 from gateway.api.one_mutation import OneMutationPerOperation
 from gateway.api.pages import CheckPageSizes
 from gateway.api.points import PointsMutations, PointsQueries
@@ -51,12 +52,14 @@ from gateway.settings import Limits, Settings
 
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
-class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, FederationQueries):
+class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, OfferQueries,
+            FederationQueries):
     pass
 
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
-class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations):
+class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations,
+               OfferMutations):
     pass
 
 

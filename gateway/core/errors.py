@@ -66,6 +66,7 @@ class ErrorCode(enum.StrEnum):
     SETTLEMENT_UNBALANCED = "SETTLEMENT_UNBALANCED"
     STATEMENT_MALFORMED = "STATEMENT_MALFORMED"
     FUNDING_LIMIT_REACHED = "FUNDING_LIMIT_REACHED"
+    CAMPAIGN_EXISTS = "CAMPAIGN_EXISTS"
 
 
 class DomainError(Exception):
@@ -222,3 +223,14 @@ class FundingLimitReached(Rejected):
         self.funder = funder
         self.points = points
         self.left_points = left_points
+
+
+class CampaignExists(Conflict):
+    """createCampaign with an id the partner already used for a different definition (the same
+    definition again is a retry and answers the stored version 1)."""
+
+    code = ErrorCode.CAMPAIGN_EXISTS
+
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__(f"campaign {campaign_id!r} already exists with another definition: "
+                         "change it with publishCampaignVersion", field="id")

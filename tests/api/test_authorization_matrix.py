@@ -35,6 +35,7 @@ import pytest_asyncio
 from graphql import build_schema
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from sqlalchemy import func, select
 
 from gateway.api.schema import print_sdl, print_subgraph_sdl
 from gateway.app import Gateway
@@ -42,12 +43,22 @@ from gateway.auth.scopes import format_scope
 from gateway.auth.tokens import LEEWAY_SECONDS
 from gateway.core.clock import FixedClock
 from gateway.core.ids import new_id
+from gateway.db.tables import campaign_versions
 from gateway.members import consent
 from gateway.members.secrets import reference_for
+from gateway.promotions import manage
+from gateway.promotions.model import COALITION
 from tests.support.harness import NOW, PARTNER_SCOPES, Api, ledger_snapshot, make_gateway
 from tests.support.members import link_code_for, member_id_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def snapshot(gw: Gateway) -> dict[str, Any]:
+    """The ledger's snapshot, and how many campaign versions exist (offers:manage writes)."""
+    with gw.services.engine.connect() as conn:
+        versions = conn.execute(select(func.count()).select_from(campaign_versions)).scalar_one()
+    return {**ledger_snapshot(gw), "campaign_versions": versions}
 
 # --- the world every cell runs in --------------------------------------------------------------
 
@@ -152,6 +163,14 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         holds[purpose] = placed["authoriseRedemption"]["holdId"]
     placed = await electronics.gql(AUTHORISE % ("e-7", 100, "EUR", "setup-hold-e"))
     electronics_hold = placed["authoriseRedemption"]["holdId"]
+
+    for owner, campaign_id in (("grocery", "steady"), ("grocery", "changing"),
+                               ("grocery", "ending"), ("electronics", "theirs"),
+                               (COALITION, "everyone")):
+        extra = {"partners": ["grocery", "electronics"]} if owner == COALITION else {}
+        manage.create(gw.services.engine,
+                      manage.parse({**_campaign(campaign_id), **extra}, owner=owner),
+                      actor="test", now=NOW)
 
     scoped = {scope: await _token(grocery, {scope}) for scope in sorted(PARTNER_SCOPES)}
     lacking = {scope: await _token(grocery, PARTNER_SCOPES - {scope})
@@ -321,6 +340,62 @@ OPS = [
                   "cappedBy": None, "ruleVersion": 1},
        "customer", None, is_query=True),
 ]
+
+
+def _campaign(campaign_id: str | None = None) -> dict[str, Any]:
+    return {**({} if campaign_id is None else {"id": campaign_id}), "name": "Bonus",
+            "validFrom": "2026-12-01T00:00:00Z", "effects": [{"bonusPoints": {"points": 5}}]}
+
+
+def _ending_at(w: World) -> str:
+    """Each call ends the campaign a little earlier, so each publishes a version."""
+    n = int(w.fresh("end").rsplit("-", 1)[1])
+    return (NOW + timedelta(days=1000) - timedelta(seconds=n)).isoformat()
+
+
+CAMPAIGN = "campaign { id version owner }"
+OPS += [
+    Op("createCampaign", "offers:manage",
+       _mutation("CreateCampaign", "createCampaign", "campaign { version owner }")
+       .replace("$input: CreateCampaignInput!", "$input: CampaignInput!"),
+       lambda w, c: {"input": _campaign(c or w.fresh("new-campaign"))},
+       lambda w: {"__typename": "CreateCampaignSuccess",
+                  "campaign": {"version": 1, "owner": "grocery"}},
+       "campaign id", None),
+    Op("publishCampaignVersion", "offers:manage",
+       "mutation($id: ID!, $input: CampaignInput!) { publishCampaignVersion(campaignId: $id, "
+       f"input: $input) {{ {ERRORS} ... on PublishCampaignVersionSuccess "
+       "{ campaign { id owner } } } }",
+       lambda w, c: {"id": c or "grocery:changing", "input": _campaign()},
+       lambda w: {"__typename": "PublishCampaignVersionSuccess",
+                  "campaign": {"id": "grocery:changing", "owner": "grocery"}},
+       "campaign", ("NotFoundError", "NOT_FOUND")),
+    Op("endCampaign", "offers:manage",
+       f"mutation($id: ID!, $at: DateTime) {{ endCampaign(campaignId: $id, at: $at) {{ {ERRORS} "
+       "... on EndCampaignSuccess { campaign { id } } } }",
+       lambda w, c: {"id": c or "ending", "at": _ending_at(w)},
+       lambda w: {"__typename": "EndCampaignSuccess", "campaign": {"id": "grocery:ending"}},
+       "campaign", ("NotFoundError", "NOT_FOUND")),
+    Op("campaigns", "offers:manage",
+       f"query {{ campaigns(first: 1) {{ {ERRORS} ... on CampaignConnection "
+       "{ edges { node { owner } } } } }",
+       lambda w, c: {},
+       lambda w: {"__typename": "CampaignConnection", "edges": [{"node": {"owner": "grocery"}}]},
+       "customer", None, is_query=True),
+    Op("campaign", "offers:manage",
+       f"query($id: ID!) {{ campaign(id: $id) {{ {ERRORS} ... on CampaignDetails "
+       "{ campaign { id version } } } }",
+       lambda w, c: {"id": c or "grocery:steady"},
+       lambda w: {"__typename": "CampaignDetails",
+                  "campaign": {"id": "grocery:steady", "version": 1}},
+       "campaign", ("NotFoundError", "NOT_FOUND"), is_query=True),
+    Op("simulateCampaign", "offers:manage",
+       f"query($input: CampaignInput!) {{ simulateCampaign(input: $input) {{ {ERRORS} "
+       "... on CampaignDryRunResult { unknownFacts } } }",
+       lambda w, c: {"input": _campaign("draft")},
+       lambda w: {"__typename": "CampaignDryRunResult", "unknownFacts": []},
+       "customer", None, is_query=True),
+]
 OP_IDS = [op.field for op in OPS]
 # The federation fields: same scope rules, answered as top-level errors (their types are fixed
 # by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.
@@ -371,14 +446,14 @@ UNUSABLE = {  # token case → why the gateway refuses it (the RFC 6750 error_de
 
 @pytest.mark.parametrize("op", EVERY_OP, ids=EVERY_ID)
 async def test_no_token_is_a_bare_bearer_challenge(world: World, op: Op) -> None:
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     response = await call(world, op, None)
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == "Bearer"  # RFC 6750 §3.1: no error code
     assert response.json() == {"errors": [{
         "message": "send an access token: Authorization: Bearer <token>",
         "extensions": {"code": "UNAUTHENTICATED"}}]}
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 @pytest.mark.parametrize("case", list(UNUSABLE))
@@ -386,7 +461,7 @@ async def test_no_token_is_a_bare_bearer_challenge(world: World, op: Op) -> None
 async def test_unusable_token_is_401_and_changes_nothing(world: World, op: Op, case: str
                                                          ) -> None:
     token = world.bad[case]
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     if case == "expired":
         world.clock.set(world.expired_at)
     try:
@@ -400,7 +475,7 @@ async def test_unusable_token_is_401_and_changes_nothing(world: World, op: Op, c
     assert f'error_description="{UNUSABLE[case]}"' in challenge  # refused for this reason
     assert response.json() == {"errors": [{"message": UNUSABLE[case],
                                            "extensions": {"code": "UNAUTHENTICATED"}}]}
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 async def test_the_expired_token_was_good_until_it_expired(world: World) -> None:
@@ -416,12 +491,12 @@ async def test_the_expired_token_was_good_until_it_expired(world: World) -> None
 
 @pytest.mark.parametrize("op", OPS, ids=OP_IDS)
 async def test_missing_scope_is_forbidden_and_changes_nothing(world: World, op: Op) -> None:
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     result = answer(await call(world, op, world.lacking[op.scope]), op)
     assert result == {
         "__typename": "ForbiddenError", "code": "FORBIDDEN", "scope": op.scope, "field": None,
         "message": f"this token lacks the scope '{op.scope}' that this field needs"}
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 def _other_partners(w: World, op: Op) -> tuple[str, str]:
@@ -430,6 +505,10 @@ def _other_partners(w: World, op: Op) -> tuple[str, str]:
         return w.electronics_hold, new_id("hold")
     if op.resource == "purchase":
         return "e-receipt-1", w.fresh("receipt-never-made")
+    if op.resource == "campaign":  # the electronics shop's, and the coalition's
+        return "electronics:theirs", w.fresh("never-made")
+    if op.resource == "campaign id":  # electronics has one with this id in its namespace
+        return "theirs", w.fresh("never-made")
     # Enrol and link make the id exist at the grocery: each takes its own electronics customer.
     theirs = {"enrolCustomer": "e-solo-0", "linkCustomer": "e-solo-1"}.get(op.field, "e-7")
     return theirs, w.fresh("customer-never-seen")
@@ -444,7 +523,7 @@ def _without(value: Any, text: str) -> str:
 async def test_other_partners_resource_looks_exactly_missing(world: World, op: Op) -> None:
     assert op.missing is not None
     theirs, nobodys = _other_partners(world, op)
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     token = world.scoped[op.scope]
     foreign = answer(await call(world, op, token, theirs), op)
     missing = answer(await call(world, op, token, nobodys), op)
@@ -454,7 +533,7 @@ async def test_other_partners_resource_looks_exactly_missing(world: World, op: O
     assert _without(foreign, theirs) == _without(missing, nobodys)  # the id is all that differs
     for secret in ("electronics", "Volt", world.member_id):
         assert secret not in foreign["message"]
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 @pytest.mark.parametrize("op", [op for op in OPS if op.missing is None],
@@ -482,6 +561,9 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
         assert foreign == missing == op.success(world)
         return
     assert foreign["__typename"] == missing["__typename"] == op.success(world)["__typename"]
+    if op.field == "createCampaign":  # created in the grocery's own namespace, both
+        assert foreign == missing == op.success(world)
+        return
     assert foreign["created"] is missing["created"] is True
     if op.field == "enrolCustomer":  # a new member, not the one electronics' e-solo-0 is
         assert foreign["member"]["memberReference"] == ANY_MEMBER
@@ -494,13 +576,13 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
 
 @pytest.mark.parametrize("op", OPS, ids=OP_IDS)
 async def test_the_operations_scope_alone_succeeds(world: World, op: Op) -> None:
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     result = answer(await call(world, op, world.scoped[op.scope]), op)
     assert result == op.success(world)
     if op.is_query:
-        assert ledger_snapshot(world.gw) == before
+        assert snapshot(world.gw) == before
     else:  # so "unchanged" in the other cells is a check that could have failed
-        assert ledger_snapshot(world.gw) != before
+        assert snapshot(world.gw) != before
 
 
 async def test_the_matrix_has_a_row_for_every_partner_operation() -> None:
@@ -544,16 +626,16 @@ def _forbidden(op: Op) -> dict[str, Any]:
 
 @pytest.mark.parametrize("op", FEDERATION_OPS, ids=FEDERATION_IDS)
 async def test_federation_field_without_its_scope_is_forbidden(world: World, op: Op) -> None:
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     assert await _top_level(world, op, world.lacking[op.scope]) == _forbidden(op)
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 @pytest.mark.parametrize("op", FEDERATION_OPS, ids=FEDERATION_IDS)
 async def test_federation_field_with_its_scope_alone_succeeds(world: World, op: Op) -> None:
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     assert await _top_level(world, op, world.scoped[op.scope]) == {"data": op.success(world)}
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 async def test_entities_of_another_partners_customer_is_null_like_a_missing_one(world: World
@@ -561,10 +643,10 @@ async def test_entities_of_another_partners_customer_is_null_like_a_missing_one(
     op = FEDERATION_OPS[0]
     theirs, nobodys = _other_partners(world, op)
     token = world.scoped[op.scope]
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     for customer in (theirs, nobodys):
         assert await _top_level(world, op, token, customer) == {"data": {"_entities": [None]}}
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 # --- member tokens (issue 10): the member's own API is theirs alone -----------------------------
@@ -629,23 +711,23 @@ async def _raw(w: World, token: str, document: str, variables: dict[str, Any]) -
 @pytest.mark.parametrize("op", OPS, ids=OP_IDS)
 async def test_member_token_is_forbidden_on_partner_fields(world: World, members: Members,
                                                            op: Op) -> None:
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     assert members.a.token is not None
     result = (await _raw(world, members.a.token, op.document, op.variables(world, None)))[
         op.field]
     assert result == {
         "__typename": "ForbiddenError", "code": "FORBIDDEN", "scope": op.scope, "field": None,
         "message": f"this token lacks the scope '{op.scope}' that this field needs"}
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 @pytest.mark.parametrize("op", FEDERATION_OPS, ids=FEDERATION_IDS)
 async def test_member_token_is_forbidden_on_federation_fields(world: World, members: Members,
                                                               op: Op) -> None:
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     assert members.a.token is not None
     assert await _top_level(world, op, members.a.token) == _forbidden(op)
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 @pytest.mark.parametrize("who", ["partner token", "member token without the member scope"])
@@ -653,12 +735,12 @@ async def test_member_token_is_forbidden_on_federation_fields(world: World, memb
 async def test_member_fields_refuse_other_tokens(world: World, members: Members, op: MemberOp,
                                                  who: str) -> None:
     token = world.scoped["members:read"] if who == "partner token" else members.unscoped
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     result = (await _raw(world, token, op.document, op.variables))[op.field]
     assert result == {
         "__typename": "ForbiddenError", "code": "FORBIDDEN", "scope": "member", "field": None,
         "message": "this token lacks the scope 'member' that this field needs"}
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before
 
 
 async def test_member_a_never_sees_member_b(world: World, members: Members) -> None:
@@ -672,10 +754,10 @@ async def test_member_a_never_sees_member_b(world: World, members: Members) -> N
     assert theirs == {"__typename": "Viewer", "cardNumber": members.b_card}
     # B's card with a guessed code answers exactly like a card that does not exist.
     merge = MEMBER_OPS[MEMBER_OP_IDS.index("mergeAccount")]
-    before = ledger_snapshot(world.gw)
+    before = snapshot(world.gw)
     real = (await _raw(world, members.a.token, merge.document, {"card": members.b_card}))
     fake = (await _raw(world, members.a.token, merge.document, merge.variables))
     assert real == fake == {"mergeAccount": {
         "__typename": "NotFoundError", "code": "NOT_FOUND", "field": "cardNumber",
         "message": "no account with this card number and activation code"}}
-    assert ledger_snapshot(world.gw) == before
+    assert snapshot(world.gw) == before

@@ -430,3 +430,17 @@ async def test_get_in_production_serves_no_ide(tmp_path: Path) -> None:
         page = await client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 405
     assert "GraphiQL" not in page.text
+
+
+def test_generated_campaign_requests(target: Target) -> None:
+    """The campaign fields (offers:manage) take the largest input type: generated definitions
+    of every shape answer a campaign or a typed error, never an unexpected one."""
+    # createCampaign, publishCampaignVersion, endCampaign, campaigns, campaign,
+    # simulateCampaign: no other root field has "ampaign" in its name.
+    campaigns = target.schema.include(name_regex=r"[Cc]ampaign")
+    positive = run_mode(target, GenerationMode.POSITIVE, campaigns)
+    assert sum(positive.values()) >= EXAMPLES_PER_MODE / 2, positive
+    assert any(key.startswith("createCampaign:") and key.endswith("Error")
+               for key in positive), positive
+    negative = run_mode(target, GenerationMode.NEGATIVE, campaigns)
+    assert negative["rejected"] >= EXAMPLES_PER_MODE / 2, negative
