@@ -188,6 +188,10 @@ def test_member_path_in_a_real_browser(tmp_path: Path, gateway_server: tuple[
 
             # The store code: a QR drawn as inline SVG (nothing for the CSP to block), and digits.
             page.get_by_role("link", name="Store code").click()
+            # The click navigates: wait for the new page's code (is_visible does not wait, and
+            # on a loaded machine it ran before the navigation finished).
+            page.wait_for_url("**/store-code")
+            page.locator("#store-qr svg").wait_for(state="visible")
             assert page.locator("#store-qr svg").is_visible()
             assert len(page.locator("#store-digits").inner_text().replace(" ", "")) == 12
 
