@@ -3,12 +3,12 @@
 
 Creates ``.venv`` on first use, installs the project (``pip install -e .[test]``) again whenever
 ``pyproject.toml`` changes, then runs the gateway or the whole test suite: ruff, mypy (strict),
-import-linter contracts, then pytest in two passes run side by side: (1) every suite on the
+import-linter contracts, then pytest in two passes: (1) every suite on the
 embedded backends (SQLite, in-process limits and locks), (2) every suite that touches storage
 again on the production backends, a throwaway PostgreSQL and Redis the tests start themselves
 (``GATEWAY_TEST_BACKEND=postgresql GATEWAY_TEST_REDIS=1``). A backend that cannot start fails
 pass 2 loudly (exit code 3, tests/conftest.py). Extra arguments go to both pytest passes;
-``GATEWAY_TEST_SERIAL=1`` runs the passes one after the other."""
+``GATEWAY_TEST_PARALLEL=1`` runs them side by side (faster; two timing tests flake then)."""
 
 from __future__ import annotations
 
@@ -114,7 +114,10 @@ def test(args: list[str]) -> None:
     *checks, first, second = steps
     for name, cmd, env in checks:
         _step(name, cmd, env)
-    if os.environ.get("GATEWAY_TEST_SERIAL") == "1":
+    # Side by side is opt-in: on this 2-core machine it took CI from 15 to 7 minutes, but two
+    # timing-sensitive tests (the browser's store-code page, two serve workers' metrics) failed
+    # under the doubled load, one each in two runs. They must be made load-proof first.
+    if os.environ.get("GATEWAY_TEST_PARALLEL") != "1":
         _step(*first)
         _step(*second)
         return
@@ -134,7 +137,7 @@ def _two_passes_side_by_side(first: tuple[str, list[str], dict[str, str]],
     """The two pytest passes share no files or ports (every server takes a free port and every
     database a temporary directory), so they run at the same time: the SQLite pass in the
     foreground, the PostgreSQL pass with its output kept in a log that is printed when it ends.
-    ``GATEWAY_TEST_SERIAL=1`` runs them one after the other instead."""
+    Opt-in (``GATEWAY_TEST_PARALLEL=1``): see ``test``."""
     name, cmd, env = second
     log_path = ROOT / ".pytest-pass-2.log"
     print(f"\n==> {name} (started now, side by side with pass 1; its output follows pass 1)"
