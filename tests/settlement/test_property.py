@@ -144,9 +144,13 @@ def test_every_report_balances(steps: list[tuple[str, object, int]]) -> None:
                     awards.append((partner, post_bonus(ledger, partner, member, funder, size,
                                                        key, charge=True), funder, size))
                 elif kind == "unbonus" and awards:
-                    partner, award, funder, points = awards[int(str(what)) % len(awards)]
-                    return_bonus(ledger, partner, member, award, funder,
-                                 min(size, points), key, release=True)
+                    # A return reverses at most what is left of the award (the real return
+                    # planner's rule): the same award returned twice never gives back more.
+                    index = int(str(what)) % len(awards)
+                    partner, award, funder, points = awards[index]
+                    taken = return_bonus(ledger, partner, member, award, funder,
+                                         min(size, points), key, release=True)
+                    awards[index] = (partner, award, funder, points - taken)
                 elif kind == "wait":
                     clock.advance(timedelta(days=size, minutes=17))
                     run_expiry(ledger)
