@@ -30,11 +30,9 @@ from gateway.promotions.engine import CompiledCampaign
 from gateway.promotions.model import (
     COALITION,
     Award,
-    BirthdayMonth,
     Campaign,
     Evaluation,
     MemberFacts,
-    NthPurchase,
     PurchaseContext,
     Used,
 )
@@ -60,7 +58,9 @@ NO_PROMOTIONS = Promotions(Evaluation())
 
 def budgeted(campaign: Campaign) -> bool:
     """Whether a campaign has a total budget (points or rewards): only those keep their
-    counter current, so an unbudgeted campaign adds no hot row to every earn it rewards."""
+    counter current, so an unbudgeted campaign adds no hot row to every earn it rewards (the
+    compiled ``CompiledCampaign.counted`` is this, worked out once for the campaigns in force;
+    a return asks it of the stored versions its earn applied)."""
     return campaign.limits.budget_points is not None or campaign.limits.max_rewards is not None
 
 
@@ -87,16 +87,17 @@ def budgeted_of(tx: Tx, awards: Sequence[AppliedPromotion]) -> frozenset[str]:
 def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: str,
                     purchase: PurchaseContext, rule: RuleVersion,
                     coupon_codes: tuple[str, ...] = ()) -> Promotions:
-    """Read what ``candidates`` need (with the member locked already) and evaluate them."""
+    """Read what ``candidates`` need (with the member locked already) and evaluate them. What
+    that is was worked out when the campaigns were compiled (``engine.needs``)."""
     if not candidates:
         return NO_PROMOTIONS
-    campaigns = [c.campaign for c in candidates]
-    facts = _facts(tx, campaigns, member_id, purchase.partner_id, coupon_codes)
-    ids = [c.id for c in campaigns]
-    locked = repository.lock_counters(tx.conn, [c.id for c in campaigns if budgeted(c)])
-    limited = [c.id for c in campaigns if c.limits.per_member]
+    needs = engine.needs(candidates)
+    facts = _facts(tx, needs, member_id, purchase.partner_id, coupon_codes)
+    locked = repository.lock_counters(tx.conn, list(needs.counters))
+    limited = list(needs.member_windows)
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
-    used = {cid: Used(*locked.get(cid, (0, 0)), usage.get(cid, {})) for cid in ids}
+    used = {k.campaign.id: Used(*locked.get(k.campaign.id, (0, 0)), usage.get(k.campaign.id, {}))
+            for k in candidates}
     evaluation = engine.evaluate(candidates, purchase, facts, used, rule)
     others = {}
     for other in sorted({a.member_id for a in evaluation.awards} - {member_id}):
@@ -104,7 +105,7 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
         others[other] = MemberState(other, *tx.ledger.member_accounts_and_balances(other))
     return Promotions(
         evaluation, funder_accounts(tx.ledger, (a.funder for a in evaluation.awards if a.points)),
-        frozenset(c.id for c in campaigns if budgeted(c)), others)
+        frozenset(needs.counters), others)
 
 
 def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
@@ -115,20 +116,19 @@ def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
                            facts.currency, lines, base_points)
 
 
-def _facts(tx: Tx, campaigns: Sequence[Campaign], member_id: str, partner_id: str,
+def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
            coupon_codes: tuple[str, ...]) -> MemberFacts:
-    conditions = [k for c in campaigns for k in (*c.audience, *c.conditions)]
     purchases = 0
-    if any(isinstance(k, NthPurchase) for k in conditions):
+    if needs.purchases_at_partner:
         purchases = int(tx.conn.execute(_PURCHASES_AT_PARTNER, {
             "member_id": member_id, "partner_id": partner_id}).scalar_one())
     birth_month = None
-    if any(isinstance(k, BirthdayMonth) for k in conditions):
+    if needs.birth_month:
         born = tx.conn.execute(_BIRTH_DATE, {"member_id": member_id}).scalar_one_or_none()
         birth_month = born.month if born is not None else None
     # Issue 12's other mechanics enter here, each only when a candidate needs it:
-    # tier (TierIn), segments (InSegment), referred_by (ReferralInEffect), and coupons
-    # (CouponPresented: the coupon module checks ``coupon_codes`` and redeems them).
+    # tier (needs.tier), segments (needs.segments), referred_by (needs.referral), and coupons
+    # (needs.coupons: the coupon module checks ``coupon_codes`` and redeems them).
     del coupon_codes
     return MemberFacts(member_id, birth_month=birth_month, purchases_at_partner=purchases)
 

@@ -128,22 +128,23 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
             member = MemberState(member_id, *accounts())
         today = earned_today()
         candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel, occurred_at)
-        promotions = NO_PROMOTIONS
+        promotions, quote = NO_PROMOTIONS, None
         if candidates:  # none: nothing more is read or written (the hot path stays as it was)
             # The daily cap is on the partner's own points: today's bonuses come off.
             today -= bonus_earned_between(tx, member_id, cmd.partner_id, day,
                                           day + timedelta(days=1))
-            base = quote_earn(rule, request.facts, earned_today=today).points
+            quote = quote_earn(rule, request.facts, earned_today=today)
             promotions = load_promotions(
                 tx, candidates, member_id,
-                purchase_context(cmd.partner_id, cmd.channel, occurred_at, request.facts, base),
+                purchase_context(cmd.partner_id, cmd.channel, occurred_at, request.facts,
+                                 quote.points),
                 rule, cmd.coupon_codes)
         plan = plan_earn(
             member, rule, today,
             tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
             EarnInput(cmd.partner_id, cmd.channel, cmd.purchase_id, cmd.amount,
                       cmd.idempotency_key, fingerprint, request.facts, occurred_at, tx.now,
-                      operation_id(), show_available=not who.by_card), promotions)
+                      operation_id(), show_available=not who.by_card), promotions, quote)
         apply(tx, plan.postings)
         return plan.result
 

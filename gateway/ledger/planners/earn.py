@@ -15,7 +15,7 @@ from gateway.ledger.promotions import NO_PROMOTIONS, Promotions, applied, skippe
 from gateway.ledger.repository import Account
 from gateway.promotions.repository import AwardRow
 from partners.config import RuleVersion
-from partners.rules import CheckedPurchase, PurchaseFacts, quote_earn
+from partners.rules import CheckedPurchase, EarnQuote, PurchaseFacts, quote_earn
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,8 @@ class EarnInput:
 
 
 def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: Account,
-              request: EarnInput, promotions: Promotions = NO_PROMOTIONS) -> Plan[Earned]:
+              request: EarnInput, promotions: Promotions = NO_PROMOTIONS,
+              quote: EarnQuote | None = None) -> Plan[Earned]:
     """Points under ``rule`` (CAP_EXCEEDED when a cap leaves none), credited to the wallet (or
     to pending while the partner's return window lasts), debt repaid first from them.
 
@@ -44,7 +45,8 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
     same target; its points join the earn's lot and the operation's points. A cap that leaves
     no base points refuses the earn, bonus included (nothing is posted); base points of 0 for
     another reason (the rule's minimum spend) still post the bonus (docs/decisions/021)."""
-    quote = quote_earn(rule, request.facts, earned_today=earned_today)
+    if quote is None:  # the caller quoted already when campaigns needed the base points
+        quote = quote_earn(rule, request.facts, earned_today=earned_today)
     if quote.points == 0 and quote.capped_by in ("transaction_cap", "daily_cap"):
         cap = (rule.earn.cap_per_member_daily if quote.capped_by == "daily_cap"
                else rule.earn.cap_per_transaction) if rule.earn else 0
