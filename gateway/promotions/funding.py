@@ -2,7 +2,7 @@
 
 A funder (a partner id, or ``coalition``) may have one row in ``funders`` (no row: unlimited, the
 behaviour before issue 12). Everything is in **points**, the unit a funder issues in (decision
-021-p12-money-funding; docs/funding.md): the money a point costs depends on the rule version of
+023-funding; docs/funding.md): the money a point costs depends on the rule version of
 each earn, so finance sees money as a valuation (gateway.settlement.exposure), never as the
 limit itself.
 

@@ -8,7 +8,7 @@ immutable version through ``repository.publish_version`` in one write transactio
 
 Idempotency of ``create``: the campaign id is the client's key. The same definition sent again
 answers the stored version 1 and writes nothing; a different definition under a used id is
-``CampaignExists`` (docs/decisions/021-manage-campaigns.md)."""
+``CampaignExists`` (docs/decisions/022-manage-campaigns.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Returns of an earn that applied campaigns (decision 020, docs/decisions/021), on the pure
+"""Returns of an earn that applied campaigns (decision 020, docs/decisions/024), on the pure
 planner: over any sequence of partial returns, with any wallet and any debt policy, every step
 balances per account, each funder is paid back at most its awards, and a purchase returned in
 full gives the issued account exactly the base points and each funder exactly its awards

@@ -44,7 +44,7 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
     Campaigns (decision 020): each award is one more move, from its funder's account to the
     same target; its points join the earn's lot and the operation's points. A cap that leaves
     no base points refuses the earn, bonus included (nothing is posted); base points of 0 for
-    another reason (the rule's minimum spend) still post the bonus (docs/decisions/021)."""
+    another reason (the rule's minimum spend) still post the bonus (docs/decisions/024)."""
     if quote is None:  # the caller quoted already when campaigns needed the base points
         quote = quote_earn(rule, request.facts, earned_today=earned_today)
     if quote.points == 0 and quote.capped_by in ("transaction_cap", "daily_cap"):
