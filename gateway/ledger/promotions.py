@@ -13,19 +13,25 @@ tier, segments, referral and coupons are filled there by their modules."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
 
-from gateway.db.tables import members, operations, promotion_awards
+from gateway.core.errors import FundingLimitReached
+from gateway.db.tables import members, operations
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.model import AppliedPromotion, SkippedPromotion, TillRewardGiven
+from gateway.ledger.model import (
+    AppliedPromotion,
+    ReversedPromotion,
+    SkippedPromotion,
+    TillRewardGiven,
+)
 from gateway.ledger.planners.state import MemberState
 from gateway.ledger.repository import Account, LedgerRepository
 from gateway.ledger.runner import Tx
-from gateway.promotions import engine, repository
+from gateway.promotions import engine, funding, repository
 from gateway.promotions.engine import CompiledCampaign
 from gateway.promotions.model import (
     COALITION,
@@ -33,6 +39,7 @@ from gateway.promotions.model import (
     Campaign,
     Evaluation,
     MemberFacts,
+    NthPurchase,
     PurchaseContext,
     Used,
 )
@@ -92,20 +99,72 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
     if not candidates:
         return NO_PROMOTIONS
     needs = engine.needs(candidates)
-    facts = _facts(tx, needs, member_id, purchase.partner_id, coupon_codes)
+    facts = _facts(tx, needs, candidates, member_id, purchase.partner_id, coupon_codes)
     locked = repository.lock_counters(tx.conn, list(needs.counters))
     limited = list(needs.member_windows)
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
     used = {k.campaign.id: Used(*locked.get(k.campaign.id, (0, 0)), usage.get(k.campaign.id, {}))
             for k in candidates}
-    evaluation = engine.evaluate(candidates, purchase, facts, used, rule)
+    evaluation = fund(tx, engine.evaluate(candidates, purchase, facts, used, rule),
+                      lambda limits: engine.evaluate(candidates, purchase, facts, used, rule,
+                                                     limits))
     others = {}
     for other in sorted({a.member_id for a in evaluation.awards} - {member_id}):
-        tx.ledger.lock_member(other)  # lock order: purchase, member, counters, referrers
+        # lock order: purchase, member, counters, funders, referrers
+        tx.ledger.lock_member(other)
         others[other] = MemberState(other, *tx.ledger.member_accounts_and_balances(other))
     return Promotions(
         evaluation, funder_accounts(tx.ledger, (a.funder for a in evaluation.awards if a.points)),
         frozenset(needs.counters), others)
+
+
+_Funded = Award | AppliedPromotion | ReversedPromotion
+
+
+def points_by_funder(awards: Iterable[_Funded]) -> dict[str, int]:
+    """Each funder's points in these awards (funders giving 0 points left out)."""
+    by_funder: dict[str, int] = {}
+    for award in awards:
+        if award.points:
+            by_funder[award.funder] = by_funder.get(award.funder, 0) + award.points
+    return by_funder
+
+
+def fund(tx: Tx, evaluation: Evaluation,
+         again: Callable[[Mapping[str, int]], Evaluation]) -> Evaluation:
+    """Charge every funder for its points in the operation's own transaction, after the
+    counters, in funder order (lock order: purchase, member, counters, funders; then
+    referrers). A funder without terms, or with room, costs one UPDATE each and the
+    evaluation stands. A ``refuse`` funder without room refuses: its headroom is read with its
+    row locked and the campaigns are evaluated ``again`` with it as a limit, so its awards are
+    cut to what is left or skipped (``FUNDER_LIMIT``) and the campaigns after them see the
+    outcome (stacking); the charges are then brought to the new totals (docs/decisions/027).
+    An ``alert`` funder is never refused (``funding.charge`` records the alert)."""
+    limits: dict[str, int] = {}
+    charged: dict[str, int] = {}
+    while True:
+        wanted = points_by_funder(evaluation.awards)
+        try:
+            for funder in sorted(set(wanted) | set(charged)):
+                delta = wanted.get(funder, 0) - charged.get(funder, 0)
+                if delta > 0:
+                    funding.charge(tx.conn, funder, delta, tx.now)
+                elif delta < 0:
+                    funding.uncharge(tx.conn, funder, -delta)
+                charged[funder] = wanted.get(funder, 0)
+            return evaluation
+        except FundingLimitReached as refused:
+            # Each pass limits one more funder to exactly what it has, under its lock, so the
+            # next pass charges it within that: at most one pass per funder.
+            left = funding.headroom_locked(tx.conn, refused.funder) or 0
+            limits[refused.funder] = charged.get(refused.funder, 0) + max(0, left)
+            evaluation = again(limits)
+
+
+def release_awards(tx: Tx, reversed_awards: Iterable[_Funded]) -> None:
+    """A return's funders get back the points it took back from their awards (in funder
+    order, the lock order), in the return's transaction."""
+    funding.release_all(tx.conn, points_by_funder(reversed_awards), tx.now)
 
 
 def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
@@ -116,12 +175,15 @@ def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
                            facts.currency, lines, base_points)
 
 
-def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
-           coupon_codes: tuple[str, ...]) -> MemberFacts:
+def _facts(tx: Tx, needs: engine.Needs, candidates: Sequence[CompiledCampaign],
+           member_id: str, partner_id: str, coupon_codes: tuple[str, ...]) -> MemberFacts:
     purchases = 0
     if needs.purchases_at_partner:
+        # NthPurchase(n) holds when exactly n - 1 earns came before: counting up to the
+        # largest n decides every candidate, however many earns the member has here.
         purchases = int(tx.conn.execute(_PURCHASES_AT_PARTNER, {
-            "member_id": member_id, "partner_id": partner_id}).scalar_one())
+            "member_id": member_id, "partner_id": partner_id,
+            "n": largest_nth(candidates)}).scalar_one())
     birth_month = None
     if needs.birth_month:
         born = tx.conn.execute(_BIRTH_DATE, {"member_id": member_id}).scalar_one_or_none()
@@ -131,6 +193,12 @@ def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
     # (needs.coupons: the coupon module checks ``coupon_codes`` and redeems them).
     del coupon_codes
     return MemberFacts(member_id, birth_month=birth_month, purchases_at_partner=purchases)
+
+
+def largest_nth(candidates: Iterable[CompiledCampaign]) -> int:
+    """The largest ``NthPurchase.n`` among the candidates (1 when none has one)."""
+    return max((k.n for c in candidates for k in c.campaign.audience + c.campaign.conditions
+                if isinstance(k, NthPurchase)), default=1)
 
 
 def applied(awards: Iterable[Award]) -> tuple[AppliedPromotion, ...]:
@@ -148,29 +216,11 @@ def skipped(evaluation: Evaluation) -> tuple[SkippedPromotion, ...]:
                  for s in evaluation.skips)
 
 
-def bonus_earned_between(tx: Tx, member_id: str, partner_id: str, start: datetime,
-                         end: datetime) -> int:
-    """The campaigns' points in the member's earns at the partner in ``[start, end)``: the
-    partner's daily cap counts its own base points only, so this comes off ``earned_today``."""
-    return int(tx.conn.execute(_BONUS_EARNED_BETWEEN, {
-        "member_id": member_id, "partner_id": partner_id, "start": start, "end": end,
-    }).scalar_one())
-
-
-# Earns before this one at the partner (ix_operations_daily_cap: member, partner, kind, ...).
-_PURCHASES_AT_PARTNER = select(func.count()).select_from(operations).where(
-    operations.c.member_id == bindparam("member_id"),
-    operations.c.partner_id == bindparam("partner_id"),
-    operations.c.kind == "earn")
-_BONUS_EARNED_BETWEEN = (
-    select(func.coalesce(func.sum(promotion_awards.c.points), 0))
-    .select_from(promotion_awards.join(
-        operations, operations.c.id == promotion_awards.c.operation_id))
-    .where(promotion_awards.c.member_id == bindparam("member_id"),
-           promotion_awards.c.partner_id == bindparam("partner_id"),
-           promotion_awards.c.points > 0, operations.c.kind == "earn",
-           promotion_awards.c.recorded_at >= bindparam(
-               "start", type_=promotion_awards.c.recorded_at.type),
-           promotion_awards.c.recorded_at < bindparam(
-               "end", type_=promotion_awards.c.recorded_at.type)))
+# Earns before this one at the partner, counted up to :n (ix_operations_daily_cap: member,
+# partner, kind, ...): bounded by the campaigns' largest NthPurchase, not by the member's history.
+_PURCHASES_AT_PARTNER = select(func.count()).select_from(
+    select(operations.c.id).where(
+        operations.c.member_id == bindparam("member_id"),
+        operations.c.partner_id == bindparam("partner_id"),
+        operations.c.kind == "earn").limit(bindparam("n")).subquery())
 _BIRTH_DATE = select(members.c.birth_date).where(members.c.id == bindparam("member_id"))

@@ -224,7 +224,8 @@ class LedgerRepository:
         :meth:`member_accounts_and_balances_later`)."""
         result = self.conn.execute(
             _EARNED_BETWEEN,
-            {"member_id": member_id, "partner_id": partner_id, "start": start, "end": end},
+            {"member_id": member_id, "partner_id": partner_id, "start": start, "end": end,
+             "issued": partner_account(partner_id, AccountKind.ISSUED)},
         )
         return lambda: int(result.scalar_one())
 
@@ -286,12 +287,21 @@ _PURCHASE_OPERATIONS = (
            operations.c.purchase_id == bindparam("purchase_id"),
            operations.c.kind.in_(bindparam("kinds", expanding=True)))
     .order_by(operations.c.recorded_at, operations.c.id))
-_EARNED_BETWEEN = select(func.coalesce(func.sum(operations.c.points), 0)).where(
-    operations.c.member_id == bindparam("member_id"),
-    operations.c.partner_id == bindparam("partner_id"),
-    operations.c.kind == "earn",
-    operations.c.recorded_at >= bindparam("start", type_=operations.c.recorded_at.type),
-    operations.c.recorded_at < bindparam("end", type_=operations.c.recorded_at.type))
+# The partner's own points in the member's earns there in [start, end): the transfers out of
+# its issued account (a campaign's bonus comes from its funder's account, so it never uses up
+# the partner's daily cap). ix_operations_daily_cap finds the member's earns there that day,
+# ix_transfers_operation their few transfers; the issued account by its unique code.
+_EARNED_BETWEEN = (
+    select(func.coalesce(func.sum(transfers.c.amount), 0))
+    .select_from(operations.join(transfers, transfers.c.operation_id == operations.c.id))
+    .where(
+        operations.c.member_id == bindparam("member_id"),
+        operations.c.partner_id == bindparam("partner_id"),
+        operations.c.kind == "earn",
+        operations.c.recorded_at >= bindparam("start", type_=operations.c.recorded_at.type),
+        operations.c.recorded_at < bindparam("end", type_=operations.c.recorded_at.type),
+        transfers.c.debit_account_id == select(accounts.c.id).where(
+            accounts.c.code == bindparam("issued")).scalar_subquery()))
 _LOT_DUE, _HOLD_DUE = housekeeping_due("at")
 _ANYTHING_DUE = select(
     exists().where(lots.c.member_id == bindparam("member_id"), _LOT_DUE)

@@ -51,11 +51,11 @@ from gateway.ledger.planners import (
 from gateway.ledger.precedence import Checks, first_failure
 from gateway.ledger.promotions import (
     NO_PROMOTIONS,
-    bonus_earned_between,
     budgeted_of,
     funder_accounts,
     load_promotions,
     purchase_context,
+    release_awards,
 )
 from gateway.ledger.repository import OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
@@ -130,9 +130,8 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel, occurred_at)
         promotions, quote = NO_PROMOTIONS, None
         if candidates:  # none: nothing more is read or written (the hot path stays as it was)
-            # The daily cap is on the partner's own points: today's bonuses come off.
-            today -= bonus_earned_between(tx, member_id, cmd.partner_id, day,
-                                          day + timedelta(days=1))
+            # Funders are charged in load_promotions (lock order: purchase, member, counters,
+            # funders, referrers); ``today`` counts the partner's own points only.
             quote = quote_earn(rule, request.facts, earned_today=today)
             promotions = load_promotions(
                 tx, candidates, member_id,
@@ -288,6 +287,7 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
                                     tx.ledger.coalition_account(AccountKind.BREAKAGE),
                                     iter(operation_id, None))
         apply(tx, plan.postings + expire)
+        release_awards(tx, plan.result.promotions_reversed)  # their funders' funding back
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)

@@ -297,11 +297,32 @@ def _limit(k: CompiledCampaign, used: Used, mine: int,
     return None, mine, theirs, note
 
 
+def _funder_limit(funder: str, limit: int, funded: dict[str, int], mine: int, theirs: int,
+                  note: str) -> tuple[SkipReason | None, int, int, str]:
+    """What the funder's funding leaves of an award (the member's share first), counted in
+    ``funded``: nothing left skips, less than the award cuts it."""
+    left = max(0, limit - funded.get(funder, 0))
+    if mine + theirs > 0 and left == 0:
+        return (SkipReason.FUNDER_LIMIT, 0, 0,
+                f"funder {funder!r} has no funding left for its points")
+    if mine + theirs > left:
+        mine = min(mine, left)
+        theirs = left - mine
+        note = f"capped at the {_pts(left)} left of funder {funder!r}'s funding"
+    funded[funder] = funded.get(funder, 0) + mine + theirs
+    return None, mine, theirs, note
+
+
 def evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
-             member: MemberFacts, used: Mapping[str, Used], rule: RuleVersion) -> Evaluation:
+             member: MemberFacts, used: Mapping[str, Used], rule: RuleVersion | None,
+             funding: Mapping[str, int] | None = None) -> Evaluation:
     """Awards and skips for one purchase: candidates in stacking order (sorted here, so the
-    input order does not matter), conditions, effects, stacking, then budget and limits."""
-    return _evaluate(candidates, purchase, member, used, rule)
+    input order does not matter), conditions, effects, stacking, then budget and limits, then
+    the funders' funding: ``funding`` maps a funder to the points it may still issue in this
+    operation (only funders that refused a charge; decision 027). Like a budget, an award
+    past it is cut to what is left and nothing left skips it (``FUNDER_LIMIT``), which does
+    not block the campaigns after it."""
+    return _evaluate(candidates, purchase, member, used, rule, funding)
 
 
 def evaluate_enrolment(candidates: Iterable[CompiledCampaign], partner_id: str, channel: str,
@@ -315,12 +336,13 @@ def evaluate_enrolment(candidates: Iterable[CompiledCampaign], partner_id: str, 
 
 def _evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
               member: MemberFacts, used: Mapping[str, Used],
-              rule: RuleVersion | None) -> Evaluation:
+              rule: RuleVersion | None, funding: Mapping[str, int] | None = None) -> Evaluation:
     basket = Basket(purchase, rule)
     partner = rule.partner_id if rule is not None else purchase.partner_id
     awards: list[Award] = []
     skips: list[Skip] = []
     applied = exclusive_applied = False
+    funded: dict[str, int] = {}  # points given so far per funder with a funding limit here
     for k in sorted(candidates, key=_ORDER):
         c = k.campaign
         matched = True
@@ -348,6 +370,9 @@ def _evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
         if points + referrer <= 0 and till is None:
             continue  # matched, but gives nothing here (no matching lines): not listed
         reason, mine, theirs, note = _limit(k, used.get(c.id, _NO_USE), points, referrer)
+        if reason is None and funding is not None and c.funder in funding:
+            reason, mine, theirs, note = _funder_limit(c.funder, funding[c.funder],
+                                                      funded, mine, theirs, note)
         if reason is not None:
             skips.append(Skip(c.id, c.version, reason, f"{head}: skipped, {note}"))
             continue

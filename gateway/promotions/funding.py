@@ -110,6 +110,10 @@ _RELEASE = (
                                  else_=_RELEASED),
             updated_at=bindparam("at"))
 )
+# Taking back part of a charge made earlier in the same transaction (the write path's second
+# evaluation gave that funder less): the row is locked by that charge already.
+_UNCHARGE = (update(funders).where(funders.c.funder == bindparam("f"))
+             .values(issued_points=funders.c.issued_points - bindparam("p")))
 _ALERTED = (update(funders).where(funders.c.funder == bindparam("f"))
             .values(alerts=funders.c.alerts + 1))
 _READ = select(funders).where(funders.c.funder == bindparam("f"))
@@ -147,6 +151,23 @@ def release(conn: Connection, funder: str, points: int, at: datetime) -> None:
     _check_points(points, "points")
     if points:
         conn.execute(_RELEASE, {"f": funder, "p": points, "at": at})
+
+
+def uncharge(conn: Connection, funder: str, points: int) -> None:
+    """Take back ``points`` of a charge made earlier in this transaction (never a reversal:
+    a return is ``release``). The write path's funding step needs it when a second evaluation
+    gives a funder fewer points than it was charged for (gateway.ledger.promotions)."""
+    _check_points(points, "points")
+    if points:
+        conn.execute(_UNCHARGE, {"f": funder, "p": points})
+
+
+def headroom_locked(conn: Connection, funder: str) -> int | None:
+    """The funder's headroom with its row locked until the transaction ends (None: no row,
+    unlimited): read after a refused charge, whose UPDATE matched nothing and locked nothing,
+    so the award cut to it cannot be overtaken by a concurrent charge."""
+    found = _locked(conn, funder)
+    return None if found is None else found.left_points
 
 
 def charge_all(conn: Connection, points_by_funder: Mapping[str, int],

@@ -23,7 +23,7 @@ from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.db.fast import FastConnection, FastResult
 from gateway.ledger import lot_repository, repository
-from gateway.ledger.chart import MEMBER_KINDS, AccountKind, member_account
+from gateway.ledger.chart import MEMBER_KINDS, AccountKind, member_account, partner_account
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.holds import authorise_redemption
 from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
@@ -84,7 +84,8 @@ def reads(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "_PURCHASE_OPERATIONS": {"partner_id": "grocery", "purchase_id": "p-1",
                                  "kinds": ["earn", "return"]},
         "_EARNED_BETWEEN": {"member_id": member, "partner_id": "grocery",
-                            "start": NOW - timedelta(days=1), "end": NOW + timedelta(days=1)},
+                            "start": NOW - timedelta(days=1), "end": NOW + timedelta(days=1),
+                            "issued": partner_account("grocery", AccountKind.ISSUED)},
         "_SPENDABLE_LOTS": {"member_id": member, "at": NOW},
         "_LIVE_LOTS": {"members": [member]},
         "_LOTS_BY_ID": {"lots": d["lots"]},
