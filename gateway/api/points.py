@@ -235,13 +235,17 @@ class RedeemPointsSuccess:
     available: int
     recorded_at: datetime = strawberry.field(
         description="When the gateway recorded it: the time settlement periods go by.")
+    promotions: list[AppliedPromotion] = strawberry.field(
+        description="The campaign whose better point value paid here (a pointsDiscount), "
+                    "if any: 0 points, its explanation names it and the value.")
 
     @staticmethod
     def of(r: m.Redeemed) -> RedeemPointsSuccess:
         return RedeemPointsSuccess(
             operation_id=strawberry.ID(r.operation_id), points=r.points,
             value=Money.of(r.value), rule_version=r.rule_version, available=r.available,
-            recorded_at=r.recorded_at)
+            recorded_at=r.recorded_at,
+            promotions=[AppliedPromotion.of(p) for p in r.promotions])
 
 
 @strawberry.type

@@ -202,6 +202,12 @@ class Redeemed:
     rule_version: int
     available: int
     recorded_at: datetime
+    # A partner's PointsDiscount campaign that set a better point value (0 points; its
+    # explanation names the campaign and the value): issue 12, docs/decisions/027.
+    promotions: tuple[AppliedPromotion, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "promotions", _values(AppliedPromotion, self.promotions))
 
 
 @dataclass(frozen=True, slots=True)

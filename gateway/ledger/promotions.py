@@ -14,12 +14,14 @@ tier, segments, referral and coupons are filled there by their modules."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from fractions import Fraction
 
 from sqlalchemy import bindparam, func, select
 
 from gateway.core.errors import FundingLimitReached
+from gateway.core.money import Money
 from gateway.db.tables import members, operations
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.model import (
@@ -40,6 +42,7 @@ from gateway.promotions.model import (
     Evaluation,
     MemberFacts,
     NthPurchase,
+    PointsDiscount,
     PurchaseContext,
     Used,
 )
@@ -167,12 +170,53 @@ def release_awards(tx: Tx, reversed_awards: Iterable[_Funded]) -> None:
     funding.release_all(tx.conn, points_by_funder(reversed_awards), tx.now)
 
 
+@dataclass(frozen=True, slots=True)
+class RedeemPromotion:
+    """A better point value for a redemption, and the campaign that gives it."""
+
+    point_value_minor: Fraction
+    promotion: AppliedPromotion
+
+    def rule(self, rule: RuleVersion) -> RuleVersion:
+        """``rule`` with its burn paying this value a point: the basket share and minimum
+        points are the rule's own, so the most points a basket takes follows the new value."""
+        assert rule.burn is not None
+        return replace(rule, burn=replace(rule.burn, point_value_minor=self.point_value_minor))
+
+
+def load_redeem_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: str,
+                           purchase: PurchaseContext, rule: RuleVersion,
+                           coupon_codes: tuple[str, ...] = ()) -> RedeemPromotion | None:
+    """The redemption's campaigns (with the member locked): the best ``PointsDiscount`` whose
+    conditions hold, when it pays more than the rule's own point value (a lower one never
+    applies: a campaign only betters the rate). Reads the member facts those campaigns need,
+    as an earn does; coupon facts enter through ``_facts`` the same way. Budgets, limits and
+    funding do not apply: a discount issues no points (docs/decisions/027)."""
+    discounts = [k for k in candidates
+                 if any(isinstance(e, PointsDiscount) for e in k.campaign.effects)]
+    if not discounts or rule.burn is None:
+        return None
+    facts = _facts(tx, engine.needs(discounts), discounts, member_id, purchase.partner_id,
+                   coupon_codes)
+    found = engine.points_discount(discounts, purchase, facts)
+    if found is None or found[0] <= rule.burn.point_value_minor:
+        return None
+    value, award = found
+    return RedeemPromotion(value, applied((award,))[0])
+
+
 def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
                      checked: CheckedPurchase, base_points: int) -> PurchaseContext:
     facts = checked.facts
     lines = checked.lines or (LineItem(facts.amount_minor),)
     return PurchaseContext(partner_id, channel, occurred_at, facts.amount_minor,
                            facts.currency, lines, base_points)
+
+
+def redeem_context(partner_id: str, channel: str, at: datetime, basket: Money) -> PurchaseContext:
+    """The basket a redemption pays, as the engine sees a purchase: one line, no points."""
+    return PurchaseContext(partner_id, channel, at, basket.amount_minor, basket.currency,
+                           (LineItem(basket.amount_minor),), 0)
 
 
 def _facts(tx: Tx, needs: engine.Needs, candidates: Sequence[CompiledCampaign],

@@ -54,7 +54,9 @@ from gateway.ledger.promotions import (
     budgeted_of,
     funder_accounts,
     load_promotions,
+    load_redeem_promotions,
     purchase_context,
+    redeem_context,
     release_awards,
 )
 from gateway.ledger.repository import OperationRow
@@ -227,9 +229,18 @@ def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
 
     def body(tx: Tx, fingerprint: str) -> Redeemed:
         spend = load_spend(ctx, request, tx, cmd)
-        plan = plan_spend(spend.state, spend.lots, spend.rule,
+        # Campaigns at redeem (issue 12): a PointsDiscount's better point value, read with the
+        # member locked; none in force at this partner reads nothing more.
+        candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel or "", tx.now)
+        discount = load_redeem_promotions(
+            tx, candidates, spend.state.member_id,
+            redeem_context(cmd.partner_id, cmd.channel or "", tx.now, cmd.basket),
+            spend.rule) if candidates else None
+        rule = discount.rule(spend.rule) if discount else spend.rule
+        plan = plan_spend(spend.state, spend.lots, rule,
                           tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
-                          spend_input(request, cmd, tx, fingerprint))
+                          spend_input(request, cmd, tx, fingerprint),
+                          (discount.promotion,) if discount else ())
         apply(tx, plan.postings)
         return plan.result
 

@@ -196,6 +196,11 @@ def _effect(e: Effect, at: str, c: Campaign) -> None:
                 raise _fail("a discount needs a value or a percent", f"{at}.value")
         case PointsDiscount(point_value_minor=value) if value <= 0:
             raise _fail(f"pointValue must be positive, got {value}", f"{at}.pointValue")
+        case PointsDiscount() if c.owner == COALITION:
+            # The partner where points are spent gives the better value and is settled per
+            # point redeemed: only its own campaign may promise it (docs/decisions/027).
+            raise _fail("a pointsDiscount is a partner's own campaign: the partner where the "
+                        "points are spent bears the better value", at)
         case ReferralReward(referrer_points=referrer, referred_points=referred):
             _points(referrer, f"{at}.referrerPoints", zero=True)
             _points(referred, f"{at}.referredPoints", zero=True)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from gateway.core.errors import InsufficientPoints
 from gateway.core.money import Money
 from gateway.ledger.chart import AccountKind
-from gateway.ledger.model import HoldPlaced, OperationRecord, Redeemed
+from gateway.ledger.model import AppliedPromotion, HoldPlaced, OperationRecord, Redeemed
 from gateway.ledger.planners.lots import take_lots
 from gateway.ledger.planners.state import MemberState, Move, NewHold, OpenLot, Plan, Posting
 from gateway.ledger.repository import Account
@@ -32,13 +32,15 @@ class SpendInput:
 
 
 def plan_spend(state: MemberState, lots: Sequence[OpenLot], rule: RuleVersion,
-               redeemed: Account, request: SpendInput) -> Plan[Redeemed]:
+               redeemed: Account, request: SpendInput,
+               promotions: tuple[AppliedPromotion, ...] = ()) -> Plan[Redeemed]:
     """Redeem now: the rule's limits (REDEMPTION_NOT_ACCEPTED, min points, CAP_EXCEEDED), then
     the balance (INSUFFICIENT_POINTS); wallet -> the partner's redeemed account, lots consumed
-    soonest expiry first."""
+    soonest expiry first. ``rule`` carries a PointsDiscount's better point value when one
+    applies (``promotions`` names it); the value is FLOOR, as always."""
     value = _check_spend(state, rule, request)
     result = Redeemed(request.operation_id, request.points, value, rule.version,
-                      state.available - request.points, request.now)
+                      state.available - request.points, request.now, promotions)
     record = _spend_record(state, rule, request, "redeem", result)
     return Plan(result, (Posting(
         record, (Move(state.account(AccountKind.WALLET), redeemed, request.points),),
