@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, func, insert, select, text, update
 from sqlalchemy.sql.elements import BindParameter
 
+from gateway.db import audit
 from gateway.db.tables import campaign_counters, campaign_versions, campaigns, promotion_awards
 from gateway.promotions import codec
 from gateway.promotions.model import Campaign, Window
@@ -39,6 +40,14 @@ def publish_version(conn: Connection, campaign: Campaign, *, actor: str,
         "campaign_id": stored.id, "version": stored.version,
         "definition": codec.dumps(stored), "published_at": now, "published_by": actor,
     })
+    # Who published what, in the same transaction (DESIGN §5: a publish records who and when),
+    # beside the other admin acts in audit_log.
+    audit.record(conn, at=now, actor=actor, action="campaign.publish",
+                 subject=f"{stored.id} v{stored.version}",
+                 detail={"owner": stored.owner, "funder": stored.funder,
+                         "valid_from": stored.valid_from.isoformat(),
+                         "valid_until": None if stored.valid_until is None
+                         else stored.valid_until.isoformat()})
     return stored
 
 

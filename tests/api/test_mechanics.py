@@ -8,6 +8,7 @@ of its points pays 0.10 UAH; the clock stands at Monday 2026-11-23 10:00 UTC."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -337,3 +338,21 @@ async def test_points_pay_one_and_a_half_times_at_electronics_on_weekends(
     await api.fetch_token()  # the first one expired in the two days
     monday = await redeem("d-4", 1_000)
     assert (monday["value"]["amountMinor"], monday["promotions"]) == (1_000, [])
+
+
+# --- audit ------------------------------------------------------------------------------------
+async def test_publishing_a_campaign_version_is_audited_with_who_published_it(
+        gw: Gateway) -> None:
+    api = await partner_api(gw, "grocery")
+    await create(api, id="audited", name="10 points", effects=[{"bonusPoints": {"points": 10}}])
+    publish(gw, bonus_campaign("coal-audited", 5, partner=None, partners=frozenset({"grocery"})))
+    with gw.services.engine.connect() as conn:
+        rows = conn.execute(select(t.audit_log.c.actor, t.audit_log.c.subject,
+                                   t.audit_log.c.detail)
+                            .where(t.audit_log.c.action == "campaign.publish")
+                            .order_by(t.audit_log.c.id)).all()
+    assert [(r.actor, r.subject) for r in rows] == [
+        (f"client:{api.client_id}", "grocery:audited v1"), ("test", "coal-audited v1")]
+    assert json.loads(rows[0].detail) == {
+        "owner": "grocery", "funder": "grocery", "valid_from": "2026-11-01T00:00:00+00:00",
+        "valid_until": None}

@@ -9,6 +9,7 @@ Grocery earns 1 point per 10.00 UAH (floor): 1,200.00 UAH earns 120 base points.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from gateway.db.uow import UnitOfWork
 from gateway.ledger.chart import AccountKind, coalition_account, member_account, partner_account
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import Earned, EarnPoints, ReturnPurchase, to_json
+from gateway.ledger.promotions import _PURCHASES_AT_PARTNER, largest_nth
 from gateway.ledger.service import earn_points, return_purchase
 from gateway.ledger.verify import verify_ledger
 from gateway.promotions import engine
-from gateway.promotions.model import Award, Evaluation
+from gateway.promotions.model import Award, Evaluation, NthPurchase
 from tests.support.campaigns import bonus_campaign, publish
 from tests.support.harness import make_gateway
 
@@ -208,3 +210,32 @@ def test_the_partners_daily_cap_counts_its_own_points_not_bonuses(gw: Gateway) -
     assert (first.points, first.bonus_points) == (20_110, 19_990)
     second = earn(gw, 99_900, "k-2")  # below the bonus's minimum spend: base points only
     assert (second.points, second.bonus_points) == (99, 0)
+
+
+def test_a_bonus_from_a_campaign_since_ended_does_not_use_up_the_daily_cap(gw: Gateway) -> None:
+    """The daily cap sums the transfers out of the partner's issued account, so a bonus counts
+    for nothing whether or not a campaign is in force at the next earn."""
+    [big] = publish(gw, bonus_campaign("big", 19_990, min_spend_minor=100_000))
+    first = earn(gw, 120_000, "k-1")
+    assert (first.points, first.bonus_points) == (20_110, 19_990)
+    publish(gw, replace(big, valid_until=gw.services.clock.now()))  # ended: no candidate now
+    second = earn(gw, 99_900, "k-2")  # 99 of the 20,000 a day; the 120 base points used 120
+    assert (second.points, second.bonus_points) == (99, 0)
+
+
+def test_the_purchases_count_stops_at_the_largest_nth_purchase(gw: Gateway) -> None:
+    """NthPurchase(n) needs to know only whether n - 1 earns came before: the count reads at
+    most n rows, however long the member's history at the partner."""
+    for n in range(4):
+        earn(gw, 10_000, f"h-{n}")
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        member = uow.conn.execute(select(t.linked_accounts.c.member_id)).scalar_one()
+        counted = {n: int(uow.conn.execute(_PURCHASES_AT_PARTNER, {
+            "member_id": member, "partner_id": "grocery", "n": n}).scalar_one())
+            for n in (1, 2, 4, 9)}
+    assert counted == {1: 1, 2: 2, 4: 4, 9: 4}
+    compiled = engine.compile_campaigns([
+        replace(bonus_campaign("third", 5), conditions=(NthPurchase(3),)),
+        replace(bonus_campaign("first", 5), conditions=(NthPurchase(1),)),
+        bonus_campaign("plain", 5)])
+    assert largest_nth(compiled.candidates("grocery", "store", gw.services.clock.now())) == 3
