@@ -181,7 +181,9 @@ class EarnPointsSuccess:
     operation_id: strawberry.ID
     points: int
     rule_version: int
-    explanation: list[str] = strawberry.field(description="How the points were computed.")
+    explanation: list[str] = strawberry.field(
+        description="How the points were computed: the rule's lines, then every campaign "
+                    "applied and every campaign that matched but was skipped, with why.")
     debt_repaid: int
     available: int | None = strawberry.field(
         description="The member's wallet after the earn; null when named by a bare card number.")

@@ -248,6 +248,9 @@ async def test_an_exclusive_campaign_skips_the_stackable_one_and_says_why(gw: Ga
     assert skipped(earned) == [("grocery:small", "not_stackable")]
     why = earned["skippedPromotions"][0]["explanation"]
     assert "grocery:small" in why and "exclusive campaign was applied" in why
+    # The earn's explanation lists the rule's lines, every campaign applied, every one skipped.
+    assert earned["explanation"][-2:] == [earned["promotions"][0]["explanation"], why]
+    assert "grocery:mega" in earned["explanation"][-2]
 
 
 async def test_a_budget_cuts_the_last_award_then_skips(gw: Gateway) -> None:

@@ -63,9 +63,14 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
     repay = 0 if pending_days else min(total, state.debt)
     credited = 0 if pending_days else total
     now = request.now
+    # The "why", in one list: the rule's lines, then each campaign applied to this member and
+    # each campaign that matched but was skipped, with its reason (a referrer's award is the
+    # referrer's own operation, not explained to this partner's member).
+    explanation = quote.explanation + tuple(a.explanation for a in awards) + tuple(
+        s.explanation for s in promotions.evaluation.skips)
     result = Earned(
         operation_id=request.operation_id, points=total, rule_version=rule.version,
-        explanation=quote.explanation, debt_repaid=repay,
+        explanation=explanation, debt_repaid=repay,
         available=state.available + credited - repay if request.show_available else None,
         recorded_at=now, pending=total - credited, bonus_points=bonus,
         promotions=applied(awards), skipped=skipped(promotions.evaluation),
