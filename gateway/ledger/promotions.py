@@ -158,7 +158,10 @@ def fund(tx: Tx, evaluation: Evaluation,
             return evaluation
         except FundingLimitReached as refused:
             # Each pass limits one more funder to exactly what it has, under its lock, so the
-            # next pass charges it within that: at most one pass per funder.
+            # next pass charges it within that: at most one pass per funder. A second refusal
+            # by the same funder would mean the engine ignored the limit: raise, never loop.
+            if refused.funder in limits:
+                raise
             left = funding.headroom_locked(tx.conn, refused.funder) or 0
             limits[refused.funder] = charged.get(refused.funder, 0) + max(0, left)
             evaluation = again(limits)

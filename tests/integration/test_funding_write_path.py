@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -24,9 +25,9 @@ from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import Earned, EarnPoints, ReturnPurchase
 from gateway.ledger.service import earn_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.promotions import funding
+from gateway.promotions import engine, funding
 from gateway.promotions.funding import FundingMode, FundingPolicy
-from gateway.promotions.model import Stacking, Trigger
+from gateway.promotions.model import Award, Evaluation, Stacking, Trigger
 from tests.integration.test_concurrency import race, warm_pool
 from tests.support.campaigns import bonus_campaign, publish
 from tests.support.harness import make_gateway
@@ -166,3 +167,25 @@ def test_twenty_concurrent_earns_never_issue_past_the_funding(gw: Gateway) -> No
     assert (account.issued_points, account.left_points) == (500, 0)
     assert verify_ledger(services.engine).ok
 
+
+
+def test_a_referrers_reward_is_charged_to_the_funder_with_the_earn(
+        gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The referral facts are read by their own module (not in this tree), so one award to
+    the referrer is added to the evaluation here, as in test_campaign_earn: the funder is
+    charged for the purchaser's 10 and the referrer's 25 together, in the earn's transaction."""
+    services = gw.services
+    referrer = enrol_customer(services.engine, services.clock, "grocery", "c-2").member_id
+    fund(gw, "grocery", 1_000)
+    publish(gw, bonus_campaign("ref", 10))
+    evaluate = engine.evaluate
+
+    def with_referrer(*args: Any) -> Evaluation:
+        found = evaluate(*args)
+        return Evaluation((*found.awards, Award("ref", 1, "grocery", referrer, 25,
+                                                "ref: +25 to the referrer")), found.skips)
+
+    monkeypatch.setattr(engine, "evaluate", with_referrer)
+    result = earn(gw, "k-1")
+    assert (result.points, result.bonus_points) == (130, 10)
+    assert (read(gw, "grocery").issued_points, bonus_issued(gw)) == (35, 35)
