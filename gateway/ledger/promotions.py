@@ -4,9 +4,13 @@
 ``campaigns``); with no candidate an earn reads and writes nothing more. Otherwise
 :func:`load_promotions` reads only what the candidates need (the member's purchases at this
 partner, their birth month, the counters of budgeted campaigns locked in campaign id order
-after the member, the member's own usage per window) and evaluates them; the planner
-(``planners.earn``) turns the awards into moves from their funders' accounts, and apply
-appends the ``promotion_awards`` rows and the counter updates.
+after the member, the member's own usage per window), evaluates them and charges each
+funder for its points (:func:`fund`: funders locked after the counters; a ``refuse`` funder
+without room cuts or skips its awards, decision 027); the planner (``planners.earn``) turns
+the awards into moves from their funders' accounts, and apply appends the
+``promotion_awards`` rows and the counter updates. A return releases the funders
+(:func:`release_awards`). At redeem, :func:`load_redeem_promotions` finds a
+``PointsDiscount``'s better point value from the same member facts.
 
 Where the other mechanics' facts enter (issue 12): ``_facts`` builds ``MemberFacts``; the
 tier, segments, referral and coupons are filled there by their modules."""
