@@ -25,7 +25,7 @@ from gateway.ledger.model import AppliedPromotion, SkippedPromotion, TillRewardG
 from gateway.ledger.planners.state import MemberState
 from gateway.ledger.repository import Account, LedgerRepository
 from gateway.ledger.runner import Tx
-from gateway.promotions import engine, repository
+from gateway.promotions import engine, repository, segments, tiers
 from gateway.promotions.engine import CompiledCampaign
 from gateway.promotions.model import (
     COALITION,
@@ -34,10 +34,11 @@ from gateway.promotions.model import (
     Evaluation,
     MemberFacts,
     PurchaseContext,
+    TillReward,
     Used,
 )
 from partners.config import RuleVersion
-from partners.rules import CheckedPurchase, LineItem
+from partners.rules import CheckedPurchase, LineItem, _num
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +87,14 @@ def budgeted_of(tx: Tx, awards: Sequence[AppliedPromotion]) -> frozenset[str]:
 
 def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: str,
                     purchase: PurchaseContext, rule: RuleVersion,
-                    coupon_codes: tuple[str, ...] = ()) -> Promotions:
+                    coupon_codes: tuple[str, ...] = (),
+                    programme: tiers.TierProgramme | None = None) -> Promotions:
     """Read what ``candidates`` need (with the member locked already) and evaluate them. What
     that is was worked out when the campaigns were compiled (``engine.needs``)."""
     if not candidates:
         return NO_PROMOTIONS
     needs = engine.needs(candidates)
-    facts = _facts(tx, needs, member_id, purchase.partner_id, coupon_codes)
+    facts = _facts(tx, needs, member_id, purchase, coupon_codes, programme)
     locked = repository.lock_counters(tx.conn, list(needs.counters))
     limited = list(needs.member_windows)
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
@@ -116,8 +118,10 @@ def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
                            facts.currency, lines, base_points)
 
 
-def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
-           coupon_codes: tuple[str, ...]) -> MemberFacts:
+def _facts(tx: Tx, needs: engine.Needs, member_id: str, purchase: PurchaseContext,
+           coupon_codes: tuple[str, ...],
+           programme: tiers.TierProgramme | None = None) -> MemberFacts:
+    partner_id = purchase.partner_id
     purchases = 0
     if needs.purchases_at_partner:
         purchases = int(tx.conn.execute(_PURCHASES_AT_PARTNER, {
@@ -130,17 +134,29 @@ def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
     # tier (needs.tier), segments (needs.segments), referred_by (needs.referral), and coupons
     # (needs.coupons: the coupon module checks ``coupon_codes`` and redeems them).
     del coupon_codes
-    return MemberFacts(member_id, birth_month=birth_month, purchases_at_partner=purchases)
+    # The tier at the purchase's time, before this earn's own points (decision 026): at most
+    # window_months rows of tier_progress' primary key.
+    tier = None
+    if needs.tier and programme is not None:
+        tier = tiers.tier_at(tx.conn, programme, member_id, purchase.occurred_at).id
+    # The member's segments, none unless their latest purchase_history choice is consent.
+    member_segments = (segments.member_segments_of(tx.conn, member_id) if needs.segments
+                       else frozenset())
+    return MemberFacts(member_id, tier=tier, segments=member_segments, birth_month=birth_month,
+                       purchases_at_partner=purchases)
 
 
 def applied(awards: Iterable[Award]) -> tuple[AppliedPromotion, ...]:
     """The awards as an earn answers them (and stores them for replays and returns)."""
     return tuple(
         AppliedPromotion(a.campaign_id, a.version, a.funder, a.points, a.explanation,
-                         None if a.till_reward is None else TillRewardGiven(
-                             str(a.till_reward.kind), a.till_reward.code,
-                             a.till_reward.description, a.till_reward.value_minor))
+                         None if a.till_reward is None else _till(a.till_reward))
         for a in awards)
+
+
+def _till(t: TillReward) -> TillRewardGiven:
+    return TillRewardGiven(str(t.kind), t.code, t.description, t.value_minor,
+                           None if t.percent is None else _num(t.percent))
 
 
 def skipped(evaluation: Evaluation) -> tuple[SkippedPromotion, ...]:
