@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import InvalidInput
 from gateway.db.tables import consents, member_segments, members, operations, partners, segments
 from gateway.db.uow import UnitOfWork
 from gateway.promotions.parsing import qualified_id
@@ -134,9 +134,7 @@ def define(engine: Engine, owner: str, name: str, title: str, clauses: tuple[Cla
                 raise InvalidInput(f"no partner {clause.partner_id!r}",
                                    field=f"clauses[{i}].{which}")
         stored = _read(conn, segment_id)
-        if stored is not None:
-            if stored.owner != owner:  # unreachable: ids are namespaced by owner
-                raise NotFound("no segment of yours has this id", field="id")
+        if stored is not None:  # the id is in the owner's namespace: it is the owner's
             if (stored.name, stored.clauses) != (title, clauses):
                 raise InvalidInput("a segment with this id exists with another definition",
                                    field="id")

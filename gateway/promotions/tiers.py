@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
 from gateway.db.tables import operations, tier_progress
+from gateway.db.uow import UnitOfWork
 
 COALITION_FUNDED = "coalition"
 PARTNER_FUNDED = "partner"
@@ -156,6 +157,15 @@ def status_at(conn: Connection, programme: TierProgramme, member_id: str,
               at: datetime) -> TierStatus:
     return status(programme, qualifying_months(conn, member_id, at, programme.window_months),
                   at)
+
+
+def member_status(engine: Engine, programme: TierProgramme | None, member_id: str,
+                  at: datetime) -> TierStatus | None:
+    """The member's tier at ``at`` in its own read transaction; None with no programme."""
+    if programme is None:
+        return None
+    with UnitOfWork(engine, write=False) as uow:
+        return status_at(uow.conn, programme, member_id, at)
 
 
 def status(programme: TierProgramme, months: Mapping[int, int], at: datetime) -> TierStatus:
