@@ -118,7 +118,7 @@ async def test_crossing_gold_across_brands_then_a_return_drops_back(gw: Gateway)
 
 
 async def test_a_replayed_gold_earn_answers_the_same_and_qualifies_once(gw: Gateway) -> None:
-    groc, fuel_api, me = await member_across_brands(gw)
+    groc, _, me = await member_across_brands(gw)
     await groc.gql(EARN, grocery("g-big", 5_000_000))
     gold = await groc.gql(EARN, grocery("g-gold", 120_000))
     before = ledger_snapshot(gw)
