@@ -7,13 +7,19 @@ The demo programme (partners/catalog/coalition/tiers.toml): Silver 0, Gold 5,000
 
 from __future__ import annotations
 
+import argparse
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.app import Gateway
-from gateway.promotions import tier_sync
+from gateway.core.money import Money
+from gateway.ledger.enrolment import enrol_customer
+from gateway.ledger.model import EarnPoints
+from gateway.ledger.service import earn_points
+from gateway.promotions import tier_sync, tiers_cli
 from gateway.rules.campaigns import CampaignBook
 from tests.support.harness import NOW, Api, ledger_snapshot, make_gateway, partner_api
 from tests.support.members import LINK, link_code_for, member_api, member_id_of
@@ -135,3 +141,31 @@ async def test_sync_twice_writes_nothing_the_second_time(gw: Gateway) -> None:
         ("tier-platinum-electronics", 1, "unchanged"), ("fuel:tier-gold", 1, "unchanged"),
         ("fuel:tier-platinum", 1, "unchanged"), ("tier-gold-grocery", 1, "unchanged"),
         ("tier-platinum-grocery", 1, "unchanged")]
+
+
+def test_the_operators_cli_syncs_once_and_shows_a_members_tier(tmp_path: Path) -> None:
+    gateway = make_gateway(tmp_path)
+
+    def run(*argv: str) -> str:
+        root = argparse.ArgumentParser(prog="gateway")
+        out = io.StringIO()
+        tiers_cli.register(root.add_subparsers(dest="command"), lambda: gateway.services,
+                           out=out)
+        args = root.parse_args(list(argv))
+        assert args.func(args) == 0
+        return out.getvalue()
+
+    assert run("tiers", "sync", "--actor", "ops") == (
+        "published tier-platinum-electronics v1\npublished fuel:tier-gold v1\n"
+        "published fuel:tier-platinum v1\npublished tier-gold-grocery v1\n"
+        "published tier-platinum-grocery v1\ntier programme v1: 5 campaign versions written\n")
+    assert run("tiers", "sync").endswith("tier programme v1: 0 campaign versions written\n")
+    assert run("tiers", "show") == ("tier programme v1, window 12 months\n"
+                                    "silver\tSilver\t0\ngold\tGold\t5000\n"
+                                    "platinum\tPlatinum\t20000\n")
+    engine, clock = gateway.services.engine, gateway.services.clock
+    enrol_customer(engine, clock, "grocery", "g-1")
+    earn_points(gateway.services.ledger, EarnPoints("grocery", "g-1", Money(5_000_000, "UAH"),
+                                                    "store", "p-1", "p-1"))
+    assert run("tiers", "show", "--member", member_id_of(gateway, "grocery", "g-1")) == (
+        "Gold: 5000 qualifying points; valid until 2027-11-01T00:00:00+00:00\n")
