@@ -19,12 +19,15 @@ from typing import Any
 
 import pytest
 from graphql import build_schema
+from sqlalchemy import select
 
 from gateway.api.schema import print_sdl
 from gateway.app import Gateway
 from gateway.core.clock import FixedClock
 from gateway.core.money import Money
+from gateway.db import tables as t
 from gateway.ledger.enrolment import enrol_customer
+from gateway.ledger.erasure import erase_member
 from gateway.ledger.model import EarnPoints
 from gateway.ledger.service import earn_points
 from gateway.members import viewer
@@ -196,3 +199,18 @@ async def test_define_is_idempotent_and_refuses_bad_clauses_by_field(gw: Gateway
         refused = (await grocery.gql(DEFINE, {"input": given}))["defineSegment"]
         assert (refused["__typename"], refused["field"]) == ("InvalidInputError", field)
     assert (ledger_snapshot(gw), segments.listed(gw.services.engine, "grocery")) == before
+
+
+async def test_an_erased_member_leaves_every_segment_at_once(gw: Gateway) -> None:
+    await define_and_offer(gw)
+    refresh(gw)
+    gone = member_id_of(gw, "grocery", "r-2")
+    with gw.services.engine.connect() as conn:
+        rows = select(t.member_segments.c.segment_id).where(
+            t.member_segments.c.member_id == gone)
+        assert list(conn.execute(rows).scalars()) == ["grocery:regulars"]
+    erase_member(gw.services.ledger, gone, "FORFEIT", None, "test")
+    with gw.services.engine.connect() as conn:
+        assert list(conn.execute(rows).scalars()) == []
+    assert refresh(gw) == ("members scanned: 7\nmembers consenting: 6\n"
+                           "grocery:regulars: 4\n")
