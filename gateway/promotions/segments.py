@@ -211,16 +211,21 @@ _EARNS_SINCE = (
            operations.c.recorded_at >= bindparam("since",
                                                  type_=operations.c.recorded_at.type))
     .group_by(operations.c.member_id))
+# A batch clears (after, high]: consecutive batches cover every member id, so rows of members
+# no longer active (merged) between or after the active ones go too; the last clears (after, ∞).
 _CLEAR_RANGE = delete(member_segments).where(
     member_segments.c.segment_id == bindparam("segment_id"),
-    member_segments.c.member_id >= bindparam("low"),
+    member_segments.c.member_id > bindparam("after"),
     member_segments.c.member_id <= bindparam("high"))
+_CLEAR_REST = delete(member_segments).where(
+    member_segments.c.segment_id == bindparam("segment_id"),
+    member_segments.c.member_id > bindparam("after"))
 
 
 def refresh(engine: Engine, now: datetime, *, batch: int = BATCH,
             progress: Callable[[int], None] | None = None) -> Refreshed:
-    """Recompute every segment's members (each batch one transaction; a member's rows are
-    replaced in the batch that holds them), then store each segment's count."""
+    """Recompute every segment's members (each batch one transaction; the rows of the ids a
+    batch spans are replaced in it), then store each segment's count."""
     with UnitOfWork(engine, write=False) as uow:
         defined = [_segment(r) for r in uow.conn.execute(select(segments)
                                                           .order_by(segments.c.id)).all()]
@@ -233,11 +238,15 @@ def refresh(engine: Engine, now: datetime, *, batch: int = BATCH,
             ids = [str(i) for i in conn.execute(_ACTIVE_AFTER, {"after": after,
                                                                 "batch": batch}).scalars()]
             if not ids:
+                for s in defined:
+                    conn.execute(_CLEAR_REST, {"segment_id": s.id, "after": after})
+                uow.commit()
                 break
             agreed = _consenting(conn, ids)
             earns = _earn_counts(conn, agreed, defined, now)
             for s in defined:
-                conn.execute(_CLEAR_RANGE, {"segment_id": s.id, "low": ids[0], "high": ids[-1]})
+                conn.execute(_CLEAR_RANGE, {"segment_id": s.id, "after": after,
+                                            "high": ids[-1]})
                 inside = [m for m in agreed if all(
                     c.holds(earns[(c.partner_id, c.days)].get(m, 0)) for c in s.clauses)]
                 if inside:

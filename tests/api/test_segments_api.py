@@ -28,6 +28,7 @@ from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.erasure import erase_member
+from gateway.ledger.member_ops import merge_members
 from gateway.ledger.model import EarnPoints
 from gateway.ledger.service import earn_points
 from gateway.members import viewer
@@ -214,3 +215,27 @@ async def test_an_erased_member_leaves_every_segment_at_once(gw: Gateway) -> Non
         assert list(conn.execute(rows).scalars()) == []
     assert refresh(gw) == ("members scanned: 7\nmembers consenting: 6\n"
                            "grocery:regulars: 4\n")
+
+
+async def test_a_merged_member_leaves_at_the_next_refresh(gw: Gateway) -> None:
+    """r-5 is merged into r-8 (inactive now, whatever its id's place among the batches): the
+    refresh drops its row; the survivor's own earns decide the survivor."""
+    await define_and_offer(gw)
+    refresh(gw)
+    absorbed, survivor = (member_id_of(gw, "grocery", c) for c in ("r-5", "r-8"))
+    merge_members(gw.services.engine, gw.services.clock, survivor, absorbed, "test")
+    for batch in ("1", "3", "100"):
+        assert refresh_in_batches(gw, batch) == ("members scanned: 7\nmembers consenting: 6\n"
+                                                 "grocery:regulars: 4\n")
+        with gw.services.engine.connect() as conn:
+            assert absorbed not in set(conn.execute(
+                select(t.member_segments.c.member_id)).scalars())
+
+
+def refresh_in_batches(gw: Gateway, batch: str) -> str:
+    root = argparse.ArgumentParser()
+    out = io.StringIO()
+    tiers_cli.register(root.add_subparsers(dest="command"), lambda: gw.services, out=out)
+    args = root.parse_args(["segments", "refresh", "--batch", batch])
+    assert args.func(args) == 0
+    return out.getvalue()
