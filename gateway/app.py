@@ -35,6 +35,7 @@ from gateway.observability.logs import configure_logging
 from gateway.observability.metrics import Metrics, metrics_endpoint
 from gateway.observability.middleware import ObservabilityMiddleware, RouteNames
 from gateway.portal import portal_routes
+from gateway.promotions.tier_config import load_programme, tiers_path
 from gateway.rules.campaigns import CampaignBook
 from gateway.rules.store import RuleBook, sync_catalog
 from gateway.settings import Settings
@@ -102,7 +103,8 @@ def build(
         settings=settings, engine=engine, clock=clock, rules=rules,
         ledger=LedgerContext(engine=engine, rules=rules, clock=clock, locks=backends.locks,
                              on_commit=metrics.record_operation, guesses=backends.guesses,
-                             campaigns=campaigns),
+                             campaigns=campaigns,
+                             tiers=load_programme(tiers_path(settings.catalog_dir))),
         sign_in=sign_in,
     )
     auth = AuthService(engine, settings, clock, revocations=backends.revocations,

@@ -111,6 +111,14 @@ def _serve(args: argparse.Namespace) -> int:
         card = ensure_demo_member(engine, SystemClock(), DEMO_MEMBER_EMAIL, DEMO_MEMBER_PASSWORD)
         print(f"Demo member:   email={DEMO_MEMBER_EMAIL} password={DEMO_MEMBER_PASSWORD} "
               f"card={card}")
+        from gateway.promotions import tier_sync
+        from gateway.promotions.tier_config import load_programme, tiers_path
+
+        programme = load_programme(tiers_path(settings.catalog_dir))
+        if programme is not None:  # tier benefits in force, as `gateway tiers sync` would
+            written = tier_sync.sync(engine, programme, actor="demo", now=SystemClock().now())
+            print(f"Demo tiers:    programme v{programme.version} "
+                  f"({', '.join(t.name for t in programme.tiers)}), {len(written)} campaigns")
     engine.dispose()  # the workers open their own pools
     print(f"\nIssuer:        {settings.issuer}")
     print(f"GraphQL API:   {url}/graphql   (GraphiQL in a browser)")
@@ -263,6 +271,7 @@ def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
     from gateway.members.cli import register as register_members
     from gateway.promotions.cli import register as register_campaigns
+    from gateway.promotions.tiers_cli import register as register_tiers
     from gateway.settlement.cli import register as register_settlement
     from gateway.settlement.funding_cli import register as register_funding
 
@@ -324,6 +333,7 @@ def parser() -> argparse.ArgumentParser:
     register_funding(sub, _services)
     register_members(sub, _context)
     register_campaigns(sub, _services, rules=rules)
+    register_tiers(sub, _services)
     return root
 
 

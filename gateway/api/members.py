@@ -22,6 +22,7 @@ from gateway.ledger import enrolment, history
 from gateway.ledger.history import encode_cursor
 from gateway.members import linking
 from gateway.members.service import Membership
+from gateway.promotions import tiers
 
 MAX_PAGE = 100
 
@@ -50,6 +51,15 @@ class Member:
     async def balance(self, info: Info[Context, None]) -> Balance:
         balance = await info.context.loaders.balances.load((self.partner_id, self.member_id))
         return Balance.of(balance)
+
+    @strawberry.field(description="The member's coalition tier now (its name, such as "
+                      "\"Gold\"), earned across every brand; null when the coalition runs no "
+                      "tier programme. How it was reached is the member's own business.")
+    async def tier(self, info: Info[Context, None]) -> str | None:
+        c = info.context
+        found = await c.run(tiers.member_status, c.services.engine, c.services.ledger.tiers,
+                            self.member_id, c.services.clock.now())
+        return None if found is None else found.tier.name
 
     @strawberry.field(description="This partner's operations for the member, newest first "
                       f"(at most {MAX_PAGE} per page).")

@@ -44,6 +44,7 @@ from gateway.api.offers import OfferMutations, OfferQueries
 from gateway.api.one_mutation import OneMutationPerOperation
 from gateway.api.pages import CheckPageSizes
 from gateway.api.points import PointsMutations, PointsQueries
+from gateway.api.segments import SegmentMutations, SegmentQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
 from gateway.api.viewer import ViewerQueries
 from gateway.api.viewer_actions import ViewerMutations
@@ -53,13 +54,13 @@ from gateway.settings import Limits, Settings
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
 class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, OfferQueries,
-            FederationQueries):
+            SegmentQueries, FederationQueries):
     pass
 
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
 class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations,
-               OfferMutations):
+               OfferMutations, SegmentMutations):
     pass
 
 

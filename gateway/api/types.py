@@ -139,11 +139,14 @@ class TillReward:
     description: str
     value_minor: MinorUnits | None = strawberry.field(
         description="A discount's amount, or a gift's value, if known.")
+    percent: str | None = strawberry.field(
+        default=None, description="A percentage discount (the tier discount card), as an exact "
+        "ratio string such as \"3\" or \"2.5\".")
 
     @staticmethod
     def of(r: m.TillRewardGiven) -> TillReward:
         return TillReward(kind=r.kind, code=r.code, description=r.description,
-                          value_minor=r.value_minor)
+                          value_minor=r.value_minor, percent=r.percent)
 
 
 @strawberry.type(description="A campaign that matched but was not applied, and why.")

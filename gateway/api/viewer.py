@@ -21,6 +21,7 @@ from gateway.ledger import balances, history
 from gateway.ledger.history import encode_cursor
 from gateway.members import consent as codes
 from gateway.members import viewer as domain
+from gateway.promotions import tiers
 
 MAX_PAGE = 100
 
@@ -130,6 +131,28 @@ class StoreCode:
     expires_at: datetime
 
 
+@strawberry.type(description="The member's coalition tier, from qualifying points: the base "
+                 "points earned at every brand over the last 12 calendar months (bonus points do "
+                 "not qualify).")
+class MemberTier:
+    id: str = strawberry.field(description="What campaigns name: silver, gold, platinum.")
+    name: str
+    qualifying_points: int = strawberry.field(
+        description="Over the window (the current month and the 11 before it, UTC).")
+    next_tier: str | None = strawberry.field(description="The next tier's name; null at the top.")
+    points_to_next: int | None = strawberry.field(
+        description="Qualifying points still needed for the next tier.")
+    valid_until: datetime | None = strawberry.field(
+        description="When the tier falls if nothing more is earned (old months leave the "
+        "window); null for the first tier.")
+
+    @staticmethod
+    def of(s: tiers.TierStatus) -> MemberTier:
+        return MemberTier(id=s.tier.id, name=s.tier.name, qualifying_points=s.qualifying_points,
+                          next_tier=None if s.next_tier is None else s.next_tier.name,
+                          points_to_next=s.points_to_next, valid_until=s.valid_until)
+
+
 @strawberry.type(description="The signed-in member. Scope: member.")
 class Viewer:
     card_number: str
@@ -140,6 +163,14 @@ class Viewer:
         c = info.context
         return Wallet.of(await c.run(balances.wallet, c.services.engine, c.services.clock,
                                      self.member_id))
+
+    @strawberry.field(description="Your coalition tier now; null when the coalition runs no "
+                      "tier programme.")
+    async def tier(self, info: Info[Context, None]) -> MemberTier | None:
+        c = info.context
+        found = await c.run(tiers.member_status, c.services.engine, c.services.ledger.tiers,
+                            self.member_id, c.services.clock.now())
+        return None if found is None else MemberTier.of(found)
 
     @strawberry.field(description=f"Operations at every brand, newest first (at most {MAX_PAGE} "
                       "per page).")

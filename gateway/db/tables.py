@@ -577,6 +577,44 @@ funding_events = Table(
     Index("ix_funding_events_funder", "funder", "id"),
 )
 
+# --- p13-tiers: qualifying points and segments (issue 12, decision 026) --------------------------
+# A member's qualifying points per UTC calendar month (YYYYMM): the base points of their earns at
+# every brand, less what returns took back (gateway.promotions.tiers). Upserted in the earn's or
+# the return's transaction under the member's lock; a tier read sums at most window_months rows of
+# the primary key. A derived counter, not a ledger entry: operations are the record it sums.
+tier_progress = Table(
+    "tier_progress",
+    metadata,
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("month", Integer, primary_key=True, autoincrement=False),
+    Column("points", BigInteger, nullable=False),
+)
+
+# A partner's segment (gateway.promotions.segments): a rule over members' purchases at the
+# coalition's brands, for personal offers (a campaign with InSegment). Its membership is computed
+# by `gateway segments refresh` over consenting members only; the partner reads member_count.
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", String(64), primary_key=True),  # owner:name
+    Column("owner", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("rule", Text, nullable=False),  # canonical JSON (segments.rule_to_json)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("member_count", BigInteger, nullable=False, server_default="0"),
+    Column("refreshed_at", UTCDateTime, nullable=True),
+    Index("ix_segments_owner", "owner", "id"),
+)
+
+member_segments = Table(
+    "member_segments",
+    metadata,
+    Column("segment_id", String(64), ForeignKey("segments.id"), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Index("ix_member_segments_member", "member_id", "segment_id"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",

@@ -18,6 +18,7 @@ from gateway.core.money import Money
 from gateway.members.guesses import CodeGuesses
 from gateway.promotions.engine import CompiledCampaign
 from gateway.promotions.model import Trigger
+from gateway.promotions.tiers import TierProgramme
 from partners.config import PartnerDefinition, RuleVersion
 
 MAX_KEY_LENGTH = 200
@@ -62,6 +63,9 @@ class LedgerContext:
     guesses: CodeGuesses = field(default_factory=CodeGuesses.build)
     # The campaigns in force (issue 12, decision 020); none unless the app wires its book.
     campaigns: CampaignSource = field(default_factory=NoCampaigns)
+    # The coalition's tier programme (decision 026): earns and returns keep qualifying points
+    # and the load step reads the tier; None: no programme, nothing kept or read.
+    tiers: TierProgramme | None = None
 
 
 def check_key(key: str) -> None:

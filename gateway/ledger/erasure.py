@@ -29,6 +29,7 @@ from gateway.db.tables import (
     link_events,
     linked_accounts,
     member_credentials,
+    member_segments,
     member_sessions,
     members,
     oauth_authorization_codes,
@@ -93,7 +94,9 @@ def erase_in(ctx: LedgerContext, tx: Tx, member_id: str, remaining: str,
         closed += 1
     _pseudonymise_links(tx, member_id)
     _withdraw_consents(tx, member_id)
-    for table in (member_credentials, member_sessions, link_codes, oauth_authorization_codes):
+    # member_segments: what a refresh derived from their purchase history (decision 026).
+    for table in (member_credentials, member_sessions, link_codes, oauth_authorization_codes,
+                  member_segments):
         conn.execute(delete(table).where(table.c.member_id == member_id))
     conn.execute(update(members).where(members.c.id == member_id).values(
         status="erased", erased_at=tx.now, birth_date=None, language=None,

@@ -110,6 +110,7 @@ class TillRewardGiven:
     code: str
     description: str
     value_minor: int | None = None
+    percent: str | None = None  # a percentage discount, an exact ratio ("3", "2.5")
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from gateway.ledger.model import (
 from gateway.ledger.planners.state import MemberState
 from gateway.ledger.repository import Account, LedgerRepository
 from gateway.ledger.runner import Tx
-from gateway.promotions import engine, funding, repository
+from gateway.promotions import engine, funding, repository, segments, tiers
 from gateway.promotions.engine import CompiledCampaign
 from gateway.promotions.model import (
     COALITION,
@@ -48,10 +48,11 @@ from gateway.promotions.model import (
     NthPurchase,
     PointsDiscount,
     PurchaseContext,
+    TillReward,
     Used,
 )
 from partners.config import RuleVersion
-from partners.rules import CheckedPurchase, LineItem
+from partners.rules import CheckedPurchase, LineItem, _num
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +101,14 @@ def budgeted_of(tx: Tx, awards: Sequence[AppliedPromotion]) -> frozenset[str]:
 
 def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: str,
                     purchase: PurchaseContext, rule: RuleVersion,
-                    coupon_codes: tuple[str, ...] = ()) -> Promotions:
+                    coupon_codes: tuple[str, ...] = (),
+                    programme: tiers.TierProgramme | None = None) -> Promotions:
     """Read what ``candidates`` need (with the member locked already) and evaluate them. What
     that is was worked out when the campaigns were compiled (``engine.needs``)."""
     if not candidates:
         return NO_PROMOTIONS
     needs = engine.needs(candidates)
-    facts = _facts(tx, needs, candidates, member_id, purchase.partner_id, coupon_codes)
+    facts = _facts(tx, needs, candidates, member_id, purchase, coupon_codes, programme)
     locked = repository.lock_counters(tx.conn, list(needs.counters))
     limited = list(needs.member_windows)
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
@@ -193,7 +195,9 @@ class RedeemPromotion:
 
 def load_redeem_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: str,
                            purchase: PurchaseContext, rule: RuleVersion,
-                           coupon_codes: tuple[str, ...] = ()) -> RedeemPromotion | None:
+                           coupon_codes: tuple[str, ...] = (),
+                           programme: tiers.TierProgramme | None = None
+                           ) -> RedeemPromotion | None:
     """The redemption's campaigns (with the member locked): the best ``PointsDiscount`` whose
     conditions hold, when it pays more than the rule's own point value (a lower one never
     applies: a campaign only betters the rate). Reads the member facts those campaigns need,
@@ -203,8 +207,8 @@ def load_redeem_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], membe
                  if any(isinstance(e, PointsDiscount) for e in k.campaign.effects)]
     if not discounts or rule.burn is None:
         return None
-    facts = _facts(tx, engine.needs(discounts), discounts, member_id, purchase.partner_id,
-                   coupon_codes)
+    facts = _facts(tx, engine.needs(discounts), discounts, member_id, purchase, coupon_codes,
+                   programme)
     found = engine.points_discount(discounts, purchase, facts)
     if found is None or found[0] <= rule.burn.point_value_minor:
         return None
@@ -227,7 +231,9 @@ def redeem_context(partner_id: str, channel: str, at: datetime, basket: Money) -
 
 
 def _facts(tx: Tx, needs: engine.Needs, candidates: Sequence[CompiledCampaign],
-           member_id: str, partner_id: str, coupon_codes: tuple[str, ...]) -> MemberFacts:
+           member_id: str, purchase: PurchaseContext, coupon_codes: tuple[str, ...],
+           programme: tiers.TierProgramme | None = None) -> MemberFacts:
+    partner_id = purchase.partner_id
     purchases = 0
     if needs.purchases_at_partner:
         # NthPurchase(n) holds when exactly n - 1 earns came before: counting up to the
@@ -243,7 +249,16 @@ def _facts(tx: Tx, needs: engine.Needs, candidates: Sequence[CompiledCampaign],
     # tier (needs.tier), segments (needs.segments), referred_by (needs.referral), and coupons
     # (needs.coupons: the coupon module checks ``coupon_codes`` and redeems them).
     del coupon_codes
-    return MemberFacts(member_id, birth_month=birth_month, purchases_at_partner=purchases)
+    # The tier at the purchase's time, before this earn's own points (decision 026): at most
+    # window_months rows of tier_progress' primary key.
+    tier = None
+    if needs.tier and programme is not None:
+        tier = tiers.tier_at(tx.conn, programme, member_id, purchase.occurred_at).id
+    # The member's segments, none unless their latest purchase_history choice is consent.
+    member_segments = (segments.member_segments_of(tx.conn, member_id) if needs.segments
+                       else frozenset())
+    return MemberFacts(member_id, tier=tier, segments=member_segments, birth_month=birth_month,
+                       purchases_at_partner=purchases)
 
 
 def largest_nth(candidates: Iterable[CompiledCampaign]) -> int:
@@ -256,10 +271,13 @@ def applied(awards: Iterable[Award]) -> tuple[AppliedPromotion, ...]:
     """The awards as an earn answers them (and stores them for replays and returns)."""
     return tuple(
         AppliedPromotion(a.campaign_id, a.version, a.funder, a.points, a.explanation,
-                         None if a.till_reward is None else TillRewardGiven(
-                             str(a.till_reward.kind), a.till_reward.code,
-                             a.till_reward.description, a.till_reward.value_minor))
+                         None if a.till_reward is None else _till(a.till_reward))
         for a in awards)
+
+
+def _till(t: TillReward) -> TillRewardGiven:
+    return TillRewardGiven(str(t.kind), t.code, t.description, t.value_minor,
+                           None if t.percent is None else _num(t.percent))
 
 
 def skipped(evaluation: Evaluation) -> tuple[SkippedPromotion, ...]:

@@ -61,6 +61,7 @@ from gateway.ledger.promotions import (
 )
 from gateway.ledger.repository import OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
+from gateway.promotions.tiers import record_qualifying, record_returned
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
     CheckedPurchase,
@@ -139,7 +140,7 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
                 tx, candidates, member_id,
                 purchase_context(cmd.partner_id, cmd.channel, occurred_at, request.facts,
                                  quote.points),
-                rule, cmd.coupon_codes)
+                rule, cmd.coupon_codes, ctx.tiers)
         plan = plan_earn(
             member, rule, today,
             tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
@@ -147,6 +148,8 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
                       cmd.idempotency_key, fingerprint, request.facts, occurred_at, tx.now,
                       operation_id(), show_available=not who.by_card), promotions, quote)
         apply(tx, plan.postings)
+        if ctx.tiers is not None:  # the base points posted qualify, in the purchase's month
+            record_qualifying(tx.conn, member_id, occurred_at, plan.result.base_points)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Earned, body)
@@ -235,7 +238,7 @@ def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
         discount = load_redeem_promotions(
             tx, candidates, spend.state.member_id,
             redeem_context(cmd.partner_id, cmd.channel or "", tx.now, cmd.basket),
-            spend.rule) if candidates else None
+            spend.rule, programme=ctx.tiers) if candidates else None
         rule = discount.rule(spend.rule) if discount else spend.rule
         plan = plan_spend(spend.state, spend.lots, rule,
                           tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
@@ -299,6 +302,12 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
                                     iter(operation_id, None))
         apply(tx, plan.postings + expire)
         release_awards(tx, plan.result.promotions_reversed)  # their funders' funding back
+        if ctx.tiers is not None:
+            # The base points reversed stop qualifying, in the earn's month, for the member
+            # whose earn it was (decision 026).
+            result = plan.result
+            record_returned(tx.conn, earn.member_id, earn.id,
+                            result.points_reversed_total - result.bonus_reversed)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)

@@ -44,7 +44,7 @@ def post_welcome(tx: Tx, ctx: LedgerContext, partner_id: str, member_id: str
         return None
     purchase = PurchaseContext(partner_id, ENROLMENT_CHANNEL, tx.now, 0, currency,
                                (LineItem(0),), 0)
-    promotions = load_promotions(tx, candidates, member_id, purchase, rule)
+    promotions = load_promotions(tx, candidates, member_id, purchase, rule, programme=ctx.tiers)
     expiry_days = rule.earn.expiry_days if rule.earn else 365
     state = MemberState(member_id, *tx.ledger.member_accounts_and_balances(member_id))
     plan = plan_welcome(state, partner_id, promotions, expiry_days, tx.now, operation_id())

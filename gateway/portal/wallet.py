@@ -16,18 +16,24 @@ from gateway.ledger import balances
 from gateway.ledger import history as ledger_history
 from gateway.members import viewer
 from gateway.portal.web import PREFIX, Page, Portal, redirect
+from gateway.promotions import tiers
+from gateway.promotions.tier_config import load_programme, tiers_path
 
 HISTORY_PAGE = 20
 
 
 def register(portal: Portal) -> None:
     engine, clock = portal.engine, portal.clock
+    # The tier programme, read once like the partner catalog (None: no tiers to show).
+    programme = load_programme(tiers_path(portal.settings.catalog_dir))
 
     @portal.page("/wallet", "wallet.html")
     async def wallet(request: Request, page: Page) -> Response:
         assert page.member_id is not None
         found = await page.run(balances.wallet, engine, clock, page.member_id)
-        return page.render({"wallet": found, "days": balances.EXPIRING_DAYS})
+        tier = await page.run(tiers.member_status, engine, programme, page.member_id,
+                              clock.now())
+        return page.render({"wallet": found, "days": balances.EXPIRING_DAYS, "tier": tier})
 
     @portal.page("/history", "history.html")
     async def history(request: Request, page: Page) -> Response:

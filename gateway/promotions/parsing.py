@@ -46,6 +46,10 @@ def parse_campaign(raw: Mapping[str, Any], *, owner: str) -> m.Campaign:
     valid_until = _optional(raw, "validUntil", p, _datetime)
     partners = _partners(raw, owner, p)
     audience = _audience(_mapping(raw, "audience", p, required=False), p.key("audience"))
+    # A partner's segments live in its namespace like its campaigns (``grocery:frequent``):
+    # a partner's personal offer can name only its own segment (decision 026).
+    audience = tuple(m.InSegment(qualified_id(owner, a.segment)) if isinstance(a, m.InSegment)
+                     else a for a in audience)
     conditions = _conditions(_mapping(raw, "conditions", p, required=False),
                              p.key("conditions"))
     return m.Campaign(

@@ -44,9 +44,10 @@ from gateway.auth.tokens import LEEWAY_SECONDS
 from gateway.core.clock import FixedClock
 from gateway.core.ids import new_id
 from gateway.db.tables import campaign_versions
+from gateway.db.tables import segments as segment_table
 from gateway.members import consent
 from gateway.members.secrets import reference_for
-from gateway.promotions import manage
+from gateway.promotions import manage, segments
 from gateway.promotions.model import COALITION
 from tests.support.harness import NOW, PARTNER_SCOPES, Api, ledger_snapshot, make_gateway
 from tests.support.members import link_code_for, member_id_of
@@ -58,7 +59,8 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
     """The ledger's snapshot, and how many campaign versions exist (offers:manage writes)."""
     with gw.services.engine.connect() as conn:
         versions = conn.execute(select(func.count()).select_from(campaign_versions)).scalar_one()
-    return {**ledger_snapshot(gw), "campaign_versions": versions}
+        defined = conn.execute(select(func.count()).select_from(segment_table)).scalar_one()
+    return {**ledger_snapshot(gw), "campaign_versions": versions, "segments": defined}
 
 # --- the world every cell runs in --------------------------------------------------------------
 
@@ -171,6 +173,10 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         manage.create(gw.services.engine,
                       manage.parse({**_campaign(campaign_id), **extra}, owner=owner),
                       actor="test", now=NOW)
+    # The electronics shop's segment "theirs": the grocery's own "theirs" is another segment.
+    segments.define(gw.services.engine, "electronics", "theirs", "Theirs",
+                    segments.parse_clauses([{"at": "electronics", "days": 30}]), actor="test",
+                    now=NOW)
 
     scoped = {scope: await _token(grocery, {scope}) for scope in sorted(PARTNER_SCOPES)}
     lacking = {scope: await _token(grocery, PARTNER_SCOPES - {scope})
@@ -396,6 +402,23 @@ OPS += [
        lambda w: {"__typename": "CampaignDryRunResult", "unknownFacts": []},
        "customer", None, is_query=True),
 ]
+SEGMENT_INPUT = {"name": "Grocery regulars, no fuel",
+                 "clauses": [{"at": "grocery", "minPurchases": 3, "days": 30},
+                             {"neverAt": "fuel", "days": 30}]}
+OPS += [
+    Op("defineSegment", "offers:manage",
+       _mutation("DefineSegment", "defineSegment", "segment { memberCount refreshedAt }"),
+       lambda w, c: {"input": {"id": c or w.fresh("segment"), **SEGMENT_INPUT}},
+       lambda w: {"__typename": "DefineSegmentSuccess",
+                  "segment": {"memberCount": "<5", "refreshedAt": None}},
+       "segment id", None),
+    Op("segments", "offers:manage",
+       f"query {{ segments {{ {ERRORS} ... on SegmentList {{ segments {{ id }} }} }} }}",
+       lambda w, c: {},
+       lambda w: {"__typename": "SegmentList", "segments": [
+           {"id": x.id} for x in segments.listed(w.gw.services.engine, "grocery")]},
+       "customer", None, is_query=True),
+]
 OP_IDS = [op.field for op in OPS]
 # The federation fields: same scope rules, answered as top-level errors (their types are fixed
 # by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.
@@ -507,7 +530,7 @@ def _other_partners(w: World, op: Op) -> tuple[str, str]:
         return "e-receipt-1", w.fresh("receipt-never-made")
     if op.resource == "campaign":  # the electronics shop's, and the coalition's
         return "electronics:theirs", w.fresh("never-made")
-    if op.resource == "campaign id":  # electronics has one with this id in its namespace
+    if op.resource in ("campaign id", "segment id"):  # electronics has "theirs" too
         return "theirs", w.fresh("never-made")
     # Enrol and link make the id exist at the grocery: each takes its own electronics customer.
     theirs = {"enrolCustomer": "e-solo-0", "linkCustomer": "e-solo-1"}.get(op.field, "e-7")
@@ -561,7 +584,7 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
         assert foreign == missing == op.success(world)
         return
     assert foreign["__typename"] == missing["__typename"] == op.success(world)["__typename"]
-    if op.field == "createCampaign":  # created in the grocery's own namespace, both
+    if op.field in ("createCampaign", "defineSegment"):  # in the grocery's namespace, both
         assert foreign == missing == op.success(world)
         return
     assert foreign["created"] is missing["created"] is True

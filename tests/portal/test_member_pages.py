@@ -89,6 +89,26 @@ async def test_wallet_history_brands_and_unlink(browser: Browser, gateway: Gatew
     assert 'id="available">120<' in (await browser.get("/portal/wallet")).text
 
 
+async def test_wallet_shows_the_tier(browser: Browser, gateway: Gateway,
+                                     clock: FixedClock) -> None:
+    """120 qualifying points (the earn's base): Silver, 4,880 more to Gold, no end date; then
+    4,880 more at grocery: Gold, held until the start of November 2027 (the window's end)."""
+    await linked_member(browser, gateway, clock)
+    wallet = (await browser.get("/portal/wallet")).text
+    for name, value in (("tier-name", "Silver"), ("tier-points", "120"),
+                        ("tier-to-next", "4880 more qualifying points")):
+        assert f'id="{name}">{value}<' in wallet
+    assert 'id="tier-until"' not in wallet
+    grocery = await partner_api(gateway, "grocery")
+    earned = await grocery.gql(EARN, {"c": "g-1", "amount": 4_880_000, "p": "g-p2"})
+    assert earned["earnPoints"] == {"__typename": "EarnPointsSuccess", "points": 4880}
+    wallet = (await browser.get("/portal/wallet")).text
+    for name, value in (("tier-name", "Gold"), ("tier-points", "5000"),
+                        ("tier-to-next", "15000 more qualifying points"),
+                        ("tier-until", "2027-11-01 unless you earn more")):
+        assert f'id="{name}">{value}<' in wallet
+
+
 async def test_consents_are_recorded_via_portal(browser: Browser, gateway: Gateway,
                                                 clock: FixedClock) -> None:
     member = await linked_member(browser, gateway, clock)
