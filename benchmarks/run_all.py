@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--transfers", type=int, help="override the balance benchmark's size")
     parser.add_argument("--scale-members", type=int, dest="scale_big",
                         help="override the scale benchmark's big size (default 1,000,000)")
+    parser.add_argument("--members", type=int,
+                        help="customers the earn, redeem and campaigns loads are spread over "
+                             "(default 10,000; 1,000,000 for the at-scale figures)")
     parser.add_argument("--workers", type=int,
                         help="server processes on PostgreSQL (default 2, quick 1); SQLite: 1")
     parser.add_argument("--trusted-documents", action="store_true", default=None,
@@ -78,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     plan = Plan.quick() if args.quick else Plan()
     overrides = {"seconds": args.seconds, "transfers": args.transfers, "workers": args.workers,
-                 "scale_big": args.scale_big, "trusted_documents": args.trusted_documents}
+                 "members": args.members, "scale_big": args.scale_big,
+                 "trusted_documents": args.trusted_documents}
     plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     names = args.only or list(BENCHMARKS)
     backends = args.backend or ["sqlite", "postgresql"]

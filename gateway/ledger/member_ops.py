@@ -60,6 +60,7 @@ from gateway.ledger.runner import (
     record_operation,
     transact,
 )
+from gateway.promotions import tiers
 from partners.config import PartnerKind
 
 R = TypeVar("R")
@@ -303,6 +304,8 @@ def merge_in(tx: Tx, survivor_id: str, absorbed_id: str, actor: str) -> Merged:
                 takes.append(LotTake(copy, str(lot.origin_partner_id),
                                      int(lot.remaining) - int(lot.points)))
         LotRepository(tx.conn).record_lot_movements(takes, op, tx.now)
+    # The absorbed member's qualifying points count for the survivor's tier (decision 026).
+    tiers.move_progress(tx.conn, survivor_id, absorbed_id)
     tx.conn.execute(update(members).where(members.c.id == absorbed_id)
                         .values(status="merged", merged_into=survivor_id))
     return result

@@ -304,9 +304,10 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         release_awards(tx, plan.result.promotions_reversed)  # their funders' funding back
         if ctx.tiers is not None:
             # The base points reversed stop qualifying, in the earn's month, for the member
-            # whose earn it was (decision 026).
+            # who holds them now: the survivor, when the earn's member was merged since (its
+            # months moved with the merge; decision 026).
             result = plan.result
-            record_returned(tx.conn, earn.member_id, earn.id,
+            record_returned(tx.conn, member_id, earn.id,
                             result.points_reversed_total - result.bonus_reversed)
         return plan.result
 

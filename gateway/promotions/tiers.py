@@ -131,6 +131,25 @@ def record_qualifying(conn: Connection, member_id: str, occurred_at: datetime,
                                "points": points})
 
 
+_ABSORBED_MONTHS = select(tier_progress.c.month, tier_progress.c.points).where(
+    tier_progress.c.member_id == bindparam("member_id"), tier_progress.c.points != 0)
+
+
+def move_progress(conn: Connection, survivor_id: str, absorbed_id: str) -> int:
+    """A merge: the absorbed member's qualifying points join the survivor's, month by month
+    (both members locked by the merge), so the survivor's tier counts every purchase of the
+    person; the absorbed member's months are zeroed (it has no tier of its own any more).
+    At most one row per month of the absorbed member's history (primary key range). Returns
+    the points moved."""
+    rows = conn.execute(_ABSORBED_MONTHS, {"member_id": absorbed_id}).all()
+    for month, points in rows:
+        conn.execute(_UPSERT, {"member_id": survivor_id, "month": int(month),
+                               "points": int(points)})
+        conn.execute(_UPSERT, {"member_id": absorbed_id, "month": int(month),
+                               "points": -int(points)})
+    return sum(int(points) for _, points in rows)
+
+
 def record_returned(conn: Connection, member_id: str, earn_id: str, points: int) -> None:
     """Take ``points`` reversed by a return off the month of the earn's ``occurred_at`` (the
     earn's row, read by primary key)."""

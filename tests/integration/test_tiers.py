@@ -20,6 +20,7 @@ from gateway.core.money import Money
 from gateway.db import tables as t
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.enrolment import enrol_customer
+from gateway.ledger.member_ops import merge_members
 from gateway.ledger.model import Earned, EarnPoints, PurchaseLine, Returned, ReturnPurchase
 from gateway.ledger.service import earn_points, return_purchase
 from gateway.ledger.verify import verify_ledger
@@ -170,3 +171,32 @@ def test_no_programme_means_no_tier_and_nothing_kept(tmp_path: Path) -> None:
     with UnitOfWork(gateway.services.engine, write=False) as uow:
         assert uow.conn.execute(select(t.tier_progress)).all() == []
     assert tiers.member_status(gateway.services.engine, None, "m", NOW) is None
+
+
+def test_a_merge_brings_the_absorbed_members_qualifying_points(gw: Gateway) -> None:
+    # c-1 (grocery, the survivor) earns 4,700; a second member, f-2 at fuel, earns 300: each
+    # alone is Silver, the one person is Gold (5,000) once the accounts are merged.
+    assert at_grocery(gw, 4_700_000, "g-big").points == 4700
+    engine, clock_ = gw.services.engine, gw.services.clock
+    enrol_customer(engine, clock_, "fuel", "f-2")
+    absorbed = member_id_of(gw, "fuel", "f-2")
+    amount = 300 * 5000
+    earned = earn_points(gw.services.ledger, EarnPoints(
+        "fuel", "f-2", Money(amount, "UAH"), "store", "f2-300", "f2-300",
+        lines=(PurchaseLine(amount, "fuel", 300 * 1000),)))
+    assert earned.points == 300
+    assert status(gw).tier.id == "silver"
+
+    merge_members(engine, clock_, member(gw), absorbed, "test")
+    assert progress(gw) == {202611: 5000}
+    assert (status(gw).tier.id, status(gw).qualifying_points) == ("gold", 5000)
+    with UnitOfWork(engine, write=False) as uow:
+        left = uow.conn.execute(select(t.tier_progress.c.points).where(
+            t.tier_progress.c.member_id == absorbed)).scalars().all()
+    assert list(left) == [0]
+
+    # Returning the absorbed member's fuel purchase now takes the points off the survivor.
+    give_back(gw, "fuel", "f2-300", amount, "r-f2")
+    assert progress(gw) == {202611: 4700}
+    assert status(gw).tier.id == "silver"
+    assert verify_ledger(engine).ok
