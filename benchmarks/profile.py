@@ -4,6 +4,7 @@ network), under pyinstrument, with the per-request cost printed.
     .venv/bin/python -m benchmarks.profile earn --requests 500 [--html /tmp/bench_earn.html]
     .venv/bin/python -m benchmarks.profile balance
     .venv/bin/python -m benchmarks.profile earn --by-id   # a registered (trusted) document
+    .venv/bin/python -m benchmarks.profile earn --campaigns  # with benchmarks.campaigns' 70
 
 Requests run one at a time, so the profile is the cost of one request, not of contention;
 the server's thread hops (``anyio.to_thread``) are included, as they are when served."""
@@ -19,11 +20,13 @@ from pathlib import Path
 import httpx
 from pyinstrument import Profiler
 
-from benchmarks import balance, earn, seed
+from benchmarks import balance, campaigns, earn, seed
 from benchmarks.serve import DEMO_CLIENT
 from gateway.app import build
 from gateway.auth.clients import ensure_demo_client
 from gateway.auth.scopes import DEFAULT_ALLOWANCE
+from gateway.db.uow import UnitOfWork
+from gateway.promotions.repository import publish_version
 from gateway.settings import Limits, Settings
 
 BODIES = {"earn": (earn.BODY, "EarnPointsSuccess"), "balance": (balance.BODY, '"Member"')}
@@ -64,12 +67,21 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a temporary SQLite file")
     parser.add_argument("--html", help="also write pyinstrument's HTML report here")
     parser.add_argument("--no-profile", action="store_true", help="time only")
+    parser.add_argument("--campaigns", action="store_true",
+                        help="publish benchmarks.campaigns' 70 campaigns first (35 awards/earn)")
     parser.add_argument("--by-id", action="store_true",
                         help="register the document and send its id, not its text")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'profile.db'}"
-        seed.prepare(url).services.engine.dispose()
+        prepared = seed.prepare(url)
+        if args.campaigns:
+            now = prepared.services.clock.now()
+            with UnitOfWork(prepared.services.engine) as uow:
+                for campaign in campaigns.seventy_campaigns(now):
+                    publish_version(uow.conn, campaign, actor="bench", now=now)
+                uow.commit()
+        prepared.services.engine.dispose()
         unlimited = 10**8
         gw = build(Settings(database_url=url, issuer="http://127.0.0.1:8000",
                             limits=Limits(rate_limit_per_minute=unlimited,

@@ -557,6 +557,9 @@ funders = Table(
     Column("reversed_points", BigInteger, nullable=False),
     Column("alerts", BigInteger, nullable=False),  # charges let past the headroom (alert)
     Column("updated_at", UTCDateTime, nullable=False),
+    # The last charge's outcome: its points, negative when refused (so one UPDATE answers
+    # both "is there a row" and "did it fit": gateway.promotions.funding.charge).
+    Column("last_charge", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("mode IN ('prepaid', 'credit')", name="ck_funders_mode"),
     CheckConstraint("policy IN ('refuse', 'alert')", name="ck_funders_policy"),
     CheckConstraint("limit_points >= 0 AND funded_points >= 0 AND issued_points >= 0 "

@@ -112,8 +112,10 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
     locked = repository.lock_counters(tx.conn, list(needs.counters))
     limited = list(needs.member_windows)
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
-    used = {k.campaign.id: Used(*locked.get(k.campaign.id, (0, 0)), usage.get(k.campaign.id, {}))
-            for k in candidates}
+    # Only the campaigns with a counter or a member limit have use to report; the engine
+    # treats a missing entry as nothing used (most campaigns, most earns: no object per one).
+    used = {cid: Used(*locked.get(cid, (0, 0)), usage.get(cid, {}))
+            for cid in {*locked, *usage}}
     evaluation = fund(tx, engine.evaluate(candidates, purchase, facts, used, rule),
                       lambda limits: engine.evaluate(candidates, purchase, facts, used, rule,
                                                      limits))

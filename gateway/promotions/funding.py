@@ -94,12 +94,17 @@ class ChargeOutcome:
 # --- the hot path: one statement per charge -------------------------------------------------------
 _HEADROOM = (funders.c.limit_points + funders.c.funded_points - funders.c.issued_points
              + funders.c.reversed_points)
+_FITS = (funders.c.policy == literal_column("'alert'")) | (bindparam("p") <= _HEADROOM)
+# Matches the funder's row whether or not the charge fits (SET reads the old values): a refusal
+# counts nothing and says so in ``last_charge`` (negative), so no second statement is needed
+# to tell "no terms" (no row) from "refused" (decision 023).
 _CHARGE = (
     update(funders)
-    .where(funders.c.funder == bindparam("f"),
-           (funders.c.policy == literal_column("'alert'")) | (bindparam("p") <= _HEADROOM))
-    .values(issued_points=funders.c.issued_points + bindparam("p"), updated_at=bindparam("at"))
-    .returning(funders.c.policy, _HEADROOM)
+    .where(funders.c.funder == bindparam("f"))
+    .values(issued_points=funders.c.issued_points + case((_FITS, bindparam("p")), else_=0),
+            updated_at=case((_FITS, bindparam("at")), else_=funders.c.updated_at),
+            last_charge=case((_FITS, bindparam("p")), else_=-bindparam("p")))
+    .returning(funders.c.policy, _HEADROOM, funders.c.last_charge)
 )
 # Never more reversed than issued: points awarded before the funder's account was opened were
 # never charged, so their return must not add headroom.
@@ -128,13 +133,11 @@ def charge(conn: Connection, funder: str, points: int, at: datetime) -> ChargeOu
     if points == 0:
         return ChargeOutcome(funder, 0, limited=False)
     row = conn.execute(_CHARGE, {"f": funder, "p": points, "at": at}).first()
-    if row is None:
-        found = conn.execute(_READ, {"f": funder}).first()
-        if found is None:
-            return ChargeOutcome(funder, points, limited=False)
-        left = _funding(found).left_points
-        raise FundingLimitReached(funder, points, left)
+    if row is None:  # no terms: unlimited, nothing counted (no hot row for such a funder)
+        return ChargeOutcome(funder, points, limited=False)
     left = int(row[1])
+    if int(row[2]) < 0:  # refused: nothing counted; the row stays locked to the transaction
+        raise FundingLimitReached(funder, points, left)
     if left >= 0:
         return ChargeOutcome(funder, points, limited=True, left_points=left)
     # Alert policy, past its headroom: allowed, recorded, counted.
