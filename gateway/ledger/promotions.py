@@ -9,12 +9,15 @@ after the member, the member's own usage per window) and evaluates them; the pla
 appends the ``promotion_awards`` rows and the counter updates.
 
 Where the other mechanics' facts enter (issue 12): ``_facts`` builds ``MemberFacts``; the
-tier, segments, referral and coupons are filled there by their modules."""
+tier, segments, referral and coupons are filled there by their modules. Coupons and referrals
+(decision 025) are also *claimed* by the earn: :func:`claim_mechanics`, after evaluation and
+before apply, takes one use of each coupon whose campaign applied and marks the referral
+rewarded, in the earn's transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
@@ -25,7 +28,8 @@ from gateway.ledger.model import AppliedPromotion, SkippedPromotion, TillRewardG
 from gateway.ledger.planners.state import MemberState
 from gateway.ledger.repository import Account, LedgerRepository
 from gateway.ledger.runner import Tx
-from gateway.promotions import engine, repository
+from gateway.promotions import coupons, engine, referrals, repository
+from gateway.promotions.coupons import NOTHING_PRESENTED, Presented
 from gateway.promotions.engine import CompiledCampaign
 from gateway.promotions.model import (
     COALITION,
@@ -34,6 +38,7 @@ from gateway.promotions.model import (
     Evaluation,
     MemberFacts,
     PurchaseContext,
+    ReferralReward,
     Used,
 )
 from partners.config import RuleVersion
@@ -51,6 +56,13 @@ class Promotions:
     # Members other than the purchaser an award goes to (a referral's referrer), locked after
     # the purchaser in id order, with their accounts and balances.
     others: Mapping[str, MemberState] = field(default_factory=dict)
+    # Coupons and referrals (decision 025): each presented code's outcome, the referrer while
+    # the referral is unrewarded, the candidates with a ReferralReward, and the explanation
+    # lines the earn adds (one per presented code).
+    coupons: Presented = NOTHING_PRESENTED
+    referred_by: str | None = None
+    referral_campaigns: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
 
 
 NO_PROMOTIONS = Promotions(Evaluation())
@@ -88,11 +100,14 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
                     purchase: PurchaseContext, rule: RuleVersion,
                     coupon_codes: tuple[str, ...] = ()) -> Promotions:
     """Read what ``candidates`` need (with the member locked already) and evaluate them. What
-    that is was worked out when the campaigns were compiled (``engine.needs``)."""
-    if not candidates:
+    that is was worked out when the campaigns were compiled (``engine.needs``). Coupon codes
+    presented are always checked (each gets its line in the explanation), campaigns or not."""
+    if not candidates and not coupon_codes:
         return NO_PROMOTIONS
     needs = engine.needs(candidates)
-    facts = _facts(tx, needs, member_id, purchase.partner_id, coupon_codes)
+    presented = coupons.present(tx.conn, purchase.partner_id, member_id, coupon_codes,
+                                purchase.occurred_at)
+    facts = _facts(tx, needs, member_id, purchase.partner_id, presented)
     locked = repository.lock_counters(tx.conn, list(needs.counters))
     limited = list(needs.member_windows)
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
@@ -103,9 +118,27 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
     for other in sorted({a.member_id for a in evaluation.awards} - {member_id}):
         tx.ledger.lock_member(other)  # lock order: purchase, member, counters, referrers
         others[other] = MemberState(other, *tx.ledger.member_accounts_and_balances(other))
+    referral_campaigns = frozenset(
+        k.campaign.id for k in candidates
+        if any(isinstance(e, ReferralReward) for e in k.campaign.effects)
+    ) if facts.referred_by is not None else frozenset()
     return Promotions(
         evaluation, funder_accounts(tx.ledger, (a.funder for a in evaluation.awards if a.points)),
-        frozenset(needs.counters), others)
+        frozenset(needs.counters), others, presented, facts.referred_by, referral_campaigns)
+
+
+def claim_mechanics(tx: Tx, promotions: Promotions, member_id: str,
+                    operation_id: str) -> Promotions:
+    """Before apply, in the earn's transaction: take one use of each presented coupon whose
+    campaign applied (the others stay usable), and claim the member's referral if a
+    ``ReferralReward`` campaign applied (once: a conditional UPDATE). The answer's explanation
+    gets one line per presented code."""
+    applied_ids = {a.campaign_id for a in promotions.evaluation.awards}
+    settled = promotions.coupons.settled(applied_ids)
+    coupons.consume(tx.conn, settled, member_id, operation_id, tx.now)
+    if promotions.referred_by is not None and applied_ids & promotions.referral_campaigns:
+        referrals.mark_rewarded(tx.conn, member_id, operation_id, tx.now)
+    return replace(promotions, coupons=settled, notes=settled.explanation)
 
 
 def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
@@ -117,7 +150,7 @@ def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
 
 
 def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
-           coupon_codes: tuple[str, ...]) -> MemberFacts:
+           presented: Presented) -> MemberFacts:
     purchases = 0
     if needs.purchases_at_partner:
         purchases = int(tx.conn.execute(_PURCHASES_AT_PARTNER, {
@@ -128,9 +161,10 @@ def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
         birth_month = born.month if born is not None else None
     # Issue 12's other mechanics enter here, each only when a candidate needs it:
     # tier (needs.tier), segments (needs.segments), referred_by (needs.referral), and coupons
-    # (needs.coupons: the coupon module checks ``coupon_codes`` and redeems them).
-    del coupon_codes
-    return MemberFacts(member_id, birth_month=birth_month, purchases_at_partner=purchases)
+    # (checked by ``coupons.present`` before: the campaigns with a valid coupon presented).
+    referred_by = referrals.referrer_of(tx.conn, member_id) if needs.referral else None
+    return MemberFacts(member_id, birth_month=birth_month, purchases_at_partner=purchases,
+                       referred_by=referred_by, coupons=presented.campaigns)
 
 
 def applied(awards: Iterable[Award]) -> tuple[AppliedPromotion, ...]:

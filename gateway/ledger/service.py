@@ -53,12 +53,14 @@ from gateway.ledger.promotions import (
     NO_PROMOTIONS,
     bonus_earned_between,
     budgeted_of,
+    claim_mechanics,
     funder_accounts,
     load_promotions,
     purchase_context,
 )
 from gateway.ledger.repository import OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
+from gateway.promotions import coupons
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
     CheckedPurchase,
@@ -129,7 +131,9 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         today = earned_today()
         candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel, occurred_at)
         promotions, quote = NO_PROMOTIONS, None
-        if candidates:  # none: nothing more is read or written (the hot path stays as it was)
+        op_id = operation_id()
+        # None, and no coupon presented: nothing more is read or written (the hot path).
+        if candidates or cmd.coupon_codes:
             # The daily cap is on the partner's own points: today's bonuses come off.
             today -= bonus_earned_between(tx, member_id, cmd.partner_id, day,
                                           day + timedelta(days=1))
@@ -139,12 +143,14 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
                 purchase_context(cmd.partner_id, cmd.channel, occurred_at, request.facts,
                                  quote.points),
                 rule, cmd.coupon_codes)
+            # Coupons whose campaign applied are used, a referral claimed (decision 025).
+            promotions = claim_mechanics(tx, promotions, member_id, op_id)
         plan = plan_earn(
             member, rule, today,
             tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
             EarnInput(cmd.partner_id, cmd.channel, cmd.purchase_id, cmd.amount,
                       cmd.idempotency_key, fingerprint, request.facts, occurred_at, tx.now,
-                      operation_id(), show_available=not who.by_card), promotions, quote)
+                      op_id, show_available=not who.by_card), promotions, quote)
         apply(tx, plan.postings)
         return plan.result
 
@@ -288,6 +294,9 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
                                     tx.ledger.coalition_account(AccountKind.BREAKAGE),
                                     iter(operation_id, None))
         apply(tx, plan.postings + expire)
+        if awards and plan.result.amount_returned_total.amount_minor == earn.amount_minor:
+            # A full return gives back the coupons the earn used (decision 025).
+            coupons.restore(tx.conn, earn.id, request.operation_id, tx.now)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)

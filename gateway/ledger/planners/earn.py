@@ -65,7 +65,7 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
     now = request.now
     result = Earned(
         operation_id=request.operation_id, points=total, rule_version=rule.version,
-        explanation=quote.explanation, debt_repaid=repay,
+        explanation=quote.explanation + promotions.notes, debt_repaid=repay,
         available=state.available + credited - repay if request.show_available else None,
         recorded_at=now, pending=total - credited, bonus_points=bonus,
         promotions=applied(awards), skipped=skipped(promotions.evaluation),
