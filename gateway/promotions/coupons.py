@@ -26,9 +26,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import InvalidInput, NotFound, UnknownMember
 from gateway.db.tables import (
     campaign_versions,
     campaigns,
@@ -36,6 +36,7 @@ from gateway.db.tables import (
     coupons,
     server_secrets,
 )
+from gateway.db.uow import UnitOfWork
 from gateway.members.identity import IdentityRepository
 from gateway.members.repository import MemberRepository
 from gateway.promotions import codec
@@ -384,3 +385,50 @@ def import_codes(conn: Connection, partner_id: str, terms: CouponTerms, codes: I
     campaign_id = check_terms(conn, partner_id, terms, now)
     return add_codes(conn, partner_id, replace(terms, campaign_id=campaign_id), list(codes),
                      now=now, actor=actor)
+
+
+# --- one transaction each, for the partner API and the CLI -------------------------------------
+def personal_member(conn: Connection, partner_id: str, customer_id: str | None) -> str | None:
+    """The member a personal coupon is for: the partner's own linked customer."""
+    if customer_id is None:
+        return None
+    found = MemberRepository(conn).member_for_customer(partner_id, customer_id)
+    if found is None:
+        raise UnknownMember("no customer with this id is linked at your shop",
+                            field="customerId")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    campaign_id: str  # the stored (qualified) id
+    codes: tuple[str, ...] = ()  # generated codes: shown once
+    count: int = 0
+
+
+def issue_coupons(engine: Engine, partner_id: str, terms: CouponTerms, count: int, *,
+                  customer_id: str | None, now: datetime, actor: str) -> Issued:
+    with UnitOfWork(engine) as uow:
+        member = personal_member(uow.conn, partner_id, customer_id)
+        codes = issue(uow.conn, partner_id, replace(terms, member_id=member), count, now=now,
+                      actor=actor)
+        uow.commit()
+    return Issued(qualified_id(partner_id, terms.campaign_id), tuple(codes), len(codes))
+
+
+def import_coupons(engine: Engine, partner_id: str, terms: CouponTerms, codes: Sequence[str], *,
+                   customer_id: str | None, now: datetime, actor: str) -> Issued:
+    with UnitOfWork(engine) as uow:
+        member = personal_member(uow.conn, partner_id, customer_id)
+        added = import_codes(uow.conn, partner_id, replace(terms, member_id=member), codes,
+                             now=now, actor=actor)
+        uow.commit()
+    return Issued(qualified_id(partner_id, terms.campaign_id), count=added)
+
+
+def show_coupon(engine: Engine, partner_id: str, code: str, now: datetime) -> CouponView:
+    # A write unit of work: the code key is made on first use.
+    with UnitOfWork(engine) as uow:
+        found = lookup(uow.conn, partner_id, code, now)
+        uow.commit()
+    return found

@@ -16,11 +16,12 @@ import re
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.core.errors import AlreadyReferred, ReferralRefused, SelfReferral
 from gateway.db.tables import referral_codes, referrals
+from gateway.db.uow import UnitOfWork
 from gateway.members.repository import MemberRepository
 from gateway.promotions.coupons import ALPHABET
 
@@ -109,3 +110,20 @@ _CLAIM = (update(referrals)
                  referrals.c.rewarded_operation_id.is_(None))
           .values(rewarded_operation_id=bindparam("operation_id"),
                   rewarded_at=bindparam("now", type_=referrals.c.rewarded_at.type)))
+
+
+# --- one transaction each, for the member API and enrolment ------------------------------------
+def my_code(engine: Engine, member_id: str, now: datetime) -> str:
+    with UnitOfWork(engine) as uow:
+        code = code_of(uow.conn, member_id, now)
+        uow.commit()
+    return code
+
+
+def record_referral(engine: Engine, member_id: str, code: str, now: datetime) -> str:
+    """The member records who referred them (``via`` member); the referrer's code back."""
+    with UnitOfWork(engine) as uow:
+        referrer = refer(uow.conn, member_id, code, now, via="member")
+        shown = code_of(uow.conn, referrer, now)
+        uow.commit()
+    return shown
