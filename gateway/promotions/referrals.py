@@ -69,8 +69,9 @@ def refer(conn: Connection, referred_member_id: str, code: str, now: datetime, *
     inserted = conn.execute(dialect.insert(referrals).values(
         referred_member_id=referred, referrer_member_id=referrer, recorded_at=now, via=via,
         partner_id=partner_id,
-    ).on_conflict_do_nothing(index_elements=["referred_member_id"]))
-    if inserted.rowcount != 1:
+    ).on_conflict_do_nothing(index_elements=["referred_member_id"])
+        .returning(referrals.c.referred_member_id)).first()
+    if inserted is None:  # (RETURNING: psycopg's rowcount is -1 here on this engine)
         raise AlreadyReferred("this member was referred already", field=field)
     return referrer
 
