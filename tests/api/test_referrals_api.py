@@ -145,3 +145,18 @@ async def test_self_second_and_unknown_referrals_are_refused(tmp_path: Path) -> 
     recorded = (await d.gql(RECORD, {"code": code}))["recordReferral"]
     assert recorded == {"__typename": "RecordReferralSuccess", "referrerCode": code}
     assert referral_rows(w) == 2
+
+
+async def test_a_merge_after_the_referral_makes_it_a_self_referral(tmp_path: Path) -> None:
+    """B was referred by A, then B absorbs A's account: one person, so B's first purchase gives
+    no referral reward (the referrer is resolved to its survivor at the purchase)."""
+    w, _ = await referred_world(tmp_path)
+    b = member_id_of(w.gw, "grocery", "g-2")
+    merge_members(w.gw.services.engine, w.gw.services.clock, b, w.member, "test")
+    first = await earn(w.grocery, "g-2", "b-1")
+    assert (first["points"], first["bonusPoints"], first["promotions"]) == (120, 0, [])
+    with w.gw.services.engine.connect() as conn:
+        bonus_ops = conn.execute(select(func.count()).select_from(t.operations).where(
+            t.operations.c.kind == "bonus")).scalar_one()
+        claimed = conn.execute(select(t.referrals.c.rewarded_operation_id)).scalar_one()
+    assert (bonus_ops, claimed) == (0, None)
