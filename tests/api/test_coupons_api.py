@@ -111,6 +111,14 @@ async def test_issue_present_refuse_return_and_present_again(tmp_path: Path) -> 
         "state": "USED_UP", "uses": 1, "maxUses": 1, "perMemberLimit": None, "expiresAt": None,
         "personal": False}
 
+    # A replay (same key, same request) answers the same and takes no second use.
+    replayed = (await w.grocery.gql(EARN, {"input": {
+        "customerId": "g-1", "amount": {"amountMinor": 120_000, "currency": "UAH"},
+        "channel": "STORE", "purchaseId": first["purchaseId"],
+        "idempotencyKey": first["purchaseId"], "couponCodes": [code]}}))["earnPoints"]
+    assert {k: replayed[k] for k in replayed} == {k: first[k] for k in replayed}
+    assert redemptions(w) == [1]
+
     # The same single-use code again: the purchase earns its base points, the till is told.
     again = await earn(w.grocery, [code.lower()])
     assert (again["points"], again["bonusPoints"], again["available"]) == (120, 0, 440)
@@ -128,8 +136,14 @@ async def test_issue_present_refuse_return_and_present_again(tmp_path: Path) -> 
     assert returned == {"__typename": "ReturnPurchaseSuccess", "pointsReversed": 320,
                         "available": 560 - 320}
     assert redemptions(w) == [1, -1]
-    assert (await coupon(w.grocery, code))[
-        "state"], (await coupon(w.grocery, code))["uses"] == ("VALID", 0)
+    restored = await coupon(w.grocery, code)
+    assert (restored["state"], restored["uses"]) == ("VALID", 0)
+    # Nothing is left to return: refused, and the coupon is not restored twice.
+    again_back = (await w.grocery.gql(RETURN, {"input": {
+        "purchaseId": first["purchaseId"], "amount": {"amountMinor": 1, "currency": "UAH"},
+        "idempotencyKey": "ret-1b"}}))["returnPurchase"]
+    assert again_back["__typename"] == "NothingToReturnError"
+    assert redemptions(w) == [1, -1]
     reused = await earn(w.grocery, [code])
     assert (reused["points"], reused["bonusPoints"], reused["available"]) == (320, 200, 560)
     assert redemptions(w) == [1, -1, 1]

@@ -14,10 +14,12 @@ import shlex
 from datetime import UTC
 from pathlib import Path
 
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import func, insert, select
 
 from gateway.db import tables as t
 from gateway.promotions import coupons_cli
+from gateway.promotions.coupons import ALPHABET
 from tests.api.test_campaigns_guide import GUIDE, _typenames
 from tests.api.test_points_api import ENROL, world
 from tests.support.harness import NOW
@@ -74,3 +76,45 @@ async def test_the_coupon_and_referral_sections_run_in_order(tmp_path: Path) -> 
         assert out.getvalue().splitlines() == shown.splitlines(), command
         commands += 1
     assert commands == 2
+
+
+async def test_cli_issue_prints_the_codes_once_and_refusals_name_their_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = await world(tmp_path)
+    created = await w.grocery.gql(
+        """mutation($input: CampaignInput!) { createCampaign(input: $input) { __typename } }""",
+        {"input": {"id": "spring", "name": "Spring", "validFrom": "2026-11-01T00:00:00Z",
+                   "conditions": {"couponPresented": True},
+                   "effects": [{"bonusPoints": {"points": 200}}]}})
+    assert created["createCampaign"]["__typename"] == "CreateCampaignSuccess"
+    out = io.StringIO()
+    root = argparse.ArgumentParser(prog="gateway")
+    coupons_cli.register(root.add_subparsers(dest="command", required=True),
+                         lambda: w.gw.services, out=out)
+    args = root.parse_args(["coupons", "issue", "spring", "--partner", "grocery", "--count",
+                            "3", "--max-uses", "2", "--expires", "2027-01-01T00:00:00+00:00"])
+    assert args.func(args) == 0
+    codes = out.getvalue().splitlines()
+    symbol = f"[{ALPHABET}]"
+    assert len(set(codes)) == 3
+    assert all(re.fullmatch(f"{symbol}{{4}}-{symbol}{{4}}-{symbol}{{4}}", c) for c in codes)
+    out.seek(0)
+    out.truncate()
+    args = root.parse_args(["coupons", "show", codes[0].lower(), "--partner", "grocery"])
+    assert args.func(args) == 0
+    assert out.getvalue() == (f"...{codes[0][-4:]} grocery:spring valid uses 0/2 per-member "
+                              "none expires 2027-01-01T00:00:00+00:00\n")
+    for argv, message in (
+            (["coupons", "issue", "nope", "--partner", "grocery", "--count", "1"],
+             "error: no campaign of yours has this id (field campaignId)\n"),
+            (["coupons", "show", codes[0], "--partner", "electronics"],
+             "error: no coupon of yours has this code (field code)\n"),
+            (["coupons", "issue", "spring", "--partner", "grocery", "--count", "1",
+              "--expires", "soon"], "error: --expires is not an ISO 8601 time (field "
+             "expiresAt)\n")):
+        capsys.readouterr()
+        args = root.parse_args(argv)
+        assert args.func(args) == 2
+        assert capsys.readouterr().err == message
+    with w.gw.services.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.coupons)).scalar_one() == 3
