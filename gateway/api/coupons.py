@@ -19,7 +19,7 @@ from gateway.api import errors as e
 from gateway.api.context import Context
 from gateway.api.results import answer, errors_of
 from gateway.auth.scopes import Scope
-from gateway.promotions import coupons, referrals
+from gateway.promotions import coupon_issue, referrals
 
 
 @strawberry.enum(description="Where a coupon stands now.")
@@ -33,7 +33,7 @@ class CouponState(enum.Enum):
 class IssueCouponsInput:
     campaign_id: strawberry.ID = strawberry.field(
         description="Your campaign with a couponPresented condition.")
-    count: int = strawberry.field(description=f"How many codes, 1 to {coupons.MAX_ISSUE}.")
+    count: int = strawberry.field(description=f"How many codes, 1 to {coupon_issue.MAX_ISSUE}.")
     max_uses: int = strawberry.field(default=1, description="Uses of each code, by anyone.")
     per_member_limit: int | None = strawberry.field(
         default=None, description="Uses of each code by one member; none: up to maxUses.")
@@ -118,7 +118,7 @@ class CouponQueries:
 
         async def run() -> CouponDetails:
             now = c.services.clock.now()
-            v = await c.run(coupons.show_coupon, c.services.engine, c.partner_id, code, now)
+            v = await c.run(coupon_issue.show_coupon, c.services.engine, c.partner_id, code, now)
             return CouponDetails(
                 code_hint=v.code_hint, campaign_id=strawberry.ID(v.campaign_id),
                 state=CouponState(str(v.status(now))), uses=v.uses, max_uses=v.max_uses,
@@ -139,9 +139,9 @@ class CouponMutations:
         c = info.context
 
         async def run() -> IssueCouponsSuccess:
-            terms = coupons.CouponTerms(str(input.campaign_id), input.max_uses,
-                                        input.per_member_limit, input.expires_at)
-            done = await c.run(coupons.issue_coupons, c.services.engine, c.partner_id, terms,
+            terms = coupon_issue.CouponTerms(str(input.campaign_id), input.max_uses,
+                                             input.per_member_limit, input.expires_at)
+            done = await c.run(coupon_issue.issue_coupons, c.services.engine, c.partner_id, terms,
                                input.count, customer_id=_customer(input.customer_id),
                                now=c.services.clock.now(), actor=_actor(c))
             return IssueCouponsSuccess(campaign_id=strawberry.ID(done.campaign_id),
@@ -158,9 +158,9 @@ class CouponMutations:
         c = info.context
 
         async def run() -> ImportCouponsSuccess:
-            terms = coupons.CouponTerms(str(input.campaign_id), input.max_uses,
-                                        input.per_member_limit, input.expires_at)
-            done = await c.run(coupons.import_coupons, c.services.engine, c.partner_id, terms,
+            terms = coupon_issue.CouponTerms(str(input.campaign_id), input.max_uses,
+                                             input.per_member_limit, input.expires_at)
+            done = await c.run(coupon_issue.import_coupons, c.services.engine, c.partner_id, terms,
                                input.codes, customer_id=_customer(input.customer_id),
                                now=c.services.clock.now(), actor=_actor(c))
             return ImportCouponsSuccess(campaign_id=strawberry.ID(done.campaign_id),

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from gateway.core.clock import Clock
 from gateway.core.errors import DomainError, InvalidInput
-from gateway.promotions import coupons
+from gateway.promotions import coupon_issue
 
 
 class Context(Protocol):
@@ -70,14 +70,14 @@ def _terms(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor", default=None, help="who (default cli:$USER)")
 
 
-def _terms_of(args: argparse.Namespace) -> coupons.CouponTerms:
+def _terms_of(args: argparse.Namespace) -> coupon_issue.CouponTerms:
     expires = None
     if args.expires is not None:
         try:
             expires = datetime.fromisoformat(args.expires)
         except ValueError:
             raise InvalidInput("--expires is not an ISO 8601 time", field="expiresAt") from None
-    return coupons.CouponTerms(args.campaign, args.max_uses, args.per_member, expires)
+    return coupon_issue.CouponTerms(args.campaign, args.max_uses, args.per_member, expires)
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -85,9 +85,9 @@ def _actor(args: argparse.Namespace) -> str:
 
 
 def _issue(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
-    done = coupons.issue_coupons(ctx.engine, args.partner, _terms_of(args), args.count,
-                                 customer_id=args.customer, now=ctx.clock.now(),
-                                 actor=_actor(args))
+    done = coupon_issue.issue_coupons(ctx.engine, args.partner, _terms_of(args), args.count,
+                                      customer_id=args.customer, now=ctx.clock.now(),
+                                      actor=_actor(args))
     for code in done.codes:
         print(code, file=out)
 
@@ -99,15 +99,15 @@ def _import(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
         raise InvalidInput(f"cannot read {args.file}: {error.strerror}", field="file") from None
     codes = [line.strip() for line in text.splitlines()
              if line.strip() and not line.strip().startswith("#")]
-    done = coupons.import_coupons(ctx.engine, args.partner, _terms_of(args), codes,
-                                  customer_id=args.customer, now=ctx.clock.now(),
-                                  actor=_actor(args))
+    done = coupon_issue.import_coupons(ctx.engine, args.partner, _terms_of(args), codes,
+                                       customer_id=args.customer, now=ctx.clock.now(),
+                                       actor=_actor(args))
     print(f"imported {done.count} codes for {done.campaign_id}", file=out)
 
 
 def _show(args: argparse.Namespace, ctx: Context, out: TextIO) -> None:
     now = ctx.clock.now()
-    v = coupons.show_coupon(ctx.engine, args.partner, args.code, now)
+    v = coupon_issue.show_coupon(ctx.engine, args.partner, args.code, now)
     limit = "none" if v.per_member_limit is None else str(v.per_member_limit)
     expires = "never" if v.expires_at is None else v.expires_at.isoformat()
     print(f"...{v.code_hint} {v.campaign_id} {v.status(now)} uses {v.uses}/{v.max_uses} "

@@ -47,7 +47,7 @@ from gateway.db.tables import campaign_versions, coupons, referrals
 from gateway.members import consent
 from gateway.members.secrets import reference_for
 from gateway.promotions import manage
-from gateway.promotions.coupons import CouponTerms, import_coupons, issue_coupons
+from gateway.promotions.coupon_issue import CouponTerms, import_coupons, issue_coupons
 from gateway.promotions.model import COALITION
 from tests.support.harness import NOW, PARTNER_SCOPES, Api, ledger_snapshot, make_gateway
 from tests.support.members import link_code_for, member_id_of

@@ -24,7 +24,8 @@ from gateway.ledger.model import Earned, EarnPoints
 from gateway.ledger.service import earn_points
 from gateway.ledger.verify import verify_ledger
 from gateway.promotions import referrals
-from gateway.promotions.coupons import CouponTerms, issue_coupons, normalise
+from gateway.promotions.coupon_issue import CouponTerms, issue_coupons
+from gateway.promotions.coupons import normalise
 from gateway.promotions.model import CouponPresented, ReferralInEffect, ReferralReward
 from tests.integration.test_concurrency import race, warm_pool
 from tests.support.campaigns import bonus_campaign, publish
