@@ -10,9 +10,9 @@ appends the ``promotion_awards`` rows and the counter updates.
 
 Where the other mechanics' facts enter (issue 12): ``_facts`` builds ``MemberFacts``; the
 tier, segments, referral and coupons are filled there by their modules. Coupons and referrals
-(decision 025) are also *claimed* by the earn: :func:`claim_mechanics`, after evaluation and
-before apply, takes one use of each coupon whose campaign applied and marks the referral
-rewarded, in the earn's transaction."""
+(decision 025) add theirs in :func:`mechanics_facts`, and are *claimed* by the earn:
+:func:`claim_mechanics`, after evaluation and before apply, takes one use of each coupon whose
+campaign applied and marks the referral rewarded, in the earn's transaction."""
 
 from __future__ import annotations
 
@@ -105,9 +105,9 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
     if not candidates and not coupon_codes:
         return NO_PROMOTIONS
     needs = engine.needs(candidates)
-    presented = coupons.present(tx.conn, purchase.partner_id, member_id, coupon_codes,
-                                purchase.occurred_at)
-    facts = _facts(tx, needs, member_id, purchase.partner_id, presented)
+    facts = _facts(tx, needs, member_id, purchase.partner_id, coupon_codes)
+    facts, presented = mechanics_facts(tx, facts, needs, purchase.partner_id, coupon_codes,
+                                       purchase.occurred_at)
     locked = repository.lock_counters(tx.conn, list(needs.counters))
     limited = list(needs.member_windows)
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
@@ -149,8 +149,23 @@ def purchase_context(partner_id: str, channel: str, occurred_at: datetime,
                            facts.currency, lines, base_points)
 
 
+def mechanics_facts(tx: Tx, facts: MemberFacts, needs: engine.Needs, partner_id: str,
+                    coupon_codes: tuple[str, ...], at: datetime
+                    ) -> tuple[MemberFacts, Presented]:
+    """Coupons and referrals' facts (decision 025), after ``_facts`` and before the counters
+    (lock order: purchase, member, coupons, counters, referrers): the presented codes checked
+    and their rows locked (``MemberFacts.coupons``: the campaigns with a valid one), and the
+    referrer while the referral is unrewarded, when a candidate needs it. A redemption's
+    ``PointsDiscount`` takes its coupons the same way."""
+    presented = coupons.present(tx.conn, partner_id, facts.member_id, coupon_codes, at)
+    referred_by = referrals.referrer_of(tx.conn, facts.member_id) if needs.referral else None
+    if not presented.checks and referred_by is None:
+        return facts, presented
+    return replace(facts, coupons=presented.campaigns, referred_by=referred_by), presented
+
+
 def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
-           presented: Presented) -> MemberFacts:
+           coupon_codes: tuple[str, ...]) -> MemberFacts:
     purchases = 0
     if needs.purchases_at_partner:
         purchases = int(tx.conn.execute(_PURCHASES_AT_PARTNER, {
@@ -161,10 +176,9 @@ def _facts(tx: Tx, needs: engine.Needs, member_id: str, partner_id: str,
         birth_month = born.month if born is not None else None
     # Issue 12's other mechanics enter here, each only when a candidate needs it:
     # tier (needs.tier), segments (needs.segments), referred_by (needs.referral), and coupons
-    # (checked by ``coupons.present`` before: the campaigns with a valid coupon presented).
-    referred_by = referrals.referrer_of(tx.conn, member_id) if needs.referral else None
-    return MemberFacts(member_id, birth_month=birth_month, purchases_at_partner=purchases,
-                       referred_by=referred_by, coupons=presented.campaigns)
+    # (needs.coupons: the coupon module checks ``coupon_codes`` and redeems them).
+    del coupon_codes
+    return MemberFacts(member_id, birth_month=birth_month, purchases_at_partner=purchases)
 
 
 def applied(awards: Iterable[Award]) -> tuple[AppliedPromotion, ...]:
