@@ -7,6 +7,7 @@ does not. Every number is checked."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from gateway.db import tables as t
 from gateway.promotions.coupons import ALPHABET, normalise
 from tests.api.test_points_api import ENROL, World, world
 from tests.support.harness import NOW, Api
+from tests.support.members import member_api, member_id_of
 
 ERROR = "... on Error { code message field }"
 CREATE = f"""mutation($input: CampaignInput!) {{ createCampaign(input: $input) {{ __typename
@@ -206,6 +208,11 @@ async def test_a_personal_coupon_is_refused_to_another_member(tmp_path: Path) ->
                                         "personal coupon of another member")
     mine = await earn(w.grocery, [code], customer="g-2")
     assert (mine["points"], mine["bonusPoints"]) == (320, 200)
+    export = "mutation { exportMyData { ... on ExportMyDataSuccess { json } } }"
+    g2 = member_api(w.gw, member_id_of(w.gw, "grocery", "g-2"))
+    exported = json.loads((await g2.gql(export))["exportMyData"]["json"])["coupon_redemptions"]
+    assert [(r["partner_id"], r["campaign_id"], r["operation_id"], r["uses"])
+            for r in exported] == [("grocery", SPRING, mine["operationId"], 1)]
     # Two codes of one campaign in one purchase: only the first counts.
     codes = (await w.grocery.gql(ISSUE, {"input": {"campaignId": "spring", "count": 2}})
              )["issueCoupons"]["codes"]

@@ -8,6 +8,7 @@ nothing. A return of B's purchase takes back B's 100 with the base; A's 300 stay
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,20 @@ async def test_a_merge_after_the_referral_makes_it_a_self_referral(tmp_path: Pat
             t.operations.c.kind == "bonus")).scalar_one()
         claimed = conn.execute(select(t.referrals.c.rewarded_operation_id)).scalar_one()
     assert (bonus_ops, claimed) == (0, None)
+
+
+async def test_the_members_export_holds_their_referral_and_coupons(tmp_path: Path) -> None:
+    w, code = await referred_world(tmp_path)
+    await earn(w.grocery, "g-2", "b-1")
+    export = "mutation { exportMyData { ... on ExportMyDataSuccess { json } } }"
+    b = member_api(w.gw, member_id_of(w.gw, "grocery", "g-2"))
+    mine = json.loads((await b.gql(export))["exportMyData"]["json"])
+    assert mine["referral_code"] is None  # never asked for
+    [referral] = mine["referral"]
+    assert (referral["via"], referral["partner_id"]) == ("enrolment", "grocery")
+    assert referral["rewarded_operation_id"] == mine["operations"][0]["id"]
+    assert w.member not in json.dumps(mine)  # who referred them is the referrer's data
+    theirs = json.loads((await member_api(w.gw, w.member).gql(export))["exportMyData"]["json"])
+    assert (theirs["referral_code"], theirs["members_referred"], theirs["referral"]) == (
+        code.replace("-", ""), 1, [])
+    assert theirs["coupon_redemptions"] == []
