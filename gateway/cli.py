@@ -271,6 +271,7 @@ def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
     from gateway.members.cli import register as register_members
     from gateway.promotions.cli import register as register_campaigns
+    from gateway.promotions.coupons_cli import register as register_coupons
     from gateway.promotions.tiers_cli import register as register_tiers
     from gateway.settlement.cli import register as register_settlement
     from gateway.settlement.funding_cli import register as register_funding
@@ -334,6 +335,7 @@ def parser() -> argparse.ArgumentParser:
     register_members(sub, _context)
     register_campaigns(sub, _services, rules=rules)
     register_tiers(sub, _services)
+    register_coupons(sub, _services)
     return root
 
 

@@ -154,6 +154,22 @@ class CampaignExistsError(Error):
     pass
 
 
+@strawberry.type(description="No member has this referral code.")
+class ReferralRefusedError(Error):
+    pass
+
+
+@strawberry.type(description="The referrer and the referred member are the same person "
+                 "(merged accounts included).")
+class SelfReferralError(Error):
+    pass
+
+
+@strawberry.type(description="The member was referred already.")
+class AlreadyReferredError(Error):
+    pass
+
+
 _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.InvalidInput: InvalidInputError,
     domain.InvalidAmount: InvalidAmountError,
@@ -179,6 +195,9 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     settlement.StatementMalformed: StatementMalformedError,
     domain.FundingLimitReached: FundingLimitReachedError,
     domain.CampaignExists: CampaignExistsError,
+    domain.ReferralRefused: ReferralRefusedError,
+    domain.SelfReferral: SelfReferralError,
+    domain.AlreadyReferred: AlreadyReferredError,
 }
 # Where a GraphQL field's name differs from the domain error's attribute.
 _ATTRIBUTE = {"retry_after_seconds": "retry_after_s"}

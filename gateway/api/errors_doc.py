@@ -54,6 +54,12 @@ WHEN: dict[str, str] = {
     "points (`funder`, `leftPoints`); nothing was posted (docs/funding.md)",
     ErrorCode.CAMPAIGN_EXISTS: "createCampaign with an id you used for another definition (the "
     "same definition again answers the stored version 1); `field` is `id`",
+    ErrorCode.REFERRAL_REFUSED: "no member has this referral code (`field`: `referralCode`); "
+    "nothing was recorded (an enrolment with it is not made)",
+    ErrorCode.SELF_REFERRAL: "the referral code is the member's own, or that of an account "
+    "merged with theirs; nothing was recorded",
+    ErrorCode.ALREADY_REFERRED: "the member was referred already (once per member); nothing "
+    "was recorded",
 }
 
 # Answers before any GraphQL runs (the HTTP status is the real answer; gql and Apollo clients

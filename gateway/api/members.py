@@ -82,6 +82,9 @@ class Member:
 @strawberry.input
 class EnrolCustomerInput:
     customer_id: strawberry.ID = strawberry.field(description="Your own id for the customer.")
+    referral_code: str | None = strawberry.field(
+        default=None, description="The referral code of the member who referred this new "
+        "customer (counts only when this call creates the member).")
 
 
 @strawberry.input(description="Exactly one of linkCode or storeCode: the member's consent.")
@@ -114,7 +117,8 @@ class LinkCustomerSuccess:
 
 
 EnrolCustomerResult = Annotated[
-    EnrolCustomerSuccess | e.InvalidInputError | e.ForbiddenError | e.RateLimitedError,
+    EnrolCustomerSuccess | e.InvalidInputError | e.ForbiddenError | e.RateLimitedError
+    | e.ReferralRefusedError | e.SelfReferralError | e.AlreadyReferredError,
     strawberry.union("EnrolCustomerResult"),
 ]
 LinkCustomerResult = Annotated[
@@ -130,11 +134,13 @@ MemberResult = Annotated[
 
 _MEMBER_ERRORS = errors_of(MemberResult)
 _LinkCommand = tuple[PartnerId, CustomerId, str | None, str | None]
-_ENROL: Resolver[EnrolCustomerInput, tuple[PartnerId, CustomerId], Membership] = Resolver(
+_ENROL: Resolver[EnrolCustomerInput, tuple[PartnerId, CustomerId, str | None],
+                 Membership] = Resolver(
     EnrolCustomerResult, Scope.MEMBERS_LINK,
-    command=lambda c, input: (c.partner_id, CustomerId(str(input.customer_id))),
-    service=lambda s, cmd: enrolment.enrol_customer(s.engine, s.clock, *cmd,
-                                                    ledger=s.ledger),
+    command=lambda c, input: (c.partner_id, CustomerId(str(input.customer_id)),
+                              input.referral_code),
+    service=lambda s, cmd: enrolment.enrol_customer(s.engine, s.clock, cmd[0], cmd[1],
+                                                    ledger=s.ledger, referral_code=cmd[2]),
     present=lambda m: EnrolCustomerSuccess(member=Member.of(m), created=m.created,
                                            card_number=m.card_number,
                                            activation_code=m.activation_code))

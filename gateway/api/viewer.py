@@ -21,7 +21,7 @@ from gateway.ledger import balances, history
 from gateway.ledger.history import encode_cursor
 from gateway.members import consent as codes
 from gateway.members import viewer as domain
-from gateway.promotions import tiers
+from gateway.promotions import referrals, tiers
 
 MAX_PAGE = 100
 
@@ -200,6 +200,15 @@ class Viewer:
         code = await c.run(codes.issue_store_code, c.services.engine, c.services.clock,
                            self.member_id)
         return StoreCode(digits=code.digits, qr_text=code.qr_text, expires_at=code.expires_at)
+
+    @strawberry.field(description="Your referral code: give it to a friend; when they enrol "
+                      "with it (or record it) and make a qualifying purchase, you both get the "
+                      "brand's referral reward. It never changes.")
+    async def referral_code(self, info: Info[Context, None]) -> str:
+        c = info.context
+        found: str = await c.run(referrals.my_code, c.services.engine, self.member_id,
+                                 c.services.clock.now())
+        return found
 
     @strawberry.field
     async def consents(self, info: Info[Context, None]) -> list[Consent]:

@@ -26,7 +26,10 @@ and name the input field, so a partner's developer can fix the call without read
     │   ├── RedemptionNotAccepted    REDEMPTION_NOT_ACCEPTED  partner takes no points
     │   ├── NothingToReturn          NOTHING_TO_RETURN    purchase already fully returned
     │   ├── ConsentRequired          CONSENT_REQUIRED     a card number may earn, never spend
-    │   └── FundingLimitReached      FUNDING_LIMIT_REACHED  a funder's funding is used up
+    │   ├── FundingLimitReached      FUNDING_LIMIT_REACHED  a funder's funding is used up
+    │   └── ReferralRefused          REFERRAL_REFUSED     unknown referral code
+    │       ├── SelfReferral         SELF_REFERRAL        the same person (merges included)
+    │       └── AlreadyReferred      ALREADY_REFERRED     a member is referred once
     ├── Forbidden                    FORBIDDEN            token lacks the scope named
     │   (settlement adds, in gateway/settlement/errors.py: PeriodClosed(Conflict) PERIOD_CLOSED,
     │    SettlementUnbalanced SETTLEMENT_UNBALANCED, StatementMalformed(InvalidInput)
@@ -67,6 +70,9 @@ class ErrorCode(enum.StrEnum):
     STATEMENT_MALFORMED = "STATEMENT_MALFORMED"
     FUNDING_LIMIT_REACHED = "FUNDING_LIMIT_REACHED"
     CAMPAIGN_EXISTS = "CAMPAIGN_EXISTS"
+    REFERRAL_REFUSED = "REFERRAL_REFUSED"
+    SELF_REFERRAL = "SELF_REFERRAL"
+    ALREADY_REFERRED = "ALREADY_REFERRED"
 
 
 class DomainError(Exception):
@@ -234,3 +240,21 @@ class CampaignExists(Conflict):
     def __init__(self, campaign_id: str) -> None:
         super().__init__(f"campaign {campaign_id!r} already exists with another definition: "
                          "change it with publishCampaignVersion", field="id")
+
+
+class ReferralRefused(Rejected):
+    """Issue 12 (decision 025): a referral code that names no member."""
+
+    code = ErrorCode.REFERRAL_REFUSED
+
+
+class SelfReferral(ReferralRefused):
+    """The referrer and the referred member are the same person (merged accounts resolved)."""
+
+    code = ErrorCode.SELF_REFERRAL
+
+
+class AlreadyReferred(ReferralRefused):
+    """The member was referred already (once per member, whoever referred them)."""
+
+    code = ErrorCode.ALREADY_REFERRED

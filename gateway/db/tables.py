@@ -618,7 +618,72 @@ member_segments = Table(
     Index("ix_member_segments_member", "member_id", "segment_id"),
 )
 
+# --- p13-coupons: coupons and referrals (gateway.promotions.coupons/referrals, decision 025) ---
+# A partner's coupon codes: only an HMAC of the normalised code is kept (unique per partner).
+# ``uses`` is kept current by the earn that redeems it (a conditional UPDATE under the row
+# lock) and the full return that restores it; coupon_redemptions is the record it sums.
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", String(64), nullable=False),
+    Column("campaign_id", String(64), ForeignKey("campaigns.id"), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("code_hint", String(8), nullable=False),  # the code's last 4 characters, for people
+    Column("max_uses", Integer, nullable=False),
+    Column("per_member_limit", Integer, nullable=True),  # NULL: no limit per member
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=True),  # a personal one
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    CheckConstraint("max_uses > 0 AND uses >= 0 AND uses <= max_uses",
+                    name="ck_coupons_uses"),
+    Index("uq_coupons_partner_code", "partner_id", "code_hash", unique=True),
+    Index("ix_coupons_campaign", "campaign_id"),
+)
+
+# Every redemption (uses 1) and every restore on a full return (uses -1, a new row): append-only.
+coupon_redemptions = Table(
+    "coupon_redemptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("coupon_id", Integer, ForeignKey("coupons.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("operation_id", String(40), nullable=False),  # the earn, or the return restoring it
+    Column("uses", Integer, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    CheckConstraint("uses IN (1, -1)", name="ck_coupon_redemptions_uses"),
+    Index("ix_coupon_redemptions_member", "member_id", "coupon_id"),
+    Index("ix_coupon_redemptions_operation", "operation_id"),
+)
+
+# A member's own referral code (made on first ask, never changed).
+referral_codes = Table(
+    "referral_codes",
+    metadata,
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("code", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("uq_referral_codes_code", "code", unique=True),
+)
+
+# Who referred whom (one row per referred member); rewarded_operation_id is set once, by the
+# earn of the referred member's first qualifying purchase (a conditional UPDATE).
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("referred_member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("referrer_member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("via", String(16), nullable=False),  # enrolment | member
+    Column("partner_id", String(64), nullable=True),  # the enrolling partner, if any
+    Column("rewarded_operation_id", String(40), nullable=True),
+    Column("rewarded_at", UTCDateTime, nullable=True),
+    Index("ix_referrals_referrer", "referrer_member_id"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",
-                      "promotion_awards", "funding_events")
+                      "promotion_awards", "funding_events", "coupon_redemptions")

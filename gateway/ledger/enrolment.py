@@ -29,26 +29,35 @@ from gateway.members.credentials import (
 from gateway.members.identity import PAIRWISE_SECRET
 from gateway.members.secrets import server_secret
 from gateway.members.service import Membership, check_customer_id, enrol_in, retried
+from gateway.promotions import referrals
 
 
 def enrol_customer(engine: Engine, clock: Clock, partner_id: str, customer_id: str, *,
-                   ledger: LedgerContext | None = None) -> Membership:
+                   ledger: LedgerContext | None = None,
+                   referral_code: str | None = None) -> Membership:
     """Create a member with an empty wallet, linked to this partner's customer. Enrolling a
     customer that is already linked returns that membership (``created`` false): retries are
     safe without a key. With ``ledger``, enrolment campaigns post their welcome bonus in the
-    same transaction (``gateway.ledger.welcome``)."""
+    same transaction (``gateway.ledger.welcome``). ``referral_code``: who referred the new
+    member, recorded in the same transaction (decision 025; refused codes refuse the
+    enrolment, nothing written); ignored when the customer was enrolled already."""
     check_customer_id(customer_id)
     pairwise = server_secret(engine, clock, PAIRWISE_SECRET)
-    return retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id, ledger))
+    return retried(lambda: _enrol(engine, clock, pairwise, partner_id, customer_id, ledger,
+                                  referral_code))
 
 
 def _enrol(engine: Engine, clock: Clock, pairwise: bytes, partner_id: str,
-           customer_id: str, ledger: LedgerContext | None = None) -> Membership:
+           customer_id: str, ledger: LedgerContext | None = None,
+           referral_code: str | None = None) -> Membership:
     with UnitOfWork(engine) as uow:
         now = clock.now()
         membership = enrol_in(uow.conn, now, pairwise, partner_id, customer_id)
         if membership.created:
             LedgerRepository(uow.conn).member_accounts(membership.member_id)
+            if referral_code is not None:
+                referrals.refer(uow.conn, membership.member_id, referral_code, now,
+                                via="enrolment", partner_id=partner_id)
             if ledger is not None:
                 post_welcome(Tx.on(uow.conn, now), ledger, partner_id, membership.member_id)
             uow.commit()

@@ -13,7 +13,10 @@ the awards into moves from their funders' accounts, and apply appends the
 ``PointsDiscount``'s better point value from the same member facts.
 
 Where the other mechanics' facts enter (issue 12): ``_facts`` builds ``MemberFacts``; the
-tier, segments, referral and coupons are filled there by their modules."""
+tier, segments, referral and coupons are filled there by their modules. Coupons and referrals
+(decision 025) add theirs in :func:`mechanics_facts`, and are *claimed* by the earn:
+:func:`claim_mechanics`, after evaluation and before apply, takes one use of each coupon whose
+campaign applied and marks the referral rewarded, in the earn's transaction."""
 
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ from gateway.ledger.model import (
 from gateway.ledger.planners.state import MemberState
 from gateway.ledger.repository import Account, LedgerRepository
 from gateway.ledger.runner import Tx
-from gateway.promotions import engine, funding, repository, segments, tiers
+from gateway.promotions import coupons, engine, funding, referrals, repository, segments, tiers
+from gateway.promotions.coupons import NOTHING_PRESENTED, Presented
 from gateway.promotions.engine import CompiledCampaign
 from gateway.promotions.model import (
     COALITION,
@@ -48,6 +52,7 @@ from gateway.promotions.model import (
     NthPurchase,
     PointsDiscount,
     PurchaseContext,
+    ReferralReward,
     TillReward,
     Used,
 )
@@ -66,6 +71,13 @@ class Promotions:
     # Members other than the purchaser an award goes to (a referral's referrer), locked after
     # the purchaser in id order, with their accounts and balances.
     others: Mapping[str, MemberState] = field(default_factory=dict)
+    # Coupons and referrals (decision 025): each presented code's outcome, the referrer while
+    # the referral is unrewarded, the candidates with a ReferralReward, and the explanation
+    # lines the earn adds (one per presented code).
+    coupons: Presented = NOTHING_PRESENTED
+    referred_by: str | None = None
+    referral_campaigns: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
 
 
 NO_PROMOTIONS = Promotions(Evaluation())
@@ -104,11 +116,14 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
                     coupon_codes: tuple[str, ...] = (),
                     programme: tiers.TierProgramme | None = None) -> Promotions:
     """Read what ``candidates`` need (with the member locked already) and evaluate them. What
-    that is was worked out when the campaigns were compiled (``engine.needs``)."""
-    if not candidates:
+    that is was worked out when the campaigns were compiled (``engine.needs``). Coupon codes
+    presented are always checked (each gets its line in the explanation), campaigns or not."""
+    if not candidates and not coupon_codes:
         return NO_PROMOTIONS
     needs = engine.needs(candidates)
     facts = _facts(tx, needs, candidates, member_id, purchase, coupon_codes, programme)
+    facts, presented = mechanics_facts(tx, facts, needs, purchase.partner_id, coupon_codes,
+                                       purchase.occurred_at)
     locked = repository.lock_counters(tx.conn, list(needs.counters))
     limited = list(needs.member_windows)
     usage = repository.member_usage(tx.conn, member_id, limited, tx.now) if limited else {}
@@ -124,9 +139,27 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
         # lock order: purchase, member, counters, funders, referrers
         tx.ledger.lock_member(other)
         others[other] = MemberState(other, *tx.ledger.member_accounts_and_balances(other))
+    referral_campaigns = frozenset(
+        k.campaign.id for k in candidates
+        if any(isinstance(e, ReferralReward) for e in k.campaign.effects)
+    ) if facts.referred_by is not None else frozenset()
     return Promotions(
         evaluation, funder_accounts(tx.ledger, (a.funder for a in evaluation.awards if a.points)),
-        frozenset(needs.counters), others)
+        frozenset(needs.counters), others, presented, facts.referred_by, referral_campaigns)
+
+
+def claim_mechanics(tx: Tx, promotions: Promotions, member_id: str,
+                    operation_id: str) -> Promotions:
+    """Before apply, in the earn's transaction: take one use of each presented coupon whose
+    campaign applied (the others stay usable), and claim the member's referral if a
+    ``ReferralReward`` campaign applied (once: a conditional UPDATE). The answer's explanation
+    gets one line per presented code."""
+    applied_ids = {a.campaign_id for a in promotions.evaluation.awards}
+    settled = promotions.coupons.settled(applied_ids)
+    coupons.consume(tx.conn, settled, member_id, operation_id, tx.now)
+    if promotions.referred_by is not None and applied_ids & promotions.referral_campaigns:
+        referrals.mark_rewarded(tx.conn, member_id, operation_id, tx.now)
+    return replace(promotions, coupons=settled, notes=settled.explanation)
 
 
 _Funded = Award | AppliedPromotion | ReversedPromotion
@@ -230,6 +263,21 @@ def redeem_context(partner_id: str, channel: str, at: datetime, basket: Money) -
     """The basket a redemption pays, as the engine sees a purchase: one line, no points."""
     return PurchaseContext(partner_id, channel, at, basket.amount_minor, basket.currency,
                            (LineItem(basket.amount_minor),), 0)
+
+
+def mechanics_facts(tx: Tx, facts: MemberFacts, needs: engine.Needs, partner_id: str,
+                    coupon_codes: tuple[str, ...], at: datetime
+                    ) -> tuple[MemberFacts, Presented]:
+    """Coupons and referrals' facts (decision 025), after ``_facts`` and before the counters
+    (lock order: purchase, member, coupons, counters, referrers): the presented codes checked
+    and their rows locked (``MemberFacts.coupons``: the campaigns with a valid one), and the
+    referrer while the referral is unrewarded, when a candidate needs it. A redemption's
+    ``PointsDiscount`` takes its coupons the same way."""
+    presented = coupons.present(tx.conn, partner_id, facts.member_id, coupon_codes, at)
+    referred_by = referrals.referrer_of(tx.conn, facts.member_id) if needs.referral else None
+    if not presented.checks and referred_by is None:
+        return facts, presented
+    return replace(facts, coupons=presented.campaigns, referred_by=referred_by), presented
 
 
 def _facts(tx: Tx, needs: engine.Needs, candidates: Sequence[CompiledCampaign],

@@ -52,6 +52,7 @@ from gateway.ledger.precedence import Checks, first_failure
 from gateway.ledger.promotions import (
     NO_PROMOTIONS,
     budgeted_of,
+    claim_mechanics,
     funder_accounts,
     load_promotions,
     load_redeem_promotions,
@@ -61,6 +62,7 @@ from gateway.ledger.promotions import (
 )
 from gateway.ledger.repository import OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
+from gateway.promotions import coupons
 from gateway.promotions.tiers import record_qualifying, record_returned
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
@@ -132,21 +134,25 @@ def earn_points(ctx: LedgerContext, cmd: EarnPoints) -> Earned:
         today = earned_today()
         candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel, occurred_at)
         promotions, quote = NO_PROMOTIONS, None
-        if candidates:  # none: nothing more is read or written (the hot path stays as it was)
-            # Funders are charged in load_promotions (lock order: purchase, member, counters,
-            # funders, referrers); ``today`` counts the partner's own points only.
+        op_id = operation_id()
+        # None, and no coupon presented: nothing more is read or written (the hot path).
+        if candidates or cmd.coupon_codes:
+            # Funders are charged in load_promotions (lock order: purchase, member, coupons,
+            # counters, funders, referrers); ``today`` counts the partner's own points only.
             quote = quote_earn(rule, request.facts, earned_today=today)
             promotions = load_promotions(
                 tx, candidates, member_id,
                 purchase_context(cmd.partner_id, cmd.channel, occurred_at, request.facts,
                                  quote.points),
                 rule, cmd.coupon_codes, ctx.tiers)
+            # Coupons whose campaign applied are used, a referral claimed (decision 025).
+            promotions = claim_mechanics(tx, promotions, member_id, op_id)
         plan = plan_earn(
             member, rule, today,
             tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
             EarnInput(cmd.partner_id, cmd.channel, cmd.purchase_id, cmd.amount,
                       cmd.idempotency_key, fingerprint, request.facts, occurred_at, tx.now,
-                      operation_id(), show_available=not who.by_card), promotions, quote)
+                      op_id, show_available=not who.by_card), promotions, quote)
         apply(tx, plan.postings)
         if ctx.tiers is not None:  # the base points posted qualify, in the purchase's month
             record_qualifying(tx.conn, member_id, occurred_at, plan.result.base_points)
@@ -309,6 +315,9 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             result = plan.result
             record_returned(tx.conn, member_id, earn.id,
                             result.points_reversed_total - result.bonus_reversed)
+        if awards and plan.result.amount_returned_total.amount_minor == earn.amount_minor:
+            # A full return gives back the coupons the earn used (decision 025).
+            coupons.restore(tx.conn, earn.id, request.operation_id, tx.now)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)

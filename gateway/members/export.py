@@ -3,7 +3,9 @@
 One read transaction, so the parts agree with each other. Secrets are not data about the member
 and are left out (password hash, session and code hashes); everything else is there: profile,
 sign-in email, sessions' times, links (open and closed) and their events, consents (every
-event), link codes' times, balances, lots, holds and every operation with its stored answer."""
+event), link codes' times, balances, lots, holds, every operation with its stored answer, and
+(decision 025) the member's referral code, their own referral (not who referred them: that is
+another person's data), how many they referred, and their coupon redemptions."""
 
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from gateway.core.clock import Clock
 from gateway.core.errors import UnknownMember
 from gateway.db.tables import (
     accounts,
     consents,
+    coupon_redemptions,
+    coupons,
     holds,
     link_codes,
     link_events,
@@ -27,6 +31,8 @@ from gateway.db.tables import (
     member_sessions,
     members,
     operations,
+    referral_codes,
+    referrals,
 )
 from gateway.db.uow import UnitOfWork
 
@@ -90,6 +96,20 @@ def export_member(engine: Engine, clock: Clock, member_id: str) -> str:
                     operations.c.currency, operations.c.points, operations.c.occurred_at,
                     operations.c.recorded_at, operations.c.result)
                     .where(operations.c.member_id == member_id).order_by(operations.c.id))],
+            "referral_code": conn.execute(select(referral_codes.c.code).where(
+                referral_codes.c.member_id == member_id)).scalar_one_or_none(),
+            "referral": _rows(conn, select(
+                referrals.c.recorded_at, referrals.c.via, referrals.c.partner_id,
+                referrals.c.rewarded_operation_id, referrals.c.rewarded_at)
+                .where(referrals.c.referred_member_id == member_id)),
+            "members_referred": conn.execute(select(func.count()).select_from(referrals).where(
+                referrals.c.referrer_member_id == member_id)).scalar_one(),
+            "coupon_redemptions": _rows(conn, select(
+                coupons.c.partner_id, coupons.c.campaign_id, coupon_redemptions.c.operation_id,
+                coupon_redemptions.c.uses, coupon_redemptions.c.recorded_at)
+                .join(coupons, coupons.c.id == coupon_redemptions.c.coupon_id)
+                .where(coupon_redemptions.c.member_id == member_id)
+                .order_by(coupon_redemptions.c.id)),
         }
     return json.dumps(body, sort_keys=True, default=_plain)
 

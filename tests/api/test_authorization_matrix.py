@@ -43,11 +43,12 @@ from gateway.auth.scopes import format_scope
 from gateway.auth.tokens import LEEWAY_SECONDS
 from gateway.core.clock import FixedClock
 from gateway.core.ids import new_id
-from gateway.db.tables import campaign_versions
+from gateway.db.tables import campaign_versions, coupons, referrals
 from gateway.db.tables import segments as segment_table
 from gateway.members import consent
 from gateway.members.secrets import reference_for
 from gateway.promotions import manage, segments
+from gateway.promotions.coupon_issue import CouponTerms, import_coupons, issue_coupons
 from gateway.promotions.model import COALITION
 from tests.support.harness import NOW, PARTNER_SCOPES, Api, ledger_snapshot, make_gateway
 from tests.support.members import link_code_for, member_id_of
@@ -56,11 +57,12 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def snapshot(gw: Gateway) -> dict[str, Any]:
-    """The ledger's snapshot, and how many campaign versions exist (offers:manage writes)."""
+    """The ledger's snapshot, and how many campaign versions, coupons and referrals exist
+    (offers:manage and member writes)."""
     with gw.services.engine.connect() as conn:
-        versions = conn.execute(select(func.count()).select_from(campaign_versions)).scalar_one()
-        defined = conn.execute(select(func.count()).select_from(segment_table)).scalar_one()
-    return {**ledger_snapshot(gw), "campaign_versions": versions, "segments": defined}
+        counts = {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                  for table in (campaign_versions, segment_table, coupons, referrals)}
+    return {**ledger_snapshot(gw), **counts}
 
 # --- the world every cell runs in --------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class World:
     lacking: dict[str, str]  # scope → a token holding every partner scope but that one
     bad: dict[str, str]  # token case → a token unusable in that one way
     expired_at: datetime  # a moment at which bad["expired"] (and only it) is past exp + leeway
+    coupon_code: str  # one of the grocery's coupons
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def fresh(self, prefix: str) -> str:
@@ -178,6 +181,16 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                     segments.parse_clauses([{"at": "electronics", "days": 30}]), actor="test",
                     now=NOW)
 
+    # Coupon campaigns (decision 025): the grocery's, and electronics' with one imported code.
+    for owner, campaign_id in (("grocery", "coupons"), ("electronics", "their-coupons")):
+        manage.create(gw.services.engine, manage.parse(
+            {**_campaign(campaign_id), "conditions": {"couponPresented": True}}, owner=owner),
+            actor="test", now=NOW)
+    import_coupons(gw.services.engine, "electronics", CouponTerms("their-coupons"),
+                   ["THEIRCODE"], customer_id=None, now=NOW, actor="test")
+    grocery_code = issue_coupons(gw.services.engine, "grocery", CouponTerms("coupons"), 1,
+                                 customer_id=None, now=NOW, actor="test").codes[0]
+
     scoped = {scope: await _token(grocery, {scope}) for scope in sorted(PARTNER_SCOPES)}
     lacking = {scope: await _token(grocery, PARTNER_SCOPES - {scope})
                for scope in sorted(PARTNER_SCOPES)}
@@ -200,7 +213,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     gw.auth.clients.disable(doomed.client_id, actor="test")
 
     yield World(gw, clock, grocery, electronics, member, spares, holds, electronics_hold,
-                scoped, lacking, bad, expired_at)
+                scoped, lacking, bad, expired_at, grocery_code)
 
 
 async def _api(gw: Gateway, partner_id: str, *, name: str | None = None) -> Api:
@@ -419,6 +432,26 @@ OPS += [
            {"id": x.id} for x in segments.listed(w.gw.services.engine, "grocery")]},
        "customer", None, is_query=True),
 ]
+OPS += [  # coupons (decision 025)
+    Op("issueCoupons", "offers:manage",
+       _mutation("IssueCoupons", "issueCoupons", "campaignId"),
+       lambda w, c: {"input": {"campaignId": c or "coupons", "count": 2}},
+       lambda w: {"__typename": "IssueCouponsSuccess", "campaignId": "grocery:coupons"},
+       "campaign", ("NotFoundError", "NOT_FOUND")),
+    Op("importCoupons", "offers:manage",
+       _mutation("ImportCoupons", "importCoupons", "campaignId imported"),
+       lambda w, c: {"input": {"campaignId": c or "coupons", "codes": [w.fresh("CODE")]}},
+       lambda w: {"__typename": "ImportCouponsSuccess", "campaignId": "grocery:coupons",
+                  "imported": 1},
+       "campaign", ("NotFoundError", "NOT_FOUND")),
+    Op("coupon", "offers:manage",
+       f"query($code: String!) {{ coupon(code: $code) {{ {ERRORS} ... on CouponDetails "
+       "{ campaignId state uses maxUses } } }",
+       lambda w, c: {"code": c or w.coupon_code},
+       lambda w: {"__typename": "CouponDetails", "campaignId": "grocery:coupons",
+                  "state": "VALID", "uses": 0, "maxUses": 1},
+       "coupon code", ("NotFoundError", "NOT_FOUND"), is_query=True),
+]
 OP_IDS = [op.field for op in OPS]
 # The federation fields: same scope rules, answered as top-level errors (their types are fixed
 # by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.
@@ -532,6 +565,8 @@ def _other_partners(w: World, op: Op) -> tuple[str, str]:
         return "electronics:theirs", w.fresh("never-made")
     if op.resource in ("campaign id", "segment id"):  # electronics has "theirs" too
         return "theirs", w.fresh("never-made")
+    if op.resource == "coupon code":  # electronics imported THEIRCODE
+        return "THEIRCODE", "NEVERMADE"
     # Enrol and link make the id exist at the grocery: each takes its own electronics customer.
     theirs = {"enrolCustomer": "e-solo-0", "linkCustomer": "e-solo-1"}.get(op.field, "e-7")
     return theirs, w.fresh("customer-never-seen")
@@ -697,6 +732,8 @@ MEMBER_OPS = [
     MemberOp("exportMyData", f"mutation {{ exportMyData {{ {ERRORS} }} }}", {}),
     MemberOp("createLinkCode", f"mutation {{ createLinkCode {{ {ERRORS} }} }}", {}),
     MemberOp("eraseMe", f"mutation {{ eraseMe(remainingPoints: FORFEIT) {{ {ERRORS} }} }}", {}),
+    MemberOp("recordReferral", "mutation { recordReferral(referralCode: \"ABCD-EFGH\") "
+             f"{{ {ERRORS} }} }}", {}),
 ]
 MEMBER_OP_IDS = [op.field for op in MEMBER_OPS]
 

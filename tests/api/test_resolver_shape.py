@@ -57,7 +57,8 @@ def test_errors_are_read_from_each_result_union() -> None:
         e.CapExceededError, e.PurchaseAlreadyRecordedError}
     assert set(points_api._VOID.allowed) == keyed | {e.NotFoundError, e.HoldAlreadySettledError}
     assert set(members_api._ENROL.allowed) == {e.InvalidInputError, e.ForbiddenError,
-                                               e.RateLimitedError}
+                                               e.RateLimitedError, e.ReferralRefusedError,
+                                               e.SelfReferralError, e.AlreadyReferredError}
     assert errors_of(points_api.PreviewEarnResult) == points_api._PREVIEW.allowed
     with pytest.raises(TypeError):
         errors_of(points_api.EarnPointsSuccess)

@@ -63,11 +63,11 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
     repay = 0 if pending_days else min(total, state.debt)
     credited = 0 if pending_days else total
     now = request.now
-    # The "why", in one list: the rule's lines, then each campaign applied to this member and
-    # each campaign that matched but was skipped, with its reason (a referrer's award is the
-    # referrer's own operation, not explained to this partner's member).
-    explanation = quote.explanation + tuple(a.explanation for a in awards) + tuple(
-        s.explanation for s in promotions.evaluation.skips)
+    # The "why", in one list: the rule's lines, each coupon presented (used, or why not), then
+    # each campaign applied to this member and each campaign that matched but was skipped, with
+    # its reason (a referrer's award is the referrer's own operation, not explained here).
+    explanation = (quote.explanation + promotions.notes + tuple(a.explanation for a in awards)
+                   + tuple(s.explanation for s in promotions.evaluation.skips))
     result = Earned(
         operation_id=request.operation_id, points=total, rule_version=rule.version,
         explanation=explanation, debt_repaid=repay,
