@@ -132,8 +132,15 @@ class RedeemPointsInput:
         default=None, description="Link to your purchase so a return refunds these points."
     )
     channel: Channel | None = None
+    coupon_codes: list[str] | None = strawberry.field(
+        default=None, description="Coupon codes presented at the till: one whose campaign gives "
+        "a better point value here is used when that value pays (explanation says which).")
 
     def to_command(self, partner_id: PartnerId) -> m.RedeemPoints:
+        coupons = tuple(self.coupon_codes or ())
+        if len(coupons) > MAX_COUPONS:
+            raise InvalidInput(f"at most {MAX_COUPONS} coupon codes per redemption",
+                               field="couponCodes")
         return m.RedeemPoints(
             partner_id=partner_id, customer_id=_opt(self.customer_id), points=self.points,
             card_number=self.card_number, store_code=self.store_code,
@@ -141,7 +148,7 @@ class RedeemPointsInput:
             idempotency_key=self.idempotency_key,
             purchase_id=None if self.purchase_id is None else _text(self.purchase_id,
                                                                     "purchaseId"),
-            channel=self.channel,
+            channel=self.channel, coupon_codes=coupons,
         )
 
 
@@ -240,6 +247,8 @@ class RedeemPointsSuccess:
     promotions: list[AppliedPromotion] = strawberry.field(
         description="The campaign whose better point value paid here (a pointsDiscount), "
                     "if any: 0 points, its explanation names it and the value.")
+    explanation: list[str] = strawberry.field(
+        description="One line per coupon presented: used, or why not (empty when none was).")
 
     @staticmethod
     def of(r: m.Redeemed) -> RedeemPointsSuccess:
@@ -247,7 +256,8 @@ class RedeemPointsSuccess:
             operation_id=strawberry.ID(r.operation_id), points=r.points,
             value=Money.of(r.value), rule_version=r.rule_version, available=r.available,
             recorded_at=r.recorded_at,
-            promotions=[AppliedPromotion.of(p) for p in r.promotions])
+            promotions=[AppliedPromotion.of(p) for p in r.promotions],
+            explanation=list(r.explanation))
 
 
 @strawberry.type

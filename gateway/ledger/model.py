@@ -57,6 +57,9 @@ class SpendFields:
     channel: str | None = None
     card_number: str | None = None
     store_code: str | None = None
+    # Coupons presented with a redemption (decision 025): one whose campaign gives a
+    # PointsDiscount is used when that discount pays; an authorisation ignores them.
+    coupon_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,8 @@ class Redeemed:
     # A partner's PointsDiscount campaign that set a better point value (0 points; its
     # explanation names the campaign and the value): issue 12, docs/decisions/027.
     promotions: tuple[AppliedPromotion, ...] = ()
+    # One line per coupon presented (used, or why not): empty when none was.
+    explanation: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "promotions", _values(AppliedPromotion, self.promotions))

@@ -232,23 +232,27 @@ def load_redeem_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], membe
                            purchase: PurchaseContext, rule: RuleVersion,
                            coupon_codes: tuple[str, ...] = (),
                            programme: tiers.TierProgramme | None = None
-                           ) -> RedeemPromotion | None:
+                           ) -> tuple[RedeemPromotion | None, Presented]:
     """The redemption's campaigns (with the member locked): the best ``PointsDiscount`` whose
     conditions hold, when it pays more than the rule's own point value (a lower one never
     applies: a campaign only betters the rate). Reads the member facts those campaigns need,
-    as an earn does; coupon facts enter through ``_facts`` the same way. Budgets, limits and
-    funding do not apply: a discount issues no points (docs/decisions/027)."""
+    as an earn does, and checks the coupons presented (``mechanics_facts``: their rows locked,
+    lock order purchase, member, coupons). Budgets, limits and funding do not apply: a discount
+    issues no points (docs/decisions/027). Returns the discount, if any, and the coupons
+    settled against it: the caller takes a use of each REDEEMED one in its transaction."""
     discounts = [k for k in candidates
                  if any(isinstance(e, PointsDiscount) for e in k.campaign.effects)]
-    if not discounts or rule.burn is None:
-        return None
-    facts = _facts(tx, engine.needs(discounts), discounts, member_id, purchase, coupon_codes,
-                   programme)
-    found = engine.points_discount(discounts, purchase, facts)
+    if rule.burn is None or (not discounts and not coupon_codes):
+        return None, NOTHING_PRESENTED
+    needs = engine.needs(discounts)
+    facts = _facts(tx, needs, discounts, member_id, purchase, coupon_codes, programme)
+    facts, presented = mechanics_facts(tx, facts, needs, purchase.partner_id, coupon_codes,
+                                       purchase.occurred_at)
+    found = engine.points_discount(discounts, purchase, facts) if discounts else None
     if found is None or found[0] <= rule.burn.point_value_minor:
-        return None
+        return None, presented.settled(())
     value, award = found
-    return RedeemPromotion(value, applied((award,))[0])
+    return RedeemPromotion(value, applied((award,))[0]), presented.settled({award.campaign_id})
 
 
 def purchase_context(partner_id: str, channel: str, occurred_at: datetime,

@@ -63,6 +63,7 @@ from gateway.ledger.promotions import (
 from gateway.ledger.repository import OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
 from gateway.promotions import coupons
+from gateway.promotions.coupons import NOTHING_PRESENTED
 from gateway.promotions.tiers import record_qualifying, record_returned
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
@@ -240,16 +241,21 @@ def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
         spend = load_spend(ctx, request, tx, cmd)
         # Campaigns at redeem (issue 12): a PointsDiscount's better point value, read with the
         # member locked; none in force at this partner reads nothing more.
+        # Coupons presented are checked here too (decision 025): one that unlocks the
+        # discount is used with the redemption, every code gets its line in the explanation.
         candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel or "", tx.now)
-        discount = load_redeem_promotions(
+        discount, presented = load_redeem_promotions(
             tx, candidates, spend.state.member_id,
             redeem_context(cmd.partner_id, cmd.channel or "", tx.now, cmd.basket),
-            spend.rule, programme=ctx.tiers) if candidates else None
+            spend.rule, cmd.coupon_codes, ctx.tiers,
+        ) if candidates or cmd.coupon_codes else (None, NOTHING_PRESENTED)
         rule = discount.rule(spend.rule) if discount else spend.rule
         plan = plan_spend(spend.state, spend.lots, rule,
                           tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
                           spend_input(request, cmd, tx, fingerprint),
-                          (discount.promotion,) if discount else ())
+                          (discount.promotion,) if discount else (), presented.explanation)
+        coupons.consume(tx.conn, presented, spend.state.member_id, plan.result.operation_id,
+                        tx.now)
         apply(tx, plan.postings)
         return plan.result
 

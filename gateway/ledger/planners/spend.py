@@ -33,14 +33,15 @@ class SpendInput:
 
 def plan_spend(state: MemberState, lots: Sequence[OpenLot], rule: RuleVersion,
                redeemed: Account, request: SpendInput,
-               promotions: tuple[AppliedPromotion, ...] = ()) -> Plan[Redeemed]:
+               promotions: tuple[AppliedPromotion, ...] = (),
+               explanation: tuple[str, ...] = ()) -> Plan[Redeemed]:
     """Redeem now: the rule's limits (REDEMPTION_NOT_ACCEPTED, min points, CAP_EXCEEDED), then
     the balance (INSUFFICIENT_POINTS); wallet -> the partner's redeemed account, lots consumed
     soonest expiry first. ``rule`` carries a PointsDiscount's better point value when one
     applies (``promotions`` names it); the value is FLOOR, as always."""
     value = _check_spend(state, rule, request)
     result = Redeemed(request.operation_id, request.points, value, rule.version,
-                      state.available - request.points, request.now, promotions)
+                      state.available - request.points, request.now, promotions, explanation)
     record = _spend_record(state, rule, request, "redeem", result)
     return Plan(result, (Posting(
         record, (Move(state.account(AccountKind.WALLET), redeemed, request.points),),
