@@ -306,6 +306,11 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         expire = plan_refund_expiry(state, request, plan,
                                     tx.ledger.coalition_account(AccountKind.BREAKAGE),
                                     iter(operation_id, None))
+        if awards and plan.result.amount_returned_total.amount_minor == earn.amount_minor:
+            # A full return gives back the coupons the earn used (decision 025), before apply
+            # moves the counters and release_awards the funders: the earn's lock order
+            # (purchase, member, coupons, counters, funders), so the two never wait on each other.
+            coupons.restore(tx.conn, earn.id, request.operation_id, tx.now)
         apply(tx, plan.postings + expire)
         release_awards(tx, plan.result.promotions_reversed)  # their funders' funding back
         if ctx.tiers is not None:
@@ -315,9 +320,6 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             result = plan.result
             record_returned(tx.conn, member_id, earn.id,
                             result.points_reversed_total - result.bonus_reversed)
-        if awards and plan.result.amount_returned_total.amount_minor == earn.amount_minor:
-            # A full return gives back the coupons the earn used (decision 025).
-            coupons.restore(tx.conn, earn.id, request.operation_id, tx.now)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
