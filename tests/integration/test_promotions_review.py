@@ -25,8 +25,8 @@ from gateway.db import tables as t
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.balances import member_balance
 from gateway.ledger.enrolment import enrol_customer
-from gateway.ledger.model import Earned, EarnPoints, Returned, ReturnPurchase
-from gateway.ledger.service import earn_points, return_purchase
+from gateway.ledger.model import Earned, EarnPoints, RedeemPoints, Returned, ReturnPurchase
+from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
 from gateway.promotions import funding
 from gateway.promotions.coupon_issue import CouponTerms, issue_coupons
@@ -177,3 +177,59 @@ def test_a_full_return_takes_the_coupon_before_counters_and_funders(tmp_path: Pa
     firsts = [seen.index(name) for name in ("coupons", "campaign_counters", "funders")]
     assert firsts == sorted(firsts), seen
     assert coupon_state(gw) == (0, [1, -1])
+
+
+def test_a_return_releases_the_funder_only_for_the_bonus_it_took_back(tmp_path: Path) -> None:
+    """Fuel lets no return leave debt. 1,200.00 UAH in the shop earns 60 base points and a
+    200-point bonus fuel funds; the member redeems all 260 on another purchase, then returns
+    the first whole: nothing is left to take back (260 unrecovered). The funder paid those
+    200 points out for good (no points came back to its account), so its funding must not be
+    released: issued 200, reversed 0, headroom 9,800. (It was released in full: reversed 200,
+    headroom 10,000, past what the ledger holds.)"""
+    gw = make_gateway(tmp_path)
+    s = gw.services
+    enrol_customer(s.engine, s.clock, "fuel", "f-1")
+    publish(gw, bonus_campaign("fuel:spring", BONUS, partner="fuel"))
+    with UnitOfWork(s.engine) as uow:
+        funding.configure(uow.conn, "fuel", mode=FundingMode.PREPAID,
+                          policy=FundingPolicy.REFUSE, limit_points=None, at=NOW, actor="fin")
+        funding.top_up(uow.conn, "fuel", FUNDED, NOW, "fin")
+        uow.commit()
+    earned = earn_points(s.ledger, EarnPoints("fuel", "f-1", PURCHASE, "store", "fp-1", "fe-1"))
+    assert (earned.points, earned.bonus_points) == (60 + BONUS, BONUS)
+    redeem_points(s.ledger, RedeemPoints("fuel", "f-1", 60 + BONUS, Money(100_000, "UAH"),
+                                         "fr-1", purchase_id="fp-2"))
+    returned = return_purchase(s.ledger, ReturnPurchase("fuel", "fp-1", PURCHASE, "fret-1"))
+    assert (returned.points_reversed, returned.points_unrecovered) == (0, 60 + BONUS)
+    with UnitOfWork(s.engine, write=False) as uow:
+        found = funding.read(uow.conn, "fuel")
+    assert found is not None
+    assert (found.issued_points, found.reversed_points, found.left_points) == (
+        BONUS, 0, FUNDED - BONUS)
+    assert verify_ledger(s.engine).ok
+
+
+def test_a_partly_recovered_return_releases_what_came_back(tmp_path: Path) -> None:
+    """As above, but the member keeps 100 points (redeems 160): the return takes those 100
+    back, to the base first (60 to fuel's issued account), then 40 to the funder; 160 stay
+    unrecovered. The funder gets 40 back: reversed 40, headroom 9,840."""
+    gw = make_gateway(tmp_path)
+    s = gw.services
+    enrol_customer(s.engine, s.clock, "fuel", "f-1")
+    publish(gw, bonus_campaign("fuel:spring", BONUS, partner="fuel"))
+    with UnitOfWork(s.engine) as uow:
+        funding.configure(uow.conn, "fuel", mode=FundingMode.PREPAID,
+                          policy=FundingPolicy.REFUSE, limit_points=None, at=NOW, actor="fin")
+        funding.top_up(uow.conn, "fuel", FUNDED, NOW, "fin")
+        uow.commit()
+    earn_points(s.ledger, EarnPoints("fuel", "f-1", PURCHASE, "store", "fp-1", "fe-1"))
+    redeem_points(s.ledger, RedeemPoints("fuel", "f-1", 160, Money(100_000, "UAH"), "fr-1",
+                                         purchase_id="fp-2"))
+    returned = return_purchase(s.ledger, ReturnPurchase("fuel", "fp-1", PURCHASE, "fret-1"))
+    assert (returned.points_reversed, returned.points_unrecovered) == (100, 160)
+    with UnitOfWork(s.engine, write=False) as uow:
+        found = funding.read(uow.conn, "fuel")
+    assert found is not None
+    assert (found.issued_points, found.reversed_points, found.left_points) == (
+        BONUS, 40, FUNDED - BONUS + 40)
+    assert verify_ledger(s.engine).ok
