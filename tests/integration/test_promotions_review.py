@@ -28,10 +28,10 @@ from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.model import Earned, EarnPoints, RedeemPoints, Returned, ReturnPurchase
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
-from gateway.promotions import funding
+from gateway.promotions import funding, referrals
 from gateway.promotions.coupon_issue import CouponTerms, issue_coupons
 from gateway.promotions.funding import FundingMode, FundingPolicy
-from gateway.promotions.model import CouponPresented
+from gateway.promotions.model import CouponPresented, ReferralInEffect, ReferralReward
 from tests.integration.test_concurrency import race, warm_pool
 from tests.integration.test_coupon_races import member_of
 from tests.support.campaigns import bonus_campaign, publish
@@ -233,3 +233,49 @@ def test_a_partly_recovered_return_releases_what_came_back(tmp_path: Path) -> No
     assert (found.issued_points, found.reversed_points, found.left_points) == (
         BONUS, 40, FUNDED - BONUS + 40)
     assert verify_ledger(s.engine).ok
+
+
+def test_a_referral_is_one_reward_of_its_campaign(tmp_path: Path) -> None:
+    """A referral campaign with ``maxRewards`` 2 rewards two referrals: each is one reward (300
+    to the referrer, 100 to the friend), not two. (The referrer's award counted a reward of its
+    own, so the second friend's first purchase was skipped, "all 2 rewards given".)"""
+    gw = make_gateway(tmp_path)
+    s = gw.services
+    enrol_customer(s.engine, s.clock, "grocery", "referrer")
+    code = referrals.my_code(s.engine, member_of(gw, "referrer"), NOW)
+    for friend in ("friend-1", "friend-2"):
+        enrol_customer(s.engine, s.clock, "grocery", friend, referral_code=code)
+    publish(gw, dataclasses.replace(bonus_campaign("grocery:refer", 0, max_rewards=2),
+                                    conditions=(ReferralInEffect(),),
+                                    effects=(ReferralReward(300, 100),)))
+    first = earn_points(s.ledger, EarnPoints("grocery", "friend-1", PURCHASE, "store", "f1",
+                                             "f1"))
+    second = earn_points(s.ledger, EarnPoints("grocery", "friend-2", PURCHASE, "store", "f2",
+                                              "f2"))
+    assert (first.bonus_points, second.bonus_points) == (100, 100), second.explanation
+    assert member_balance(s.engine, s.clock, member_of(gw, "referrer")).available == 600
+    assert funder_counter(gw) == (800, 2)
+    assert verify_ledger(s.engine).ok
+
+
+def test_a_referral_that_rewards_only_the_referrer_is_one_reward(tmp_path: Path) -> None:
+    """The same with nothing for the friend (ReferralReward(300, 0)): the referrer's award is
+    the campaign's one reward for the referral."""
+    gw = make_gateway(tmp_path)
+    s = gw.services
+    enrol_customer(s.engine, s.clock, "grocery", "referrer")
+    code = referrals.my_code(s.engine, member_of(gw, "referrer"), NOW)
+    enrol_customer(s.engine, s.clock, "grocery", "friend-1", referral_code=code)
+    publish(gw, dataclasses.replace(bonus_campaign("grocery:refer", 0, max_rewards=2),
+                                    conditions=(ReferralInEffect(),),
+                                    effects=(ReferralReward(300, 0),)))
+    earn_points(s.ledger, EarnPoints("grocery", "friend-1", PURCHASE, "store", "f1", "f1"))
+    assert member_balance(s.engine, s.clock, member_of(gw, "referrer")).available == 300
+    assert funder_counter(gw) == (300, 1)
+
+
+def funder_counter(gw: Gateway) -> tuple[int, int]:
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        row = uow.conn.execute(select(t.campaign_counters.c.points,
+                                      t.campaign_counters.c.rewards)).one()
+    return int(row[0]), int(row[1])
