@@ -25,11 +25,13 @@ from gateway.db import tables as t
 from gateway.db.uow import UnitOfWork
 from gateway.ledger.balances import member_balance
 from gateway.ledger.enrolment import enrol_customer
+from gateway.ledger.member_ops import merge_members
 from gateway.ledger.model import Earned, EarnPoints, RedeemPoints, Returned, ReturnPurchase
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
 from gateway.ledger.verify import verify_ledger
 from gateway.promotions import funding, referrals
 from gateway.promotions.coupon_issue import CouponTerms, issue_coupons
+from gateway.promotions.coupons import normalise
 from gateway.promotions.funding import FundingMode, FundingPolicy
 from gateway.promotions.model import CouponPresented, ReferralInEffect, ReferralReward
 from tests.integration.test_concurrency import race, warm_pool
@@ -279,3 +281,27 @@ def funder_counter(gw: Gateway) -> tuple[int, int]:
         row = uow.conn.execute(select(t.campaign_counters.c.points,
                                       t.campaign_counters.c.rewards)).one()
     return int(row[0]), int(row[1])
+
+
+def test_a_coupons_per_member_limit_counts_the_uses_of_merged_accounts(tmp_path: Path) -> None:
+    """A code usable 5 times, once per member. c-1 uses it; c-1's account is then merged into
+    c-2's: one member, who has used the code once, so c-2's purchase presenting it gets only
+    its base points ("this member's limit for it is reached"). (Only the survivor's own uses
+    were counted: a merge gave the member a second use.)"""
+    gw = make_gateway(tmp_path)
+    s = gw.services
+    enrol_customer(s.engine, s.clock, "grocery", "c-1")
+    enrol_customer(s.engine, s.clock, "grocery", "c-2")
+    publish(gw, dataclasses.replace(bonus_campaign("grocery:spring", BONUS),
+                                    conditions=(CouponPresented(),)))
+    [code] = issue_coupons(s.engine, "grocery", CouponTerms("spring", max_uses=5,
+                                                            per_member_limit=1), 1,
+                           customer_id=None, now=NOW, actor="test").codes
+    assert earn(gw, code, "c-1").bonus_points == BONUS
+    merge_members(s.engine, s.clock, member_of(gw, "c-2"), member_of(gw, "c-1"), "test")
+    again = earn(gw, code, "c-2")
+    assert again.bonus_points == 0
+    assert f"coupon {normalise(code)} (grocery:spring): not used, this member's limit for " \
+           "it is reached" in again.explanation
+    assert coupon_state(gw) == (1, [1])
+    assert verify_ledger(s.engine).ok
