@@ -10,7 +10,10 @@ Rules that hold for every operation belong in one place rather than in each reso
   two ways is one customer; it may hold no control (Cc), format (Cf) or surrogate (Cs)
   character and at most ``MAX_ID_LENGTH`` characters (a 60,000-character id was accepted
   and echoed back); idempotency keys keep the 200 characters the contract has always allowed
-  (``gateway.ledger.context.MAX_KEY_LENGTH``): a partner's retry must not start failing.
+  (``gateway.ledger.context.MAX_KEY_LENGTH``): a partner's retry must not start failing;
+* every date-time with an offset must exist in UTC, where it is stored and compared:
+  ``9999-12-31T23:59:59-14:00`` is a valid ISO 8601 value past ``datetime.max`` in UTC, and
+  ``expiresAt``, ``validFrom`` or ``occurredAt`` holding one failed as an unexpected error.
 
 A violation is ``InvalidInputError`` naming the argument (``input.customerId``), inside the
 field's result union when it has one (every mutation's has), else a top-level error with that
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from graphql import GraphQLUnionType, get_named_type
@@ -52,6 +56,12 @@ def _normalise(value: Any, path: str, is_id: bool) -> Any:
     if isinstance(value, dict):  # input objects arrive as graphql-core's coerced dicts
         return {name: _normalise(item, f"{path}.{name}", is_id_argument(name))
                 for name, item in value.items()}
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput(f"{path} is outside the years 1 to 9999 in UTC",
+                               field=path) from None
     return value
 
 

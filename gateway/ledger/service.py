@@ -8,6 +8,7 @@ operation carrying its answer for replays (docs/decisions/011)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -41,6 +42,7 @@ from gateway.ledger.planners import (
     EarnInput,
     MemberState,
     OpenLot,
+    Posting,
     ReturnInput,
     SpendInput,
     plan_earn,
@@ -58,11 +60,10 @@ from gateway.ledger.promotions import (
     load_redeem_promotions,
     purchase_context,
     redeem_context,
-    release_awards,
 )
-from gateway.ledger.repository import OperationRow
+from gateway.ledger.repository import Account, OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
-from gateway.promotions import coupons
+from gateway.promotions import coupons, funding
 from gateway.promotions.coupons import NOTHING_PRESENTED
 from gateway.promotions.tiers import record_qualifying, record_returned
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
@@ -312,8 +313,15 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         expire = plan_refund_expiry(state, request, plan,
                                     tx.ledger.coalition_account(AccountKind.BREAKAGE),
                                     iter(operation_id, None))
+        if awards and plan.result.amount_returned_total.amount_minor == earn.amount_minor:
+            # A full return gives back the coupons the earn used (decision 025), before apply
+            # moves the counters and the funders are released: the earn's lock order
+            # (purchase, member, coupons, counters, funders), so the two never wait on each other.
+            coupons.restore(tx.conn, earn.id, request.operation_id, tx.now)
         apply(tx, plan.postings + expire)
-        release_awards(tx, plan.result.promotions_reversed)  # their funders' funding back
+        # Their funders' funding back: what came back to each funder's account, not what the
+        # planner reversed; points the member kept (unrecovered) stay issued by their funder.
+        funding.release_all(tx.conn, _paid_back(plan.postings, request.funders), tx.now)
         if ctx.tiers is not None:
             # The base points reversed stop qualifying, in the earn's month, for the member
             # who holds them now: the survivor, when the earn's member was merged since (its
@@ -321,12 +329,22 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             result = plan.result
             record_returned(tx.conn, member_id, earn.id,
                             result.points_reversed_total - result.bonus_reversed)
-        if awards and plan.result.amount_returned_total.amount_minor == earn.amount_minor:
-            # A full return gives back the coupons the earn used (decision 025).
-            coupons.restore(tx.conn, earn.id, request.operation_id, tx.now)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
+
+
+def _paid_back(postings: Iterable[Posting], funders: Mapping[str, Account]) -> dict[str, int]:
+    """The points a return's postings move back into each funder's account (the bonus the
+    member still held; none for what is unrecovered)."""
+    funder_of = {account.id: funder for funder, account in funders.items()}
+    back: dict[str, int] = {}
+    for posting in postings:
+        for move in posting.moves:
+            funder = funder_of.get(move.credit.id)
+            if funder is not None:
+                back[funder] = back.get(funder, 0) + move.amount
+    return back
 
 
 def validate_return(partner: PartnerDefinition, cmd: ReturnPurchase) -> None:

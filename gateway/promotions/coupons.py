@@ -30,7 +30,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from gateway.db.tables import coupon_redemptions, coupons, server_secrets
 from gateway.members.identity import IdentityRepository
-from gateway.members.repository import MemberRepository
+from gateway.members.repository import MAX_MERGED, MemberRepository
 
 # Human-friendly: no 0/O, no 1/I (read aloud and typed at a till). 32 symbols: 5 bits each.
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -144,9 +144,11 @@ _LOCKED = (
            coupons.c.code_hash.in_(bindparam("hashes", expanding=True)))
     .order_by(coupons.c.id)
     .with_for_update())  # nothing on SQLite: BEGIN IMMEDIATE serialised the writers already
+# The member's uses, with those of the accounts merged into it (one member: their uses are its
+# uses): ix_coupon_redemptions_member, one range per member id, at most MAX_MERGED of them.
 _MEMBER_USES = (
     select(coupon_redemptions.c.coupon_id, func.sum(coupon_redemptions.c.uses))
-    .where(coupon_redemptions.c.member_id == bindparam("member_id"),  # ix_coupon_redemptions_member
+    .where(coupon_redemptions.c.member_id.in_(bindparam("members", expanding=True)),
            coupon_redemptions.c.coupon_id.in_(bindparam("ids", expanding=True)))
     .group_by(coupon_redemptions.c.coupon_id))
 _TAKE = (
@@ -178,8 +180,9 @@ def present(conn: Connection, partner_id: str, member_id: str, codes: Sequence[s
     rows = {r.code_hash: r for r in conn.execute(
         _LOCKED, {"partner_id": partner_id, "hashes": sorted(set(hashes))}).all()}
     limited = sorted({r.id for r in rows.values() if r.per_member_limit is not None})
-    used_by_member = {int(cid): int(n) for cid, n in conn.execute(
-        _MEMBER_USES, {"member_id": member_id, "ids": limited}).all()} if limited else {}
+    used_by_member = {int(cid): int(n) for cid, n in conn.execute(_MEMBER_USES, {
+        "members": MemberRepository(conn).with_absorbed(member_id, MAX_MERGED),
+        "ids": limited}).all()} if limited else {}
     checks: list[CouponCheck] = []
     seen: set[str] = set()
     for text, digest in zip(shown, hashes, strict=True):

@@ -114,6 +114,8 @@ def _others_postings(promotions: Promotions, request: EarnInput,
                      expiry_days: int) -> Iterator[Posting]:
     """One ``bonus`` operation per other member an award goes to (a referrer)."""
     now = request.now
+    purchaser = {a.member_id for a in promotions.evaluation.awards} - set(promotions.others)
+    rewarded = {a.campaign_id for a in promotions.evaluation.awards if a.member_id in purchaser}
     for n, (member_id, other) in enumerate(sorted(promotions.others.items())):
         awards = [a for a in promotions.evaluation.awards if a.member_id == member_id]
         if not awards:
@@ -134,6 +136,8 @@ def _others_postings(promotions: Promotions, request: EarnInput,
                 ) if total else ()
         rows = tuple(AwardRow(a.campaign_id, a.version, a.funder, member_id, a.points, 1,
                               a.till_reward.code if a.till_reward else None) for a in awards)
-        counters = tuple((a.campaign_id, a.points, 1) for a in awards
-                         if a.campaign_id in promotions.budgeted)
+        # A referral is one reward of its campaign: the referrer's award counts its points,
+        # and the reward only when the purchaser got none from that campaign (referredPoints 0).
+        counters = tuple((a.campaign_id, a.points, 0 if a.campaign_id in rewarded else 1)
+                         for a in awards if a.campaign_id in promotions.budgeted)
         yield Posting(record, moves, new_lots=lots, awards=rows, counters=counters)
