@@ -64,10 +64,14 @@ def enrol(engine: Engine, count: int, prefix: str, *, start: int = 0,
             conn.execute(insert(accounts), [
                 {"code": member_account(m, kind), "kind": str(kind), "member_id": m,
                  "partner_id": None, "balance": 0} for m in part for kind in MEMBER_KINDS])
-        wallets = dict(conn.execute(
-            select(accounts.c.member_id, accounts.c.id)
-            .where(accounts.c.kind == str(AccountKind.WALLET),
-                   accounts.c.member_id.in_(ids))).all())
+        # Read back a chunk at a time: one IN list of a million ids is past SQLite's limit on
+        # bound variables (and slow to plan everywhere).
+        wallets: dict[str, int] = {}
+        for base in range(0, count, CHUNK):
+            wallets.update(conn.execute(
+                select(accounts.c.member_id, accounts.c.id)
+                .where(accounts.c.kind == str(AccountKind.WALLET),
+                       accounts.c.member_id.in_(ids[base:base + CHUNK]))).all())
     return [int(wallets[m]) for m in ids]
 
 
