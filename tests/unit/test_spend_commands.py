@@ -21,9 +21,14 @@ def test_spend_fingerprints_are_unchanged() -> None:
 
 def test_authorise_of_a_redeem_copies_every_field() -> None:
     request = RedeemPoints("grocery", None, 70, Money(5, "UAH"), "k2", None, "web",
-                           card_number="9900", store_code="123456")
+                           card_number="9900", store_code="123456", coupon_codes=("VIP",))
     authorise = AuthoriseRedemption.of(request)
     assert type(authorise) is AuthoriseRedemption
     assert [getattr(authorise, f.name) for f in dataclasses.fields(SpendFields)] == [
-        "grocery", None, 70, Money(5, "UAH"), "k2", None, "web", "9900", "123456"]
+        "grocery", None, 70, Money(5, "UAH"), "k2", None, "web", "9900", "123456", ("VIP",)]
+
+
+def test_a_redeem_with_coupons_has_its_own_fingerprint() -> None:
+    with_coupon = dataclasses.replace(REDEEM, coupon_codes=("VIP",))
+    assert request_hash(with_coupon) != STORED  # a coupon changes the request
     assert dataclasses.fields(RedeemPoints) == dataclasses.fields(AuthoriseRedemption)
