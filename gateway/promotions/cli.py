@@ -21,8 +21,9 @@ from typing import Any, Protocol, TextIO
 
 from sqlalchemy import Engine
 
+from gateway.core.cli import domain_command
 from gateway.core.clock import Clock
-from gateway.core.errors import DomainError, InvalidInput, NotFound
+from gateway.core.errors import InvalidInput, NotFound
 from gateway.promotions import codec, dryrun, manage
 from gateway.promotions import model as m
 from partners.config import RuleVersion
@@ -64,15 +65,9 @@ def register(subparsers: Any, load_context: Callable[[], Context], *, rules: Any
              out: TextIO | None = None) -> None:
     """Add ``campaigns`` to ``subparsers``, and ``dry-run`` to the ``rules`` group's own
     subparsers."""
-    def command(run: Command) -> Callable[[argparse.Namespace], int]:
-        def func(args: argparse.Namespace) -> int:
-            try:
-                return run(args, load_context(), out or sys.stdout)
-            except DomainError as error:
-                where = f" (field {error.field})" if error.field else ""
-                print(f"error: {error.message}{where}", file=sys.stderr)
-                return 2
-        return func
+    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]
+                ) -> Callable[[argparse.Namespace], int]:
+        return domain_command(run, load_context, out)
 
     group = subparsers.add_parser("campaigns", help="campaigns (docs/campaigns.md)"
                                   ).add_subparsers(dest="campaigns_command", required=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Any, Protocol, TextIO
 
 from sqlalchemy import Engine
 
+from gateway.core.cli import domain_command
 from gateway.core.clock import Clock
-from gateway.core.errors import DomainError, InvalidInput
+from gateway.core.errors import InvalidInput
 from gateway.promotions import coupon_issue
 
 
@@ -32,16 +32,9 @@ class Context(Protocol):
 
 def register(subparsers: Any, load_context: Callable[[], Context], *,
              out: TextIO | None = None) -> None:
-    def command(run: Callable[[argparse.Namespace, Context, TextIO], None]) -> Any:
-        def func(args: argparse.Namespace) -> int:
-            try:
-                run(args, load_context(), out or sys.stdout)
-                return 0
-            except DomainError as error:
-                where = f" (field {error.field})" if error.field else ""
-                print(f"error: {error.message}{where}", file=sys.stderr)
-                return 2
-        return func
+    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]
+                ) -> Callable[[argparse.Namespace], int]:
+        return domain_command(run, load_context, out)
 
     group = subparsers.add_parser("coupons", help="coupon codes of a partner's campaigns")
     cmds = group.add_subparsers(dest="coupons_command", required=True)

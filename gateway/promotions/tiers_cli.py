@@ -18,8 +18,9 @@ from typing import Any, Protocol, TextIO
 
 from sqlalchemy import Engine
 
+from gateway.core.cli import domain_command
 from gateway.core.clock import Clock
-from gateway.core.errors import DomainError, InvalidInput
+from gateway.core.errors import InvalidInput
 from gateway.db.uow import UnitOfWork
 from gateway.promotions import segments, tier_sync, tiers
 from gateway.promotions.tier_config import load_programme, tiers_path
@@ -39,15 +40,9 @@ Command = Callable[[argparse.Namespace, Context, TextIO], int]
 
 def register(subparsers: Any, load_context: Callable[[], Context], *,
              out: TextIO | None = None) -> None:
-    def command(run: Command) -> Callable[[argparse.Namespace], int]:
-        def func(args: argparse.Namespace) -> int:
-            try:
-                return run(args, load_context(), out or sys.stdout)
-            except DomainError as error:
-                where = f" (field {error.field})" if error.field else ""
-                print(f"error: {error.message}{where}", file=sys.stderr)
-                return 2
-        return func
+    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]
+                ) -> Callable[[argparse.Namespace], int]:
+        return domain_command(run, load_context, out)
 
     group = subparsers.add_parser("tiers", help="the coalition's tier programme "
                                   "(docs/campaigns.md)").add_subparsers(
