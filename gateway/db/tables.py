@@ -683,6 +683,28 @@ referrals = Table(
     Index("ix_referrals_referrer", "referrer_member_id"),
 )
 
+# The transactional outbox (issue 13, decision 029): one row per ledger or campaign event,
+# written in the transaction of its change. The worker fans undispatched rows out to their
+# consumers and stamps dispatched_at (the payload columns never change); the partial index keeps
+# its scan bounded by the backlog, never by the table's size.
+UNDISPATCHED_SQL = "dispatched_at IS NULL"
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(40), primary_key=True),  # evt_<time-ordered ulid>: the stable event id
+    Column("type", String(64), nullable=False),
+    Column("partner_id", String(64), nullable=True),  # whose event it is; None: the coalition's
+    Column("member_id", String(40), nullable=True),
+    Column("operation_id", String(40), nullable=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("data", Text, nullable=False),  # canonical JSON payload
+    Column("dispatched_at", UTCDateTime, nullable=True),
+    Index("ix_outbox_undispatched", "id", sqlite_where=text(UNDISPATCHED_SQL),
+          postgresql_where=text(UNDISPATCHED_SQL)),
+    Index("ix_outbox_member", "member_id", "id"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",

@@ -49,6 +49,7 @@ from gateway.ledger.model import (
 )
 from gateway.ledger.repository import LedgerRepository
 from gateway.members.repository import MemberRepository
+from gateway.outbox import emit, operation_event
 
 R = TypeVar("R")
 
@@ -76,7 +77,24 @@ class Tx:
 
 
 def record_operation(tx: Tx, record: OperationRecord) -> None:
+    """The operation's row, and its event in the outbox (decision 029) in the same
+    transaction: an event exists if and only if its operation committed."""
     tx.ledger.insert_operation(record.row(tx.now))
+    emit(tx.conn, operation_event(record.kind), partner_id=record.partner_id,
+         member_id=record.member_id, operation_id=record.id, at=tx.now,
+         occurred_at=record.occurred_at, data=operation_payload(record))
+
+
+def operation_payload(record: OperationRecord) -> dict[str, Any]:
+    """What an operation's event carries: its figures, never its stored answer (a consumer
+    that needs more reads the operation by id)."""
+    data: dict[str, Any] = {"operation_id": record.id, "kind": record.kind,
+                            "points": record.points}
+    for name in ("purchase_id", "channel", "parent_id", "hold_id", "amount_minor", "currency"):
+        value = getattr(record, name)
+        if value is not None:
+            data[name] = value
+    return data
 
 
 def operation_id() -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway.db.tables import link_events, linked_accounts, members
 from gateway.members.identity import IdentityRepository, NewMember
+from gateway.outbox import emit
 
 MAX_MERGED = 50  # members merged into one, followed for history
 
@@ -91,6 +92,8 @@ class MemberRepository:
                  "linked_at": at, "consent_via": via},
             )
         self._event(at, member_id, partner_id, customer_id, "linked", via, actor)
+        emit(self.conn, "member.linked", partner_id=partner_id, member_id=member_id, at=at,
+             data={"customer_id": customer_id, "via": via})
 
     def close_link(self, partner_id: str, member_id: str, at: datetime, *, via: str,
                    actor: str) -> str | None:

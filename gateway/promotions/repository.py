@@ -18,8 +18,9 @@ from sqlalchemy.sql.elements import BindParameter
 
 from gateway.db import audit
 from gateway.db.tables import campaign_counters, campaign_versions, campaigns, promotion_awards
+from gateway.outbox import emit
 from gateway.promotions import codec
-from gateway.promotions.model import Campaign, Window
+from gateway.promotions.model import COALITION, Campaign, Window
 
 
 def publish_version(conn: Connection, campaign: Campaign, *, actor: str,
@@ -48,6 +49,12 @@ def publish_version(conn: Connection, campaign: Campaign, *, actor: str,
                          "valid_from": stored.valid_from.isoformat(),
                          "valid_until": None if stored.valid_until is None
                          else stored.valid_until.isoformat()})
+    emit(conn, "campaign.published",
+         partner_id=None if stored.owner == COALITION else stored.owner, member_id=None,
+         at=now, data={"campaign_id": stored.id, "version": stored.version,
+                       "funder": stored.funder, "valid_from": stored.valid_from.isoformat(),
+                       "valid_until": None if stored.valid_until is None
+                       else stored.valid_until.isoformat()})
     return stored
 
 
