@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="time only")
     parser.add_argument("--campaigns", action="store_true",
                         help="publish benchmarks.campaigns' 70 campaigns first (35 awards/earn)")
+    parser.add_argument("--applying", type=int, default=None,
+                        help="with --campaigns: only this many of the 70 apply "
+                             "(benchmarks.campaigns.FEW shape); default 35")
     parser.add_argument("--by-id", action="store_true",
                         help="register the document and send its id, not its text")
     args = parser.parse_args()
@@ -78,7 +81,7 @@ def main() -> None:
         if args.campaigns:
             now = prepared.services.clock.now()
             with UnitOfWork(prepared.services.engine) as uow:
-                for campaign in campaigns.seventy_campaigns(now):
+                for campaign in campaigns.seventy_campaigns(now, applying=args.applying):
                     publish_version(uow.conn, campaign, actor="bench", now=now)
                 uow.commit()
         prepared.services.engine.dispose()

@@ -26,8 +26,7 @@ def apply(tx: Tx, postings: Iterable[Posting]) -> None:
         op = record.id
         if posting.new_hold is not None:
             HoldRepository(tx.conn).insert(posting.new_hold, op, tx.now)
-        for move in posting.moves:
-            tx.ledger.post(op, move.debit, move.credit, move.amount, tx.now)
+        tx.ledger.post_all(op, [(m.debit, m.credit, m.amount) for m in posting.moves], tx.now)
         for lot in posting.new_lots:
             if not lot.taken:  # no id needed: no round trip of its own on PostgreSQL
                 lots.add_lot(

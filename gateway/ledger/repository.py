@@ -10,14 +10,16 @@ constants below): building a Core statement per call cost ~60 µs each, about 1.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import BindParameter
 
 from gateway.db.tables import accounts, holds, lots, operations, transfers
 from gateway.ledger.chart import (
@@ -185,6 +187,41 @@ class LedgerRepository:
         if credit.stored:
             self._move_balance(credit.id, amount)
 
+    def post_all(self, operation_id: str, moves: Sequence[tuple[Account, Account, int]],
+                 at: datetime) -> None:
+        """Several transfers of one operation, in order: one INSERT for all of them, and on
+        SQLite one UPDATE for every stored balance they move (an earn with campaigns posts one
+        transfer per funder; a statement each was a third of what campaigns added to an earn).
+        PostgreSQL keeps one UPDATE per account in posting order: concurrent operations then
+        lock shared accounts in the same order (its statements are pipelined, no round trip
+        each)."""
+        if len(moves) == 1:
+            self.post(operation_id, *moves[0], at)
+            return
+        if not moves:
+            return
+        rows = []
+        deltas: dict[int, int] = {}
+        for debit, credit, amount in moves:
+            if amount <= 0:
+                raise ValueError(f"a transfer moves a positive amount, got {amount}")
+            rows.append((debit.id, credit.id, amount))
+            if debit.stored:
+                deltas[debit.id] = deltas.get(debit.id, 0) - amount
+            if credit.stored:
+                deltas[credit.id] = deltas.get(credit.id, 0) + amount
+        postgres = self.conn.dialect.name == "postgresql"
+        self.conn.execute(_INSERT_TRANSFERS_PG if postgres else _INSERT_TRANSFERS_SQLITE, {
+            "operation_id": operation_id, "recorded_at": at,
+            "rows": json.dumps(rows, separators=(",", ":"))})
+        moved = [(account, delta) for account, delta in deltas.items() if delta]
+        if postgres or len(moved) == 1:
+            for account, delta in moved:
+                self._move_balance(account, delta)
+        elif moved:
+            self.conn.execute(_MOVE_BALANCES_SQLITE,
+                              {"deltas": json.dumps(moved, separators=(",", ":"))})
+
     def _move_balance(self, account_id: int, delta: int) -> None:
         self.conn.execute(_MOVE_BALANCE, {"account_id": account_id, "delta": delta})
 
@@ -278,6 +315,25 @@ _INSERT_TRANSFER = insert(transfers)
 _MOVE_BALANCE = (update(accounts).where(accounts.c.id == bindparam("account_id"))
                  .values(balance=accounts.c.balance + bindparam("delta")))
 _INSERT_OPERATION = insert(operations)
+_TRANSFER_BINDS: tuple[BindParameter[Any], ...] = (
+    bindparam("operation_id"), bindparam("rows"),
+    bindparam("recorded_at", type_=transfers.c.recorded_at.type))
+_INSERT_TRANSFERS_SQLITE = text(
+    "INSERT INTO transfers (operation_id, debit_account_id, credit_account_id, amount, "
+    "recorded_at) SELECT :operation_id, json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]'), json_extract(value, '$[2]'), :recorded_at "
+    "FROM json_each(:rows) ORDER BY key").bindparams(*_TRANSFER_BINDS)
+_INSERT_TRANSFERS_PG = text(
+    "INSERT INTO transfers (operation_id, debit_account_id, credit_account_id, amount, "
+    "recorded_at) SELECT :operation_id, CAST(r ->> 0 AS integer), CAST(r ->> 1 AS integer), "
+    "CAST(r ->> 2 AS bigint), :recorded_at "
+    "FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS t(r, n) ORDER BY n"
+    ).bindparams(*_TRANSFER_BINDS)
+# Each account once (the deltas are summed per account): a correlated lookup, no UPDATE FROM.
+_MOVE_BALANCES_SQLITE = text(
+    "UPDATE accounts SET balance = balance + (SELECT json_extract(value, '$[1]') "
+    "FROM json_each(:deltas) WHERE json_extract(value, '$[0]') = accounts.id) "
+    "WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(:deltas))")
 _FIND_BY_KEY = select(*_OPERATION_COLUMNS).where(
     operations.c.partner_id == bindparam("partner_id"),
     operations.c.idempotency_key == bindparam("key"))

@@ -139,6 +139,10 @@ class CampaignSet:
 
     campaigns: tuple[CompiledCampaign, ...]
     by_partner: Mapping[str, tuple[CompiledCampaign, ...]] = field(init=False)
+    # (partner, channel, trigger) -> (candidates, from, until): the candidates are the same for
+    # every time in [from, until), so most earns answer with one lookup and two comparisons.
+    _spans: dict[tuple[str, str, Trigger], tuple[tuple[CompiledCampaign, ...], datetime | None,
+                                                 datetime | None]] = field(init=False)
 
     def __post_init__(self) -> None:
         index: dict[str, list[CompiledCampaign]] = {}
@@ -147,18 +151,29 @@ class CampaignSet:
                 index.setdefault(partner, []).append(compiled)
         object.__setattr__(self, "by_partner", MappingProxyType(
             {partner: tuple(cs) for partner, cs in index.items()}))
+        object.__setattr__(self, "_spans", {})
 
     def candidates(self, partner_id: str, channel: str, at: datetime,
                    trigger: Trigger = Trigger.PURCHASE) -> tuple[CompiledCampaign, ...]:
         """The campaigns that could apply here and now, in stacking order: no member needed.
-        ``at`` is the purchase's ``occurred_at`` (UTC). O(campaigns at this partner)."""
-        return tuple(
-            k for k in self.by_partner.get(partner_id, ())
-            if k.campaign.trigger == trigger
-            and (not k.campaign.channels or channel in k.campaign.channels)
-            and k.campaign.valid_from <= at
-            and (k.campaign.valid_until is None or at < k.campaign.valid_until)
-        )
+        ``at`` is the purchase's ``occurred_at`` (UTC). O(campaigns at this partner) when
+        ``at`` leaves the span of validity boundaries last seen there; O(1) inside it."""
+        key = (partner_id, channel, trigger)
+        span = self._spans.get(key)
+        if span is not None and (span[1] is None or span[1] <= at) and (
+                span[2] is None or at < span[2]):
+            return span[0]
+        here = [k for k in self.by_partner.get(partner_id, ())
+                if k.campaign.trigger == trigger
+                and (not k.campaign.channels or channel in k.campaign.channels)]
+        found = tuple(k for k in here if k.campaign.valid_from <= at
+                      and (k.campaign.valid_until is None or at < k.campaign.valid_until))
+        edges = [edge for k in here for edge in (k.campaign.valid_from, k.campaign.valid_until)
+                 if edge is not None]
+        start = max((edge for edge in edges if edge <= at), default=None)
+        end = min((edge for edge in edges if edge > at), default=None)
+        self._spans[key] = (found, start, end)  # a race only rebuilds an equal entry
+        return found
 
     def needs(self, candidates: Iterable[CompiledCampaign]) -> Needs:
         return needs(candidates)

@@ -45,12 +45,17 @@ ALLOWED_SCANS = (re.compile(r"SELECT count\(\*\) AS count_1\s+FROM rule_versions
 # cap once did (``ix_operations_partner_purchase (partner_id=?)``), growing with its history.
 PARTNER_WIDE = re.compile(r"^SEARCH \w+ USING (COVERING )?INDEX \w+ \(partner_id=\?\)$")
 
+# The rows a request sends as one JSON parameter (an operation's transfers, its balance moves,
+# its awards): walking them is bounded by the request, not by a table.
+REQUEST_ROWS = "SCAN json_each VIRTUAL TABLE"
+
 
 def _plan_problems(dbapi: Any, statement: str, parameters: Any) -> list[str]:
     rows = dbapi.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
     details = [str(row[3]) for row in rows]
     return [d for d in details
-            if (d.startswith("SCAN ") and d != "SCAN CONSTANT ROW") or PARTNER_WIDE.match(d)]
+            if (d.startswith("SCAN ") and d != "SCAN CONSTANT ROW"
+                and not d.startswith(REQUEST_ROWS)) or PARTNER_WIDE.match(d)]
 
 
 async def test_request_path_queries_use_indexes(tmp_path: Path,

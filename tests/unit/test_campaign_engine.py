@@ -5,7 +5,7 @@ stacking order, budgets and limits, and what the load step is told to read."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
@@ -363,6 +363,24 @@ def test_candidates_are_indexed_by_partner_in_stacking_order() -> None:
     enrolment = cset.candidates("grocery", "store", MONDAY, Trigger.ENROLMENT)
     assert [k.campaign.id for k in enrolment] == ["welcome"]
     assert cset.candidates("charity", "store", MONDAY) == ()
+
+
+def test_candidates_follow_validity_edges_in_any_order_of_times() -> None:
+    """The set caches the candidates for the span between validity edges: a time on either
+    side of an edge, asked in any order, still gets its own answer."""
+    start, end = datetime(2026, 5, 10, tzinfo=UTC), datetime(2026, 5, 20, tzinfo=UTC)
+    may = dataclasses.replace(campaign("may", BonusPoints(1), valid_until=end), valid_from=start)
+    cset = compile_campaigns([campaign("always", BonusPoints(1)), may])
+    second = timedelta(seconds=1)
+
+    def ids(at: datetime) -> list[str]:
+        return [k.campaign.id for k in cset.candidates("grocery", "store", at)]
+
+    for at, expected in [(start, ["always", "may"]), (start - second, ["always"]),
+                         (end - second, ["always", "may"]), (end, ["always"]),
+                         (start + second, ["always", "may"]), (end + 100 * second, ["always"]),
+                         (start - 100 * second, ["always"]), (start, ["always", "may"])]:
+        assert ids(at) == expected, at
 
 
 def test_needs_names_only_what_the_candidates_read() -> None:
