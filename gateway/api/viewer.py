@@ -106,6 +106,8 @@ class LinkedBrand:
 class ConsentPurpose(Enum):
     MARKETING = "marketing"
     PURCHASE_HISTORY = "purchase_history"
+    # The coalition's own offers and birthday greetings (feed and email); no partner.
+    COALITION_MARKETING = "coalition_marketing"
 
 
 @strawberry.type(description="The member's latest choice for one purpose (and partner).")
