@@ -270,6 +270,7 @@ def cmd_expire(_: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
     from gateway.members.cli import register as register_members
+    from gateway.notifications.cli import register as register_notify
     from gateway.promotions.cli import register as register_campaigns
     from gateway.promotions.coupons_cli import register as register_coupons
     from gateway.promotions.tiers_cli import register as register_tiers
@@ -336,6 +337,7 @@ def parser() -> argparse.ArgumentParser:
     register_campaigns(sub, _services, rules=rules)
     register_tiers(sub, _services)
     register_coupons(sub, _services)
+    register_notify(sub, _services)
     return root
 
 

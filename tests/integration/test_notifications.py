@@ -1,0 +1,253 @@
+"""Member notifications (decision 031) on this run's real database, with a real SMTP server in
+process receiving the emails. The ledger's events are fed to the notifications consumer as the
+worker would (``drain``), each any number of times.
+
+Numbers: grocery earns 1 point per 10.00 UAH (floor), lots expire 365 days after the earn; Gold
+needs 5,000 qualifying points. Ada signed up online (ada@example.com), so she has an address."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.app import Gateway
+from gateway.core.clock import FixedClock
+from gateway.core.money import Money
+from gateway.db import tables as t
+from gateway.db.uow import UnitOfWork
+from gateway.ledger.enrolment import sign_up
+from gateway.ledger.model import EarnPoints, ReturnPurchase
+from gateway.ledger.service import earn_points, return_purchase
+from gateway.members.viewer import set_consent
+from gateway.notifications import jobs, mail, store
+from gateway.notifications.consumer import make_consumer
+from gateway.outbox import Consumer, read_events
+from gateway.promotions import segments
+from gateway.promotions.model import InSegment
+from gateway.settings import MailSettings
+from tests.support.campaigns import bonus_campaign, publish
+from tests.support.harness import NOW, make_gateway
+from tests.support.members import link_with_code
+from tests.support.smtp import Inbox, smtp_server
+
+ADA = "ada@example.com"
+
+
+@pytest.fixture
+def gw(tmp_path: Path) -> Gateway:
+    return make_gateway(tmp_path, clock=FixedClock(NOW))
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, MailSettings]]:
+    with smtp_server() as (inbox, port):
+        yield inbox, MailSettings(smtp_host="127.0.0.1", smtp_port=port,
+                                  from_address="Rewards <rewards@coalition.example>")
+
+
+def clock_of(gw: Gateway) -> FixedClock:
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    return clock
+
+
+def consumer(gw: Gateway) -> Consumer:
+    return make_consumer(gw.services.clock, lambda: gw.services.ledger.tiers)
+
+
+def drain(gw: Gateway, handler: Consumer, times: int = 1) -> int:
+    """Feed every committed event the consumer wants to it, ``times`` times over (the worker's
+    at-least-once delivery). Returns the events handled per pass."""
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        wanted = read_events(uow.conn, limit=10_000, types=sorted(handler.types))
+    for _ in range(times):
+        for event in wanted:
+            handler.handle(gw.services.engine, event)
+    return len(wanted)
+
+
+def member(gw: Gateway, email: str = ADA, customer: str = "c-1",
+           born: date | None = None) -> str:
+    s = gw.services
+    made = sign_up(s.engine, s.clock, email, "correct horse battery", birth_date=born)
+    link_with_code(s.engine, s.clock, "grocery", customer, made.member_id)
+    return made.member_id
+
+
+def earn(gw: Gateway, customer: str, minor: int, key: str) -> None:
+    earn_points(gw.services.ledger, EarnPoints("grocery", customer, Money(minor, "UAH"),
+                                               "store", key, key))
+
+
+def consent(gw: Gateway, member_id: str, purpose: str, partner: str | None,
+            granted: bool = True) -> None:
+    set_consent(gw.services.engine, gw.services.clock, member_id, purpose, partner, granted,
+                "app")
+
+
+def feed(gw: Gateway, member_id: str) -> list[tuple[str, str]]:
+    page = store.feed(gw.services.engine, member_id, 100, None)
+    return [(n.kind, n.title) for n in page.items]
+
+
+def count(gw: Gateway, table: t.Table) -> int:
+    with gw.services.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def send(gw: Gateway, settings: MailSettings) -> mail.SendRun:
+    return mail.send_pending(gw.services.engine, gw.services.clock, settings)
+
+
+def test_an_earn_and_its_return_notify_once_however_often_delivered(
+        gw: Gateway, smtp: tuple[Inbox, MailSettings]) -> None:
+    inbox, settings = smtp
+    ada = member(gw)
+    earn(gw, "c-1", 120_000, "p-1")
+    return_purchase(gw.services.ledger, ReturnPurchase("grocery", "p-1", Money(50_000, "UAH"),
+                                                       "r-1"))
+    assert drain(gw, consumer(gw), times=3) == 2  # the earn and the return, each 3 times
+    assert feed(gw, ada) == [
+        ("points_returned", "50 points taken back after a return at Kolos Grocery"),
+        ("points_earned", "You earned 120 points at Kolos Grocery")]
+    assert count(gw, t.notifications) == 2 and count(gw, t.notification_emails) == 2
+    assert send(gw, settings) == mail.SendRun(sent=2, retried=0, failed=0)
+    assert inbox.subjects(ADA) == ["You earned 120 points at Kolos Grocery",
+                                   "50 points taken back after a return at Kolos Grocery"]
+    message = inbox.to(ADA)[0]
+    assert message["From"] == "Rewards <rewards@coalition.example>"
+    assert "120 points from your purchase at Kolos Grocery" in message.get_payload()
+    assert send(gw, settings) == mail.SendRun(sent=0, retried=0, failed=0)  # nothing twice
+    assert len(inbox.messages) == 2
+
+
+def test_marketing_needs_consent_transactional_does_not(
+        gw: Gateway, smtp: tuple[Inbox, MailSettings]) -> None:
+    inbox, settings = smtp
+    clock = clock_of(gw)
+    today = NOW.date()
+    ada = member(gw, born=date(1990, today.month, today.day))
+    bob = member(gw, "bob@example.com", "c-2", born=date(1985, today.month, today.day))
+    consent(gw, ada, "coalition_marketing", None)
+    assert jobs.birthdays(gw.services.engine, clock) == jobs.JobRun(scanned=2, notified=1)
+    assert jobs.birthdays(gw.services.engine, clock).notified == 0  # once a year
+    assert feed(gw, ada) == [("birthday", "Happy birthday!")]
+    assert feed(gw, bob) == []  # no consent: no feed item, no email
+    earn(gw, "c-2", 10_000, "p-b")
+    drain(gw, consumer(gw))
+    assert feed(gw, bob) == [("points_earned", "You earned 10 points at Kolos Grocery")]
+    assert send(gw, settings).sent == 2
+    assert inbox.subjects(ADA) == ["Happy birthday!"]
+    assert inbox.subjects("bob@example.com") == ["You earned 10 points at Kolos Grocery"]
+    # Withdrawn: next year's birthday tells nobody.
+    consent(gw, ada, "coalition_marketing", None, granted=False)
+    clock.set(NOW.replace(year=NOW.year + 1))
+    assert jobs.birthdays(gw.services.engine, clock).notified == 0
+    assert [k for k, _ in feed(gw, ada)] == ["birthday"]
+
+
+def test_a_personal_offer_reaches_consenting_segment_members_once(gw: Gateway) -> None:
+    s = gw.services
+    ada, bob, cy = (member(gw), member(gw, "bob@example.com", "c-2"),
+                    member(gw, "cy@example.com", "c-3"))
+    for who, customer in ((ada, "c-1"), (bob, "c-2"), (cy, "c-3")):
+        consent(gw, who, "purchase_history", None)
+        earn(gw, customer, 20_000, f"p-{customer}")
+    consent(gw, ada, "coalition_marketing", None)
+    consent(gw, ada, "marketing", "grocery")
+    consent(gw, bob, "coalition_marketing", None)  # but not grocery's marketing
+    segments.define(s.engine, "grocery", "regulars", "Regulars",
+                    (segments.Clause("grocery", 30, 1),), actor="test", now=NOW)
+    assert segments.refresh(s.engine, NOW).counts == {"grocery:regulars": 3}
+    offer = bonus_campaign("regulars-bonus", 50)
+    publish(gw, type(offer)(**{**{f: getattr(offer, f) for f in offer.__slots__},
+                               "audience": (InSegment("grocery:regulars"),),
+                               "description": "50 bonus points on your next shop."}))
+    drain(gw, consumer(gw), times=2)
+    assert [k for k, _ in feed(gw, ada)] == ["offer_available", "points_earned"]
+    assert feed(gw, ada)[0][1] == "A new offer for you: regulars-bonus bonus"
+    assert [k for k, _ in feed(gw, bob)] == ["points_earned"]
+    assert [k for k, _ in feed(gw, cy)] == ["points_earned"]
+    # A second version of the campaign tells nobody again.
+    publish(gw, type(offer)(**{**{f: getattr(offer, f) for f in offer.__slots__},
+                               "audience": (InSegment("grocery:regulars"),)}))
+    drain(gw, consumer(gw))
+    assert [k for k, _ in feed(gw, ada)].count("offer_available") == 1
+
+
+def test_points_expiring_in_30_and_7_days_told_once_each(
+        gw: Gateway, smtp: tuple[Inbox, MailSettings]) -> None:
+    inbox, settings = smtp
+    clock, engine = clock_of(gw), gw.services.engine
+    ada = member(gw)
+    earn(gw, "c-1", 120_000, "p-1")  # 120 points, expiring 365 days from NOW
+    clock.advance(timedelta(hours=1))
+    earn(gw, "c-1", 30_000, "p-2")  # 30 more, expiring the same day
+    expiry_day = (NOW + timedelta(days=365)).date()
+    clock.set(NOW + timedelta(days=300))
+    assert jobs.expiring(engine, clock, 30).notified == 0  # 65 days away: nothing yet
+    clock.set(NOW + timedelta(days=336))  # 29 days before
+    assert jobs.expiring(engine, clock, 30) == jobs.JobRun(scanned=2, notified=1)
+    assert jobs.expiring(engine, clock, 7).notified == 0
+    clock.advance(timedelta(days=1))
+    assert jobs.expiring(engine, clock, 30).notified == 0  # never twice in a window
+    clock.set(NOW + timedelta(days=359))  # 6 days before
+    assert jobs.expiring(engine, clock, 7).notified == 1
+    assert jobs.expiring(engine, clock, 7).notified == 0
+    assert jobs.expiring(engine, clock, 30).notified == 0
+    assert feed(gw, ada) == [
+        ("points_expiring_7", f"150 points expire on {expiry_day.isoformat()}"),
+        ("points_expiring_30", f"150 points expire on {expiry_day.isoformat()}")]
+    assert send(gw, settings).sent == 2
+    assert inbox.subjects(ADA) == [f"150 points expire on {expiry_day.isoformat()}"] * 2
+
+
+def test_tier_change_after_an_earn_that_crosses_gold_and_a_return_that_drops_it(
+        gw: Gateway) -> None:
+    ada = member(gw)
+    handler = consumer(gw)
+    earn(gw, "c-1", 400_000, "p-1")  # 400 qualifying points: Silver still
+    drain(gw, handler)
+    assert [k for k, _ in feed(gw, ada)] == ["points_earned"]
+    earn(gw, "c-1", 4_700_000, "p-2")  # 470 more: 5,100, Gold
+    drain(gw, handler, times=2)  # (every event again: the worker's redelivery)
+    # Told once, by whichever handling first saw the member at Gold (the tier is read when
+    # handling, so the redelivered first earn may be the one).
+    assert sorted(feed(gw, ada)) == [("points_earned", "You earned 400 points at Kolos Grocery"),
+                                     ("points_earned", "You earned 4700 points at Kolos Grocery"),
+                                     ("tier_changed", "Welcome to Gold!")]
+    return_purchase(gw.services.ledger, ReturnPurchase("grocery", "p-2", Money(200_000, "UAH"),
+                                                       "r-1"))  # 200 points back: 4,900
+    drain(gw, handler, times=2)
+    kinds = [k for k, _ in feed(gw, ada)]
+    assert kinds.count("tier_changed") == 2
+    assert [title for kind, title in feed(gw, ada) if kind == "tier_changed"] == [
+        "Your tier is now Silver", "Welcome to Gold!"]
+    assert ("points_returned", "200 points taken back after a return at Kolos Grocery") in feed(
+        gw, ada)
+    with gw.services.engine.connect() as conn:
+        assert conn.execute(select(t.notification_tiers.c.tier_id)).scalar_one() == "silver"
+
+
+def test_a_relay_that_refuses_is_retried_and_email_off_stops_emails(
+        gw: Gateway, smtp: tuple[Inbox, MailSettings]) -> None:
+    inbox, settings = smtp
+    clock = clock_of(gw)
+    ada = member(gw)
+    earn(gw, "c-1", 120_000, "p-1")
+    drain(gw, consumer(gw))
+    inbox.refuse = 1
+    assert send(gw, settings) == mail.SendRun(sent=0, retried=1, failed=0)
+    assert send(gw, settings).sent == 0  # not due yet: one minute back-off
+    clock.advance(timedelta(minutes=1))
+    assert send(gw, settings).sent == 1
+    assert inbox.subjects(ADA) == ["You earned 120 points at Kolos Grocery"]
+    store.set_email(gw.services.engine, clock, ada, False)
+    earn(gw, "c-1", 10_000, "p-2")
+    drain(gw, consumer(gw))
+    assert send(gw, settings).sent == 0
+    assert len(feed(gw, ada)) == 2 and len(inbox.messages) == 1  # the feed still has it
