@@ -97,20 +97,22 @@ def coupon_assigned(engine: Engine, clock: Clock, event: Event) -> int | None:
                                   ).scalar_one_or_none()
         if definition is None:
             return None
-        draft = offer_draft(codec.loads(definition), member_id, event.id,
+        draft = offer_draft(codec.loads(definition), member_id, event.id, coupon=True,
                             coupon_expires=event.data.get("expires_at"))
         written = notify(conn, clock.now(), draft)
         uow.commit()
     return written
 
 
-def offer_draft(campaign: Campaign, member_id: str, event_id: str, *,
+def offer_draft(campaign: Campaign, member_id: str, event_id: str, *, coupon: bool = False,
                 coupon_expires: str | None = None) -> Draft:
     partner_id = None if campaign.owner == COALITION else campaign.owner
     until = _until(campaign.valid_until)
     body = campaign.description or campaign.name
-    if coupon_expires is not None:
-        body += f" Your personal coupon is valid until {coupon_expires[:10]}."
+    if coupon:
+        body += (" A personal coupon for it is waiting for you at the till."
+                 if coupon_expires is None else
+                 f" Your personal coupon is valid until {coupon_expires[:10]}.")
     elif until:
         body += f" Valid until {until}."
     return Draft(member_id, Kind.OFFER_AVAILABLE, event_id,
@@ -118,7 +120,7 @@ def offer_draft(campaign: Campaign, member_id: str, event_id: str, *,
                  {"campaign_id": campaign.id, "partner_id": partner_id,
                   "valid_until": None if campaign.valid_until is None
                   else campaign.valid_until.isoformat(),
-                  "coupon": coupon_expires is not None},
+                  "coupon": coupon},
                  partner_id=partner_id)
 
 

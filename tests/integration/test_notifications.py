@@ -8,6 +8,7 @@ needs 5,000 qualifying points. Ada signed up online (ada@example.com), so she ha
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -163,18 +164,17 @@ def test_a_personal_offer_reaches_consenting_segment_members_once(gw: Gateway) -
     segments.define(s.engine, "grocery", "regulars", "Regulars",
                     (segments.Clause("grocery", 30, 1),), actor="test", now=NOW)
     assert segments.refresh(s.engine, NOW).counts == {"grocery:regulars": 3}
-    offer = bonus_campaign("regulars-bonus", 50)
-    publish(gw, type(offer)(**{**{f: getattr(offer, f) for f in offer.__slots__},
-                               "audience": (InSegment("grocery:regulars"),),
-                               "description": "50 bonus points on your next shop."}))
+    offer = replace(bonus_campaign("regulars-bonus", 50),
+                    audience=(InSegment("grocery:regulars"),),
+                    description="50 bonus points on your next shop.")
+    publish(gw, offer)
     drain(gw, consumer(gw), times=2)
     assert [k for k, _ in feed(gw, ada)] == ["offer_available", "points_earned"]
     assert feed(gw, ada)[0][1] == "A new offer for you: regulars-bonus bonus"
     assert [k for k, _ in feed(gw, bob)] == ["points_earned"]
     assert [k for k, _ in feed(gw, cy)] == ["points_earned"]
     # A second version of the campaign tells nobody again.
-    publish(gw, type(offer)(**{**{f: getattr(offer, f) for f in offer.__slots__},
-                               "audience": (InSegment("grocery:regulars"),)}))
+    publish(gw, replace(offer, version=0))
     drain(gw, consumer(gw))
     assert [k for k, _ in feed(gw, ada)].count("offer_available") == 1
 
@@ -251,3 +251,83 @@ def test_a_relay_that_refuses_is_retried_and_email_off_stops_emails(
     drain(gw, consumer(gw))
     assert send(gw, settings).sent == 0
     assert len(feed(gw, ada)) == 2 and len(inbox.messages) == 1  # the feed still has it
+
+
+def test_the_cli_runs_the_jobs_and_writes_the_emails_to_the_mail_folder(
+        gw: Gateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import email
+    import io
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from gateway.notifications import cli
+
+    clock = clock_of(gw)
+    ada = member(gw, born=date(1990, 11, 23))
+    consent(gw, ada, "coalition_marketing", None)
+    earn(gw, "c-1", 120_000, "p-1")
+    drain(gw, consumer(gw))
+    folder = tmp_path / "mail"
+    context = SimpleNamespace(engine=gw.services.engine, clock=clock, settings=replace(
+        gw.services.settings, mail=MailSettings(mail_dir=folder)))
+    out = io.StringIO()
+    root = argparse.ArgumentParser(prog="gateway")
+    cli.register(root.add_subparsers(dest="command", required=True), lambda: context, out=out)
+
+    def run(*argv: str) -> list[str]:
+        out.seek(0)
+        out.truncate()
+        args = root.parse_args(["notify", *argv])
+        assert args.func(args) == 0
+        return out.getvalue().splitlines()
+
+    assert run("birthdays", "--batch", "1") == ["birthdays: 1 members scanned, 1 greeted"]
+    clock.set(NOW + timedelta(days=340))
+    assert run("expiring") == ["expiring in 30 days: 1 lots scanned, 1 members notified",
+                               "expiring in 7 days: 0 lots scanned, 0 members notified"]
+    assert run("expiring") == ["expiring in 30 days: 0 lots scanned, 0 members notified",
+                               "expiring in 7 days: 0 lots scanned, 0 members notified"]
+    assert run("send") == ["emails sent: 3, to retry: 0, failed: 0"]
+    assert "birthdays: 1 scanned, 1 notified" in capsys.readouterr().err  # progress
+    files = sorted(folder.glob("*.eml"))
+    subjects = [str(email.message_from_bytes(f.read_bytes())["Subject"]) for f in files]
+    assert subjects == ["You earned 120 points at Kolos Grocery", "Happy birthday!",
+                        "120 points expire on 2027-11-23"]
+    assert all(str(email.message_from_bytes(f.read_bytes())["To"]) == ADA for f in files)
+    bad = root.parse_args(["notify", "send", "--batch", "0"])
+    assert bad.func(bad) == 2
+    assert "error: batch must be at least 1 (field batch)" in capsys.readouterr().err
+
+
+def test_a_personal_coupon_is_an_offer_with_consent_and_withdrawing_stops_it(
+        gw: Gateway) -> None:
+    from gateway.promotions.coupon_issue import CouponTerms, issue_coupons
+    from gateway.promotions.model import CouponPresented
+
+    s = gw.services
+    ada, bob = member(gw), member(gw, "bob@example.com", "c-2")
+    for who in (ada, bob):
+        consent(gw, who, "coalition_marketing", None)
+    consent(gw, ada, "marketing", "grocery")  # bob: not grocery's marketing
+    publish(gw, replace(bonus_campaign("grocery:spring", 200), conditions=(CouponPresented(),),
+                        description="200 bonus points with your coupon."))
+
+    def coupon(customer: str) -> None:
+        issue_coupons(s.engine, "grocery", CouponTerms("spring"), 1, customer_id=customer,
+                      now=s.clock.now(), actor="test")
+
+    coupon("c-1")
+    coupon("c-2")
+    drain(gw, consumer(gw), times=2)
+    [offer] = store.feed(s.engine, ada, 10, None).items
+    assert (offer.kind, offer.title) == ("offer_available",
+                                         "A new offer for you: grocery:spring bonus")
+    assert offer.body == ("200 bonus points with your coupon. A personal coupon for it is "
+                          "waiting for you at the till.")
+    assert offer.data["coupon"] is True and offer.data["partner_id"] == "grocery"
+    assert feed(gw, bob) == []
+    consent(gw, ada, "marketing", "grocery", granted=False)
+    coupon("c-1")
+    drain(gw, consumer(gw))
+    assert [k for k, _ in feed(gw, ada)] == ["offer_available"]  # still the one
