@@ -24,7 +24,7 @@ from gateway.db.tables import notification_tiers, partners
 from gateway.db.uow import UnitOfWork
 from gateway.notifications import offers
 from gateway.notifications.model import Draft, Kind
-from gateway.notifications.store import notify
+from gateway.notifications.store import is_active, notify
 from gateway.outbox import Consumer, Event
 from gateway.promotions import tiers
 from gateway.promotions.tiers import TierProgramme
@@ -55,6 +55,8 @@ def on_points(engine: Engine, clock: Clock, programme: TierProgramme | None,
     assert member_id is not None
     with UnitOfWork(engine) as uow:
         conn, now = uow.conn, clock.now()
+        if not is_active(conn, member_id):  # merged or erased since: nothing to tell
+            return
         draft = points_draft(conn, event, member_id)
         if draft is not None:
             notify(conn, now, draft)

@@ -80,7 +80,7 @@ def _has_address(conn: Connection, member_id: str) -> bool:
                         .where(member_credentials.c.member_id == member_id)).first() is not None
 
 
-def _active(conn: Connection, member_id: str) -> bool:
+def is_active(conn: Connection, member_id: str) -> bool:
     status = conn.execute(select(members.c.status).where(members.c.id == member_id)
                           ).scalar_one_or_none()
     return status == "active"
@@ -101,7 +101,7 @@ def notify(conn: Connection, now: datetime, draft: Draft) -> int | None:
     """Write ``draft`` to the member's feed and queue its email, in the caller's transaction.
     Returns the new notification's id; None when it is not written: the member is not active,
     a marketing one lacks consent, or it was written before."""
-    if not _active(conn, draft.member_id):
+    if not is_active(conn, draft.member_id):
         return None
     if is_marketing(draft.kind) and not marketing_allowed(conn, draft.member_id,
                                                          draft.partner_id):

@@ -331,3 +331,25 @@ def test_a_personal_coupon_is_an_offer_with_consent_and_withdrawing_stops_it(
     coupon("c-1")
     drain(gw, consumer(gw))
     assert [k for k, _ in feed(gw, ada)] == ["offer_available"]  # still the one
+
+
+def test_erasure_deletes_the_feed_and_its_queued_emails(
+        gw: Gateway, smtp: tuple[Inbox, MailSettings]) -> None:
+    from gateway.ledger.erasure import erase_member
+
+    inbox, settings = smtp
+    ada = member(gw)
+    bob = member(gw, "bob@example.com", "c-2")
+    earn(gw, "c-1", 120_000, "p-1")
+    earn(gw, "c-2", 10_000, "p-2")
+    drain(gw, consumer(gw))
+    store.set_email(gw.services.engine, gw.services.clock, ada, True)
+    assert count(gw, t.notifications) == 2 and count(gw, t.notification_emails) == 2
+    erase_member(gw.services.ledger, ada, "FORFEIT", None, f"member:{ada}")
+    assert count(gw, t.notifications) == 1 and count(gw, t.notification_emails) == 1
+    assert count(gw, t.notification_preferences) == 0
+    assert feed(gw, ada) == [] and len(feed(gw, bob)) == 1
+    drain(gw, consumer(gw))  # redelivered: an erased member is never notified again
+    assert count(gw, t.notifications) == 1 and count(gw, t.notification_tiers) == 1  # bob's
+    assert send(gw, settings).sent == 1
+    assert [str(m["To"]) for m in inbox.messages] == ["bob@example.com"]
