@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -353,3 +353,28 @@ def test_erasure_deletes_the_feed_and_its_queued_emails(
     assert count(gw, t.notifications) == 1 and count(gw, t.notification_tiers) == 1  # bob's
     assert send(gw, settings).sent == 1
     assert [str(m["To"]) for m in inbox.messages] == ["bob@example.com"]
+
+
+def test_the_guide_worked_example(gw: Gateway) -> None:
+    """docs/notifications.md, "Worked example", steps 1, 3 and 4, with its numbers."""
+    clock, engine = clock_of(gw), gw.services.engine
+    ada = member(gw, born=date(1990, 11, 23))
+    earn(gw, "c-1", 120_000, "p-1")
+    return_purchase(gw.services.ledger, ReturnPurchase("grocery", "p-1", Money(50_000, "UAH"),
+                                                       "r-1"))
+    clock.advance(timedelta(hours=1))
+    earn(gw, "c-1", 30_000, "p-2")
+    drain(gw, consumer(gw))
+    assert feed(gw, ada) == [
+        ("points_earned", "You earned 30 points at Kolos Grocery"),
+        ("points_returned", "50 points taken back after a return at Kolos Grocery"),
+        ("points_earned", "You earned 120 points at Kolos Grocery")]
+    assert jobs.birthdays(engine, clock).notified == 0  # step 4: no coalition_marketing
+    clock.set(datetime(2027, 10, 25, 9, 0, tzinfo=UTC))
+    assert jobs.expiring(engine, clock, 30).notified == 1
+    clock.set(datetime(2027, 10, 26, 9, 0, tzinfo=UTC))
+    assert jobs.expiring(engine, clock, 30).notified == 0
+    clock.set(datetime(2027, 11, 17, 9, 0, tzinfo=UTC))
+    assert jobs.expiring(engine, clock, 7).notified == 1
+    assert feed(gw, ada)[:2] == [("points_expiring_7", "100 points expire on 2027-11-23"),
+                                 ("points_expiring_30", "100 points expire on 2027-11-23")]
