@@ -378,3 +378,29 @@ def test_the_guide_worked_example(gw: Gateway) -> None:
     assert jobs.expiring(engine, clock, 7).notified == 1
     assert feed(gw, ada)[:2] == [("points_expiring_7", "100 points expire on 2027-11-23"),
                                  ("points_expiring_30", "100 points expire on 2027-11-23")]
+
+
+def test_concurrent_handlers_and_senders_tell_and_send_once(
+        gw: Gateway, smtp: tuple[Inbox, MailSettings]) -> None:
+    """Two workers handle a member's two earns at the same moment (both see Gold): one tier
+    change is told. Then four senders run at once: every email goes out exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inbox, settings = smtp
+    ada = member(gw)
+    earn(gw, "c-1", 2_600_000, "p-1")
+    earn(gw, "c-1", 2_600_000, "p-2")  # 2,600 + 2,600 = 5,200: Gold
+    handler = consumer(gw)
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        events = read_events(uow.conn, limit=100, types=["points.earned"])
+    assert len(events) == 2
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda e: handler.handle(gw.services.engine, e), events * 3))
+    kinds = sorted(k for k, _ in feed(gw, ada))
+    assert kinds == ["points_earned", "points_earned", "tier_changed"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda _: send(gw, settings), range(4)))
+    assert sum(r.sent for r in runs) == 3 and len(inbox.messages) == 3
+    assert sorted(inbox.subjects(ADA)) == ["Welcome to Gold!",
+                                           "You earned 2600 points at Kolos Grocery",
+                                           "You earned 2600 points at Kolos Grocery"]
