@@ -173,8 +173,9 @@ def _send_one(engine: Engine, clock: Clock, settings: MailSettings, mailer: Tran
               email_id: int) -> str:
     with UnitOfWork(engine, write=False) as uow:
         row = uow.conn.execute(_CONTENT, {"id": email_id}).first()
-        wanted = row is not None and email_enabled(uow.conn, str(row.member_id))
-    assert row is not None
+        if row is None:  # erased since it was claimed: nothing left to send
+            return "gone"
+        wanted = email_enabled(uow.conn, str(row.member_id))
     attempts = int(row.attempts) + 1
     if row.email is None or not wanted:
         reason = "no email address" if row.email is None else "email turned off by the member"
