@@ -82,9 +82,17 @@ def run(cmd: list[str], **kwargs: object) -> None:
         sys.exit(result.returncode)
 
 
+# Development mail: notification emails (``gateway notify send``) are written here as .eml files
+# instead of going to an SMTP relay, unless GATEWAY_SMTP_HOST or GATEWAY_MAIL_DIR is set.
+DEV_MAIL = ROOT / ".dev" / "mail"
+
+
 def serve(args: list[str]) -> None:
     ensure_env()
-    os.execv(str(PY), [str(PY), "-m", "gateway", "serve", "--demo", *args])
+    env = dict(os.environ)
+    if not env.get("GATEWAY_SMTP_HOST") and not env.get("GATEWAY_MAIL_DIR"):
+        env["GATEWAY_MAIL_DIR"] = str(DEV_MAIL)
+    os.execve(str(PY), [str(PY), "-m", "gateway", "serve", "--demo", *args], env)
 
 
 # Pass 2 runs every suite that touches storage; these do not (pure functions, files on disk).

@@ -123,6 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"\nIssuer:        {settings.issuer}")
     print(f"GraphQL API:   {url}/graphql   (GraphiQL in a browser)")
     print(f"Member portal: {url}/portal/")
+    print(f"Mail:          {_mail_destination(settings)}")
     print(f"Token:         curl -s -u grocery-demo:grocery-demo-secret "
           f"-d grant_type=client_credentials {url}/oauth/token")
     print("Next:          README.md, 'Partner quick start': enrol, earn, redeem.")
@@ -139,6 +140,16 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _mail_destination(settings: Settings) -> str:
+    """Where ``gateway notify send`` puts notification emails (docs/notifications.md)."""
+    mail = settings.mail
+    if mail.mail_dir is not None:
+        return f"notification emails are written to {mail.mail_dir}/*.eml (gateway notify send)"
+    if mail.smtp_host:
+        return f"notification emails go through smtp://{mail.smtp_host}:{mail.smtp_port}"
+    return "no relay: set GATEWAY_SMTP_HOST (or GATEWAY_MAIL_DIR) to send notification emails"
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -270,6 +281,7 @@ def cmd_expire(_: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
     from gateway.members.cli import register as register_members
+    from gateway.notifications.cli import register as register_notify
     from gateway.promotions.cli import register as register_campaigns
     from gateway.promotions.coupons_cli import register as register_coupons
     from gateway.promotions.tiers_cli import register as register_tiers
@@ -336,6 +348,7 @@ def parser() -> argparse.ArgumentParser:
     register_campaigns(sub, _services, rules=rules)
     register_tiers(sub, _services)
     register_coupons(sub, _services)
+    register_notify(sub, _services)
     return root
 
 

@@ -60,6 +60,31 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    """Where member notification emails go: an SMTP relay, or a folder of .eml files."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    from_address: str = "Coalition rewards <rewards@coalition.example>"
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    mail_dir: Path | None = None  # development: write .eml files here instead of sending
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MailSettings:
+        folder = env.get("GATEWAY_MAIL_DIR")
+        return cls(smtp_host=env.get("GATEWAY_SMTP_HOST") or None,
+                   smtp_port=int(env.get("GATEWAY_SMTP_PORT", cls.smtp_port)),
+                   from_address=env.get("GATEWAY_SMTP_FROM") or cls.from_address,
+                   starttls=env.get("GATEWAY_SMTP_STARTTLS", "0") == "1",
+                   username=env.get("GATEWAY_SMTP_USERNAME") or None,
+                   password=env.get("GATEWAY_SMTP_PASSWORD") or None,
+                   mail_dir=Path(folder) if folder else None)
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/gateway.db"
     redis_url: str | None = None
@@ -89,6 +114,11 @@ class Settings:
     # default, in development and production alike); "only" runs registered documents alone
     # (sent by id, or as a text whose SHA-256 is registered): docs/trusted-documents.md.
     trusted_documents: str = "allow"
+    # Member notification emails (docs/notifications.md): ``gateway notify send`` sends them
+    # through this SMTP relay (GATEWAY_SMTP_HOST, _PORT, _FROM, _STARTTLS=1, _USERNAME,
+    # _PASSWORD). GATEWAY_MAIL_DIR, when set, writes each email there as an .eml file instead
+    # (development: ``dev.py serve`` sets it and prints where). Neither set: emails wait.
+    mail: MailSettings = field(default_factory=MailSettings)
 
     @property
     def introspection_enabled(self) -> bool:
@@ -133,6 +163,7 @@ class Settings:
             log_json=env.get("GATEWAY_LOG_FORMAT", "json") == "json",
             metrics_token=env.get("GATEWAY_METRICS_TOKEN") or None,
             trusted_documents=_trusted_documents(env.get("GATEWAY_TRUSTED_DOCUMENTS", "allow")),
+            mail=MailSettings.from_env(env),
         )
 
 

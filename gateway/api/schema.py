@@ -41,6 +41,7 @@ from gateway.api.federation import (
     subgraph_sdl,
 )
 from gateway.api.members import Member, MemberMutations, MemberQueries
+from gateway.api.notifications import NotificationMutations
 from gateway.api.offers import OfferMutations, OfferQueries
 from gateway.api.one_mutation import OneMutationPerOperation
 from gateway.api.pages import CheckPageSizes
@@ -61,7 +62,7 @@ class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, Offe
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
 class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations,
-               OfferMutations, SegmentMutations, CouponMutations):
+               OfferMutations, SegmentMutations, CouponMutations, NotificationMutations):
     pass
 
 

@@ -13,6 +13,12 @@ from strawberry.types import Info
 
 from gateway.api import errors as e
 from gateway.api.context import Context
+from gateway.api.notifications import (
+    NotificationConnection,
+    NotificationPreferences,
+    feed_of,
+    preferences_of,
+)
 from gateway.api.results import answer, errors_of
 from gateway.api.types import PageInfo
 from gateway.auth.scopes import Scope
@@ -106,6 +112,8 @@ class LinkedBrand:
 class ConsentPurpose(Enum):
     MARKETING = "marketing"
     PURCHASE_HISTORY = "purchase_history"
+    # The coalition's own offers and birthday greetings (feed and email); no partner.
+    COALITION_MARKETING = "coalition_marketing"
 
 
 @strawberry.type(description="The member's latest choice for one purpose (and partner).")
@@ -215,6 +223,18 @@ class Viewer:
         c = info.context
         found = await c.run(domain.consent_states, c.services.engine, self.member_id)
         return [Consent.of(x) for x in found]
+
+    @strawberry.field(description=f"Your notifications, newest first (at most {MAX_PAGE} per "
+                      "page): points, expiring points, tier changes, and offers and birthday "
+                      "greetings if you consented.")
+    async def notifications(self, info: Info[Context, None], first: int = 20,
+                            after: str | None = None) -> NotificationConnection:
+        return await feed_of(info.context, self.member_id, first, after)
+
+    @strawberry.field
+    async def notification_preferences(self, info: Info[Context, None]
+                                       ) -> NotificationPreferences:
+        return await preferences_of(info.context, self.member_id)
 
 
 ViewerResult = Annotated[Viewer | e.UnknownMemberError | e.InvalidInputError | e.ForbiddenError

@@ -143,7 +143,8 @@ class ViewerMutations:
         return result
 
     @strawberry.mutation(description="Give or withdraw a consent: marketing per partner, "
-                         "purchase_history coalition-wide (no partner). Scope: member.")
+                         "purchase_history and coalition_marketing coalition-wide (no "
+                         "partner). Scope: member.")
     async def set_consent(self, info: Info[Context, None], purpose: ConsentPurpose,
                           granted: bool, partner_id: strawberry.ID | None = None
                           ) -> SetConsentResult:

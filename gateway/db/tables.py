@@ -705,6 +705,87 @@ outbox = Table(
     Index("ix_outbox_member", "member_id", "id"),
 )
 
+# --- p14-notify: member notifications (gateway.notifications, issue 13, decision 031) -----------
+# The member's feed: one row per notification. ``event_id`` is what it answers (an outbox event
+# id, or a scheduled job's window key such as ``expiring:30:2026-12-23``): unique per member and
+# kind, so a redelivered event or a job run twice never notifies twice. ``read_at`` is set once
+# by the member; nothing else is ever updated (erasure deletes the member's rows).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("event_id", String(80), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("data", Text, nullable=False),  # canonical JSON
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("read_at", UTCDateTime, nullable=True),
+    Index("uq_notifications_event", "member_id", "kind", "event_id", unique=True),
+    Index("ix_notifications_member", "member_id", "id"),  # the feed, newest first
+)
+
+# The email queue: one row per notification to email. The sender claims due pending rows
+# through the partial index (bounded by the backlog, not the table), sends through the SMTP
+# relay (or the development mail folder) and marks them sent, or retries with back-off until
+# failed. The address is read at sending time, so an erased member is never emailed.
+PENDING_EMAIL_SQL = "status = 'pending'"
+notification_emails = Table(
+    "notification_emails",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", Integer, ForeignKey("notifications.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    CheckConstraint("status IN ('pending', 'sent', 'failed')",
+                    name="ck_notification_emails_status"),
+    Index("uq_notification_emails_notification", "notification_id", unique=True),
+    Index("ix_notification_emails_due", "next_attempt_at", "id",
+          sqlite_where=text(PENDING_EMAIL_SQL), postgresql_where=text(PENDING_EMAIL_SQL)),
+)
+
+# A member's notification preferences (no row: the defaults, email on).
+notification_preferences = Table(
+    "notification_preferences",
+    metadata,
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("email_enabled", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("email_enabled IN (0, 1)", name="ck_notification_preferences_email"),
+)
+
+# The last tier a member was told about (no row: the programme's first tier). A tier change is
+# notified by the conditional UPDATE that moves it (and counts it), so two workers never both
+# notify one change, and the notification's key (``tier:<changes>``) never repeats.
+notification_tiers = Table(
+    "notification_tiers",
+    metadata,
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("tier_id", String(32), nullable=False),
+    Column("changes", Integer, nullable=False),  # changes told; the Nth is keyed ``tier:N``
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Where each scheduled notification job has got to (``expiring:30``: the last lot, by
+# (expires_at, id), whose window it has notified), so a run starts where the last one ended.
+notification_jobs = Table(
+    "notification_jobs",
+    metadata,
+    Column("job", String(32), primary_key=True),
+    Column("cursor_at", UTCDateTime, nullable=False),
+    Column("cursor_id", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The expiring-points job walks lots by expiry through this index (decision 031).
+Index("ix_lots_expires_at", lots.c.expires_at, lots.c.id)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",

@@ -32,6 +32,10 @@ from gateway.db.tables import (
     member_segments,
     member_sessions,
     members,
+    notification_emails,
+    notification_preferences,
+    notification_tiers,
+    notifications,
     oauth_authorization_codes,
 )
 from gateway.ledger.chart import AccountKind
@@ -97,6 +101,12 @@ def erase_in(ctx: LedgerContext, tx: Tx, member_id: str, remaining: str,
     # member_segments: what a refresh derived from their purchase history (decision 026).
     for table in (member_credentials, member_sessions, link_codes, oauth_authorization_codes,
                   member_segments):
+        conn.execute(delete(table).where(table.c.member_id == member_id))
+    # Their notifications (decision 031): the queued emails (through the notification index),
+    # the feed, the preferences and the last tier told.
+    conn.execute(delete(notification_emails).where(notification_emails.c.notification_id.in_(
+        select(notifications.c.id).where(notifications.c.member_id == member_id))))
+    for table in (notifications, notification_preferences, notification_tiers):
         conn.execute(delete(table).where(table.c.member_id == member_id))
     conn.execute(update(members).where(members.c.id == member_id).values(
         status="erased", erased_at=tx.now, birth_date=None, language=None,

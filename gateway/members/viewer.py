@@ -20,7 +20,12 @@ from gateway.db.uow import UnitOfWork
 from gateway.members.repository import MemberRepository
 
 MAX_CONSENT_EVENTS = 500
-PURPOSES = ("marketing", "purchase_history")
+# ``coalition_marketing`` (coalition-wide, no partner): the coalition's own marketing messages
+# to the member, such as birthday greetings and offers in the notification feed and by email
+# (docs/decisions/031-notifications.md); a partner's offer also needs that partner's
+# ``marketing`` consent.
+PURPOSES = ("marketing", "purchase_history", "coalition_marketing")
+COALITION_WIDE = ("purchase_history", "coalition_marketing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +99,15 @@ def consent_states(engine: Engine, member_id: str) -> list[ConsentState]:
 
 def set_consent(engine: Engine, clock: Clock, member_id: str, purpose: str,
                 partner_id: str | None, granted: bool, via: str) -> ConsentState:
-    """Append a consent event. ``marketing`` is per partner; ``purchase_history`` is
-    coalition-wide (no partner)."""
+    """Append a consent event. ``marketing`` is per partner; ``purchase_history`` and
+    ``coalition_marketing`` are coalition-wide (no partner)."""
     if purpose not in PURPOSES:
         raise InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}", field="purpose")
     if purpose == "marketing" and not partner_id:
         raise InvalidInput("marketing consent is given per partner: name one",
                            field="partnerId")
-    if purpose == "purchase_history" and partner_id:
-        raise InvalidInput("purchase_history consent is coalition-wide: no partner",
+    if purpose in COALITION_WIDE and partner_id:
+        raise InvalidInput(f"{purpose} consent is coalition-wide: no partner",
                            field="partnerId")
     with UnitOfWork(engine) as uow:
         conn, now = uow.conn, clock.now()

@@ -1,8 +1,8 @@
 """The member portal: server-rendered pages (Starlette + Jinja2, no front-end build chain)
 where members sign up, sign in, claim a till card, see their card and balance, and approve the
 apps and partners that ask for access (``/oauth/authorize``); then their wallet, history, brands
-and consents (``wallet``), link and store codes (``codes``), and donate, merge, export and
-delete (``account``). ``portal_routes`` is mounted by
+and consents (``wallet``), link and store codes (``codes``), donate, merge, export and
+delete (``account``), and notifications (``notifications``). ``portal_routes`` is mounted by
 the composition root; every page is one route and one template (``gateway.portal.web``)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gateway.auth.service import AuthService
 from gateway.core.clock import Clock
 from gateway.ledger.context import LedgerContext
 from gateway.members.credentials import SignInLimits
-from gateway.portal import account, authorize, codes, pages, wallet
+from gateway.portal import account, authorize, codes, notifications, pages, wallet
 from gateway.portal.web import PREFIX, Portal
 from gateway.settings import Settings
 
@@ -33,6 +33,7 @@ def portal_routes(*, engine: Engine, clock: Clock, settings: Settings, auth: Aut
     wallet.register(portal)
     codes.register(portal)
     account.register(portal, ledger, limits)
+    notifications.register(portal)
 
     async def stylesheet(_: Request) -> Response:
         return FileResponse(_CSS, media_type="text/css",

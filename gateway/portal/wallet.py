@@ -87,15 +87,19 @@ def register(portal: Portal) -> None:
 
 
 def _consent_rows(portal: Portal, member_id: str) -> list[dict[str, object]]:
-    """One row per choice the member can make: coalition-wide use of purchase history, then
-    marketing for every linked brand and every partner with a recorded choice."""
+    """One row per choice the member can make: coalition-wide use of purchase history and the
+    coalition's own marketing, then marketing for every linked brand and every partner with a
+    recorded choice."""
     states = viewer.consent_states(portal.engine, member_id)
     brands = viewer.linked_brands(portal.engine, member_id)
     latest = {(s.purpose, s.partner_id): s for s in states}
     rows: list[dict[str, object]] = [{
         "purpose": "purchase_history", "partner_id": "", "label":
         "Use my purchase history for personal offers (all brands)",
-        "state": latest.get(("purchase_history", None))}]
+        "state": latest.get(("purchase_history", None))}, {
+        "purpose": "coalition_marketing", "partner_id": "", "label":
+        "Offers and birthday greetings from the coalition (notifications and email)",
+        "state": latest.get(("coalition_marketing", None))}]
     partners = {b.partner_id: b.partner_name for b in brands}
     partners.update({s.partner_id: s.partner_name or s.partner_id for s in states
                      if s.purpose == "marketing" and s.partner_id is not None})

@@ -17,6 +17,7 @@ from gateway.core.errors import InvalidInput, NotFound, UnknownMember
 from gateway.db.tables import campaign_versions, campaigns, coupons
 from gateway.db.uow import UnitOfWork
 from gateway.members.repository import MemberRepository
+from gateway.outbox import emit
 from gateway.promotions import codec
 from gateway.promotions.coupons import (
     CouponStatus,
@@ -107,6 +108,11 @@ def add_codes(conn: Connection, partner_id: str, terms: CouponTerms, codes: Sequ
          "per_member_limit": terms.per_member_limit, "expires_at": terms.expires_at,
          "member_id": terms.member_id, "uses": 0, "created_at": now, "created_by": actor}
         for digest, i in hashes.items()])
+    if terms.member_id is not None:  # a personal offer: the member hears of it (decision 031)
+        emit(conn, "coupon.assigned", partner_id=partner_id, member_id=terms.member_id, at=now,
+             data={"campaign_id": terms.campaign_id, "codes": len(hashes),
+                   "expires_at": None if terms.expires_at is None
+                   else terms.expires_at.isoformat()})
     return len(hashes)
 
 

@@ -734,6 +734,9 @@ MEMBER_OPS = [
     MemberOp("eraseMe", f"mutation {{ eraseMe(remainingPoints: FORFEIT) {{ {ERRORS} }} }}", {}),
     MemberOp("recordReferral", "mutation { recordReferral(referralCode: \"ABCD-EFGH\") "
              f"{{ {ERRORS} }} }}", {}),
+    MemberOp("markNotificationsRead", f"mutation {{ markNotificationsRead {{ {ERRORS} }} }}", {}),
+    MemberOp("setNotificationPreferences", "mutation { setNotificationPreferences(email: false) "
+             f"{{ {ERRORS} }} }}", {}),
 ]
 MEMBER_OP_IDS = [op.field for op in MEMBER_OPS]
 

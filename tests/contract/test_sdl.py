@@ -36,6 +36,8 @@ FEDERATION_PLUMBING = {"_Any", "_Entity", "_Service", "_FieldSet", "link__Import
 PROBED_CONNECTIONS = {
     "Member.history": "tests/api/test_limits.py::test_page_size",
     "Viewer.history": "tests/api/test_viewer_api.py::test_page_size_and_tokens_are_checked",
+    "Viewer.notifications":
+        "tests/api/test_notifications_api.py::test_feed_pages_marks_read_and_preferences",
 }
 
 

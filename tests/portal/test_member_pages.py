@@ -113,7 +113,8 @@ async def test_consents_are_recorded_via_portal(browser: Browser, gateway: Gatew
                                                 clock: FixedClock) -> None:
     member = await linked_member(browser, gateway, clock)
     page = await browser.get("/portal/consents")
-    assert page.text.count("Not given") == 2  # purchase history, marketing from Kolos Grocery
+    # purchase history, the coalition's own marketing, marketing from Kolos Grocery
+    assert page.text.count("Not given") == 3
     _, given = await post_form(browser, "/portal/consents", {
         "purpose": "marketing", "partner_id": "grocery", "granted": "1"})
     assert given.status_code == 303
