@@ -275,6 +275,7 @@ def parser() -> argparse.ArgumentParser:
     from gateway.promotions.tiers_cli import register as register_tiers
     from gateway.settlement.cli import register as register_settlement
     from gateway.settlement.funding_cli import register as register_funding
+    from gateway.worker.cli import register as register_worker
 
     root = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -336,6 +337,7 @@ def parser() -> argparse.ArgumentParser:
     register_campaigns(sub, _services, rules=rules)
     register_tiers(sub, _services)
     register_coupons(sub, _services)
+    register_worker(sub, _context)
     return root
 
 
