@@ -301,3 +301,46 @@ def test_two_workers_share_the_events_and_deliver_each_exactly_once(
     assert sum(d.outcomes["delivered"] for d in done) == 120
     assert all(d.outcomes["delivered"] > 0 for d in done), [d.outcomes for d in done]
     assert {r.state for r in rows(gw)} == {"delivered"}
+
+
+def cli(gw: Gateway, argv: list[str]) -> int:
+    import argparse
+    import types
+
+    from gateway.worker import cli as worker_cli
+
+    root = argparse.ArgumentParser()
+    worker_cli.register(root.add_subparsers(dest="c"), lambda: types.SimpleNamespace(
+        engine=gw.services.engine, settings=gw.services.settings, clock=gw.services.clock))
+    args = root.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_the_cli_lists_subscriptions_and_replays_dead_deliveries(
+        gw: Gateway, receiver: Receiver, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url)
+    earn(gw)
+    receiver.mode = "fail"
+    while True:
+        work(gw)
+        (row,) = rows(gw, made.subscription.id)
+        if row.state != "pending":
+            break
+        clock.set(row.next_attempt_at)
+    assert cli(gw, ["webhooks", "list", "--partner", "grocery"]) == 0
+    assert capsys.readouterr().out == (
+        f"{made.subscription.id} active   {receiver.url} types=points.* pending=0 delivered=0 "
+        "dead=1\n")
+    assert cli(gw, ["webhooks", "replay", "--partner", "grocery", "--subscription",
+                    made.subscription.id, "--since", NOW.isoformat()]) == 0
+    assert capsys.readouterr().out == "1 dead deliveries pending again\n"
+    receiver.mode = "ok"
+    work(gw)
+    assert cli(gw, ["webhooks", "replay", "--partner", "grocery", "--delivery", row.id]) == 0
+    assert capsys.readouterr().out == f"{row.id} pending again (event {row.event_id}), due now\n"
+    work(gw)
+    assert receiver.ids() == [row.event_id] * 35  # 33 failures, then two replays
+    assert cli(gw, ["webhooks", "list", "--partner", "electronics"]) == 0
+    assert capsys.readouterr().out == "no webhook subscriptions for electronics\n"
