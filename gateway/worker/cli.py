@@ -37,6 +37,8 @@ def register(sub: Any, context: Callable[[], Any]) -> None:
                         help="webhook connect and read timeout")
     worker.add_argument("--concurrency", type=int, default=8, metavar="N",
                         help="deliveries run at once")
+    worker.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve this worker's Prometheus counters on 127.0.0.1:PORT")
     worker.set_defaults(func=lambda args: cmd_worker(args, context))
 
     hooks = sub.add_parser("webhooks", help="partners' webhook subscriptions and deliveries"
@@ -64,6 +66,7 @@ def _time(text: str) -> datetime:
 
 def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
     from gateway.observability.logs import configure_logging
+    from gateway.observability.metrics import WorkerMetrics
     from gateway.worker.consumers import CONSUMERS
     from gateway.worker.loop import Options, run
 
@@ -82,10 +85,14 @@ def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
     signal.signal(signal.SIGTERM, _stop)
     options = Options(batch=args.batch, poll_s=args.poll, lease=timedelta(seconds=args.lease),
                       timeout_s=args.timeout, concurrency=args.concurrency)
+    metrics = WorkerMetrics()
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port)
     print(f"worker started: {len(CONSUMERS)} in-process consumers, batch {args.batch}, "
           f"lease {args.lease:g} s, timeout {args.timeout:g} s", flush=True)
     try:
-        totals = run(c.engine, c.clock, CONSUMERS, options, once=args.once, stop=stop)
+        totals = run(c.engine, c.clock, CONSUMERS, options, once=args.once, stop=stop,
+                     metrics=metrics)
     except KeyboardInterrupt:
         return 130
     print(f"worker stopped: {totals.events} events dispatched, {totals.deliveries} deliveries, "

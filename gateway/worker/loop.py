@@ -16,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from gateway.core.clock import Clock
+from gateway.observability.metrics import WorkerMetrics
 from gateway.outbox import Consumer
 from gateway.webhooks.sender import TIMEOUT_S
 from gateway.worker.deliver import LEASE, deliver_due
@@ -41,6 +42,7 @@ class Totals:
     deliveries: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     passes: int = 0
+    metrics: WorkerMetrics | None = None  # also counted here, if given
 
 
 def one_pass(engine: Engine, clock: Clock, consumers: Sequence[Consumer], options: Options,
@@ -54,6 +56,8 @@ def one_pass(engine: Engine, clock: Clock, consumers: Sequence[Consumer], option
     totals.events += dispatched.events
     totals.deliveries += dispatched.deliveries
     totals.outcomes.update(outcomes)
+    if totals.metrics is not None:
+        totals.metrics.record_pass(dispatched.events, dispatched.deliveries, dict(outcomes))
     busy = bool(dispatched.events or outcomes)
     if busy:
         log.info("worker batch: dispatched %d events into %d deliveries; delivered %d, "
@@ -65,9 +69,9 @@ def one_pass(engine: Engine, clock: Clock, consumers: Sequence[Consumer], option
 
 def run(engine: Engine, clock: Clock, consumers: Sequence[Consumer], options: Options, *,
         once: bool = False, stop: threading.Event | None = None,
-        rng: random.Random | None = None) -> Totals:
+        rng: random.Random | None = None, metrics: WorkerMetrics | None = None) -> Totals:
     stop = stop or threading.Event()
-    totals = Totals()
+    totals = Totals(metrics=metrics)
     with ThreadPoolExecutor(max_workers=options.concurrency,
                             thread_name_prefix="delivery") as pool:
         while not stop.is_set():

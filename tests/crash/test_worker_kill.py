@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from gateway.outbox import read_events
 from gateway.webhooks import subscriptions
 from tests.support.harness import make_gateway
 from tests.support.process import PYTHON, ROOT, server_env
+from tests.support.servers import free_port
 from tests.support.webhook_receiver import receiving, verify
 
 EVENTS = 20
@@ -39,9 +41,9 @@ WORKER = ("-m", "gateway", "worker", "--poll", "0.1", "--lease", "4", "--timeout
           "--concurrency", "4", "--batch", "50")
 
 
-def start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(database_url: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([PYTHON, *WORKER], cwd=ROOT,
+        return subprocess.Popen([PYTHON, *WORKER, *extra], cwd=ROOT,
                                 env=server_env({"DATABASE_URL": database_url}), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -82,16 +84,25 @@ def test_a_worker_killed_mid_delivery_loses_no_event(tmp_path: Path) -> None:
 
         receiver.mode = "ok"
         receiver.release()  # the held handlers answer a dead socket
-        second = start_worker(gw.services.settings.database_url, log)
+        port = free_port()
+        second = start_worker(gw.services.settings.database_url, log, "--metrics-port",
+                              str(port))
         try:
             deadline = time.monotonic() + 90
             while states(engine)["delivered"] < EVENTS and time.monotonic() < deadline:
                 time.sleep(0.2)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as got:
+                metrics = got.read().decode()
         finally:
             second.send_signal(signal.SIGTERM)  # graceful: ends the pass in hand
             assert second.wait(30) == 0, log.read_text()
 
         assert states(engine) == Counter({"delivered": EVENTS}), log.read_text()
+        # the second worker's own counters: it dispatched nothing (the first had) and
+        # delivered all 20
+        assert f'gateway_worker_delivery_attempts_total{{outcome="delivered"}} {EVENTS}.0' in (
+            metrics)
+        assert "gateway_worker_events_dispatched_total 0.0" in metrics
         received = Counter(receiver.ids())
         assert set(received) == event_ids  # none lost, no stranger
         for webhook_id in sent_before_kill:
