@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.core.clock import Clock
 from gateway.observability.metrics import WorkerMetrics
@@ -75,7 +76,15 @@ def run(engine: Engine, clock: Clock, consumers: Sequence[Consumer], options: Op
     with ThreadPoolExecutor(max_workers=options.concurrency,
                             thread_name_prefix="delivery") as pool:
         while not stop.is_set():
-            busy = one_pass(engine, clock, consumers, options, totals, pool=pool, rng=rng)
+            try:
+                busy = one_pass(engine, clock, consumers, options, totals, pool=pool, rng=rng)
+            except SQLAlchemyError:
+                # The database went away for a moment (a restart, a failover): what this pass
+                # claimed comes back when its leases end; keep going rather than exit.
+                log.exception("worker pass failed; retrying in %g s", options.poll_s)
+                if once:
+                    raise
+                busy = False
             if once and not busy:
                 break
             if not busy:

@@ -344,3 +344,53 @@ def test_the_cli_lists_subscriptions_and_replays_dead_deliveries(
     assert receiver.ids() == [row.event_id] * 35  # 33 failures, then two replays
     assert cli(gw, ["webhooks", "list", "--partner", "electronics"]) == 0
     assert capsys.readouterr().out == "no webhook subscriptions for electronics\n"
+
+
+def test_an_in_process_consumer_that_raises_is_retried_under_the_same_event(
+        gw: Gateway) -> None:
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    calls: list[str] = []
+
+    def flaky(engine: Any, event: Event) -> None:
+        calls.append(event.id)
+        if len(calls) < 3:
+            raise RuntimeError("the consumer's store is down")
+
+    consumer = Consumer("flaky", frozenset({"points.earned"}), flaky)
+    earn(gw)
+    for step in (None, 5, 10):
+        if step is not None:
+            clock.advance(timedelta(seconds=step))
+        totals = Totals()
+        one_pass(gw.services.engine, clock, (consumer,), OPTIONS, totals, rng=Ceiling())
+    (row,) = rows(gw)
+    assert (row.consumer, row.state, row.attempts, row.last_error) == (
+        "flaky", "delivered", 3, None)
+    assert len(set(calls)) == 1 and len(calls) == 3
+
+
+def test_a_claim_whose_lease_ran_out_cannot_record_its_outcome(gw: Gateway) -> None:
+    """Worker A claims, outlives its lease; worker B claims the same row again. B's outcome
+    is recorded, A's (arriving later) is not: one recorded outcome per delivery."""
+    from gateway.webhooks.sender import Attempt
+    from gateway.worker.deliver import claim_due, finish
+    from gateway.worker.dispatch import dispatch
+
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    consumer = Consumer("c", frozenset({"points.earned"}), lambda engine, event: None)
+    earn(gw)
+    engine = gw.services.engine
+    assert dispatch(engine, (consumer,), now=clock.now(), limit=10).deliveries == 1
+    (a,) = claim_due(engine, now=clock.now(), limit=10, lease=timedelta(seconds=30))
+    assert claim_due(engine, now=clock.now(), limit=10) == []  # leased: nobody else's
+    clock.advance(timedelta(seconds=30))
+    (b,) = claim_due(engine, now=clock.now(), limit=10, lease=timedelta(seconds=30))
+    assert (a.id, a.attempt, b.attempt) == (b.id, 1, 2)
+    assert finish(engine, b, Attempt(True, None, None), now=clock.now(), rng=Ceiling()) == (
+        "delivered")
+    assert finish(engine, a, Attempt(False, 500, "HTTP 500"), now=clock.now(),
+                  rng=Ceiling()) == "superseded"
+    (row,) = rows(gw)
+    assert (row.state, row.attempts, row.last_error) == ("delivered", 2, None)
