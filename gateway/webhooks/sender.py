@@ -8,6 +8,8 @@ response body is never read or stored; ``last_error`` is a short phrase with no 
 from __future__ import annotations
 
 import http.client
+import ipaddress
+import socket
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +37,7 @@ class Attempt:
 
 
 def deliver(engine: Engine, clock: Clock, subscription_id: str, event: Event, *,
-            timeout: float = TIMEOUT_S) -> Attempt:
+            timeout: float = TIMEOUT_S, private_networks: bool = True) -> Attempt:
     now = clock.now()
     # The pairwise reference may write its secret once: before the read transaction.
     reference = (reference_for(engine, clock, event.partner_id, event.member_id)
@@ -48,11 +50,30 @@ def deliver(engine: Engine, clock: Clock, subscription_id: str, event: Event, *,
         return Attempt(False, None, "subscription disabled", final=True)
     body = payload.body_of(event, payload.data_for(event, customer_id=customer,
                                                    member_reference=reference))
-    return post(target.url, body, event.id, now, target.secrets, timeout=timeout)
+    return post(target.url, body, event.id, now, target.secrets, timeout=timeout,
+                private_networks=private_networks)
+
+
+def internal_host(host: str, port: int) -> bool:
+    """Whether ``host`` resolves to any private, loopback, link-local or otherwise internal
+    address (a partner's URL must not make the worker POST into the coalition's network)."""
+    try:
+        found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False  # unresolvable: the connection fails on its own
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(sockaddr[0])
+        if (address.is_private or address.is_loopback or address.is_link_local
+                or address.is_reserved or address.is_multicast or address.is_unspecified):
+            return True
+    return False
 
 
 def post(url: str, body: bytes, webhook_id: str, now: datetime, secrets: tuple[str, ...], *,
-         timeout: float) -> Attempt:
+         timeout: float, private_networks: bool = True) -> Attempt:
+    """One POST. ``private_networks`` False (production): refuse a host that resolves to an
+    internal address, checked just before connecting (a name re-pointed between the check and
+    the connection is not caught: see decision 030)."""
     timestamp = int(now.timestamp())
     headers = {
         "content-type": "application/json",
@@ -63,6 +84,9 @@ def post(url: str, body: bytes, webhook_id: str, now: datetime, secrets: tuple[s
     }
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port
+    if not private_networks and internal_host(host, port or (443 if parts.scheme == "https"
+                                                             else 80)):
+        return Attempt(False, None, "refused: the host resolves to a private address")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection: http.client.HTTPConnection
     if parts.scheme == "https":

@@ -84,7 +84,8 @@ def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     options = Options(batch=args.batch, poll_s=args.poll, lease=timedelta(seconds=args.lease),
-                      timeout_s=args.timeout, concurrency=args.concurrency)
+                      timeout_s=args.timeout, concurrency=args.concurrency,
+                      private_networks=not c.settings.production)
     metrics = WorkerMetrics()
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port)

@@ -65,7 +65,7 @@ def claim_due(engine: Engine, *, now: datetime, limit: int,
 
 
 def run(engine: Engine, clock: Clock, claim: Claim, consumers: Mapping[str, Consumer], *,
-        timeout: float) -> Attempt:
+        timeout: float, private_networks: bool = True) -> Attempt:
     """One attempt; never raises (an error is a failed attempt)."""
     try:
         with UnitOfWork(engine, write=False) as uow:
@@ -73,7 +73,8 @@ def run(engine: Engine, clock: Clock, claim: Claim, consumers: Mapping[str, Cons
         event = event_of(row)
         subscription_id = subscription_of(claim.consumer)
         if subscription_id is not None:
-            return sender.deliver(engine, clock, subscription_id, event, timeout=timeout)
+            return sender.deliver(engine, clock, subscription_id, event, timeout=timeout,
+                                  private_networks=private_networks)
         consumer = consumers.get(claim.consumer)
         if consumer is None:
             return Attempt(False, None, "consumer not registered in this worker")
@@ -108,8 +109,8 @@ def finish(engine: Engine, claim: Claim, attempt: Attempt, *, now: datetime,
 
 def deliver_due(engine: Engine, clock: Clock, consumers: Sequence[Consumer], *, limit: int,
                 lease: timedelta = LEASE, timeout: float = sender.TIMEOUT_S,
-                rng: random.Random | None = None,
-                pool: ThreadPoolExecutor | None = None) -> Counter[str]:
+                rng: random.Random | None = None, pool: ThreadPoolExecutor | None = None,
+                private_networks: bool = True) -> Counter[str]:
     """Claim up to ``limit`` due deliveries, run them (in ``pool`` if given, at once), and
     record the outcomes; the count of each outcome."""
     rng = rng or random.Random()  # jitter, not a secret
@@ -117,7 +118,8 @@ def deliver_due(engine: Engine, clock: Clock, consumers: Sequence[Consumer], *, 
     by_name = {c.name: c for c in consumers}
 
     def one(claim: Claim) -> str:
-        attempt = run(engine, clock, claim, by_name, timeout=timeout)
+        attempt = run(engine, clock, claim, by_name, timeout=timeout,
+                      private_networks=private_networks)
         return finish(engine, claim, attempt, now=clock.now(), rng=rng)
 
     outcomes = list(pool.map(one, claims)) if pool is not None else [one(c) for c in claims]

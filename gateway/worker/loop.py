@@ -33,6 +33,9 @@ class Options:
     lease: timedelta = LEASE
     timeout_s: float = TIMEOUT_S
     concurrency: int = 8  # deliveries run at once (threads)
+    # Whether webhooks may go to hosts that resolve to private addresses: yes in development
+    # and tests (receivers on localhost), no in production (``gateway worker`` sets it).
+    private_networks: bool = True
 
 
 @dataclass
@@ -52,7 +55,8 @@ def one_pass(engine: Engine, clock: Clock, consumers: Sequence[Consumer], option
     """Dispatch one batch and deliver one batch; whether anything was done."""
     dispatched = dispatch(engine, consumers, now=clock.now(), limit=options.batch)
     outcomes = deliver_due(engine, clock, consumers, limit=options.batch, lease=options.lease,
-                           timeout=options.timeout_s, rng=rng, pool=pool)
+                           timeout=options.timeout_s, rng=rng, pool=pool,
+                           private_networks=options.private_networks)
     totals.passes += 1
     totals.events += dispatched.events
     totals.deliveries += dispatched.deliveries

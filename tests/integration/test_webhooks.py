@@ -394,3 +394,23 @@ def test_a_claim_whose_lease_ran_out_cannot_record_its_outcome(gw: Gateway) -> N
                   rng=Ceiling()) == "superseded"
     (row,) = rows(gw)
     assert (row.state, row.attempts, row.last_error) == ("delivered", 2, None)
+
+
+def test_a_production_worker_refuses_a_host_that_resolves_to_a_private_address(
+        gw: Gateway, receiver: Receiver) -> None:
+    """A name is only checked at delivery (creation sees no address): "localhost" here, as a
+    partner's name pointed at 10.0.0.7 would be. The receiver is never contacted."""
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url.replace("127.0.0.1", "localhost"))
+    earn(gw)
+    production = Options(timeout_s=TIMEOUT_S, private_networks=False)
+    totals = Totals()
+    one_pass(gw.services.engine, clock, (), production, totals, rng=Ceiling())
+    (row,) = rows(gw, made.subscription.id)
+    assert (totals.outcomes["retry"], row.last_error) == (
+        1, "refused: the host resolves to a private address")
+    assert receiver.requests == []
+    clock.advance(timedelta(seconds=5))
+    work(gw)  # a development worker (private networks allowed) delivers it
+    assert len(receiver.requests) == 1
