@@ -268,7 +268,8 @@ def test_a_disabled_subscription_gets_nothing_more(gw: Gateway, receiver: Receiv
 def test_two_workers_share_the_events_and_deliver_each_exactly_once(
         gw: Gateway, receiver: Receiver) -> None:
     """Two workers (each its own engine, as two processes would have), 60 events, nothing
-    failing: every event reaches the webhook and the in-process consumer exactly once."""
+    failing: every event reaches the webhook and the in-process consumer exactly once; on
+    PostgreSQL both workers delivered some."""
     enrol_customer(gw.services.engine, gw.services.clock, "grocery", "c-1")
     subscribe(gw, receiver.url)
     handled: list[str] = []
@@ -299,7 +300,9 @@ def test_two_workers_share_the_events_and_deliver_each_exactly_once(
     assert Counter(receiver.ids()) == Counter({i: 1 for i in ids})
     assert Counter(handled) == Counter({i: 1 for i in ids})
     assert sum(d.outcomes["delivered"] for d in done) == 120
-    assert all(d.outcomes["delivered"] > 0 for d in done), [d.outcomes for d in done]
+    if harness.BACKEND == "postgresql":  # SKIP LOCKED: both take rows at once (on SQLite one
+        # writer at a time, and a worker run with once=True may find nothing left for it)
+        assert all(d.outcomes["delivered"] > 0 for d in done), [d.outcomes for d in done]
     assert {r.state for r in rows(gw)} == {"delivered"}
 
 
