@@ -287,6 +287,7 @@ def parser() -> argparse.ArgumentParser:
     from gateway.promotions.tiers_cli import register as register_tiers
     from gateway.settlement.cli import register as register_settlement
     from gateway.settlement.funding_cli import register as register_funding
+    from gateway.worker.cli import register as register_worker
 
     root = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -349,6 +350,7 @@ def parser() -> argparse.ArgumentParser:
     register_tiers(sub, _services)
     register_coupons(sub, _services)
     register_notify(sub, _services)
+    register_worker(sub, _context)
     return root
 
 

@@ -50,19 +50,21 @@ from gateway.api.segments import SegmentMutations, SegmentQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
 from gateway.api.viewer import ViewerQueries
 from gateway.api.viewer_actions import ViewerMutations
+from gateway.api.webhooks import WebhookMutations, WebhookQueries
 from gateway.core.errors import DomainError
 from gateway.settings import Limits, Settings
 
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
 class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, OfferQueries,
-            SegmentQueries, FederationQueries, CouponQueries):
+            SegmentQueries, FederationQueries, CouponQueries, WebhookQueries):
     pass
 
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
 class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations,
-               OfferMutations, SegmentMutations, CouponMutations, NotificationMutations):
+               OfferMutations, SegmentMutations, CouponMutations, NotificationMutations,
+               WebhookMutations):
     pass
 
 

@@ -28,6 +28,7 @@ class Scope(enum.StrEnum):
     MEMBERS_LINK = "members:link"
     MEMBERS_READ = "members:read"
     OFFERS_MANAGE = "offers:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
     SETTLEMENT_READ = "settlement:read"
     SETTLEMENT_CLOSE = "settlement:close"
     ADMIN = "admin"
@@ -52,6 +53,8 @@ _DESCRIPTIONS: Mapping[Scope, str] = {
     Scope.ADMIN: "Coalition administration: partners, OAuth clients, rule versions, jobs.",
     Scope.MEMBER: "Act as the signed-in member on their own wallet (the coalition's portal and "
                   "app): viewer, links, consents, codes, donations, merge, export, erasure.",
+    Scope.WEBHOOKS_MANAGE: "Manage the calling partner's webhook subscriptions, read and "
+                           "replay their deliveries.",
 }
 
 SCOPES: tuple[ScopeDoc, ...] = tuple(ScopeDoc(scope.value, _DESCRIPTIONS[scope]) for scope in Scope)
@@ -68,6 +71,7 @@ DEFAULT_ALLOWANCE: Mapping[str, frozenset[str]] = MappingProxyType(
         "partner": frozenset({
             Scope.POINTS_EARN, Scope.POINTS_REDEEM, Scope.POINTS_REVERSE,
             Scope.MEMBERS_LINK, Scope.MEMBERS_READ, Scope.OFFERS_MANAGE,
+            Scope.WEBHOOKS_MANAGE,
         }),
         "finance": frozenset({Scope.SETTLEMENT_READ, Scope.SETTLEMENT_CLOSE}),
         "admin": frozenset({Scope.ADMIN}),

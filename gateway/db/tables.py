@@ -786,6 +786,56 @@ notification_jobs = Table(
 # The expiring-points job walks lots by expiry through this index (decision 031).
 Index("ix_lots_expires_at", lots.c.expires_at, lots.c.id)
 
+# Partner webhooks and the worker's deliveries (issue 13, decision 030). A subscription keeps
+# its signing secret (the worker needs it to sign) and, for a day after a rotation, the previous
+# one; at most MAX_SUBSCRIPTIONS per partner, so listing them is bounded.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(40), primary_key=True),  # whs_<ulid>
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("event_types", Text, nullable=False),  # JSON list of types, or ["*"]
+    Column("secret", String(128), nullable=False),  # whsec_<base64>
+    Column("previous_secret", String(128), nullable=True),
+    Column("previous_secret_until", UTCDateTime, nullable=True),
+    Column("state", String(16), nullable=False),  # active | disabled
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    CheckConstraint("state IN ('active', 'disabled')", name="ck_webhook_subscriptions_state"),
+    Index("ix_webhook_subscriptions_partner", "partner_id", "state"),
+)
+
+# One row per (event, consumer): the unit the worker runs at least once. ``consumer`` is
+# "webhook:<subscription id>" or an in-process consumer's name. A claim leases the row by moving
+# next_attempt_at to the lease's end, so a row whose worker died is simply due again.
+DELIVERY_PENDING_SQL = "state = 'pending'"
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),  # dlv_<ulid>
+    Column("event_id", String(40), ForeignKey("outbox.id"), nullable=False),
+    Column("consumer", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("leased_until", UTCDateTime, nullable=True),
+    Column("give_up_at", UTCDateTime, nullable=False),  # the event + 24 h (or a replay + 24 h)
+    Column("last_status", Integer, nullable=True),  # the receiver's HTTP status, if it answered
+    Column("last_error", String(200), nullable=True),  # short, never a secret or a body
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("event_id", "consumer", name="uq_event_deliveries_event_consumer"),
+    CheckConstraint("state IN ('pending', 'delivered', 'dead')",
+                    name="ck_event_deliveries_state"),
+    CheckConstraint("attempts >= 0", name="ck_event_deliveries_attempts"),
+    Index("ix_event_deliveries_due", "next_attempt_at", sqlite_where=text(DELIVERY_PENDING_SQL),
+          postgresql_where=text(DELIVERY_PENDING_SQL)),
+    Index("ix_event_deliveries_consumer", "consumer", "id"),
+    Index("ix_event_deliveries_consumer_state", "consumer", "state", "id"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",

@@ -174,3 +174,33 @@ def metrics_endpoint(metrics: Metrics,
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return endpoint
+
+
+class WorkerMetrics:
+    """Counters of one ``gateway worker`` process (decision 030), in a registry of its own:
+    the worker serves no HTTP API, so ``gateway worker --metrics-port`` exposes them with
+    ``prometheus_client``'s own small server. Each worker is scraped separately."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events = Counter("gateway_worker_events_dispatched",
+                              "Outbox events fanned out to their deliveries.",
+                              registry=self.registry)
+        self.created = Counter("gateway_worker_deliveries_created",
+                               "Delivery rows made by dispatch (one per event and consumer).",
+                               registry=self.registry)
+        self.outcomes = Counter("gateway_worker_delivery_attempts",
+                                "Delivery attempts by outcome: delivered, retry, dead, "
+                                "superseded (another worker holds the claim now).",
+                                ("outcome",), registry=self.registry)
+
+    def record_pass(self, events: int, created: int, outcomes: dict[str, int]) -> None:
+        self.events.inc(events)
+        self.created.inc(created)
+        for outcome, count in outcomes.items():
+            self.outcomes.labels(outcome).inc(count)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=host, registry=self.registry)

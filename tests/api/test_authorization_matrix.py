@@ -43,13 +43,25 @@ from gateway.auth.scopes import format_scope
 from gateway.auth.tokens import LEEWAY_SECONDS
 from gateway.core.clock import FixedClock
 from gateway.core.ids import new_id
-from gateway.db.tables import campaign_versions, coupons, referrals
+from gateway.core.money import Money
+from gateway.db.tables import (
+    campaign_versions,
+    coupons,
+    event_deliveries,
+    referrals,
+    webhook_subscriptions,
+)
 from gateway.db.tables import segments as segment_table
+from gateway.ledger.model import EarnPoints
+from gateway.ledger.service import earn_points
 from gateway.members import consent
 from gateway.members.secrets import reference_for
 from gateway.promotions import manage, segments
 from gateway.promotions.coupon_issue import CouponTerms, import_coupons, issue_coupons
 from gateway.promotions.model import COALITION
+from gateway.webhooks import deliveries as webhook_deliveries
+from gateway.webhooks import subscriptions as webhook_subs
+from gateway.worker.loop import Options, Totals, one_pass
 from tests.support.harness import NOW, PARTNER_SCOPES, Api, ledger_snapshot, make_gateway
 from tests.support.members import link_code_for, member_id_of
 
@@ -62,7 +74,19 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
     with gw.services.engine.connect() as conn:
         counts = {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
                   for table in (campaign_versions, segment_table, coupons, referrals)}
-    return {**ledger_snapshot(gw), **counts}
+    return {**ledger_snapshot(gw), **counts, "webhooks": webhook_state(gw)}
+
+
+def webhook_state(gw: Gateway) -> list[Any]:
+    """Every subscription's secret and state and every delivery's state and schedule."""
+    with gw.services.engine.connect() as conn:
+        subs = conn.execute(select(webhook_subscriptions.c.id, webhook_subscriptions.c.secret,
+                                   webhook_subscriptions.c.state)
+                            .order_by(webhook_subscriptions.c.id)).all()
+        sent = conn.execute(select(event_deliveries.c.id, event_deliveries.c.state,
+                                   event_deliveries.c.next_attempt_at)
+                            .order_by(event_deliveries.c.id)).all()
+    return [tuple(r) for r in subs] + [tuple(r) for r in sent]
 
 # --- the world every cell runs in --------------------------------------------------------------
 
@@ -82,6 +106,7 @@ class World:
     bad: dict[str, str]  # token case → a token unusable in that one way
     expired_at: datetime  # a moment at which bad["expired"] (and only it) is past exp + leeway
     coupon_code: str  # one of the grocery's coupons
+    hooks: dict[str, str] = field(default_factory=dict)  # purpose → a webhook id (see _hooks)
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def fresh(self, prefix: str) -> str:
@@ -212,8 +237,46 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     bad["disabled client"] = doomed.token
     gw.auth.clients.disable(doomed.client_id, actor="test")
 
-    yield World(gw, clock, grocery, electronics, member, spares, holds, electronics_hold,
-                scoped, lacking, bad, expired_at, grocery_code)
+    world = World(gw, clock, grocery, electronics, member, spares, holds, electronics_hold,
+                  scoped, lacking, bad, expired_at, grocery_code)
+    await _hooks(world)
+    yield world
+
+
+DOWN = "http://127.0.0.1:9/hooks"  # the discard port: nothing listens, every attempt fails
+
+
+async def _hooks(w: World) -> None:
+    """Webhook subscriptions of both shops (decision 030), made at NOW like the setup's earns,
+    so each delivers those earns and one more, failed for a day until dead (the clock then
+    goes back to NOW): the grocery's
+    "rotate", "disable", "one" (a dead delivery to replay by id) and "window" (one to replay
+    by time), electronics' "theirs" with its dead delivery."""
+    engine = w.gw.services.engine
+    for purpose, owner in (("rotate", "grocery"), ("disable", "grocery"), ("one", "grocery"),
+                           ("window", "grocery"), ("theirs", "electronics")):
+        w.hooks[purpose] = webhook_subs.create(
+            engine, owner, DOWN, ["points.earned"], production=False, actor="test",
+            now=NOW).subscription.id
+    for partner, customer, amount in (("grocery", "g-1", Money(10000, "UAH")),
+                                      ("electronics", "e-7", Money(1000, "EUR"))):
+        earn_points(w.gw.services.ledger, EarnPoints(partner, customer, amount, "store",
+                                                     f"{partner}-hook", f"{partner}-hook"))
+    while True:
+        one_pass(engine, w.clock, (), Options(timeout_s=1.0), Totals())
+        with engine.connect() as conn:
+            due = conn.execute(select(func.min(event_deliveries.c.next_attempt_at))
+                               .where(event_deliveries.c.state == "pending")).scalar_one()
+        if due is None:
+            break
+        w.clock.set(max(due, w.clock.now()))
+    w.clock.set(NOW)
+    for purpose in ("one", "theirs"):
+        page = webhook_deliveries.listed(engine, "electronics" if purpose == "theirs"
+                                         else "grocery", w.hooks[purpose], state="dead",
+                                         first=1, after=None)
+        w.hooks[f"{purpose}-delivery"] = page.items[0].id
+
 
 
 async def _api(gw: Gateway, partner_id: str, *, name: str | None = None) -> Api:
@@ -452,6 +515,60 @@ OPS += [  # coupons (decision 025)
                   "state": "VALID", "uses": 0, "maxUses": 1},
        "coupon code", ("NotFoundError", "NOT_FOUND"), is_query=True),
 ]
+HOOK = "subscription { id state }"
+OPS += [
+    Op("webhookSubscriptions", "webhooks:manage",
+       f"query {{ webhookSubscriptions {{ {ERRORS} ... on WebhookSubscriptionList "
+       "{ subscriptions { id state } } } }",
+       lambda w, r: {},
+       lambda w: {"__typename": "WebhookSubscriptionList", "subscriptions": [
+           {"id": x.id, "state": x.state.upper()}
+           for x in webhook_subs.listed(w.gw.services.engine, "grocery")]},
+       "subscription", None, is_query=True),
+    Op("webhookDeliveries", "webhooks:manage",
+       f"query($s: ID!) {{ webhookDeliveries(subscriptionId: $s, first: 5) {{ {ERRORS} "
+       "... on WebhookDeliveryConnection { edges { node { eventType } } } } }",
+       lambda w, r: {"s": r or w.hooks["window"]},
+       lambda w: {"__typename": "WebhookDeliveryConnection",  # the grocery's 3 earns at NOW
+                  "edges": [{"node": {"eventType": "points.earned"}}] * 3},
+       "subscription", ("NotFoundError", "NOT_FOUND"), is_query=True),
+    Op("createWebhookSubscription", "webhooks:manage",
+       _mutation("CreateWebhookSubscription", "createWebhookSubscription",
+                 "subscription { url eventTypes state }"),
+       lambda w, r: {"input": {"url": DOWN, "eventTypes": ["points.*"]}},
+       lambda w: {"__typename": "CreateWebhookSubscriptionSuccess", "subscription": {
+           "url": DOWN, "eventTypes": ["points.*"], "state": "ACTIVE"}},
+       "subscription", None),
+    Op("rotateWebhookSecret", "webhooks:manage",
+       f"mutation($s: ID!) {{ rotateWebhookSecret(subscriptionId: $s) {{ {ERRORS} "
+       f"... on RotateWebhookSecretSuccess {{ {HOOK} }} }} }}",
+       lambda w, r: {"s": r or w.hooks["rotate"]},
+       lambda w: {"__typename": "RotateWebhookSecretSuccess",
+                  "subscription": {"id": w.hooks["rotate"], "state": "ACTIVE"}},
+       "subscription", ("NotFoundError", "NOT_FOUND")),
+    Op("disableWebhookSubscription", "webhooks:manage",
+       f"mutation($s: ID!) {{ disableWebhookSubscription(subscriptionId: $s) {{ {ERRORS} "
+       f"... on DisableWebhookSubscriptionSuccess {{ {HOOK} }} }} }}",
+       lambda w, r: {"s": r or w.hooks["disable"]},
+       lambda w: {"__typename": "DisableWebhookSubscriptionSuccess",
+                  "subscription": {"id": w.hooks["disable"], "state": "DISABLED"}},
+       "subscription", ("NotFoundError", "NOT_FOUND")),
+    Op("replayWebhookDelivery", "webhooks:manage",
+       f"mutation($id: ID!) {{ replayWebhookDelivery(id: $id) {{ {ERRORS} "
+       "... on ReplayWebhookDeliverySuccess { delivery { id state } } } }",
+       lambda w, r: {"id": r or w.hooks["one-delivery"]},
+       lambda w: {"__typename": "ReplayWebhookDeliverySuccess",
+                  "delivery": {"id": w.hooks["one-delivery"], "state": "PENDING"}},
+       "delivery", ("NotFoundError", "NOT_FOUND")),
+    Op("replayWebhookDeliveries", "webhooks:manage",
+       _mutation("ReplayWebhookDeliveries", "replayWebhookDeliveries", "replayed more"),
+       lambda w, r: {"input": {"subscriptionId": r or w.hooks["window"],
+                               "since": (NOW - timedelta(days=1)).isoformat(),
+                               "until": (NOW + timedelta(days=3)).isoformat()}},
+       lambda w: {"__typename": "ReplayWebhookDeliveriesSuccess", "replayed": 3,
+                  "more": False},
+       "subscription", ("NotFoundError", "NOT_FOUND")),
+]
 OP_IDS = [op.field for op in OPS]
 # The federation fields: same scope rules, answered as top-level errors (their types are fixed
 # by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.
@@ -567,6 +684,10 @@ def _other_partners(w: World, op: Op) -> tuple[str, str]:
         return "theirs", w.fresh("never-made")
     if op.resource == "coupon code":  # electronics imported THEIRCODE
         return "THEIRCODE", "NEVERMADE"
+    if op.resource == "subscription":
+        return w.hooks["theirs"], new_id("whs")
+    if op.resource == "delivery":
+        return w.hooks["theirs-delivery"], new_id("dlv")
     # Enrol and link make the id exist at the grocery: each takes its own electronics customer.
     theirs = {"enrolCustomer": "e-solo-0", "linkCustomer": "e-solo-1"}.get(op.field, "e-7")
     return theirs, w.fresh("customer-never-seen")
@@ -619,7 +740,7 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
         assert foreign == missing == op.success(world)
         return
     assert foreign["__typename"] == missing["__typename"] == op.success(world)["__typename"]
-    if op.field in ("createCampaign", "defineSegment"):  # in the grocery's namespace, both
+    if op.field in ("createCampaign", "defineSegment", "createWebhookSubscription"):  # ours
         assert foreign == missing == op.success(world)
         return
     assert foreign["created"] is missing["created"] is True

@@ -179,7 +179,8 @@ def test_ensure_demo_client_is_idempotent(
 def test_scope_list_and_allowances() -> None:
     assert [s.name for s in SCOPES] == [
         "points:earn", "points:redeem", "points:reverse", "members:link", "members:read",
-        "offers:manage", "settlement:read", "settlement:close", "admin", "member",
+        "offers:manage", "webhooks:manage", "settlement:read", "settlement:close", "admin",
+        "member",
     ]
     assert all(s.description for s in SCOPES)
     assert describe("member") == SCOPES[-1].description

@@ -44,6 +44,7 @@ async def test_metadata_document(http: httpx.AsyncClient) -> None:
             "members:link",
             "members:read",
             "offers:manage",
+            "webhooks:manage",
             "settlement:read",
             "settlement:close",
             "admin",

@@ -7,7 +7,7 @@ expiring-points job.
 Idempotent like 0011-0016 (``if_not_exists``), so a ``create_all`` database is adopted unchanged.
 
 Revision ID: 0018_notifications
-Revises: 0016_outbox
+Revises: 0017_webhooks
 Create Date: 2026-12-01
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_notifications"
-down_revision: str | Sequence[str] | None = "0016_outbox"
+down_revision: str | Sequence[str] | None = "0017_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
