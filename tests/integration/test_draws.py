@@ -1,0 +1,231 @@
+"""Prize draws on this run's real database (decision 033, docs/draws.md): entries from
+qualifying purchases through the events (a redelivered event adds nothing; a return withdraws
+them by the documented rule), entries bought with points (the balance falls by exactly the
+price, a replay spends nothing, the per-member limit and a closed draw refuse and change
+nothing), the close freezes and publishes, and settlement pays the owner for the points.
+
+Grocery earns 1 point per 10.00 UAH; the draw gives 2 entries per purchase of 500.00 UAH or
+more and sells entries at 10 points; 5 entries per member."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.app import Gateway
+from gateway.core.clock import FixedClock
+from gateway.core.errors import (
+    DrawClosed,
+    DrawEntryLimit,
+    DrawStillOpen,
+    IdempotencyKeyReused,
+    InsufficientPoints,
+    InvalidInput,
+)
+from gateway.core.money import Money
+from gateway.db import tables as t
+from gateway.db.uow import UnitOfWork
+from gateway.draws import fairness
+from gateway.draws.entries import enter_draw, held
+from gateway.draws.service import EVERY, close_draw, proof, show_draw, verify_document
+from gateway.ledger import model as m
+from gateway.ledger import service
+from gateway.ledger.balances import wallet
+from gateway.ledger.enrolment import enrol_customer
+from gateway.ledger.verify import verify_ledger
+from gateway.settlement.model import Period
+from gateway.settlement.service import settlement_report
+from tests.support.draws import drain, grocery_draw
+from tests.support.harness import NOW, ledger_snapshot, make_gateway
+
+NOV = Period(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+
+
+@pytest.fixture
+def gw(tmp_path: Path) -> Gateway:
+    return make_gateway(tmp_path, clock=FixedClock(NOW))
+
+
+def member(gw: Gateway, customer: str) -> str:
+    return enrol_customer(gw.services.engine, gw.services.clock, "grocery", customer).member_id
+
+
+def earn(gw: Gateway, customer: str, minor: int, purchase: str) -> None:
+    service.earn_points(gw.services.ledger, m.EarnPoints(
+        "grocery", customer, Money(minor, "UAH"), "store", purchase, f"k-{purchase}"))
+
+
+def give_back(gw: Gateway, purchase: str, minor: int, key: str) -> None:
+    service.return_purchase(gw.services.ledger, m.ReturnPurchase(
+        "grocery", purchase, Money(minor, "UAH"), key))
+
+
+def entries_of(gw: Gateway, draw_id: str, member_id: str) -> int:
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        return held(uow.conn, draw_id, member_id)
+
+
+def available(gw: Gateway, member_id: str) -> int:
+    return wallet(gw.services.engine, gw.services.clock, member_id).balance.available
+
+
+def rows(gw: Gateway) -> int:
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        return int(uow.conn.execute(select(func.count()).select_from(t.draw_entries))
+                   .scalar_one())
+
+
+def test_qualifying_purchases_give_entries_once_per_event(gw: Gateway) -> None:
+    draw = grocery_draw(gw)
+    a, b = member(gw, "g-1"), member(gw, "g-2")
+    earn(gw, "g-1", 120_000, "p-1")  # 1,200.00 UAH: qualifies, 2 entries
+    earn(gw, "g-2", 30_000, "p-2")  # 300.00 UAH: below the 500.00 minimum
+    earn(gw, "g-2", 60_000, "p-3")  # 600.00 UAH: 2 entries
+    drain(gw)
+    assert (entries_of(gw, draw.id, a), entries_of(gw, draw.id, b)) == (2, 2)
+    written = rows(gw)
+    assert written == 2  # the 300.00 purchase wrote nothing
+    assert drain(gw) == 3  # every event redelivered ...
+    assert rows(gw) == written  # ... and nothing added
+    assert (entries_of(gw, draw.id, a), entries_of(gw, draw.id, b)) == (2, 2)
+    for n in range(3, 6):  # 3 more purchases: 2 + 2 + (limit 5) 1
+        earn(gw, "g-1", 50_000, f"p-a{n}")
+    drain(gw)
+    assert entries_of(gw, draw.id, a) == 5
+
+
+def test_a_return_below_the_minimum_withdraws_the_entries_before_close(gw: Gateway) -> None:
+    draw = grocery_draw(gw)
+    c, d = member(gw, "g-3"), member(gw, "g-4")
+    earn(gw, "g-3", 80_000, "p-c")  # 800.00 UAH
+    earn(gw, "g-4", 100_000, "p-d")  # 1,000.00 UAH
+    drain(gw)
+    give_back(gw, "p-c", 40_000, "r-c")  # 400.00 left: below 500.00, entries withdrawn
+    give_back(gw, "p-d", 20_000, "r-d")  # 800.00 left: still qualifies, entries kept
+    drain(gw)
+    drain(gw)  # redelivered returns change nothing either
+    assert (entries_of(gw, draw.id, c), entries_of(gw, draw.id, d)) == (0, 2)
+    give_back(gw, "p-d", 40_000, "r-d2")  # 400.00 left now: withdrawn
+    drain(gw)
+    assert entries_of(gw, draw.id, d) == 0
+
+
+def test_after_close_a_return_or_a_late_purchase_changes_nothing(gw: Gateway) -> None:
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    a = member(gw, "g-1")
+    earn(gw, "g-1", 120_000, "p-1")
+    drain(gw)
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    assert [e.entries for e in closed.entrants] == [2]
+    give_back(gw, "p-1", 120_000, "r-1")
+    earn(gw, "g-1", 90_000, "p-late")
+    before = rows(gw)
+    drain(gw)
+    assert rows(gw) == before
+    assert entries_of(gw, draw.id, a) == 2
+    assert show_draw(gw.services.engine, draw.id, EVERY).draw.status == "closed"
+
+
+def test_entries_bought_with_points(gw: Gateway) -> None:
+    draw = grocery_draw(gw)
+    a = member(gw, "g-1")
+    earn(gw, "g-1", 120_000, "p-1")  # 120 points, 2 entries
+    drain(gw)
+    bought = enter_draw(gw.services.ledger, a, draw.id, 3, "e-1")
+    assert (bought.entries, bought.total_entries, bought.points, bought.available) == (
+        3, 5, 30, 90)
+    assert available(gw, a) == 90
+    again = enter_draw(gw.services.ledger, a, draw.id, 3, "e-1")  # a replay
+    assert again == bought and available(gw, a) == 90
+    assert entries_of(gw, draw.id, a) == 5
+    with pytest.raises(IdempotencyKeyReused):
+        enter_draw(gw.services.ledger, a, draw.id, 1, "e-1")
+    snapshot = ledger_snapshot(gw)
+    with pytest.raises(DrawEntryLimit) as refused:
+        enter_draw(gw.services.ledger, a, draw.id, 1, "e-2")
+    assert (refused.value.limit, refused.value.held, refused.value.field) == (5, 5, "entries")
+    assert ledger_snapshot(gw) == snapshot and entries_of(gw, draw.id, a) == 5
+    verified = verify_ledger(gw.services.engine)
+    assert verified.ok
+
+
+def test_not_enough_points_and_a_closed_draw_refuse_and_change_nothing(gw: Gateway) -> None:
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw, points_per_entry=50)
+    b = member(gw, "g-2")
+    earn(gw, "g-2", 60_000, "p-2")  # 60 points
+    drain(gw)
+    snapshot = ledger_snapshot(gw)
+    with pytest.raises(InsufficientPoints) as poor:
+        enter_draw(gw.services.ledger, b, draw.id, 2, "e-1")  # 100 points
+    assert (poor.value.requested, poor.value.available) == (100, 60)
+    clock.advance(timedelta(days=7))  # closes_at: no more entries
+    with pytest.raises(DrawClosed):
+        enter_draw(gw.services.ledger, b, draw.id, 1, "e-2")
+    assert ledger_snapshot(gw) == snapshot
+    assert entries_of(gw, draw.id, b) == 2
+
+
+def test_close_freezes_publishes_and_verifies(gw: Gateway) -> None:
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    ids = [member(gw, f"g-{n}") for n in range(1, 6)]
+    for n in range(1, 6):
+        earn(gw, f"g-{n}", 50_000 * n, f"p-{n}")  # 500.00 .. 2,500.00 UAH: 2 entries each
+    drain(gw)
+    enter_draw(gw.services.ledger, ids[0], draw.id, 3, "e-1")
+    with pytest.raises(DrawStillOpen):
+        close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    before = proof(gw.services.engine, draw.id)
+    assert "seed" not in before and before["commitment"] == draw.commitment
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    assert sorted(e.entries for e in closed.entrants) == [2, 2, 2, 2, 5]
+    assert len(closed.winners) == 3  # a bike and two vouchers, three different members
+    assert len({w.entrant for w in closed.winners}) == 3
+    body = proof(gw.services.engine, draw.id)
+    assert fairness.commitment(bytes.fromhex(body["seed"])) == draw.commitment
+    assert verify_document(body) == []
+    assert close_draw(gw.services.engine, clock.now(), draw.id, EVERY) == closed  # once
+    # The public list names no member: entrants are HMACs under the draw's own key.
+    assert not {e["entrant"] for e in body["entries"]} & set(ids)
+    tampered = {**body, "seed": "00" * 32}
+    assert "SHA-256 of the seed" in verify_document(tampered)[0]
+
+
+def test_points_spent_on_entries_settle_to_the_owner(gw: Gateway) -> None:
+    draw = grocery_draw(gw)
+    a, b = member(gw, "g-1"), member(gw, "g-2")
+    earn(gw, "g-1", 120_000, "p-1")
+    earn(gw, "g-2", 90_000, "p-2")
+    before = settlement_report(gw.services.engine, gw.services.rules, NOV, "EUR")
+    enter_draw(gw.services.ledger, a, draw.id, 3, "e-a")  # 30 points
+    enter_draw(gw.services.ledger, b, draw.id, 3, "e-b")  # 30 points
+    after = settlement_report(gw.services.engine, gw.services.rules, NOV, "EUR")
+    was, now = before.line("grocery"), after.line("grocery")
+    assert was is not None and now is not None
+    # 60 points redeemed at Kolos Grocery at 0.22 EUR cents each: 13.2 -> 13 (FLOOR).
+    assert now.figures.redeemed_points - was.figures.redeemed_points == 60
+    assert now.figures.redeemed_minor - was.figures.redeemed_minor == 13
+    cells = {(c.origin, c.redeemer): c.points for c in after.matrix}
+    assert cells[("grocery", "grocery")] == 60
+    assert after.coalition.liability_change_points == 120 + 90 - 60
+    assert verify_ledger(gw.services.engine).ok
+
+
+def test_a_coalition_draw_cannot_sell_entries(gw: Gateway) -> None:
+    from gateway.draws.service import create_draw
+    from tests.support.draws import grocery_terms
+
+    with pytest.raises(InvalidInput) as refused:
+        create_draw(gw.services.engine, gw.services.rules, NOW, None, grocery_terms(gw),
+                    "test")
+    assert refused.value.field == "pointsPerEntry"
