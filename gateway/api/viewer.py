@@ -13,6 +13,7 @@ from strawberry.types import Info
 
 from gateway.api import errors as e
 from gateway.api.context import Context
+from gateway.api.draws import MemberDraw, viewer_draws
 from gateway.api.results import answer, errors_of
 from gateway.api.types import PageInfo
 from gateway.auth.scopes import Scope
@@ -215,6 +216,12 @@ class Viewer:
         c = info.context
         found = await c.run(domain.consent_states, c.services.engine, self.member_id)
         return [Consent.of(x) for x in found]
+
+    @strawberry.field(description="Prize draws open now and the draws you entered (at most 100 "
+                      "of each): your entries, your pseudonymous entrant id, and once closed "
+                      "the revealed seed, the winners and what you won.")
+    async def draws(self, info: Info[Context, None]) -> list[MemberDraw]:
+        return await viewer_draws(info.context, self.member_id)
 
 
 ViewerResult = Annotated[Viewer | e.UnknownMemberError | e.InvalidInputError | e.ForbiddenError

@@ -17,7 +17,7 @@ from gateway.core.money import Money
 from gateway.ledger.context import RuleSource
 
 MAX_PRIZES = 50
-MAX_QUANTITY = 1000
+MAX_SLOTS = 100  # prizes in all (the winners list is one GraphQL page)
 MAX_ENTRIES_PER_PURCHASE = 1000
 MAX_ENTRIES_PER_MEMBER = 100_000
 MAX_POINTS_PER_ENTRY = 10**9
@@ -126,9 +126,11 @@ def _check_prizes(prizes: Sequence[Prize]) -> None:
         if not prize.name.strip() or len(prize.name) > MAX_NAME:
             raise InvalidInput(f"prize {n + 1}: name must be 1 to {MAX_NAME} characters",
                                field="prizes")
-        if not 1 <= prize.quantity <= MAX_QUANTITY:
-            raise InvalidInput(f"prize {n + 1}: quantity must be between 1 and {MAX_QUANTITY}",
-                               field="prizes")
+        if prize.quantity < 1:
+            raise InvalidInput(f"prize {n + 1}: quantity must be at least 1", field="prizes")
+    if sum(p.quantity for p in prizes) > MAX_SLOTS:
+        raise InvalidInput(f"a draw has at most {MAX_SLOTS} prizes in all (quantities summed)",
+                           field="prizes")
 
 
 def _purchase_partners(terms: DrawTerms, owner: str | None,

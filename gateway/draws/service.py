@@ -258,3 +258,57 @@ def verify_document(body: dict[str, Any]) -> list[str]:
                               one_prize_per_member=bool(body["one_prize_per_member"]))
     except (KeyError, TypeError, ValueError) as error:
         return [f"the proof is malformed: {error!r}"]
+
+
+# --- the member's view ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MemberDraw:
+    draw: Draw
+    entries: int  # the member's entries now (frozen at close)
+    entrant: str  # the member's pseudonym in this draw's published list
+    winners: tuple[fairness.Win, ...]  # empty until closed
+    won: tuple[str, ...]  # the prizes the member won
+
+
+# ix_draws_status (status, closes_at): the open draws, soonest to close first, at most MAX_LIST.
+_OPEN_NOW = (select(*_COLUMNS, draws.c.entrant_key)
+             .where(draws.c.status == "open", draws.c.closes_at > bindparam("now"),
+                    draws.c.opens_at <= bindparam("now"))
+             .order_by(draws.c.closes_at, draws.c.id).limit(MAX_LIST))
+# ix_draw_entries_member (member_id, draw_id): the draws the member has rows in.
+_ENTERED = (select(draw_entries.c.draw_id).where(draw_entries.c.member_id == bindparam("member"))
+            .group_by(draw_entries.c.draw_id).order_by(draw_entries.c.draw_id.desc())
+            .limit(MAX_LIST))
+_WITH_KEY = select(*_COLUMNS, draws.c.entrant_key).where(  # primary key
+    draws.c.id == bindparam("draw_id"))
+_FROZEN = select(draw_entrants.c.entries).where(  # primary key
+    draw_entrants.c.draw_id == bindparam("draw_id"), draw_entrants.c.entrant == bindparam("e"))
+_MEMBER_HELD = select(func.coalesce(func.sum(draw_entries.c.entries), 0)).where(
+    draw_entries.c.member_id == bindparam("member"),  # ix_draw_entries_member
+    draw_entries.c.draw_id == bindparam("draw_id"))
+
+
+def member_draws(engine: Engine, member_id: str, now: datetime) -> list[MemberDraw]:
+    """The draws open now and the draws the member entered (each list at most MAX_LIST),
+    with the member's entries, pseudonym and, once closed, the winners and what they won."""
+    with UnitOfWork(engine, write=False) as uow:
+        conn = uow.conn
+        rows = {r.id: r for r in conn.execute(_OPEN_NOW, {"now": now}).all()}
+        for draw_id in conn.execute(_ENTERED, {"member": member_id}).scalars():
+            if draw_id not in rows:
+                rows[draw_id] = conn.execute(_WITH_KEY, {"draw_id": draw_id}).one()
+        return [_member_view(conn, r, member_id) for r in rows.values()]
+
+
+def _member_view(conn: Connection, row: Any, member_id: str) -> MemberDraw:
+    found = to_draw(row)
+    entrant = fairness.entrant_id(bytes.fromhex(row.entrant_key), member_id)
+    if found.status != "closed":
+        entries = int(conn.execute(_MEMBER_HELD, {"member": member_id,
+                                                  "draw_id": found.id}).scalar_one())
+        return MemberDraw(found, min(max(entries, 0), found.max_entries_per_member), entrant,
+                          (), ())
+    frozen = conn.execute(_FROZEN, {"draw_id": found.id, "e": entrant}).scalar_one_or_none()
+    closed = _stored(conn, found)
+    won = tuple(w.prize for w in closed.winners if w.entrant == entrant)
+    return MemberDraw(found, int(frozen or 0), entrant, closed.winners, won)

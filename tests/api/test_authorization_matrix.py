@@ -43,10 +43,11 @@ from gateway.auth.scopes import format_scope
 from gateway.auth.tokens import LEEWAY_SECONDS
 from gateway.core.clock import FixedClock
 from gateway.core.ids import new_id
-from gateway.db.tables import campaign_versions, coupons, referrals
+from gateway.db.tables import campaign_versions, coupons, draws, referrals
 from gateway.db.tables import segments as segment_table
 from gateway.members import consent
 from gateway.members.secrets import reference_for
+from gateway.draws.service import list_draws
 from gateway.promotions import manage, segments
 from gateway.promotions.coupon_issue import CouponTerms, import_coupons, issue_coupons
 from gateway.promotions.model import COALITION
@@ -62,6 +63,9 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
     with gw.services.engine.connect() as conn:
         counts = {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
                   for table in (campaign_versions, segment_table, coupons, referrals)}
+        counts["draws"] = conn.execute(select(func.count()).select_from(draws)).scalar_one()
+        counts["draws closed"] = conn.execute(select(func.count()).select_from(draws).where(
+            draws.c.status == "closed")).scalar_one()
     return {**ledger_snapshot(gw), **counts}
 
 # --- the world every cell runs in --------------------------------------------------------------
@@ -83,6 +87,8 @@ class World:
     expired_at: datetime  # a moment at which bad["expired"] (and only it) is past exp + leeway
     coupon_code: str  # one of the grocery's coupons
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    draws: dict[str, str] = field(default_factory=dict)  # owner -> an open draw of its own
+    closable: list[str] = field(default_factory=list)  # grocery draws past their close time
 
     def fresh(self, prefix: str) -> str:
         return f"{prefix}-{next(self.counter)}"
@@ -212,8 +218,28 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     bad["disabled client"] = doomed.token
     gw.auth.clients.disable(doomed.client_id, actor="test")
 
-    yield World(gw, clock, grocery, electronics, member, spares, holds, electronics_hold,
-                scoped, lacking, bad, expired_at, grocery_code)
+    made = World(gw, clock, grocery, electronics, member, spares, holds, electronics_hold,
+                 scoped, lacking, bad, expired_at, grocery_code)
+    _draws(made)
+    yield made
+
+
+def _draws(w: World) -> None:
+    """Prize draws (decision 033): one open draw each for the grocery and electronics, and a
+    pool of the grocery's draws already past their close time (each closeDraw call takes one)."""
+    from gateway.draws.model import DrawTerms, Prize
+    from gateway.draws.service import create_draw
+
+    def terms(at: datetime) -> DrawTerms:
+        return DrawTerms("Matrix draw", at, at + timedelta(days=1), (Prize("Bike", 1),), 5,
+                         entries_per_purchase=1)
+
+    engine, rules = w.gw.services.engine, w.gw.services.rules
+    for owner in ("grocery", "electronics"):
+        w.draws[owner] = create_draw(engine, rules, NOW, owner, terms(NOW), "test").id
+    before = NOW - timedelta(days=2)
+    w.closable.extend(create_draw(engine, rules, before, "grocery", terms(before), "test").id
+                      for _ in range(40))
 
 
 async def _api(gw: Gateway, partner_id: str, *, name: str | None = None) -> Api:
@@ -452,6 +478,37 @@ OPS += [  # coupons (decision 025)
                   "state": "VALID", "uses": 0, "maxUses": 1},
        "coupon code", ("NotFoundError", "NOT_FOUND"), is_query=True),
 ]
+DRAW_INPUT = {"name": "Matrix draw", "prizes": [{"name": "Bike", "quantity": 1}],
+              "maxEntriesPerMember": 5, "pointsPerEntry": 10}
+OPS += [  # prize draws (decision 033)
+    Op("createDraw", "offers:manage",
+       _mutation("CreateDraw", "createDraw", "draw { name status owner }"),
+       lambda w, c: {"input": {**DRAW_INPUT,
+                               "opensAt": (w.clock.now() + timedelta(hours=1)).isoformat(),
+                               "closesAt": (w.clock.now() + timedelta(days=8)).isoformat()}},
+       lambda w: {"__typename": "CreateDrawSuccess",
+                  "draw": {"name": "Matrix draw", "status": "OPEN", "owner": "grocery"}},
+       "customer", None),
+    Op("closeDraw", "offers:manage",
+       f"mutation($id: ID!) {{ closeDraw(drawId: $id) {{ {ERRORS} ... on CloseDrawSuccess "
+       "{ draw { status owner } } } }",
+       lambda w, c: {"id": c or w.closable.pop()},
+       lambda w: {"__typename": "CloseDrawSuccess",
+                  "draw": {"status": "CLOSED", "owner": "grocery"}},
+       "draw", ("NotFoundError", "NOT_FOUND")),
+    Op("draws", "offers:manage",
+       f"query {{ draws(first: 1) {{ {ERRORS} ... on DrawList {{ draws {{ id owner }} }} }} }}",
+       lambda w, c: {},
+       lambda w: {"__typename": "DrawList", "draws": [
+           {"id": x.draw.id, "owner": "grocery"}
+           for x in list_draws(w.gw.services.engine, "grocery", 1)]},
+       "customer", None, is_query=True),
+    Op("draw", "offers:manage",
+       f"query($id: ID!) {{ draw(id: $id) {{ {ERRORS} ... on PartnerDraw {{ id owner }} }} }}",
+       lambda w, c: {"id": c or w.draws["grocery"]},
+       lambda w: {"__typename": "PartnerDraw", "id": w.draws["grocery"], "owner": "grocery"},
+       "draw", ("NotFoundError", "NOT_FOUND"), is_query=True),
+]
 OP_IDS = [op.field for op in OPS]
 # The federation fields: same scope rules, answered as top-level errors (their types are fixed
 # by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.
@@ -567,6 +624,8 @@ def _other_partners(w: World, op: Op) -> tuple[str, str]:
         return "theirs", w.fresh("never-made")
     if op.resource == "coupon code":  # electronics imported THEIRCODE
         return "THEIRCODE", "NEVERMADE"
+    if op.resource == "draw":  # electronics' own open draw
+        return w.draws["electronics"], new_id("drw")
     # Enrol and link make the id exist at the grocery: each takes its own electronics customer.
     theirs = {"enrolCustomer": "e-solo-0", "linkCustomer": "e-solo-1"}.get(op.field, "e-7")
     return theirs, w.fresh("customer-never-seen")
@@ -619,7 +678,7 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
         assert foreign == missing == op.success(world)
         return
     assert foreign["__typename"] == missing["__typename"] == op.success(world)["__typename"]
-    if op.field in ("createCampaign", "defineSegment"):  # in the grocery's namespace, both
+    if op.field in ("createCampaign", "defineSegment", "createDraw"):  # the grocery's, both
         assert foreign == missing == op.success(world)
         return
     assert foreign["created"] is missing["created"] is True
@@ -734,6 +793,8 @@ MEMBER_OPS = [
     MemberOp("eraseMe", f"mutation {{ eraseMe(remainingPoints: FORFEIT) {{ {ERRORS} }} }}", {}),
     MemberOp("recordReferral", "mutation { recordReferral(referralCode: \"ABCD-EFGH\") "
              f"{{ {ERRORS} }} }}", {}),
+    MemberOp("enterDraw", "mutation { enterDraw(drawId: \"drw_x\", entries: 1, "
+             f"idempotencyKey: \"matrix-draw\") {{ {ERRORS} }} }}", {}),
 ]
 MEMBER_OP_IDS = [op.field for op in MEMBER_OPS]
 
