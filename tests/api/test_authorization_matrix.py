@@ -45,9 +45,9 @@ from gateway.core.clock import FixedClock
 from gateway.core.ids import new_id
 from gateway.db.tables import campaign_versions, coupons, draws, referrals
 from gateway.db.tables import segments as segment_table
+from gateway.draws.service import list_draws
 from gateway.members import consent
 from gateway.members.secrets import reference_for
-from gateway.draws.service import list_draws
 from gateway.promotions import manage, segments
 from gateway.promotions.coupon_issue import CouponTerms, import_coupons, issue_coupons
 from gateway.promotions.model import COALITION
