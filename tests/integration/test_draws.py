@@ -229,3 +229,77 @@ def test_a_coalition_draw_cannot_sell_entries(gw: Gateway) -> None:
         create_draw(gw.services.engine, gw.services.rules, NOW, None, grocery_terms(gw),
                     "test")
     assert refused.value.field == "pointsPerEntry"
+
+
+def test_concurrent_purchases_of_entries_respect_the_limit(gw: Gateway) -> None:
+    """Four members' apps buy 3 entries each at once for one member (limit 5): exactly one
+    purchase goes through, the others are refused, and exactly 30 points left the wallet."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    draw = grocery_draw(gw, entries_per_purchase=None, min_spend=None)
+    a = member(gw, "g-1")
+    earn(gw, "g-1", 200_000, "p-1")  # 200 points
+
+    def buy(n: int) -> str:
+        try:
+            enter_draw(gw.services.ledger, a, draw.id, 3, f"race-{n}")
+        except DrawEntryLimit:
+            return "limit"
+        return "ok"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(buy, range(4)))
+    assert outcomes == ["limit", "limit", "limit", "ok"]
+    assert (available(gw, a), entries_of(gw, draw.id, a)) == (170, 3)
+    assert verify_ledger(gw.services.engine).ok
+
+
+def test_a_coalition_draw_from_the_cli(gw: Gateway, tmp_path: Path) -> None:
+    """The coalition's draw counts purchases at the grocery and the electronics shop (not the
+    fuel station), 1 entry each, 3 per member, two mugs a member may both win."""
+    import argparse
+    import io
+    import json
+
+    from gateway.draws import cli
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+
+    def run(*argv: str) -> tuple[int, str]:
+        root = argparse.ArgumentParser(prog="gateway")
+        out = io.StringIO()
+        cli.register(root.add_subparsers(dest="command"), lambda: gw.services, out=out)
+        args = root.parse_args(["draws", *argv])
+        return args.func(args), out.getvalue()
+
+    code, said = run("create", "--owner", "coalition", "--name", "Coalition mugs",
+                     "--opens", NOW.isoformat(), "--closes",
+                     (NOW + timedelta(days=3)).isoformat(), "--prize", "Mug=2",
+                     "--max-per-member", "3", "--entries-per-purchase", "1",
+                     "--partners", "grocery,electronics", "--several-prizes-per-member")
+    assert code == 0
+    draw_id, _, commitment = said.split()
+    a = member(gw, "g-1")
+    enrol_customer(gw.services.engine, clock, "fuel", "f-1")
+    earn(gw, "g-1", 10_000, "p-1")  # 100.00 UAH at the grocery: 1 entry (no minimum)
+    service.earn_points(gw.services.ledger, m.EarnPoints(
+        "fuel", "f-1", Money(50_000, "UAH"), "store", "f-p1", "k-f-p1"))  # fuel: no entry
+    drain(gw)
+    assert entries_of(gw, draw_id, a) == 1
+    assert "1 entries from 1 members" in run("show", draw_id)[1]
+    clock.advance(timedelta(days=3))
+    code, said = run("close", draw_id)
+    assert code == 0
+    lines = said.splitlines()
+    assert lines[0].startswith(f"{draw_id} closed: 1 entries, 1 entrants")
+    assert [line.split("\t")[1] for line in lines[2:]] == ["Mug"]  # one ticket, one mug
+    assert run("verify", draw_id)[0] == 0
+    body = proof(gw.services.engine, draw_id)
+    assert body["commitment"] == commitment and body["owner"] == "coalition"
+    saved = tmp_path / "proof.json"
+    saved.write_text(json.dumps({**body, "entry_list_hash": "00" * 32}))
+    code, said = run("verify", "--file", str(saved))
+    assert code == 1 and "entry list does not match" in said
+    code, _ = run("close", "drw_missing")
+    assert code == 2
