@@ -36,7 +36,7 @@ from gateway.ledger import service
 from gateway.ledger.balances import wallet
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.verify import verify_ledger
-from gateway.settlement.model import Period
+from gateway.settlement.model import Figures, Period
 from gateway.settlement.service import settlement_report
 from tests.support.draws import drain, grocery_draw
 from tests.support.harness import NOW, ledger_snapshot, make_gateway
@@ -213,8 +213,10 @@ def test_points_spent_on_entries_settle_to_the_owner(gw: Gateway) -> None:
     was, now = before.line("grocery"), after.line("grocery")
     assert was is not None and now is not None
     # 60 points redeemed at Kolos Grocery at 0.22 EUR cents each: 13.2 -> 13 (FLOOR).
-    assert now.figures.redeemed_points - was.figures.redeemed_points == 60
-    assert now.figures.redeemed_minor - was.figures.redeemed_minor == 13
+    # The fee: 2 % of 60 x 0.22 = 0.264 -> 1 cent (CEIL). Issued: 210 points at 0.25 -> 53.
+    assert was.figures == Figures(issued_points=210, issued_minor=53)
+    assert now.figures == Figures(issued_points=210, issued_minor=53, redeemed_points=60,
+                                  redeemed_minor=13, fee_minor=1)
     cells = {(c.origin, c.redeemer): c.points for c in after.matrix}
     assert cells[("grocery", "grocery")] == 60
     assert after.coalition.liability_change_points == 120 + 90 - 60
