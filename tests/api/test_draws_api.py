@@ -87,6 +87,15 @@ def recompute(proof: dict[str, Any]) -> list[tuple[str, str]]:
     return won
 
 
+def guide_verifier() -> Any:
+    """The ``winners(proof)`` function printed in docs/draws.md, run as written."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "draws.md").read_text()
+    code = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(code, scope)  # our own documentation, run as printed
+    return scope["winners"]
+
+
 async def world(tmp_path: Path) -> tuple[Gateway, FixedClock, Api]:
     clock = FixedClock(NOW)
     gw = make_gateway(tmp_path, clock=clock)
@@ -175,6 +184,7 @@ async def test_a_draw_end_to_end_recomputed_from_its_published_proof(tmp_path: P
     assert [p for p, _ in winners] == ["Bike", "Voucher", "Voucher"]
     assert len({e for _, e in winners}) == 3  # one prize per member
     assert winners == [(w["prize"], w["entrant"]) for w in closed["winners"]]
+    assert guide_verifier()(proof) == winners  # the verifier printed in docs/draws.md agrees
 
     # Each member finds themself in the list by their own entrant id, and sees what they won.
     won_by = {e: p for p, e in winners}
