@@ -87,3 +87,44 @@ def test_check_names_each_kind_of_tampering() -> None:
     assert fairness.check(*good, LIST, PRIZES, swapped, one_prize_per_member=True) == [
         "the winners recomputed from the seed and the entry list differ from the published "
         "winners"]
+
+
+def naive(seed: bytes, entrants: list[Entrant], prizes: list[tuple[str, int]],
+          one_each: bool) -> list[tuple[str, str, int]]:
+    """The algorithm as docs/draws.md states it, on the expanded ticket list."""
+    listed = sorted(entrants, key=lambda e: e.entrant)
+    list_hash = hashlib.sha256("".join(f"{e.entrant}:{e.entries}\n" for e in listed)
+                               .encode()).digest()
+    tickets = [e.entrant for e in listed for _ in range(e.entries)]
+    won, k = [], 0
+    for prize in [name for name, q in prizes for _ in range(q)]:
+        if not tickets:
+            break
+        m = len(tickets)
+        while True:
+            h = int.from_bytes(hashlib.sha256(seed + list_hash + k.to_bytes(8, "big")).digest(),
+                               "big")
+            k += 1
+            if h < 2**256 - 2**256 % m:
+                break
+        winner = tickets[h % m]
+        won.append((prize, winner, h % m))
+        tickets = [t for t in tickets if t != winner] if one_each else (
+            tickets[:h % m] + tickets[h % m + 1:])
+    return won
+
+
+def test_the_fenwick_tickets_draw_exactly_as_the_expanded_list() -> None:
+    """200 random draws (up to 40 entrants of up to 6 entries, up to 30 prizes), both modes."""
+    import random
+
+    rng = random.Random(33)
+    for n in range(200):
+        entrants = [Entrant(f"{rng.getrandbits(256):064x}", rng.randint(1, 6))
+                    for _ in range(rng.randint(0, 40))]
+        prizes = [(f"p{i}", rng.randint(1, 5)) for i in range(rng.randint(1, 6))]
+        seed = hashlib.sha256(n.to_bytes(4, "big")).digest()
+        for one_each in (True, False):
+            fast = [(w.prize, w.entrant, w.ticket) for w in fairness.pick_winners(
+                seed, entrants, prizes, one_prize_per_member=one_each)]
+            assert fast == naive(seed, entrants, prizes, one_each)
