@@ -22,7 +22,7 @@ from gateway.core.errors import DrawStillOpen, NotFound
 from gateway.core.ids import new_id
 from gateway.core.money import Money
 from gateway.db.retry import retrying
-from gateway.db.tables import draw_entrants, draw_entries, draw_winners, draws
+from gateway.db.tables import draw_entrants, draw_entries, draw_winners, draws, members
 from gateway.db.uow import UnitOfWork
 from gateway.draws import fairness
 from gateway.draws.model import Draw, DrawTerms, Prize, check_terms
@@ -186,13 +186,23 @@ def close_draw(engine: Engine, now: datetime, draw_id: str, owner: str | None) -
     return retrying(once)
 
 
+# One pass over the draw's rows (ix_draw_entries_draw), each member's merge joined in by its
+# primary key: survivors are looked up only for the few merged members, not one query each.
+_HELD_WITH_MERGES = (
+    select(draw_entries.c.member_id, members.c.merged_into, func.sum(draw_entries.c.entries))
+    .select_from(draw_entries.join(members, members.c.id == draw_entries.c.member_id))
+    .where(draw_entries.c.draw_id == bindparam("draw_id"))
+    .group_by(draw_entries.c.member_id, members.c.merged_into))
+
+
 def _frozen(conn: Connection, draw_id: str, cap: int) -> dict[str, int]:
     """Each member's entries: merged accounts count as their survivor, capped at ``cap``."""
-    members = MemberRepository(conn)
+    repo = MemberRepository(conn)
     summed: dict[str, int] = defaultdict(int)
-    for member_id, held in _held(conn, draw_id).items():
-        summed[members.survivor_of(member_id)] += held
-    return {m: min(n, cap) for m, n in summed.items()}
+    for member_id, merged_into, held in conn.execute(_HELD_WITH_MERGES, {"draw_id": draw_id}):
+        owner = str(member_id) if merged_into is None else repo.survivor_of(str(member_id))
+        summed[owner] += int(held)
+    return {m: min(n, cap) for m, n in summed.items() if n > 0}
 
 
 def _stored(conn: Connection, draw: Draw) -> Closed:

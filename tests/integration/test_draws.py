@@ -305,3 +305,21 @@ def test_a_coalition_draw_from_the_cli(gw: Gateway, tmp_path: Path) -> None:
     assert code == 1 and "entry list does not match" in said
     code, _ = run("close", "drw_missing")
     assert code == 2
+
+
+def test_merged_accounts_are_one_entrant_at_close_capped_at_the_limit(gw: Gateway) -> None:
+    from gateway.ledger.member_ops import merge_members
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    a, b = member(gw, "g-1"), member(gw, "g-2")
+    earn(gw, "g-1", 100_000, "p-1")
+    earn(gw, "g-1", 100_000, "p-2")  # a: 4 entries
+    earn(gw, "g-2", 100_000, "p-3")  # b: 2 entries
+    drain(gw)
+    merge_members(gw.services.engine, clock, a, b, "test")
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    assert [e.entries for e in closed.entrants] == [5]  # 4 + 2, capped at 5
+    assert len(closed.winners) == 1
