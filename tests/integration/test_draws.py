@@ -36,6 +36,7 @@ from gateway.ledger import service
 from gateway.ledger.balances import wallet
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.verify import verify_ledger
+from gateway.outbox import read_events
 from gateway.settlement.model import Figures, Period
 from gateway.settlement.service import settlement_report
 from tests.support.draws import drain, grocery_draw
@@ -195,6 +196,10 @@ def test_close_freezes_publishes_and_verifies(gw: Gateway) -> None:
     assert fairness.commitment(bytes.fromhex(body["seed"])) == draw.commitment
     assert verify_document(body) == []
     assert close_draw(gw.services.engine, clock.now(), draw.id, EVERY) == closed  # once
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        published = read_events(uow.conn, limit=1000, types=["draw.closed"])
+    assert [(e.partner_id, e.data["draw_id"], e.data["entries"], e.data["winners"])
+            for e in published] == [("grocery", draw.id, 13, 3)]
     # The public list names no member: entrants are HMACs under the draw's own key.
     assert not {e["entrant"] for e in body["entries"]} & set(ids)
     tampered = {**body, "seed": "00" * 32}
