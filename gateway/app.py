@@ -148,7 +148,7 @@ def build(
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
         settlement_page(services, auth, backends.limiter, metrics.record_rate_limited),
         plotly_route(),
-        proof_route(services),
+        proof_route(services, backends.limiter, metrics.record_rate_limited),
         *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
                        limits=sign_in, ledger=services.ledger),
     ]

@@ -8,6 +8,9 @@ Partner fields (scope ``offers:manage``, the partner's own draws only; another's
 from __future__ import annotations
 
 import enum
+import json
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -22,13 +25,16 @@ from gateway.api import errors as e
 from gateway.api.context import Context, Services
 from gateway.api.results import answer, errors_of
 from gateway.api.types import Money, MoneyInput
+from gateway.api.view import rate_limited
 from gateway.auth.scopes import Scope
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.draws import entries, fairness, service
 from gateway.draws.model import Draw as DomainDraw
 from gateway.draws.model import DrawTerms, Prize
+from gateway.limits import RateLimiter
 
 PROOF_PATH = "/draws/{draw_id}/proof"
+CACHED_PROOFS = 8
 
 
 def proof_url(draw_id: str) -> str:
@@ -314,15 +320,34 @@ async def viewer_draws(c: Context, member_id: str) -> list[MemberDraw]:
     return [member_draw(v) for v in found]
 
 
-def proof_route(services: Services) -> Route:
-    """``GET /draws/<id>/proof``: public, no token. The draw's primary key and its own frozen
-    rows only; 404 (JSON) for a draw that does not exist."""
+def proof_route(services: Services, limiter: RateLimiter,
+                on_rate_limited: Callable[[str], None] | None = None) -> Route:
+    """``GET /draws/<id>/proof``: public, no token, so charged to the caller's address on the
+    shared limiter. The draw's primary key and its own frozen rows only; 404 (JSON) for a draw
+    that does not exist. A closed draw's proof never changes: the last few are kept encoded
+    (a large draw's is megabytes and most of a second to build)."""
+    closed: OrderedDict[str, bytes] = OrderedDict()
+
     async def page(request: Request) -> Response:
+        address = request.client.host if request.client else "unknown"
+        refused = rate_limited(limiter, f"proof:{address}", on_rate_limited)
+        if refused is not None:
+            return refused
         draw_id = str(request.path_params["draw_id"])
-        try:
-            body = await run_in_threadpool(service.proof, services.engine, draw_id)
-        except NotFound:
-            return JSONResponse({"error": "NOT_FOUND", "draw_id": draw_id}, 404)
-        return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+        body = closed.get(draw_id)
+        if body is None:
+            try:
+                found = await run_in_threadpool(service.proof, services.engine, draw_id)
+            except NotFound:
+                return JSONResponse({"error": "NOT_FOUND", "draw_id": draw_id}, 404)
+            body = json.dumps(found, separators=(",", ":")).encode()
+            if found["status"] == "closed":
+                closed[draw_id] = body
+                while len(closed) > CACHED_PROOFS:
+                    closed.popitem(last=False)
+        else:
+            closed.move_to_end(draw_id)
+        return Response(body, media_type="application/json",
+                        headers={"Cache-Control": "public, max-age=60"})
 
     return Route(PROOF_PATH, page, methods=["GET"])

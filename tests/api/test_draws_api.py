@@ -238,3 +238,15 @@ async def test_a_partner_sees_only_its_own_draws(tmp_path: Path) -> None:
     assert mine["draws"]["draws"] == []
     async with grocery.http() as client:
         assert (await client.get("/draws/drw_nothing/proof")).status_code == 404
+
+
+async def test_the_public_proof_is_rate_limited_per_address(tmp_path: Path) -> None:
+    from gateway.settings import Limits
+    from tests.support.draws import grocery_draw
+
+    gw = make_gateway(tmp_path, limits=Limits(rate_limit_per_minute=60, rate_limit_burst=2))
+    draw = grocery_draw(gw)
+    api = Api(gw, None, "", "")
+    async with api.http() as client:
+        answers = [(await client.get(f"/draws/{draw.id}/proof")).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
