@@ -170,6 +170,28 @@ class AlreadyReferredError(Error):
     pass
 
 
+@strawberry.type(description="The draw takes no entries yet (before opensAt).")
+class DrawNotOpenError(Error):
+    pass
+
+
+@strawberry.type(description="The draw takes no more entries (at or after closesAt).")
+class DrawClosedError(Error):
+    pass
+
+
+@strawberry.type(description="More entries than the draw's per-member limit leaves.")
+class DrawEntryLimitError(Error):
+    limit: int
+    held: int
+    requested: int
+
+
+@strawberry.type(description="The draw cannot be closed before its closesAt.")
+class DrawStillOpenError(Error):
+    pass
+
+
 _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.InvalidInput: InvalidInputError,
     domain.InvalidAmount: InvalidAmountError,
@@ -198,6 +220,10 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.ReferralRefused: ReferralRefusedError,
     domain.SelfReferral: SelfReferralError,
     domain.AlreadyReferred: AlreadyReferredError,
+    domain.DrawNotOpen: DrawNotOpenError,
+    domain.DrawClosed: DrawClosedError,
+    domain.DrawEntryLimit: DrawEntryLimitError,
+    domain.DrawStillOpen: DrawStillOpenError,
 }
 # Where a GraphQL field's name differs from the domain error's attribute.
 _ATTRIBUTE = {"retry_after_seconds": "retry_after_s"}

@@ -60,6 +60,13 @@ WHEN: dict[str, str] = {
     "merged with theirs; nothing was recorded",
     ErrorCode.ALREADY_REFERRED: "the member was referred already (once per member); nothing "
     "was recorded",
+    ErrorCode.DRAW_NOT_OPEN: "enterDraw before the draw's opensAt (`field`: `drawId`); no points "
+    "moved",
+    ErrorCode.DRAW_CLOSED: "enterDraw at or after the draw's closesAt, or once it is closed "
+    "(`field`: `drawId`); no points moved",
+    ErrorCode.DRAW_ENTRY_LIMIT: "enterDraw for more entries than the per-member limit leaves "
+    "(`limit`, `held`, `requested`; `field`: `entries`); no points moved",
+    ErrorCode.DRAW_STILL_OPEN: "closeDraw before the draw's closesAt; nothing changed",
 }
 
 # Answers before any GraphQL runs (the HTTP status is the real answer; gql and Apollo clients

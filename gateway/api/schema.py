@@ -34,6 +34,7 @@ from gateway.api.arguments import NormaliseArguments
 from gateway.api.bigint import MINOR_UNITS_SCALAR, MinorUnits
 from gateway.api.coupons import CouponMutations, CouponQueries
 from gateway.api.documents import CachedDocuments
+from gateway.api.draws import DrawMutations, DrawQueries
 from gateway.api.federation import (
     FEDERATION_VERSION,
     FederationQueries,
@@ -57,14 +58,14 @@ from gateway.settings import Limits, Settings
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
 class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, OfferQueries,
-            SegmentQueries, FederationQueries, CouponQueries, WebhookQueries):
+            SegmentQueries, FederationQueries, CouponQueries, WebhookQueries, DrawQueries):
     pass
 
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
 class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations,
                OfferMutations, SegmentMutations, CouponMutations, NotificationMutations,
-               WebhookMutations):
+               WebhookMutations, DrawMutations):
     pass
 
 

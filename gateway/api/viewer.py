@@ -13,6 +13,7 @@ from strawberry.types import Info
 
 from gateway.api import errors as e
 from gateway.api.context import Context
+from gateway.api.draws import MemberDraw, viewer_draws
 from gateway.api.notifications import (
     NotificationConnection,
     NotificationPreferences,
@@ -235,6 +236,12 @@ class Viewer:
     async def notification_preferences(self, info: Info[Context, None]
                                        ) -> NotificationPreferences:
         return await preferences_of(info.context, self.member_id)
+
+    @strawberry.field(description="Prize draws open now and the draws you entered (at most 100 "
+                      "of each): your entries, your pseudonymous entrant id, and once closed "
+                      "the revealed seed, the winners and what you won.")
+    async def draws(self, info: Info[Context, None]) -> list[MemberDraw]:
+        return await viewer_draws(info.context, self.member_id)
 
 
 ViewerResult = Annotated[Viewer | e.UnknownMemberError | e.InvalidInputError | e.ForbiddenError

@@ -30,6 +30,10 @@ and name the input field, so a partner's developer can fix the call without read
     │   └── ReferralRefused          REFERRAL_REFUSED     unknown referral code
     │       ├── SelfReferral         SELF_REFERRAL        the same person (merges included)
     │       └── AlreadyReferred      ALREADY_REFERRED     a member is referred once
+    │   ├── DrawNotOpen              DRAW_NOT_OPEN        a draw takes no entries yet
+    │   │   └── DrawClosed           DRAW_CLOSED          ... or any more (closed)
+    │   └── DrawEntryLimit           DRAW_ENTRY_LIMIT     over the per-member entry limit
+    │   (Conflict) DrawStillOpen     DRAW_STILL_OPEN      closing a draw before its close time
     ├── Forbidden                    FORBIDDEN            token lacks the scope named
     │   (settlement adds, in gateway/settlement/errors.py: PeriodClosed(Conflict) PERIOD_CLOSED,
     │    SettlementUnbalanced SETTLEMENT_UNBALANCED, StatementMalformed(InvalidInput)
@@ -73,6 +77,10 @@ class ErrorCode(enum.StrEnum):
     REFERRAL_REFUSED = "REFERRAL_REFUSED"
     SELF_REFERRAL = "SELF_REFERRAL"
     ALREADY_REFERRED = "ALREADY_REFERRED"
+    DRAW_NOT_OPEN = "DRAW_NOT_OPEN"
+    DRAW_CLOSED = "DRAW_CLOSED"
+    DRAW_ENTRY_LIMIT = "DRAW_ENTRY_LIMIT"
+    DRAW_STILL_OPEN = "DRAW_STILL_OPEN"
 
 
 class DomainError(Exception):
@@ -258,3 +266,34 @@ class AlreadyReferred(ReferralRefused):
     """The member was referred already (once per member, whoever referred them)."""
 
     code = ErrorCode.ALREADY_REFERRED
+
+
+class DrawNotOpen(Rejected):
+    """Issue 13 (decision 033): entries asked for before the draw opens."""
+
+    code = ErrorCode.DRAW_NOT_OPEN
+
+
+class DrawClosed(DrawNotOpen):
+    """Entries asked for at or after the draw's close time (or once it is closed)."""
+
+    code = ErrorCode.DRAW_CLOSED
+
+
+class DrawEntryLimit(Rejected):
+    """More entries than the draw's per-member limit leaves."""
+
+    code = ErrorCode.DRAW_ENTRY_LIMIT
+
+    def __init__(self, limit: int, held: int, requested: int) -> None:
+        super().__init__(f"this draw allows {limit} entries per member; you hold {held}, so "
+                         f"{max(limit - held, 0)} more at most, not {requested}", field="entries")
+        self.limit = limit
+        self.held = held
+        self.requested = requested
+
+
+class DrawStillOpen(Conflict):
+    """Closing a draw before its close time."""
+
+    code = ErrorCode.DRAW_STILL_OPEN

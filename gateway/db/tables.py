@@ -244,7 +244,7 @@ accounts = Table(
 # earns (the bulk of the table), so the report reads these without touching an earn. The
 # predicate is one comparison on purpose: an earn writes no entry and pays ~0.1 µs to test it
 # (SQLite), where ``kind IN (...)`` cost ~2 µs per insert.
-SETTLED_LOT_KINDS = ("capture", "donate", "redeem", "return")
+SETTLED_LOT_KINDS = ("capture", "donate", "redeem", "return", "draw_entry")
 NOT_EARN_SQL = "kind <> 'earn'"
 
 operations = Table(
@@ -836,7 +836,90 @@ event_deliveries = Table(
     Index("ix_event_deliveries_consumer_state", "consumer", "state", "id"),
 )
 
+# --- prize draws (issue 13, decision 033) -------------------------------------------------------
+# A draw's terms, its secret seed (published at close, committed to by ``commitment`` from the
+# start) and, once closed, the frozen entry list's hash. The only mutable table of the draws: its
+# status moves once, open -> closed.
+draws = Table(
+    "draws",
+    metadata,
+    Column("id", String(40), primary_key=True),  # drw_<time-ordered ulid>
+    Column("owner_partner_id", String(64), ForeignKey("partners.id"), nullable=True),  # None: the
+    # coalition's
+    Column("name", String(200), nullable=False),
+    Column("opens_at", UTCDateTime, nullable=False),
+    Column("closes_at", UTCDateTime, nullable=False),
+    Column("purchase_partners", Text, nullable=True),  # JSON list; None: no purchase entries
+    Column("min_spend_minor", BigInteger, nullable=True),
+    Column("min_spend_currency", String(3), nullable=True),
+    Column("entries_per_purchase", Integer, nullable=True),
+    Column("points_per_entry", BigInteger, nullable=True),  # None: entries are not for sale
+    Column("max_entries_per_member", Integer, nullable=False),
+    Column("one_prize_per_member", Integer, nullable=False),  # 1 or 0
+    Column("prizes", Text, nullable=False),  # JSON [{"name": ..., "quantity": ...}], in order
+    Column("seed", String(64), nullable=False),  # hex; secret until the draw is closed
+    Column("commitment", String(64), nullable=False),  # hex SHA-256 of the seed's bytes
+    Column("entrant_key", String(64), nullable=False),  # hex HMAC key; never published
+    Column("status", String(16), nullable=False),  # open | closed
+    Column("entry_list_hash", String(64), nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    CheckConstraint("status IN ('open', 'closed') AND opens_at < closes_at"
+                    " AND max_entries_per_member > 0", name="ck_draws_terms"),
+    # A partner's own draws (its list); the open draws a member may enter (status, closes_at).
+    Index("ix_draws_owner", "owner_partner_id", "id"),
+    Index("ix_draws_status", "status", "closes_at"),
+)
+
+# Append-only: every change to a member's entries in a draw is a row (a purchase's entries, a
+# return's withdrawal of them as a negative row, entries bought with points). UNIQUE (draw,
+# event) makes the events' consumer idempotent.
+draw_entries = Table(
+    "draw_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("draw_id", String(40), ForeignKey("draws.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("source", String(16), nullable=False),  # purchase | return | points
+    Column("event_id", String(40), nullable=True),
+    Column("operation_id", String(40), nullable=True),  # the earn (purchase, return) or spend
+    Column("amount_minor", BigInteger, nullable=True),  # purchase +amount, return -amount
+    Column("entries", Integer, nullable=False),
+    Column("points", BigInteger, nullable=False, server_default="0"),  # points spent
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("draw_id", "event_id", name="uq_draw_entries_event"),
+    # A member's entries in one draw (the limit check) and the draws they entered (viewer).
+    Index("ix_draw_entries_member", "member_id", "draw_id"),
+    # A purchase's rows in one draw (a return); every row of a draw (the close).
+    Index("ix_draw_entries_draw", "draw_id", "operation_id"),
+)
+
+# Written once, at close: the frozen list (entrant pseudonym -> entries) and the winners.
+draw_entrants = Table(
+    "draw_entrants",
+    metadata,
+    Column("draw_id", String(40), ForeignKey("draws.id"), primary_key=True),
+    Column("entrant", String(64), primary_key=True),  # hex HMAC-SHA256(entrant_key, member id)
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("entries", Integer, nullable=False),
+    CheckConstraint("entries > 0", name="ck_draw_entrants_entries"),
+)
+
+draw_winners = Table(
+    "draw_winners",
+    metadata,
+    Column("draw_id", String(40), ForeignKey("draws.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),  # 0-based prize slot, in draw order
+    Column("prize", String(200), nullable=False),
+    Column("entrant", String(64), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("ticket", Integer, nullable=False),  # the index drawn among the remaining tickets
+    Index("ix_draw_winners_member", "member_id"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",
-                      "promotion_awards", "funding_events", "coupon_redemptions")
+                      "promotion_awards", "funding_events", "coupon_redemptions", "draw_entries",
+                      "draw_entrants", "draw_winners")

@@ -36,6 +36,7 @@ OPERATION_EVENTS: Mapping[str, str] = {
     "forfeit": "points.forfeited",
     "donate": "points.donated",
     "merge": "member.merged",
+    "draw_entry": "points.draw_entered",  # entries in a prize draw bought with points
 }
 
 

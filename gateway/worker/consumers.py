@@ -4,7 +4,7 @@ draws add theirs here. The worker takes the tuple as a parameter, so tests pass 
 
 from __future__ import annotations
 
-from gateway import notifications
+from gateway import draws, notifications
 from gateway.outbox import Consumer
 
-CONSUMERS: tuple[Consumer, ...] = (notifications.CONSUMER,)
+CONSUMERS: tuple[Consumer, ...] = (notifications.CONSUMER, draws.CONSUMER)

@@ -47,11 +47,13 @@ from gateway.core.money import Money
 from gateway.db.tables import (
     campaign_versions,
     coupons,
+    draws,
     event_deliveries,
     referrals,
     webhook_subscriptions,
 )
 from gateway.db.tables import segments as segment_table
+from gateway.draws.service import list_draws
 from gateway.ledger.model import EarnPoints
 from gateway.ledger.service import earn_points
 from gateway.members import consent
@@ -74,6 +76,9 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
     with gw.services.engine.connect() as conn:
         counts = {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
                   for table in (campaign_versions, segment_table, coupons, referrals)}
+        counts["draws"] = conn.execute(select(func.count()).select_from(draws)).scalar_one()
+        counts["draws closed"] = conn.execute(select(func.count()).select_from(draws).where(
+            draws.c.status == "closed")).scalar_one()
     return {**ledger_snapshot(gw), **counts, "webhooks": webhook_state(gw)}
 
 
@@ -108,6 +113,8 @@ class World:
     coupon_code: str  # one of the grocery's coupons
     hooks: dict[str, str] = field(default_factory=dict)  # purpose → a webhook id (see _hooks)
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    draws: dict[str, str] = field(default_factory=dict)  # owner -> an open draw of its own
+    closable: list[str] = field(default_factory=list)  # grocery draws past their close time
 
     def fresh(self, prefix: str) -> str:
         return f"{prefix}-{next(self.counter)}"
@@ -239,6 +246,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
 
     world = World(gw, clock, grocery, electronics, member, spares, holds, electronics_hold,
                   scoped, lacking, bad, expired_at, grocery_code)
+    _draws(world)
     await _hooks(world)
     yield world
 
@@ -276,6 +284,24 @@ async def _hooks(w: World) -> None:
                                          else "grocery", w.hooks[purpose], state="dead",
                                          first=1, after=None)
         w.hooks[f"{purpose}-delivery"] = page.items[0].id
+
+
+def _draws(w: World) -> None:
+    """Prize draws (decision 033): one open draw each for the grocery and electronics, and a
+    pool of the grocery's draws already past their close time (each closeDraw call takes one)."""
+    from gateway.draws.model import DrawTerms, Prize
+    from gateway.draws.service import create_draw
+
+    def terms(at: datetime) -> DrawTerms:
+        return DrawTerms("Matrix draw", at, at + timedelta(days=1), (Prize("Bike", 1),), 5,
+                         entries_per_purchase=1)
+
+    engine, rules = w.gw.services.engine, w.gw.services.rules
+    for owner in ("grocery", "electronics"):
+        w.draws[owner] = create_draw(engine, rules, NOW, owner, terms(NOW), "test").id
+    before = NOW - timedelta(days=2)
+    w.closable.extend(create_draw(engine, rules, before, "grocery", terms(before), "test").id
+                      for _ in range(40))
 
 
 
@@ -569,6 +595,37 @@ OPS += [
                   "more": False},
        "subscription", ("NotFoundError", "NOT_FOUND")),
 ]
+DRAW_INPUT = {"name": "Matrix draw", "prizes": [{"name": "Bike", "quantity": 1}],
+              "maxEntriesPerMember": 5, "pointsPerEntry": 10}
+OPS += [  # prize draws (decision 033)
+    Op("createDraw", "offers:manage",
+       _mutation("CreateDraw", "createDraw", "draw { name status owner }"),
+       lambda w, c: {"input": {**DRAW_INPUT,
+                               "opensAt": (w.clock.now() + timedelta(hours=1)).isoformat(),
+                               "closesAt": (w.clock.now() + timedelta(days=8)).isoformat()}},
+       lambda w: {"__typename": "CreateDrawSuccess",
+                  "draw": {"name": "Matrix draw", "status": "OPEN", "owner": "grocery"}},
+       "customer", None),
+    Op("closeDraw", "offers:manage",
+       f"mutation($id: ID!) {{ closeDraw(drawId: $id) {{ {ERRORS} ... on CloseDrawSuccess "
+       "{ draw { status owner } } } }",
+       lambda w, c: {"id": c or w.closable.pop()},
+       lambda w: {"__typename": "CloseDrawSuccess",
+                  "draw": {"status": "CLOSED", "owner": "grocery"}},
+       "draw", ("NotFoundError", "NOT_FOUND")),
+    Op("draws", "offers:manage",
+       f"query {{ draws(first: 1) {{ {ERRORS} ... on DrawList {{ draws {{ id owner }} }} }} }}",
+       lambda w, c: {},
+       lambda w: {"__typename": "DrawList", "draws": [
+           {"id": x.draw.id, "owner": "grocery"}
+           for x in list_draws(w.gw.services.engine, "grocery", 1)]},
+       "customer", None, is_query=True),
+    Op("draw", "offers:manage",
+       f"query($id: ID!) {{ draw(id: $id) {{ {ERRORS} ... on PartnerDraw {{ id owner }} }} }}",
+       lambda w, c: {"id": c or w.draws["grocery"]},
+       lambda w: {"__typename": "PartnerDraw", "id": w.draws["grocery"], "owner": "grocery"},
+       "draw", ("NotFoundError", "NOT_FOUND"), is_query=True),
+]
 OP_IDS = [op.field for op in OPS]
 # The federation fields: same scope rules, answered as top-level errors (their types are fixed
 # by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.
@@ -688,6 +745,8 @@ def _other_partners(w: World, op: Op) -> tuple[str, str]:
         return w.hooks["theirs"], new_id("whs")
     if op.resource == "delivery":
         return w.hooks["theirs-delivery"], new_id("dlv")
+    if op.resource == "draw":  # electronics' own open draw
+        return w.draws["electronics"], new_id("drw")
     # Enrol and link make the id exist at the grocery: each takes its own electronics customer.
     theirs = {"enrolCustomer": "e-solo-0", "linkCustomer": "e-solo-1"}.get(op.field, "e-7")
     return theirs, w.fresh("customer-never-seen")
@@ -740,7 +799,8 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
         assert foreign == missing == op.success(world)
         return
     assert foreign["__typename"] == missing["__typename"] == op.success(world)["__typename"]
-    if op.field in ("createCampaign", "defineSegment", "createWebhookSubscription"):  # ours
+    if op.field in ("createCampaign", "defineSegment", "createWebhookSubscription",
+                    "createDraw"):  # ours
         assert foreign == missing == op.success(world)
         return
     assert foreign["created"] is missing["created"] is True
@@ -858,6 +918,8 @@ MEMBER_OPS = [
     MemberOp("markNotificationsRead", f"mutation {{ markNotificationsRead {{ {ERRORS} }} }}", {}),
     MemberOp("setNotificationPreferences", "mutation { setNotificationPreferences(email: false) "
              f"{{ {ERRORS} }} }}", {}),
+    MemberOp("enterDraw", "mutation { enterDraw(drawId: \"drw_x\", entries: 1, "
+             f"idempotencyKey: \"matrix-draw\") {{ {ERRORS} }} }}", {}),
 ]
 MEMBER_OP_IDS = [op.field for op in MEMBER_OPS]
 

@@ -1,0 +1,330 @@
+"""Prize draws on this run's real database (decision 033, docs/draws.md): entries from
+qualifying purchases through the events (a redelivered event adds nothing; a return withdraws
+them by the documented rule), entries bought with points (the balance falls by exactly the
+price, a replay spends nothing, the per-member limit and a closed draw refuse and change
+nothing), the close freezes and publishes, and settlement pays the owner for the points.
+
+Grocery earns 1 point per 10.00 UAH; the draw gives 2 entries per purchase of 500.00 UAH or
+more and sells entries at 10 points; 5 entries per member."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.app import Gateway
+from gateway.core.clock import FixedClock
+from gateway.core.errors import (
+    DrawClosed,
+    DrawEntryLimit,
+    DrawStillOpen,
+    IdempotencyKeyReused,
+    InsufficientPoints,
+    InvalidInput,
+)
+from gateway.core.money import Money
+from gateway.db import tables as t
+from gateway.db.uow import UnitOfWork
+from gateway.draws import fairness
+from gateway.draws.entries import enter_draw, held
+from gateway.draws.service import EVERY, close_draw, proof, show_draw, verify_document
+from gateway.ledger import model as m
+from gateway.ledger import service
+from gateway.ledger.balances import wallet
+from gateway.ledger.enrolment import enrol_customer
+from gateway.ledger.verify import verify_ledger
+from gateway.outbox import read_events
+from gateway.settlement.model import Figures, Period
+from gateway.settlement.service import settlement_report
+from tests.support.draws import drain, grocery_draw
+from tests.support.harness import NOW, ledger_snapshot, make_gateway
+
+NOV = Period(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+
+
+@pytest.fixture
+def gw(tmp_path: Path) -> Gateway:
+    return make_gateway(tmp_path, clock=FixedClock(NOW))
+
+
+def member(gw: Gateway, customer: str) -> str:
+    return enrol_customer(gw.services.engine, gw.services.clock, "grocery", customer).member_id
+
+
+def earn(gw: Gateway, customer: str, minor: int, purchase: str) -> None:
+    service.earn_points(gw.services.ledger, m.EarnPoints(
+        "grocery", customer, Money(minor, "UAH"), "store", purchase, f"k-{purchase}"))
+
+
+def give_back(gw: Gateway, purchase: str, minor: int, key: str) -> None:
+    service.return_purchase(gw.services.ledger, m.ReturnPurchase(
+        "grocery", purchase, Money(minor, "UAH"), key))
+
+
+def entries_of(gw: Gateway, draw_id: str, member_id: str) -> int:
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        return held(uow.conn, draw_id, member_id)
+
+
+def available(gw: Gateway, member_id: str) -> int:
+    return wallet(gw.services.engine, gw.services.clock, member_id).balance.available
+
+
+def rows(gw: Gateway) -> int:
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        return int(uow.conn.execute(select(func.count()).select_from(t.draw_entries))
+                   .scalar_one())
+
+
+def test_qualifying_purchases_give_entries_once_per_event(gw: Gateway) -> None:
+    draw = grocery_draw(gw)
+    a, b = member(gw, "g-1"), member(gw, "g-2")
+    earn(gw, "g-1", 120_000, "p-1")  # 1,200.00 UAH: qualifies, 2 entries
+    earn(gw, "g-2", 30_000, "p-2")  # 300.00 UAH: below the 500.00 minimum
+    earn(gw, "g-2", 60_000, "p-3")  # 600.00 UAH: 2 entries
+    drain(gw)
+    assert (entries_of(gw, draw.id, a), entries_of(gw, draw.id, b)) == (2, 2)
+    written = rows(gw)
+    assert written == 2  # the 300.00 purchase wrote nothing
+    assert drain(gw) == 3  # every event redelivered ...
+    assert rows(gw) == written  # ... and nothing added
+    assert (entries_of(gw, draw.id, a), entries_of(gw, draw.id, b)) == (2, 2)
+    for n in range(3, 6):  # 3 more purchases: 2 + 2 + (limit 5) 1
+        earn(gw, "g-1", 50_000, f"p-a{n}")
+    drain(gw)
+    assert entries_of(gw, draw.id, a) == 5
+
+
+def test_a_return_below_the_minimum_withdraws_the_entries_before_close(gw: Gateway) -> None:
+    draw = grocery_draw(gw)
+    c, d = member(gw, "g-3"), member(gw, "g-4")
+    earn(gw, "g-3", 80_000, "p-c")  # 800.00 UAH
+    earn(gw, "g-4", 100_000, "p-d")  # 1,000.00 UAH
+    drain(gw)
+    give_back(gw, "p-c", 40_000, "r-c")  # 400.00 left: below 500.00, entries withdrawn
+    give_back(gw, "p-d", 20_000, "r-d")  # 800.00 left: still qualifies, entries kept
+    drain(gw)
+    drain(gw)  # redelivered returns change nothing either
+    assert (entries_of(gw, draw.id, c), entries_of(gw, draw.id, d)) == (0, 2)
+    give_back(gw, "p-d", 40_000, "r-d2")  # 400.00 left now: withdrawn
+    drain(gw)
+    assert entries_of(gw, draw.id, d) == 0
+
+
+def test_after_close_a_return_or_a_late_purchase_changes_nothing(gw: Gateway) -> None:
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    a = member(gw, "g-1")
+    earn(gw, "g-1", 120_000, "p-1")
+    drain(gw)
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    assert [e.entries for e in closed.entrants] == [2]
+    give_back(gw, "p-1", 120_000, "r-1")
+    earn(gw, "g-1", 90_000, "p-late")
+    before = rows(gw)
+    drain(gw)
+    assert rows(gw) == before
+    assert entries_of(gw, draw.id, a) == 2
+    assert show_draw(gw.services.engine, draw.id, EVERY).draw.status == "closed"
+
+
+def test_entries_bought_with_points(gw: Gateway) -> None:
+    draw = grocery_draw(gw)
+    a = member(gw, "g-1")
+    earn(gw, "g-1", 120_000, "p-1")  # 120 points, 2 entries
+    drain(gw)
+    bought = enter_draw(gw.services.ledger, a, draw.id, 3, "e-1")
+    assert (bought.entries, bought.total_entries, bought.points, bought.available) == (
+        3, 5, 30, 90)
+    assert available(gw, a) == 90
+    again = enter_draw(gw.services.ledger, a, draw.id, 3, "e-1")  # a replay
+    assert again == bought and available(gw, a) == 90
+    assert entries_of(gw, draw.id, a) == 5
+    with pytest.raises(IdempotencyKeyReused):
+        enter_draw(gw.services.ledger, a, draw.id, 1, "e-1")
+    snapshot = ledger_snapshot(gw)
+    with pytest.raises(DrawEntryLimit) as refused:
+        enter_draw(gw.services.ledger, a, draw.id, 1, "e-2")
+    assert (refused.value.limit, refused.value.held, refused.value.field) == (5, 5, "entries")
+    assert ledger_snapshot(gw) == snapshot and entries_of(gw, draw.id, a) == 5
+    verified = verify_ledger(gw.services.engine)
+    assert verified.ok
+
+
+def test_not_enough_points_and_a_closed_draw_refuse_and_change_nothing(gw: Gateway) -> None:
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw, points_per_entry=50)
+    b = member(gw, "g-2")
+    earn(gw, "g-2", 60_000, "p-2")  # 60 points
+    drain(gw)
+    snapshot = ledger_snapshot(gw)
+    with pytest.raises(InsufficientPoints) as poor:
+        enter_draw(gw.services.ledger, b, draw.id, 2, "e-1")  # 100 points
+    assert (poor.value.requested, poor.value.available) == (100, 60)
+    clock.advance(timedelta(days=7))  # closes_at: no more entries
+    with pytest.raises(DrawClosed):
+        enter_draw(gw.services.ledger, b, draw.id, 1, "e-2")
+    assert ledger_snapshot(gw) == snapshot
+    assert entries_of(gw, draw.id, b) == 2
+
+
+def test_close_freezes_publishes_and_verifies(gw: Gateway) -> None:
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    ids = [member(gw, f"g-{n}") for n in range(1, 6)]
+    for n in range(1, 6):
+        earn(gw, f"g-{n}", 50_000 * n, f"p-{n}")  # 500.00 .. 2,500.00 UAH: 2 entries each
+    drain(gw)
+    enter_draw(gw.services.ledger, ids[0], draw.id, 3, "e-1")
+    with pytest.raises(DrawStillOpen):
+        close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    before = proof(gw.services.engine, draw.id)
+    assert "seed" not in before and before["commitment"] == draw.commitment
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    assert sorted(e.entries for e in closed.entrants) == [2, 2, 2, 2, 5]
+    assert len(closed.winners) == 3  # a bike and two vouchers, three different members
+    assert len({w.entrant for w in closed.winners}) == 3
+    body = proof(gw.services.engine, draw.id)
+    assert fairness.commitment(bytes.fromhex(body["seed"])) == draw.commitment
+    assert verify_document(body) == []
+    assert close_draw(gw.services.engine, clock.now(), draw.id, EVERY) == closed  # once
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        published = read_events(uow.conn, limit=1000, types=["draw.closed"])
+    assert [(e.partner_id, e.data["draw_id"], e.data["entries"], e.data["winners"])
+            for e in published] == [("grocery", draw.id, 13, 3)]
+    # The public list names no member: entrants are HMACs under the draw's own key.
+    assert not {e["entrant"] for e in body["entries"]} & set(ids)
+    tampered = {**body, "seed": "00" * 32}
+    assert "SHA-256 of the seed" in verify_document(tampered)[0]
+
+
+def test_points_spent_on_entries_settle_to_the_owner(gw: Gateway) -> None:
+    draw = grocery_draw(gw)
+    a, b = member(gw, "g-1"), member(gw, "g-2")
+    earn(gw, "g-1", 120_000, "p-1")
+    earn(gw, "g-2", 90_000, "p-2")
+    before = settlement_report(gw.services.engine, gw.services.rules, NOV, "EUR")
+    enter_draw(gw.services.ledger, a, draw.id, 3, "e-a")  # 30 points
+    enter_draw(gw.services.ledger, b, draw.id, 3, "e-b")  # 30 points
+    after = settlement_report(gw.services.engine, gw.services.rules, NOV, "EUR")
+    was, now = before.line("grocery"), after.line("grocery")
+    assert was is not None and now is not None
+    # 60 points redeemed at Kolos Grocery at 0.22 EUR cents each: 13.2 -> 13 (FLOOR).
+    # The fee: 2 % of 60 x 0.22 = 0.264 -> 1 cent (CEIL). Issued: 210 points at 0.25 -> 53.
+    assert was.figures == Figures(issued_points=210, issued_minor=53)
+    assert now.figures == Figures(issued_points=210, issued_minor=53, redeemed_points=60,
+                                  redeemed_minor=13, fee_minor=1)
+    cells = {(c.origin, c.redeemer): c.points for c in after.matrix}
+    assert cells[("grocery", "grocery")] == 60
+    assert after.coalition.liability_change_points == 120 + 90 - 60
+    assert verify_ledger(gw.services.engine).ok
+
+
+def test_a_coalition_draw_cannot_sell_entries(gw: Gateway) -> None:
+    from gateway.draws.service import create_draw
+    from tests.support.draws import grocery_terms
+
+    with pytest.raises(InvalidInput) as refused:
+        create_draw(gw.services.engine, gw.services.rules, NOW, None, grocery_terms(gw),
+                    "test")
+    assert refused.value.field == "pointsPerEntry"
+
+
+def test_concurrent_purchases_of_entries_respect_the_limit(gw: Gateway) -> None:
+    """Four members' apps buy 3 entries each at once for one member (limit 5): exactly one
+    purchase goes through, the others are refused, and exactly 30 points left the wallet."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    draw = grocery_draw(gw, entries_per_purchase=None, min_spend=None)
+    a = member(gw, "g-1")
+    earn(gw, "g-1", 200_000, "p-1")  # 200 points
+
+    def buy(n: int) -> str:
+        try:
+            enter_draw(gw.services.ledger, a, draw.id, 3, f"race-{n}")
+        except DrawEntryLimit:
+            return "limit"
+        return "ok"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(buy, range(4)))
+    assert outcomes == ["limit", "limit", "limit", "ok"]
+    assert (available(gw, a), entries_of(gw, draw.id, a)) == (170, 3)
+    assert verify_ledger(gw.services.engine).ok
+
+
+def test_a_coalition_draw_from_the_cli(gw: Gateway, tmp_path: Path) -> None:
+    """The coalition's draw counts purchases at the grocery and the electronics shop (not the
+    fuel station), 1 entry each, 3 per member, two mugs a member may both win."""
+    import argparse
+    import io
+    import json
+
+    from gateway.draws import cli
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+
+    def run(*argv: str) -> tuple[int, str]:
+        root = argparse.ArgumentParser(prog="gateway")
+        out = io.StringIO()
+        cli.register(root.add_subparsers(dest="command"), lambda: gw.services, out=out)
+        args = root.parse_args(["draws", *argv])
+        return args.func(args), out.getvalue()
+
+    code, said = run("create", "--owner", "coalition", "--name", "Coalition mugs",
+                     "--opens", NOW.isoformat(), "--closes",
+                     (NOW + timedelta(days=3)).isoformat(), "--prize", "Mug=2",
+                     "--max-per-member", "3", "--entries-per-purchase", "1",
+                     "--partners", "grocery,electronics", "--several-prizes-per-member")
+    assert code == 0
+    draw_id, _, commitment = said.split()
+    a = member(gw, "g-1")
+    enrol_customer(gw.services.engine, clock, "fuel", "f-1")
+    earn(gw, "g-1", 10_000, "p-1")  # 100.00 UAH at the grocery: 1 entry (no minimum)
+    service.earn_points(gw.services.ledger, m.EarnPoints(
+        "fuel", "f-1", Money(50_000, "UAH"), "store", "f-p1", "k-f-p1"))  # fuel: no entry
+    drain(gw)
+    assert entries_of(gw, draw_id, a) == 1
+    assert "1 entries from 1 members" in run("show", draw_id)[1]
+    clock.advance(timedelta(days=3))
+    code, said = run("close", draw_id)
+    assert code == 0
+    lines = said.splitlines()
+    assert lines[0].startswith(f"{draw_id} closed: 1 entries, 1 entrants")
+    assert [line.split("\t")[1] for line in lines[2:]] == ["Mug"]  # one ticket, one mug
+    assert run("verify", draw_id)[0] == 0
+    body = proof(gw.services.engine, draw_id)
+    assert body["commitment"] == commitment and body["owner"] == "coalition"
+    saved = tmp_path / "proof.json"
+    saved.write_text(json.dumps({**body, "entry_list_hash": "00" * 32}))
+    code, said = run("verify", "--file", str(saved))
+    assert code == 1 and "entry list does not match" in said
+    code, _ = run("close", "drw_missing")
+    assert code == 2
+
+
+def test_merged_accounts_are_one_entrant_at_close_capped_at_the_limit(gw: Gateway) -> None:
+    from gateway.ledger.member_ops import merge_members
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    a, b = member(gw, "g-1"), member(gw, "g-2")
+    earn(gw, "g-1", 100_000, "p-1")
+    earn(gw, "g-1", 100_000, "p-2")  # a: 4 entries
+    earn(gw, "g-2", 100_000, "p-3")  # b: 2 entries
+    drain(gw)
+    merge_members(gw.services.engine, clock, a, b, "test")
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    assert [e.entries for e in closed.entrants] == [5]  # 4 + 2, capped at 5
+    assert len(closed.winners) == 1
