@@ -170,6 +170,12 @@ class AlreadyReferredError(Error):
     pass
 
 
+@strawberry.type(description="The challenge has started: its definition cannot change; end it "
+                 "and define a new one.")
+class ChallengeStartedError(Error):
+    pass
+
+
 _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.InvalidInput: InvalidInputError,
     domain.InvalidAmount: InvalidAmountError,
@@ -198,6 +204,7 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.ReferralRefused: ReferralRefusedError,
     domain.SelfReferral: SelfReferralError,
     domain.AlreadyReferred: AlreadyReferredError,
+    domain.ChallengeStarted: ChallengeStartedError,
 }
 # Where a GraphQL field's name differs from the domain error's attribute.
 _ATTRIBUTE = {"retry_after_seconds": "retry_after_s"}

@@ -60,6 +60,8 @@ WHEN: dict[str, str] = {
     "merged with theirs; nothing was recorded",
     ErrorCode.ALREADY_REFERRED: "the member was referred already (once per member); nothing "
     "was recorded",
+    ErrorCode.CHALLENGE_STARTED: "defineChallenge with a changed definition of a challenge "
+    "that has started (docs/challenges.md); nothing was changed",
 }
 
 # Answers before any GraphQL runs (the HTTP status is the real answer; gql and Apollo clients

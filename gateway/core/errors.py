@@ -73,6 +73,7 @@ class ErrorCode(enum.StrEnum):
     REFERRAL_REFUSED = "REFERRAL_REFUSED"
     SELF_REFERRAL = "SELF_REFERRAL"
     ALREADY_REFERRED = "ALREADY_REFERRED"
+    CHALLENGE_STARTED = "CHALLENGE_STARTED"
 
 
 class DomainError(Exception):
@@ -258,3 +259,14 @@ class AlreadyReferred(ReferralRefused):
     """The member was referred already (once per member, whoever referred them)."""
 
     code = ErrorCode.ALREADY_REFERRED
+
+
+class ChallengeStarted(Conflict):
+    """Issue 13 (decision 032): a challenge's definition is immutable once it has started;
+    only its end may move (never into the past)."""
+
+    code = ErrorCode.CHALLENGE_STARTED
+
+    def __init__(self, challenge_id: str, field: str = "id") -> None:
+        super().__init__(f"challenge {challenge_id!r} has started: its definition cannot "
+                         "change any more (end it and define a new one)", field=field)
