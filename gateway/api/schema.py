@@ -32,6 +32,7 @@ from gateway.api import errors
 from gateway.api import settlement as settlement_api
 from gateway.api.arguments import NormaliseArguments
 from gateway.api.bigint import MINOR_UNITS_SCALAR, MinorUnits
+from gateway.api.challenges import ChallengeMutations, ChallengeQueries
 from gateway.api.coupons import CouponMutations, CouponQueries
 from gateway.api.documents import CachedDocuments
 from gateway.api.federation import (
@@ -55,13 +56,13 @@ from gateway.settings import Limits, Settings
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
 class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, OfferQueries,
-            SegmentQueries, FederationQueries, CouponQueries):
+            SegmentQueries, FederationQueries, CouponQueries, ChallengeQueries):
     pass
 
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
 class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations,
-               OfferMutations, SegmentMutations, CouponMutations):
+               OfferMutations, SegmentMutations, CouponMutations, ChallengeMutations):
     pass
 
 

@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.api import errors as e
+from gateway.api.challenges import Badge, ChallengeProgress, member_badges, member_challenges
 from gateway.api.context import Context
 from gateway.api.results import answer, errors_of
 from gateway.api.types import PageInfo
@@ -215,6 +216,14 @@ class Viewer:
         c = info.context
         found = await c.run(domain.consent_states, c.services.engine, self.member_id)
         return [Consent.of(x) for x in found]
+
+    @strawberry.field(description="Your progress in every challenge running now (issue 13).")
+    async def challenges(self, info: Info[Context, None]) -> list[ChallengeProgress]:
+        return await member_challenges(info.context, self.member_id)
+
+    @strawberry.field(description="The badges you earned; kept even if a later window is missed.")
+    async def badges(self, info: Info[Context, None]) -> list[Badge]:
+        return await member_badges(info.context, self.member_id)
 
 
 ViewerResult = Annotated[Viewer | e.UnknownMemberError | e.InvalidInputError | e.ForbiddenError
