@@ -269,6 +269,7 @@ def cmd_expire(_: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
+    from gateway.challenges.cli import register as register_challenges
     from gateway.members.cli import register as register_members
     from gateway.promotions.cli import register as register_campaigns
     from gateway.promotions.coupons_cli import register as register_coupons
@@ -336,6 +337,7 @@ def parser() -> argparse.ArgumentParser:
     register_campaigns(sub, _services, rules=rules)
     register_tiers(sub, _services)
     register_coupons(sub, _services)
+    register_challenges(sub, _services)
     return root
 
 

@@ -8,13 +8,14 @@ electronics shop 1 per 1.00 EUR."""
 from __future__ import annotations
 
 import itertools
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from gateway.app import Gateway
+from gateway.app import Gateway, build
 from gateway.challenges import service as challenges
 from gateway.core.clock import FixedClock
 from gateway.core.errors import ChallengeStarted, InvalidInput
@@ -25,6 +26,7 @@ from gateway.ledger import service
 from gateway.ledger.balances import member_balance
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.verify import verify_ledger
+from tests.support import harness
 from tests.support.challenges import Drain, awards, bonus_operations, count, define, window_rows
 from tests.support.harness import make_gateway
 from tests.support.members import link_with_code
@@ -349,9 +351,10 @@ def test_the_coalition_catalog_syncs(gw: Gateway, tmp_path: Path) -> None:
     again = challenges.sync_catalog(gw.services.engine, path, actor="catalog",
                                     now=gw.services.clock.now())
     assert again == stored and count(gw, t.challenge_versions) == 3
-    broken = tmp_path / "coalition" / "challenges.toml"
-    broken.parent.mkdir()
+    catalog = tmp_path / "catalog"
+    shutil.copytree(CATALOG, catalog)
+    broken = challenges.catalog_path(catalog)
     broken.write_text(path.read_text().replace('count = "brands"', 'count = "brand"'))
-    with pytest.raises(InvalidInput) as refused:
-        challenges.check_catalog(broken, frozenset({"grocery", "fuel"}))
+    with pytest.raises(InvalidInput) as refused:  # an invalid file stops start-up
+        build(harness.test_settings(tmp_path, catalog_dir=catalog))
     assert refused.value.field == "count" and "challenges[0]" in str(refused.value)
