@@ -18,7 +18,7 @@ from gateway.auth.service import AuthService
 from gateway.core.clock import Clock
 from gateway.ledger.context import LedgerContext
 from gateway.members.credentials import SignInLimits
-from gateway.portal import account, authorize, codes, pages, wallet
+from gateway.portal import account, authorize, challenges, codes, pages, wallet
 from gateway.portal.web import PREFIX, Portal
 from gateway.settings import Settings
 
@@ -33,6 +33,7 @@ def portal_routes(*, engine: Engine, clock: Clock, settings: Settings, auth: Aut
     wallet.register(portal)
     codes.register(portal)
     account.register(portal, ledger, limits)
+    challenges.register(portal)
 
     async def stylesheet(_: Request) -> Response:
         return FileResponse(_CSS, media_type="text/css",
