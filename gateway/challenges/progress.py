@@ -62,18 +62,26 @@ def _purchase(data: Any) -> bool:
 
 def _earned(tx: Tx, member_id: str, event: Event) -> None:
     data = event.data
-    partner_id = str(event.partner_id)
-    row = ProgressRow(str(data["operation_id"]), partner_id, event.occurred_at,
+    row = ProgressRow(str(data["operation_id"]), str(event.partner_id), event.occurred_at,
                       int(data["amount_minor"]), str(data["currency"]))
-    wanted = [c for c in repo.in_force(tx.conn, event.occurred_at)
-              if c.qualifies(partner_id, row.amount_minor, row.currency)]
+    _count(tx, member_id, event.id, row)
+
+
+def _count(tx: Tx, member_id: str, event_id: str, row: ProgressRow) -> None:
+    """Count the earn ``row`` in every challenge it qualifies for, once: a challenge where this
+    earn counted already (its own event, or a return that came first) is left alone."""
+    wanted = [c for c in repo.in_force(tx.conn, row.occurred_at)
+              if c.qualifies(row.partner_id, row.amount_minor, row.currency)]
     if not wanted:
         return
     tx.ledger.lock_member(member_id)
+    already = {place.challenge_id for place in repo.counted(tx.conn, row.purchase_operation_id)}
     for challenge in wanted:
+        if challenge.id in already:
+            continue
         latest = repo.latest_window(tx.conn, challenge.id, member_id, row.occurred_at)
         window = window_for(challenge, row.occurred_at, None if latest is None else latest.window)
-        if not repo.add_progress(tx.conn, event_id=event.id, challenge_id=challenge.id,
+        if not repo.add_progress(tx.conn, event_id=event_id, challenge_id=challenge.id,
                                  member_id=member_id, window_key=window.key, row=row,
                                  operation_id=row.purchase_operation_id, now=tx.now):
             continue  # this event counted here already
@@ -88,7 +96,16 @@ def _returned(tx: Tx, member_id: str, event: Event) -> None:
         return
     places = repo.counted(tx.conn, earn_id)
     if not places:
-        return
+        # Delivery is at least once, in no promised order: a return may come before its earn's
+        # event. The earn is counted first from its operation (keyed by the operation's id;
+        # its own event then finds it counted), so the return always has something to undo.
+        earn = repo.earn_of(tx.conn, earn_id)
+        if earn is None:
+            return
+        _count(tx, member_id, earn_id, earn)
+        places = repo.counted(tx.conn, earn_id)
+        if not places:
+            return
     tx.ledger.lock_member(member_id)
     for place in places:
         challenge = repo.find(tx.conn, place.challenge_id)

@@ -22,6 +22,7 @@ from gateway.db.tables import (
     challenge_windows,
     challenges,
     member_badges,
+    operations,
 )
 from gateway.outbox import emit
 
@@ -237,6 +238,20 @@ def counted(conn: Connection, earn_operation_id: str) -> list[Counted]:
     """Every challenge window the earn counted in (a return undoes it there)."""
     return [Counted(r[0], r[1], r[2], ProgressRow(r[3], r[4], r[5], int(r[6]), r[7]))
             for r in conn.execute(_COUNTED, {"op": earn_operation_id})]
+
+
+_EARN_OF = select(operations.c.partner_id, operations.c.occurred_at, operations.c.amount_minor,
+                  operations.c.currency).where(operations.c.id == bindparam("op"),  # primary key
+                                               operations.c.kind == "earn")
+
+
+def earn_of(conn: Connection, earn_operation_id: str) -> ProgressRow | None:
+    """The earn as a progress row, read from its operation (a return that came first)."""
+    row = conn.execute(_EARN_OF, {"op": earn_operation_id}).first()
+    if row is None or row.amount_minor is None or row.currency is None:
+        return None
+    return ProgressRow(earn_operation_id, str(row.partner_id), row.occurred_at,
+                       int(row.amount_minor), str(row.currency))
 
 
 # --- badges -----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from gateway.ledger import service
 from gateway.ledger.balances import member_balance
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.verify import verify_ledger
+from gateway.outbox import read_events
 from tests.support import harness
 from tests.support.challenges import Drain, awards, bonus_operations, count, define, window_rows
 from tests.support.harness import make_gateway
@@ -358,3 +359,30 @@ def test_the_coalition_catalog_syncs(gw: Gateway, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as refused:  # an invalid file stops start-up
         build(harness.test_settings(tmp_path, catalog_dir=catalog))
     assert refused.value.field == "count" and "challenges[0]" in str(refused.value)
+
+
+def test_a_return_delivered_before_its_earn_still_undoes_it(gw: Gateway,
+                                                           clock: FixedClock) -> None:
+    """Delivery is at least once in no promised order: the return's event is handled first
+    (the earn is counted from its operation, then undone); the earn's own event, later, finds
+    it counted and adds nothing."""
+    define(gw, **THREE_BRANDS)
+    alice = member(gw)
+    earn(gw, "grocery", 100_000, "g-p1")
+    earn(gw, "fuel", 40_000, "f-p1")
+    earn(gw, "electronics", 10_000, "e-p1")
+    give_back(gw, "fuel", 40_000, "f-p1")
+    drain = Drain(gw, clock)
+    with gw.services.engine.connect() as conn:
+        events = read_events(conn, limit=1000)
+    wanted = [e for e in events if e.type in drain.consumer.types]
+    first = [e for e in wanted if e.type == "points.returned"]
+    for event in first + [e for e in wanted if e not in first] + first:
+        drain.consumer.handle(gw.services.engine, event)
+    [w] = window_rows(gw, "three-brands", alice)
+    assert (w["done"], w["completions"], w["completed_at"]) == (2, 0, None)
+    assert bonus_operations(gw, alice) == []
+    with gw.services.engine.connect() as conn:
+        rows = conn.execute(select(t.challenge_progress.c.amount_minor)
+                            .where(t.challenge_progress.c.partner_id == "fuel")).scalars().all()
+    assert sorted(rows) == [-40_000, 40_000]
