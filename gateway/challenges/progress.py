@@ -28,11 +28,11 @@ from sqlalchemy import Connection, Engine
 
 from gateway.challenges import bonus
 from gateway.challenges import repository as repo
-from gateway.challenges.model import Challenge, ProgressRow, Window, progress, window_for
+from gateway.challenges.model import COALITION, Challenge, ProgressRow, Window, progress, window_for
 from gateway.core.clock import Clock
 from gateway.ledger.runner import Tx, transact
 from gateway.members.repository import MemberRepository
-from gateway.outbox import Event
+from gateway.outbox import Event, emit
 
 EARNED, RETURNED = "points.earned", "points.returned"
 TYPES = frozenset({EARNED, RETURNED})
@@ -141,6 +141,7 @@ def _complete(tx: Tx, challenge: Challenge, member_id: str, state: repo.WindowSt
     completion = state.completions + 1
     paid = bonus.post_bonus(tx, challenge, member_id, state.window.key, completion, earn_id)
     repo.award_badge(tx.conn, member_id, challenge, state.window.key, tx.now)
+    _emit(tx, "challenge.completed", challenge, member_id, state.window.key, completion, paid)
     return replace(state, completions=completion, completed_at=tx.now,
                    bonus_operation_id=paid,
                    bonus_points=challenge.bonus_points if paid else 0,
@@ -153,8 +154,21 @@ def _undo(tx: Tx, challenge: Challenge, member_id: str,
         bonus.reverse_bonus(tx, challenge, member_id, state.window.key, state.completions,
                             state.bonus_operation_id)
     repo.revoke_badge(tx.conn, member_id, challenge.id, state.window.key, tx.now)
+    _emit(tx, "challenge.undone", challenge, member_id, state.window.key, state.completions,
+          state.bonus_operation_id)
     return replace(state, completed_at=None, bonus_operation_id=None, bonus_points=0,
                    window=replace(state.window, completed=False))
+
+
+def _emit(tx: Tx, type: str, challenge: Challenge, member_id: str, window_key: str,
+          completion: int, bonus_operation_id: str | None) -> None:
+    """The completion (or its undoing) as an event of its own, in the same transaction, for
+    webhooks (the owner's) and notifications (the member's)."""
+    emit(tx.conn, type, partner_id=None if challenge.owner == COALITION else challenge.owner,
+         member_id=member_id, at=tx.now, operation_id=bonus_operation_id, data={
+             "challenge_id": challenge.id, "window": window_key, "completion": completion,
+             "badge": challenge.badge, "bonus_points": challenge.bonus_points,
+             "bonus_operation_id": bonus_operation_id})
 
 
 def handle_all(engine: Engine, clock: Clock, events: Iterable[Event]) -> int:

@@ -119,6 +119,10 @@ def test_three_brands_in_a_month_pays_once_even_when_events_replay(gw: Gateway,
     assert len(bonus_operations(gw, alice)) == 1
     assert count(gw, t.challenge_progress) == progress_rows
     assert available(gw, alice) == 420
+    done = [e for e in drain.replay() if e.type in ("challenge.completed", "challenge.undone")]
+    assert [(e.type, e.partner_id, e.member_id, e.data["window"], e.data["bonus_points"],
+             e.operation_id) for e in done] == [
+        ("challenge.completed", None, alice, "M2026-11", 150, paid["id"])]
     # A fourth purchase in the same month completes nothing more; December starts afresh.
     earn(gw, "grocery", 10_000, "g-p3")
     clock.set(datetime(2026, 12, 1, 9, tzinfo=UTC))
@@ -264,7 +268,8 @@ def test_a_return_undoes_progress_and_reverses_the_bonus(gw: Gateway, clock: Fix
                                                     ("coalition", -150, -1)]
     assert badges(gw, alice) == []
     # Replayed, nothing is reversed twice.
-    drain.replay()
+    undone_events = [e for e in drain.replay() if e.type == "challenge.undone"]
+    assert [(e.data["completion"], e.operation_id) for e in undone_events] == [(1, paid["id"])]
     assert len(bonus_operations(gw, alice)) == 2 and available(gw, alice) == 200
     # Another fuel purchase the same month completes the window again: a second completion.
     earn(gw, "fuel", 40_000, "f-p2")
