@@ -20,6 +20,7 @@ from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.ledger import model as m
 from gateway.ledger import service
+from gateway.ledger.balances import member_balance
 from gateway.ledger.enrolment import enrol_customer
 from gateway.promotions import funding
 from gateway.settlement import exposure
@@ -65,6 +66,8 @@ def test_challenge_bonuses_show_on_their_funders_promotion_lines(tmp_path: Path)
                                                        "ret-1"))
     drain()
     assert [o["points"] for o in bonus_operations(gw, member)] == [150, 40, -40]
+    # docs/challenges.md's worked example: 420 before the return, 370 after.
+    assert member_balance(s.engine, clock, member).available == 420 - 10 - 40
     with s.engine.connect() as conn:
         counted = funding.read(conn, "grocery")
     assert counted is not None and (counted.issued_points, counted.reversed_points) == (40, 40)
