@@ -22,7 +22,7 @@ from gateway.ledger import service
 from gateway.ledger.enrolment import enrol_customer
 from tests.integration.test_hot_path_plans import _plan_problems
 from tests.support import harness
-from tests.support.challenges import Drain, define
+from tests.support.challenges import Drain, bonus_operations, define
 from tests.support.harness import make_gateway
 
 # The definitions in force: a table of the coalition's and partners' challenges (at most 100
@@ -59,6 +59,7 @@ def test_consumer_and_views_use_indexes(tmp_path: Path, monkeypatch: pytest.Monk
                 ("SELECT", "UPDATE", "DELETE", "WITH")):
             seen.append((statement, parameters))
 
+    clock.set(datetime(2027, 3, 1, 10, tzinfo=UTC))  # a new month: "two" completes, is undone
     for n in range(2):
         service.earn_points(s.ledger, m.EarnPoints("grocery", "g-1", Money(10_000, "UAH"),
                                                    "store", f"p-{n}", f"p-{n}"))
@@ -74,6 +75,7 @@ def test_consumer_and_views_use_indexes(tmp_path: Path, monkeypatch: pytest.Monk
         challenges.owned(s.engine, "coalition", clock.now())
     finally:
         event.remove(s.engine, "before_cursor_execute", record)
+    assert [o["kind"] for o in bonus_operations(gw, member)][-2:] == ["bonus", "return"]
     for table in ("challenge_windows", "challenge_progress", "member_badges", "rule_versions"):
         assert any(f"FROM {table}" in st for st, _ in seen), table  # the bonus path ran too
     raw = s.engine.raw_connection()
