@@ -42,6 +42,11 @@ def define(conn: Connection, challenge: Challenge, *, actor: str, now: datetime)
     (CHALLENGE_STARTED); only :func:`end` may still move its end."""
     stored = find(conn, challenge.id)
     if stored is None:
+        running = conn.execute(select(func.count()).select_from(challenges).where(
+            or_(challenges.c.ends_at.is_(None), challenges.c.ends_at > now))).scalar_one()
+        if running >= MAX_CHALLENGES:  # the consumer and the views read them all
+            raise InvalidInput(f"{MAX_CHALLENGES} challenges are running or due already; end "
+                               "one first", field="id")
         first = replace(challenge, version=1)
         conn.execute(insert(challenges), _row(first, now))
         # promotion_awards rows name their campaign; the challenge is one, with no versions

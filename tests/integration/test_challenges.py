@@ -27,6 +27,8 @@ from gateway.ledger.balances import member_balance
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.verify import verify_ledger
 from gateway.outbox import read_events
+from gateway.promotions import funding
+from gateway.settlement import exposure
 from tests.support import harness
 from tests.support.challenges import Drain, awards, bonus_operations, count, define, window_rows
 from tests.support.harness import make_gateway
@@ -391,3 +393,42 @@ def test_a_return_delivered_before_its_earn_still_undoes_it(gw: Gateway,
         rows = conn.execute(select(t.challenge_progress.c.amount_minor)
                             .where(t.challenge_progress.c.partner_id == "fuel")).scalars().all()
     assert sorted(rows) == [-40_000, 40_000]
+
+
+def test_a_refused_funding_completes_without_points(gw: Gateway, clock: FixedClock) -> None:
+    """The grocery is prepaid with nothing left: the completion and its badge stand, no points
+    are posted and nothing is charged (docs/challenges.md, "Funding")."""
+    s = gw.services
+    exposure.set_terms(s.engine, s.clock, "grocery", mode="prepaid", policy=None,
+                       limit_points=None, actor="finance:ana")
+    define(gw, "grocery", **{**GROCERY_FOUR, "min_spend_minor": None, "currency": None,
+                             "target": 1})
+    drain = Drain(gw, clock)
+    alice = member(gw)
+    earn(gw, "grocery", 10_000, "p1")
+    drain()
+    [w] = window_rows(gw, "grocery:big-four", alice)
+    assert (w["done"], w["completions"], w["bonus_operation_id"], w["bonus_points"]) == (
+        1, 1, None, 0)
+    assert w["completed_at"] is not None and bonus_operations(gw, alice) == []
+    assert badges(gw, alice) == [("regular", 1)] and available(gw, alice) == 10
+    with s.engine.connect() as conn:
+        grocery = funding.read(conn, "grocery")
+    assert grocery is not None and grocery.issued_points == 0
+    give_back(gw, "grocery", 10_000, "p1")  # undone: the badge goes, no reversal to post
+    drain()
+    assert badges(gw, alice) == [] and bonus_operations(gw, alice) == []
+
+
+def test_at_most_max_challenges_run_at_once(gw: Gateway, clock: FixedClock,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.challenges.repository.MAX_CHALLENGES", 2)
+    define(gw, **THREE_BRANDS)
+    define(gw, **FUEL_FIVE)
+    with pytest.raises(InvalidInput) as refused:
+        define(gw, **STREAK)
+    assert refused.value.field == "id" and count(gw, t.challenges) == 2
+    challenges.end(gw.services.engine, "coalition", "fuel-five", None, actor="test",
+                   now=clock.now())
+    clock.advance(timedelta(seconds=1))  # ended now: no longer running
+    assert define(gw, **STREAK) == "weekly-streak"
