@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from gateway.ledger import service
 from gateway.ledger.balances import member_balance
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.verify import verify_ledger
-from gateway.outbox import read_events
+from gateway.outbox import Event, read_events
 from gateway.promotions import funding
 from gateway.settlement import exposure
 from tests.support import harness
@@ -432,3 +433,42 @@ def test_at_most_max_challenges_run_at_once(gw: Gateway, clock: FixedClock,
                    now=clock.now())
     clock.advance(timedelta(seconds=1))  # ended now: no longer running
     assert define(gw, **STREAK) == "weekly-streak"
+
+
+def test_concurrent_workers_pay_once(gw: Gateway, clock: FixedClock) -> None:
+    """Two workers handle events of one member at the same moment (the same event twice, and
+    two purchases that each complete the window): the member's lock serialises them, one
+    bonus is paid."""
+    define(gw, **THREE_BRANDS)
+    drain = Drain(gw, clock)
+    alice = member(gw)
+    earn(gw, "grocery", 100_000, "g-p1")
+    earn(gw, "fuel", 40_000, "f-p1")
+    drain()
+    earn(gw, "electronics", 10_000, "e-p1")
+    earn(gw, "electronics", 20_000, "e-p2")
+    with gw.services.engine.connect() as conn:
+        last = [e for e in read_events(conn, after=drain.cursor, limit=100)
+                if e.type == "points.earned"]
+    assert len(last) == 2
+    barrier = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def work(event: Event) -> None:
+        barrier.wait()
+        try:
+            drain.consumer.handle(gw.services.engine, event)
+        except BaseException as error:  # surfaced below
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in (*last, *last)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    [w] = window_rows(gw, "three-brands", alice)
+    assert (w["done"], w["completions"]) == (3, 1)
+    assert [o["points"] for o in bonus_operations(gw, alice)] == [150]
+    assert count(gw, t.challenge_progress) == 4
+    assert available(gw, alice) == 100 + 20 + 100 + 200 + 150
