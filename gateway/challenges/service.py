@@ -5,7 +5,7 @@ views: a member's progress and badges, a partner's challenges with their counts.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +36,9 @@ def known_partners(conn: Connection) -> frozenset[str]:
 
 
 def define(engine: Engine, raw: Mapping[str, Any], *, owner: str, actor: str, now: datetime,
-           field_name: Any = parsing.snake) -> Challenge:
+           field_name: Callable[[str], str] = parsing.snake) -> Challenge:
+    """Store ``raw`` as ``owner``'s challenge (``repository.define``: new, unchanged, or a new
+    version before it starts); ``field_name`` renders the field an error names."""
     with UnitOfWork(engine) as uow:
         challenge = parsing.parse_challenge(raw, owner=owner,
                                             known_partners=known_partners(uow.conn),
