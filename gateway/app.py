@@ -25,6 +25,7 @@ from gateway.api.view import GatewayGraphQL
 from gateway.auth.endpoints import auth_routes
 from gateway.auth.service import AuthService
 from gateway.backends import Backends, build_backends
+from gateway.challenges.service import catalog_path, check_catalog
 from gateway.core.clock import Clock, SystemClock
 from gateway.db import migrate
 from gateway.db.batch import observe_batches, stop_writer, writer_for
@@ -90,6 +91,10 @@ def build(
         ensure_sqlite_dir(settings.database_url)
         engine = make_engine(settings.database_url)
     catalog = Registry.from_catalog(settings.catalog_dir)
+    # The coalition's challenges file is read strictly at start, like a partner file: an invalid
+    # one stops start-up naming the field (``gateway challenges sync`` stores it; decision 032).
+    check_catalog(catalog_path(settings.catalog_dir),
+                  frozenset(p.id for p in catalog.partners()))
     if not prepared:
         prepare(settings, clock=clock, engine=engine, catalog=catalog)
     rules = RuleBook(engine, catalog)

@@ -280,6 +280,7 @@ def cmd_expire(_: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import register
+    from gateway.challenges.cli import register as register_challenges
     from gateway.draws.cli import register as register_draws
     from gateway.members.cli import register as register_members
     from gateway.notifications.cli import register as register_notify
@@ -353,6 +354,7 @@ def parser() -> argparse.ArgumentParser:
     register_notify(sub, _services)
     register_worker(sub, _context)
     register_draws(sub, _services)
+    register_challenges(sub, _services)
     return root
 
 

@@ -192,6 +192,12 @@ class DrawStillOpenError(Error):
     pass
 
 
+@strawberry.type(description="The challenge has started: its definition cannot change; end it "
+                 "and define a new one.")
+class ChallengeStartedError(Error):
+    pass
+
+
 _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.InvalidInput: InvalidInputError,
     domain.InvalidAmount: InvalidAmountError,
@@ -224,6 +230,7 @@ _BY_DOMAIN: dict[type[DomainError], type[Error]] = {
     domain.DrawClosed: DrawClosedError,
     domain.DrawEntryLimit: DrawEntryLimitError,
     domain.DrawStillOpen: DrawStillOpenError,
+    domain.ChallengeStarted: ChallengeStartedError,
 }
 # Where a GraphQL field's name differs from the domain error's attribute.
 _ATTRIBUTE = {"retry_after_seconds": "retry_after_s"}

@@ -67,6 +67,8 @@ WHEN: dict[str, str] = {
     ErrorCode.DRAW_ENTRY_LIMIT: "enterDraw for more entries than the per-member limit leaves "
     "(`limit`, `held`, `requested`; `field`: `entries`); no points moved",
     ErrorCode.DRAW_STILL_OPEN: "closeDraw before the draw's closesAt; nothing changed",
+    ErrorCode.CHALLENGE_STARTED: "defineChallenge with a changed definition of a challenge "
+    "that has started (docs/challenges.md); nothing was changed",
 }
 
 # Answers before any GraphQL runs (the HTTP status is the real answer; gql and Apollo clients

@@ -32,6 +32,7 @@ from gateway.api import errors
 from gateway.api import settlement as settlement_api
 from gateway.api.arguments import NormaliseArguments
 from gateway.api.bigint import MINOR_UNITS_SCALAR, MinorUnits
+from gateway.api.challenges import ChallengeMutations, ChallengeQueries
 from gateway.api.coupons import CouponMutations, CouponQueries
 from gateway.api.documents import CachedDocuments
 from gateway.api.draws import DrawMutations, DrawQueries
@@ -58,14 +59,15 @@ from gateway.settings import Limits, Settings
 
 @strawberry.type(description="Read your customers' points, and preview earns.")
 class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, OfferQueries,
-            SegmentQueries, FederationQueries, CouponQueries, WebhookQueries, DrawQueries):
+            SegmentQueries, FederationQueries, CouponQueries, WebhookQueries, DrawQueries,
+            ChallengeQueries):
     pass
 
 
 @strawberry.type(description="Move points. Every mutation returns Success | typed errors.")
 class Mutation(MemberMutations, PointsMutations, SettlementMutations, ViewerMutations,
                OfferMutations, SegmentMutations, CouponMutations, NotificationMutations,
-               WebhookMutations, DrawMutations):
+               WebhookMutations, DrawMutations, ChallengeMutations):
     pass
 
 

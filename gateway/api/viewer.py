@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.api import errors as e
+from gateway.api.challenges import Badge, ChallengeProgress, member_badges, member_challenges
 from gateway.api.context import Context
 from gateway.api.draws import MemberDraw, viewer_draws
 from gateway.api.notifications import (
@@ -242,6 +243,14 @@ class Viewer:
                       "the revealed seed, the winners and what you won.")
     async def draws(self, info: Info[Context, None]) -> list[MemberDraw]:
         return await viewer_draws(info.context, self.member_id)
+
+    @strawberry.field(description="Your progress in every challenge running now (issue 13).")
+    async def challenges(self, info: Info[Context, None]) -> list[ChallengeProgress]:
+        return await member_challenges(info.context, self.member_id)
+
+    @strawberry.field(description="The badges you earned; kept even if a later window is missed.")
+    async def badges(self, info: Info[Context, None]) -> list[Badge]:
+        return await member_badges(info.context, self.member_id)
 
 
 ViewerResult = Annotated[Viewer | e.UnknownMemberError | e.InvalidInputError | e.ForbiddenError

@@ -81,6 +81,7 @@ class ErrorCode(enum.StrEnum):
     DRAW_CLOSED = "DRAW_CLOSED"
     DRAW_ENTRY_LIMIT = "DRAW_ENTRY_LIMIT"
     DRAW_STILL_OPEN = "DRAW_STILL_OPEN"
+    CHALLENGE_STARTED = "CHALLENGE_STARTED"
 
 
 class DomainError(Exception):
@@ -297,3 +298,14 @@ class DrawStillOpen(Conflict):
     """Closing a draw before its close time."""
 
     code = ErrorCode.DRAW_STILL_OPEN
+
+
+class ChallengeStarted(Conflict):
+    """Issue 13 (decision 032): a challenge's definition is immutable once it has started;
+    only its end may move (never into the past)."""
+
+    code = ErrorCode.CHALLENGE_STARTED
+
+    def __init__(self, challenge_id: str, field: str = "id") -> None:
+        super().__init__(f"challenge {challenge_id!r} has started: its definition cannot "
+                         "change any more (end it and define a new one)", field=field)

@@ -918,8 +918,94 @@ draw_winners = Table(
     Index("ix_draw_winners_member", "member_id"),
 )
 
+# --- challenges, streaks and badges (gateway.challenges, issue 13, decision 032) -------------
+# A challenge's current definition (canonical JSON of gateway.challenges.model); every version is
+# also in challenge_versions (append-only). Once started, only its end may change (decision 032).
+challenges = Table(
+    "challenges",
+    metadata,
+    Column("id", String(64), primary_key=True),  # coalition: id; a partner's: partner:id
+    Column("owner", String(64), nullable=False),  # a partner id, or "coalition": the funder
+    Column("version", Integer, nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_challenges_owner", "owner", "id"),
+)
+
+challenge_versions = Table(
+    "challenge_versions",
+    metadata,
+    Column("challenge_id", String(64), ForeignKey("challenges.id"), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("definition", Text, nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("published_by", String(200), nullable=False),
+)
+
+# One member's progress in one window of one challenge (a month, a rolling span from the first
+# qualifying purchase, or a streak of ISO weeks): derived state, recomputed from the window's
+# challenge_progress rows by the consumer under the member's lock. completed_at is set while the
+# completion stands; bonus_operation_id is that completion's bonus operation.
+challenge_windows = Table(
+    "challenge_windows",
+    metadata,
+    Column("challenge_id", String(64), ForeignKey("challenges.id"), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("window_key", String(32), primary_key=True),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("target", Integer, nullable=False),
+    Column("completions", Integer, nullable=False, server_default="0"),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("bonus_operation_id", String(40), nullable=True),
+    Column("bonus_points", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_challenge_windows_latest", "challenge_id", "member_id", "starts_at"),
+    Index("ix_challenge_windows_counts", "challenge_id", "completed_at"),
+)
+
+# What each event did to each challenge (append-only): an earn that qualified (+amount) or a
+# return of one (-amount), in the window the purchase counted in. UNIQUE (event_id,
+# challenge_id): a replayed event finds its row and changes nothing.
+challenge_progress = Table(
+    "challenge_progress",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False),
+    Column("challenge_id", String(64), ForeignKey("challenges.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("window_key", String(32), nullable=False),
+    Column("purchase_operation_id", String(40), nullable=False),  # the earn counted
+    Column("operation_id", String(40), nullable=False),  # the earn, or the return undoing it
+    Column("partner_id", String(64), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),  # the purchase's time
+    Column("amount_minor", BigInteger, nullable=False),  # < 0: a return
+    Column("currency", String(3), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index("uq_challenge_progress_event", "event_id", "challenge_id", unique=True),
+    Index("ix_challenge_progress_window", "challenge_id", "member_id", "window_key"),
+    Index("ix_challenge_progress_purchase", "purchase_operation_id"),
+)
+
+# A badge per completion; revoked_at is set only if a return undoes that same completion.
+# Badges of earlier windows stay whatever later windows do.
+member_badges = Table(
+    "member_badges",
+    metadata,
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("challenge_id", String(64), ForeignKey("challenges.id"), primary_key=True),
+    Column("window_key", String(32), primary_key=True),
+    Column("badge", String(32), nullable=False),
+    Column("awarded_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index("ix_member_badges_member", "member_id", "badge"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",
                       "promotion_awards", "funding_events", "coupon_redemptions", "draw_entries",
-                      "draw_entrants", "draw_winners")
+                      "draw_entrants", "draw_winners", "challenge_versions", "challenge_progress")

@@ -18,7 +18,16 @@ from gateway.auth.service import AuthService
 from gateway.core.clock import Clock
 from gateway.ledger.context import LedgerContext
 from gateway.members.credentials import SignInLimits
-from gateway.portal import account, authorize, codes, draws, notifications, pages, wallet
+from gateway.portal import (
+    account,
+    authorize,
+    challenges,
+    codes,
+    draws,
+    notifications,
+    pages,
+    wallet,
+)
 from gateway.portal.web import PREFIX, Portal
 from gateway.settings import Settings
 
@@ -35,6 +44,7 @@ def portal_routes(*, engine: Engine, clock: Clock, settings: Settings, auth: Aut
     account.register(portal, ledger, limits)
     notifications.register(portal)
     draws.register(portal, ledger)
+    challenges.register(portal)
 
     async def stylesheet(_: Request) -> Response:
         return FileResponse(_CSS, media_type="text/css",

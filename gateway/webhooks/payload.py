@@ -24,7 +24,12 @@ FIELDS: Mapping[str, str] = {
     "hold_id": "holdId", "amount_minor": "amountMinor", "currency": "currency",
     "customer_id": "customerId", "via": "via", "campaign_id": "campaignId",
     "version": "version", "funder": "funder", "valid_from": "validFrom",
-    "valid_until": "validUntil",
+    "valid_until": "validUntil", "codes": "codes", "expires_at": "expiresAt",
+    "challenge_id": "challengeId", "owner": "owner", "starts_at": "startsAt",
+    "ends_at": "endsAt", "window": "window", "completion": "completion", "badge": "badge",
+    "bonus_points": "bonusPoints", "bonus_operation_id": "bonusOperationId",
+    "draw_id": "drawId", "entries": "entries", "entrants": "entrants", "winners": "winners",
+    "entry_list_hash": "entryListHash",
 }
 
 

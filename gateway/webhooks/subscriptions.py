@@ -33,7 +33,8 @@ ROTATION_OVERLAP = timedelta(hours=24)  # the previous secret keeps signing this
 # What a partner may subscribe to: its own ledger operations, its links, its campaigns. The
 # engagement packages add theirs (challenge.completed, ...) here when they publish them.
 EVENT_TYPES: tuple[str, ...] = tuple(sorted(
-    {*OPERATION_EVENTS.values(), "member.linked", "campaign.published"}))
+    {*OPERATION_EVENTS.values(), "member.linked", "campaign.published", "coupon.assigned",
+     "challenge.published", "challenge.completed", "challenge.undone", "draw.closed"}))
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 

@@ -4,7 +4,8 @@ draws add theirs here. The worker takes the tuple as a parameter, so tests pass 
 
 from __future__ import annotations
 
-from gateway import draws, notifications
+from gateway import challenges, draws, notifications
 from gateway.outbox import Consumer
 
-CONSUMERS: tuple[Consumer, ...] = (notifications.CONSUMER, draws.CONSUMER)
+CONSUMERS: tuple[Consumer, ...] = (notifications.CONSUMER, challenges.CONSUMER,
+                                      draws.CONSUMER)

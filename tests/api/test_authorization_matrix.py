@@ -41,11 +41,13 @@ from gateway.api.schema import print_sdl, print_subgraph_sdl
 from gateway.app import Gateway
 from gateway.auth.scopes import format_scope
 from gateway.auth.tokens import LEEWAY_SECONDS
+from gateway.challenges import service as challenge_service
 from gateway.core.clock import FixedClock
 from gateway.core.ids import new_id
 from gateway.core.money import Money
 from gateway.db.tables import (
     campaign_versions,
+    challenge_versions,
     coupons,
     draws,
     event_deliveries,
@@ -75,7 +77,8 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
     (offers:manage and member writes)."""
     with gw.services.engine.connect() as conn:
         counts = {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-                  for table in (campaign_versions, segment_table, coupons, referrals)}
+                  for table in (campaign_versions, segment_table, coupons, referrals,
+                                challenge_versions)}
         counts["draws"] = conn.execute(select(func.count()).select_from(draws)).scalar_one()
         counts["draws closed"] = conn.execute(select(func.count()).select_from(draws).where(
             draws.c.status == "closed")).scalar_one()
@@ -212,6 +215,11 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     segments.define(gw.services.engine, "electronics", "theirs", "Theirs",
                     segments.parse_clauses([{"at": "electronics", "days": 30}]), actor="test",
                     now=NOW)
+
+    # Challenges (decision 032): electronics' "theirs", the grocery's "ending-challenge".
+    for owner, challenge_id in (("electronics", "theirs"), ("grocery", "ending-challenge")):
+        challenge_service.define(gw.services.engine, _challenge(challenge_id, snake=True),
+                                 owner=owner, actor="test", now=NOW)
 
     # Coupon campaigns (decision 025): the grocery's, and electronics' with one imported code.
     for owner, campaign_id in (("grocery", "coupons"), ("electronics", "their-coupons")):
@@ -626,6 +634,41 @@ OPS += [  # prize draws (decision 033)
        lambda w: {"__typename": "PartnerDraw", "id": w.draws["grocery"], "owner": "grocery"},
        "draw", ("NotFoundError", "NOT_FOUND"), is_query=True),
 ]
+
+
+def _challenge(challenge_id: str, *, snake: bool = False) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "id": challenge_id, "name": "Four visits", "badge": "regular", "bonusPoints": 40,
+        "window": "MONTH", "count": "PURCHASES", "target": 4,
+        "startsAt": "2026-12-01T00:00:00+00:00"}
+    if snake:
+        found = {"id": challenge_id, "name": "Four visits", "badge": "regular",
+                 "bonus_points": 40, "window": "month", "count": "purchases", "target": 4,
+                 "starts_at": "2026-12-01T00:00:00+00:00"}
+    return found
+
+
+OPS += [  # challenges (decision 032)
+    Op("defineChallenge", "offers:manage",
+       _mutation("DefineChallenge", "defineChallenge", "challenge { version bonusPoints }")
+       .replace("$input: DefineChallengeInput!", "$input: ChallengeInput!"),
+       lambda w, c: {"input": _challenge(c or w.fresh("challenge"))},
+       lambda w: {"__typename": "DefineChallengeSuccess",
+                  "challenge": {"version": 1, "bonusPoints": 40}},
+       "challenge id", None),
+    Op("endChallenge", "offers:manage",
+       _mutation("EndChallenge", "endChallenge", "challenge { id }"),
+       lambda w, c: {"input": {"id": c or "ending-challenge", "at": _ending_at(w)}},
+       lambda w: {"__typename": "EndChallengeSuccess", "challenge": {"id": "ending-challenge"}},
+       "challenge", ("NotFoundError", "NOT_FOUND")),
+    Op("challenges", "offers:manage",
+       f"query {{ challenges {{ {ERRORS} ... on ChallengeList {{ challenges {{ id }} }} }} }}",
+       lambda w, c: {},
+       lambda w: {"__typename": "ChallengeList", "challenges": [
+           {"id": o.challenge.id.removeprefix("grocery:")} for o in challenge_service.owned(
+               w.gw.services.engine, "grocery", NOW)]},
+       "customer", None, is_query=True),
+]
 OP_IDS = [op.field for op in OPS]
 # The federation fields: same scope rules, answered as top-level errors (their types are fixed
 # by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.
@@ -737,7 +780,9 @@ def _other_partners(w: World, op: Op) -> tuple[str, str]:
         return "e-receipt-1", w.fresh("receipt-never-made")
     if op.resource == "campaign":  # the electronics shop's, and the coalition's
         return "electronics:theirs", w.fresh("never-made")
-    if op.resource in ("campaign id", "segment id"):  # electronics has "theirs" too
+    if op.resource in ("campaign id", "segment id", "challenge id"):  # electronics' "theirs"
+        return "theirs", w.fresh("never-made")
+    if op.resource == "challenge":  # the electronics shop's
         return "theirs", w.fresh("never-made")
     if op.resource == "coupon code":  # electronics imported THEIRCODE
         return "THEIRCODE", "NEVERMADE"
@@ -800,7 +845,7 @@ async def test_other_partners_customer_id_is_a_fresh_one_here(world: World, op: 
         return
     assert foreign["__typename"] == missing["__typename"] == op.success(world)["__typename"]
     if op.field in ("createCampaign", "defineSegment", "createWebhookSubscription",
-                    "createDraw"):  # ours
+                    "createDraw", "defineChallenge"):  # ours
         assert foreign == missing == op.success(world)
         return
     assert foreign["created"] is missing["created"] is True

@@ -6,7 +6,7 @@ Idempotent like 0015/0016 (``if_not_exists``; the guards' DDL is idempotent), so
 ``create_all`` database is adopted unchanged.
 
 Revision ID: 0020_draws
-Revises: 0018_notifications
+Revises: 0019_challenges
 Create Date: 2026-12-01
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from gateway.db import guards
 
 revision: str = "0020_draws"
-down_revision: str | Sequence[str] | None = "0018_notifications"
+down_revision: str | Sequence[str] | None = "0019_challenges"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
