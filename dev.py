@@ -92,7 +92,8 @@ def serve(args: list[str]) -> None:
     env = dict(os.environ)
     if not env.get("GATEWAY_SMTP_HOST") and not env.get("GATEWAY_MAIL_DIR"):
         env["GATEWAY_MAIL_DIR"] = str(DEV_MAIL)
-    os.execve(str(PY), [str(PY), "-m", "gateway", "serve", "--demo", *args], env)
+    os.execve(str(PY), [str(PY), "-m", "gateway", "serve", "--demo", "--event-worker", *args],
+              env)
 
 
 # Pass 2 runs every suite that touches storage; these do not (pure functions, files on disk).

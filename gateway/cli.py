@@ -9,6 +9,7 @@ import argparse
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import tomllib
@@ -127,7 +128,13 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Token:         curl -s -u grocery-demo:grocery-demo-secret "
           f"-d grant_type=client_credentials {url}/oauth/token")
     print("Next:          README.md, 'Partner quick start': enrol, earn, redeem.")
-    print(f"HTTP stack:    {http_stack()}\n", flush=True)
+    print(f"HTTP stack:    {http_stack()}", flush=True)
+    events = None
+    if args.event_worker:  # the same settings (environment), its own process and pool
+        events = subprocess.Popen([sys.executable, "-m", "gateway", "worker", "--poll", "1"])
+        print(f"Event worker:  pid {events.pid} (gateway worker: webhooks, notifications, "
+              "challenges, draws; docs/webhooks.md)", flush=True)
+    print(flush=True)
     # With one worker uvicorn serves in this process and, after its graceful shutdown,
     # re-raises the SIGTERM it caught; this handler turns that into a clean exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -139,6 +146,13 @@ def _serve(args: argparse.Namespace) -> int:
                     http=NoDelayHTTPProtocol, loop=LOOP)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if events is not None:  # SIGTERM: it finishes the pass in hand, then exits
+            events.terminate()
+            try:
+                events.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                events.kill()
     return 0
 
 
@@ -299,6 +313,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="create demo partner clients")
     serve.add_argument("--workers", type=int, default=None,
                        help="worker processes (default GATEWAY_WORKERS, else 1)")
+    serve.add_argument("--event-worker", action="store_true",
+                       help="also run one `gateway worker` process beside the server (webhooks, "
+                            "notifications, challenges, draws), stopped with it")
     serve.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="on SIGTERM, how long in-flight requests may take to finish")
     serve.set_defaults(func=cmd_serve)

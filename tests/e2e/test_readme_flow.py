@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -88,7 +89,7 @@ def running_server(tmp_path: Path) -> Iterator[Server]:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(python if python.exists() else sys.executable), "-m", "gateway", "serve",
-             "--demo", "--port", str(port)],
+             "--demo", "--event-worker", "--port", str(port)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     server = Server(process, base_url, log_path)
@@ -156,6 +157,9 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
             answers = run_snippet(snippet, server.base_url)
             end = datetime.now(UTC)
             check_answers(answers, Stamp(start, end))
+            # dev.py serve runs an event worker beside the server: the quick start's events
+            # (the link, the earn, the redemption) are dispatched to their consumers.
+            assert wait_dispatched(tmp_path / "g.db") >= 3
 
             server.process.send_signal(signal.SIGTERM)
             try:
@@ -169,6 +173,20 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
         except BaseException:
             print(f"--- server output ({server.base_url}) ---\n{server.output()}")
             raise
+
+
+def wait_dispatched(db: Path, timeout_s: float = 20.0) -> int:
+    """The number of outbox events the worker dispatched, once none is left undispatched."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with sqlite3.connect(db) as conn:
+            done, left = conn.execute(
+                "SELECT count(dispatched_at), count(*) - count(dispatched_at) FROM outbox"
+            ).fetchone()
+        if (done and not left) or time.monotonic() > deadline:
+            assert not left, f"{left} events left undispatched by the event worker"
+            return int(done)
+        time.sleep(0.2)
 
 
 def check_answers(answers: list[dict[str, Any]], recent: Stamp) -> None:
