@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.api.context import Services
+from gateway.api.reports import report_pages
 from gateway.api.schema import build_schema
 from gateway.api.settlement import plotly_route, settlement_page
 from gateway.api.view import GatewayGraphQL
@@ -147,6 +148,7 @@ def build(
         Route("/metrics", metrics_endpoint(metrics, settings.metrics_token)),
         settlement_page(services, auth, backends.limiter, metrics.record_rate_limited),
         plotly_route(),
+        *report_pages(services, auth, backends.limiter, metrics.record_rate_limited),
         *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
                        limits=sign_in, ledger=services.ledger),
     ]

@@ -32,6 +32,7 @@ class Scope(enum.StrEnum):
     SETTLEMENT_CLOSE = "settlement:close"
     ADMIN = "admin"
     MEMBER = "member"
+    REPORTS_READ = "reports:read"  # issue 13: campaign effectiveness (decision 034)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ _DESCRIPTIONS: Mapping[Scope, str] = {
     Scope.ADMIN: "Coalition administration: partners, OAuth clients, rule versions, jobs.",
     Scope.MEMBER: "Act as the signed-in member on their own wallet (the coalition's portal and "
                   "app): viewer, links, consents, codes, donations, merge, export, erasure.",
+    Scope.REPORTS_READ: "Read effectiveness reports: a partner its own campaigns (reach, cost, "
+                        "uplift against the holdout group); a coalition-wide client every one.",
 }
 
 SCOPES: tuple[ScopeDoc, ...] = tuple(ScopeDoc(scope.value, _DESCRIPTIONS[scope]) for scope in Scope)
@@ -67,9 +70,10 @@ DEFAULT_ALLOWANCE: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "partner": frozenset({
             Scope.POINTS_EARN, Scope.POINTS_REDEEM, Scope.POINTS_REVERSE,
-            Scope.MEMBERS_LINK, Scope.MEMBERS_READ, Scope.OFFERS_MANAGE,
+            Scope.MEMBERS_LINK, Scope.MEMBERS_READ, Scope.OFFERS_MANAGE, Scope.REPORTS_READ,
         }),
-        "finance": frozenset({Scope.SETTLEMENT_READ, Scope.SETTLEMENT_CLOSE}),
+        "finance": frozenset({Scope.SETTLEMENT_READ, Scope.SETTLEMENT_CLOSE,
+                              Scope.REPORTS_READ}),
         "admin": frozenset({Scope.ADMIN}),
         "app": frozenset({Scope.MEMBER}),
     }
