@@ -194,3 +194,47 @@ def test_uplift_interval_finds_a_known_effect(tmp_path: Path, effect: Fraction,
     assert low is not None and high is not None
     assert low <= Decimal(true_effect.numerator) / true_effect.denominator <= high
     assert uplift.interval.excludes_zero is (effect != 0)
+
+
+def _cli(gw: Gateway, argv: list[str]) -> tuple[int, str]:
+    import argparse
+    import io
+
+    from gateway.reports import cli
+
+    out = io.StringIO()
+    root = argparse.ArgumentParser()
+    cli.register(root.add_subparsers(dest="c"), lambda: gw.services, out=out)
+    args = root.parse_args(argv)
+    return int(args.func(args)), out.getvalue()
+
+
+def test_cli_prints_tables_csv_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    gw = make_gateway(tmp_path)
+    publish(gw, replace(bonus_campaign("grocery:cli", 10), holdout_percent=20))
+    enrol_customer(gw.services.engine, gw.services.clock, "grocery", "c-1")
+    _earn(gw, "c-1", 120_000, "k1")
+    period = ["--start", "2026-11-01T00:00:00Z", "--end", "2026-12-01T00:00:00Z"]
+    code, text = _cli(gw, ["reports", "programme", *period, "--html", str(tmp_path / "p.html")])
+    assert code == 0
+    points = 120 if _held(gw) else 130  # 120 base, + 10 unless held out (20 %)
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    assert f"points earned {points}" in lines and "active members 1" in lines
+    assert "2026-11 1 100.0 %" in lines
+    assert "[" in capsys.readouterr().err  # each scan named with its elapsed time
+    assert "plotly" in (tmp_path / "p.html").read_text()
+    code, csv_text = _cli(gw, ["reports", "programme", *period, "--csv"])
+    assert code == 0 and f"partner,grocery,{points},0,0,0,{points},," in csv_text
+    code, table_text = _cli(gw, ["reports", "campaign", "grocery:cli"])
+    assert code == 0 and "grocery:cli" in table_text and "holdout" in table_text
+    code, csv_text = _cli(gw, ["reports", "campaign", "--csv"])
+    assert code == 0 and csv_text.splitlines()[1].startswith("campaign,grocery:cli,grocery,")
+    code, _ = _cli(gw, ["reports", "campaign", "grocery:none"])
+    assert code == 2 and "no campaign of yours has this id" in capsys.readouterr().err
+
+
+def _held(gw: Gateway) -> list[str]:
+    with gw.services.engine.connect() as conn:
+        return [str(m) for m in conn.execute(select(t.promotion_awards.c.campaign_id).where(
+            t.promotion_awards.c.reward_code == HOLDOUT_MARKER)).scalars()]
