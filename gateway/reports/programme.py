@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -134,7 +135,7 @@ _FLOWS = text(
     "'forfeit') GROUP BY partner_id, kind")
 
 
-def _members_sql(dialect: str) -> str:
+def _members_sql(dialect: str, *, bounded: bool = False) -> str:
     # One group per member in index order (ix_operations_daily_cap covers every column read).
     hint = " INDEXED BY ix_operations_daily_cap" if dialect == "sqlite" else ""
     month = _month_index(dialect, "recorded_at")
@@ -150,7 +151,9 @@ def _members_sql(dialect: str) -> str:
         f"SUM(DISTINCT CASE WHEN recorded_at >= :cohorts_from THEN 1 << {month} "
         "ELSE 0 END) AS months "
         f"FROM operations{hint} WHERE member_id IS NOT NULL AND kind IN ({kinds}) "
-        "AND recorded_at < :end GROUP BY member_id) AS m "
+        "AND recorded_at < :end AND member_id >= :low "
+        + ("AND member_id < :high " if bounded else "")
+        + "GROUP BY member_id) AS m "
         f"GROUP BY active, CASE WHEN brands >= 2 THEN 1 ELSE 0 END, "
         f"{_month_index(dialect, 'first_earn')}, months")
 
@@ -163,29 +166,89 @@ _MEMBER_BALANCES = text(
     "AND balance <> 0 GROUP BY kind")
 
 
-def programme_report(engine: Engine, period: Period,
-                     progress: Progress = _NO_PROGRESS) -> ProgrammeReport:
-    """The report for ``period`` (activity by ``recorded_at``), read in one transaction."""
+def programme_report(engine: Engine, period: Period, progress: Progress = _NO_PROGRESS,
+                     *, workers: int = 2) -> ProgrammeReport:
+    """The report for ``period`` (activity by ``recorded_at``). With ``workers`` > 1 its scans
+    run at once on that many connections (threads: both drivers release the GIL while the
+    database works), the member scan split in two halves by member id; each connection reads
+    its own snapshot. Operations are append-only and stamped when recorded, so for a period
+    that has ended every snapshot gives the same figures; outstanding points are "now" in any
+    case (decision 034). ``workers=1``: one connection, one transaction."""
+    if workers <= 1:
+        with engine.connect() as conn:
+            return read(conn, period, progress)
     with engine.connect() as conn:
-        return read(conn, period, progress)
+        middle = _middle_member(conn)
+    halves = [("", middle), (middle, None)] if middle else [("", None)]
+
+    def run(task: Callable[[Connection], object]) -> object:
+        with engine.connect() as conn:
+            return task(conn)
+
+    tasks: list[Callable[[Connection], object]] = [
+        *(lambda c, h=h: _members(c, period, h, progress) for h in halves),
+        lambda c: _flows(c, _bounds(c.dialect.name, period), progress),
+        lambda c: _outstanding(c, progress)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(run, tasks))
+    members = [m for m in done[:len(halves)] if isinstance(m, _Members)]
+    flows, outstanding = done[len(halves)], done[len(halves) + 1]
+    assert isinstance(flows, tuple) and isinstance(outstanding, _Outstanding)
+    return _report(period, members, flows, outstanding)
 
 
 def read(conn: Connection, period: Period, progress: Progress = _NO_PROGRESS) -> ProgrammeReport:
+    """Every scan on ``conn``, one after another (one transaction when the caller opened one)."""
+    flows = _flows(conn, _bounds(conn.dialect.name, period), progress)
+    members = _members(conn, period, ("", None), progress)
+    return _report(period, [members], flows, _outstanding(conn, progress))
+
+
+@dataclass(frozen=True, slots=True)
+class _Members:
+    active: int
+    cross: int
+    sizes: dict[int, int]  # cohort month index -> members
+    counts: dict[int, list[int]]  # cohort month index -> active members per month after
+
+
+@dataclass(frozen=True, slots=True)
+class _Outstanding:
+    liability: tuple[Liability, ...]
+    held: int
+    debt: int
+
+
+def _bounds(dialect: str, period: Period) -> dict[str, object]:
+    return {"start": _stored(dialect, period.start), "end": _stored(dialect, period.end)}
+
+
+def _middle_member(conn: Connection) -> str | None:
+    """The median member id (members' primary key, an offset over one index), or None."""
+    total = int(conn.execute(text("SELECT COUNT(*) FROM members")).scalar_one())
+    if total < 2:
+        return None
+    found = conn.execute(text("SELECT id FROM members ORDER BY id LIMIT 1 OFFSET :n"),
+                         {"n": total // 2}).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
+def _members(conn: Connection, period: Period, half: tuple[str, str | None],
+             progress: Progress) -> _Members:
     dialect = conn.dialect.name
-    bounds = {"start": _stored(dialect, period.start), "end": _stored(dialect, period.end)}
-    progress("flows: operations in the period by partner and kind")
-    flows = _flows(conn, bounds)
-    progress("members: activity, brands and cohorts, one pass over the member index")
+    progress("members: activity, brands and cohorts, one pass over the member index"
+             + ("" if half == ("", None) else f" (from {half[0]!r})"))
     last = _months(period.end - timedelta(microseconds=1))  # the period's last month
     base = last - MAX_COHORTS + 1
     cohorts_from = datetime(base // 12, base % 12 + 1, 1, tzinfo=UTC)
-    params = {**bounds, "base_year": base // 12, "base_month": base % 12,
-              "cohorts_from": _stored(dialect, cohorts_from)}
+    params = {**_bounds(dialect, period), "base_year": base // 12, "base_month": base % 12,
+              "cohorts_from": _stored(dialect, cohorts_from), "low": half[0],
+              "high": half[1]}
     active = cross = 0
     sizes: dict[int, int] = defaultdict(int)
     counts: dict[int, list[int]] = {}
-    for is_active, is_cross, first, months, n in conn.execute(text(_members_sql(dialect)),
-                                                              params):
+    sql = text(_members_sql(dialect, bounded=half[1] is not None))
+    for is_active, is_cross, first, months, n in conn.execute(sql, params):
         active += int(is_active) * int(n)
         cross += int(is_active) * int(is_cross) * int(n)
         if first is None or not 0 <= int(first) < MAX_COHORTS:
@@ -197,15 +260,35 @@ def read(conn: Connection, period: Period, progress: Progress = _NO_PROGRESS) ->
         for k in range(len(row)):
             if mask >> (int(first) + k) & 1:
                 row[k] += int(n)
+    return _Members(active, cross, dict(sizes), counts)
+
+
+def _outstanding(conn: Connection, progress: Progress) -> _Outstanding:
     progress("liability: lots remaining by origin partner")
     liability = tuple(Liability(str(p), int(s)) for p, s in conn.execute(_LIABILITY))
     balances = {str(k): int(s) for k, s in conn.execute(_MEMBER_BALANCES)}
+    return _Outstanding(liability, balances.get("held", 0), balances.get("debt", 0))
+
+
+def _report(period: Period, members: list[_Members], flows: tuple[PartnerFlows, ...],
+            outstanding: _Outstanding) -> ProgrammeReport:
+    sizes: dict[int, int] = defaultdict(int)
+    counts: dict[int, list[int]] = {}
+    for m in members:
+        for cohort, n in m.sizes.items():
+            sizes[cohort] += n
+            row = counts.setdefault(cohort, [0] * len(m.counts[cohort]))
+            for k, v in enumerate(m.counts[cohort]):
+                row[k] += v
     cohort_rows = tuple(Cohort(_label(c), sizes[c], tuple(counts[c])) for c in sorted(sizes))
-    return ProgrammeReport(period, active, cross, flows, liability,
-                           balances.get("held", 0), balances.get("debt", 0), cohort_rows)
+    return ProgrammeReport(period, sum(m.active for m in members),
+                           sum(m.cross for m in members), flows, outstanding.liability,
+                           outstanding.held, outstanding.debt, cohort_rows)
 
 
-def _flows(conn: Connection, bounds: dict[str, object]) -> tuple[PartnerFlows, ...]:
+def _flows(conn: Connection, bounds: dict[str, object],
+           progress: Progress = _NO_PROGRESS) -> tuple[PartnerFlows, ...]:
+    progress("flows: operations in the period by partner and kind")
     sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for partner, kind, points in conn.execute(_FLOWS, bounds):
         sums[str(partner)][str(kind)] += int(points or 0)

@@ -119,6 +119,7 @@ def test_programme_report_worked_example(tmp_path: Path) -> None:
     assert _earn(gw, "g-c", 30_000, "c1").points == 30  # type: ignore[attr-defined]
     november = Period(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
     report = programme_report(engine, november)
+    assert programme_report(engine, november, workers=1) == report  # one connection, same
     assert (report.active_members, report.cross_brand_members) == (2, 1)  # a (2 brands), c
     flows = {f.partner_id: (f.earned_points, f.burned_points, f.expired_points)
              for f in report.flows}
@@ -137,6 +138,7 @@ def test_programme_report_worked_example(tmp_path: Path) -> None:
     run_expiry(gw.services.ledger)
     span = Period(datetime(2026, 10, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
     later = programme_report(engine, span)
+    assert programme_report(engine, span, workers=1) == later
     issued = 120 + 50 + fuel_points + 30
     assert later.expired_points == issued - 50
     assert later.breakage == Fraction(issued - 50, issued)
