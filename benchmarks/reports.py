@@ -167,16 +167,18 @@ def scan(engine: Engine) -> float:
     return time.perf_counter() - t0
 
 
-def measure(database_url: str, total: int, members: int,
-            label: str) -> tuple[list[Row], str]:
+def measure(database_url: str, total: int, members: int, label: str,
+            *, seeded: bool = False) -> tuple[list[Row], str]:
+    """Seed (unless ``seeded``: a database this script seeded before), then time the report."""
     print(f"reports, {label}, {total:,} operations, {members:,} members:", file=sys.stderr)
-    loader = multiprocessing.get_context("spawn").Process(
-        target=load, args=(database_url, total, members))
     t0 = time.perf_counter()
-    loader.start()
-    loader.join()
-    if loader.exitcode != 0:
-        raise SystemExit(f"loading failed ({loader.exitcode})")
+    if not seeded:
+        loader = multiprocessing.get_context("spawn").Process(
+            target=load, args=(database_url, total, members))
+        loader.start()
+        loader.join()
+        if loader.exitcode != 0:
+            raise SystemExit(f"loading failed ({loader.exitcode})")
     loaded_s = time.perf_counter() - t0
     print(f"  loaded in {loaded_s:.0f} s", file=sys.stderr)
     engine = create_engine(database_url)
@@ -218,7 +220,15 @@ def main() -> None:
     parser.add_argument("--operations", type=int, default=10_000_000)
     parser.add_argument("--members", type=int, default=MEMBERS)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--seeded", default=None, metavar="SQLITE_FILE",
+                        help="time the report on a SQLite file this script seeded before "
+                             "(--operations and --members as it was seeded)")
     args = parser.parse_args()
+    if args.seeded:
+        _, table_text = measure(f"sqlite:///{args.seeded}", args.operations, args.members,
+                                "sqlite", seeded=True)
+        print(table_text)
+        return
     workdir = Path(__import__("tempfile").mkdtemp(prefix="reports-bench-"))
     backend = Backend.start(args.backend, workdir)
     try:

@@ -76,6 +76,11 @@ def test_holdout_members_are_skipped_marked_and_compared(tmp_path: Path) -> None
     assert markers == {members[c] for c in held}
     assert counter == 0  # a holdout consumes no budget (and an unbudgeted campaign no counter)
     treated = 24 - len(held)
+    month = Period(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    parallel = programme_report(gw.services.engine, month)  # the member pass in four parts
+    assert parallel == programme_report(gw.services.engine, month, workers=1)
+    assert (parallel.active_members, parallel.earned_points) == (24, sum(
+        120 + n for n in range(24)) + 10 * treated)  # 120.00 UAH + n: 120 + n points
     source = CampaignSource()
     with gw.services.engine.connect() as conn:
         item = source.item(conn, campaign.id)
