@@ -23,11 +23,13 @@ class Plan:
     scale_big: int = 1_000_000  # members (and operations) it is compared at
     # earn and the reads send a registered document's id (docs/trusted-documents.md), not text
     trusted_documents: bool = False
+    report_operations: int = 10_000_000  # the programme report's operations (issue 13)
 
     @staticmethod
     def quick() -> Plan:
         return Plan(seconds=1, warmup_seconds=0, connections=8, members=200,
-                    transfers=5_000, workers=1, scale_small=200, scale_big=2_000)
+                    transfers=5_000, workers=1, scale_small=200, scale_big=2_000,
+                    report_operations=20_000)
 
 
 @dataclass

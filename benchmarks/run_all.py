@@ -26,6 +26,7 @@ from benchmarks import (
     earn,
     hot,
     redeem,
+    reports,
     scale,
     serve,
     signin,
@@ -42,6 +43,7 @@ BENCHMARKS["viewer"] = viewer.run  # issue 10: the member's wallet at 1M transfe
 BENCHMARKS["signin"] = signin.run  # issue 10: other requests' p99 during 20 sign-ins
 BENCHMARKS["hot"] = hot.run  # issue 11: 32 earns at one partner vs spread over eight
 BENCHMARKS["campaigns"] = campaigns.run  # issue 12: an earn with 70 campaigns vs none
+BENCHMARKS["reports"] = reports.run  # issue 13: the programme report at 10M operations
 # Programs the benchmarks run, checked before anything starts so that a missing one is named
 # (``python3 dev.py test`` installs them; by hand: ``apt-get install wrk``).
 REQUIRED_TOOLS = ("wrk",)

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from gateway.api.context import Services
 from gateway.api.draws import proof_route
+from gateway.api.reports import report_pages
 from gateway.api.schema import build_schema
 from gateway.api.settlement import plotly_route, settlement_page
 from gateway.api.view import GatewayGraphQL
@@ -154,6 +155,7 @@ def build(
         settlement_page(services, auth, backends.limiter, metrics.record_rate_limited),
         plotly_route(),
         proof_route(services, backends.limiter, metrics.record_rate_limited),
+        *report_pages(services, auth, backends.limiter, metrics.record_rate_limited),
         *portal_routes(engine=engine, clock=clock, settings=settings, auth=auth,
                        limits=sign_in, ledger=services.ledger),
     ]

@@ -301,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
     from gateway.promotions.cli import register as register_campaigns
     from gateway.promotions.coupons_cli import register as register_coupons
     from gateway.promotions.tiers_cli import register as register_tiers
+    from gateway.reports.cli import register as register_reports
     from gateway.settlement.cli import register as register_settlement
     from gateway.settlement.funding_cli import register as register_funding
     from gateway.worker.cli import register as register_worker
@@ -364,6 +365,7 @@ def parser() -> argparse.ArgumentParser:
     register(sub, _context)
     register_settlement(sub, _services)
     register_funding(sub, _services)
+    register_reports(sub, _services)
     register_members(sub, _context)
     register_campaigns(sub, _services, rules=rules)
     register_tiers(sub, _services)

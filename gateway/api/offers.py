@@ -166,6 +166,10 @@ class CampaignInput:
     conditions: ConditionsInput | None = None
     limits: LimitsInput | None = None
     stacking: StackingInput | None = None
+    holdout_percent: int | None = strawberry.field(
+        default=None, description="0 to 50: this share of the eligible members, chosen at "
+        "random per campaign and member (fixed), never gets it, so its uplift can be measured "
+        "(campaignEffectiveness; docs/reports.md).")
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -187,6 +191,7 @@ class Campaign:
     exclusive: bool
     priority: int
     published_at: datetime
+    holdout_percent: int
     definition: str = strawberry.field(
         description="The whole stored definition, canonical JSON (every condition and effect).")
 
@@ -199,7 +204,8 @@ class Campaign:
             valid_until=c.valid_until, partners=sorted(c.partners), channels=sorted(c.channels),
             budget_points=c.limits.budget_points, max_rewards=c.limits.max_rewards,
             exclusive=c.stacking.exclusive, priority=c.stacking.priority,
-            published_at=p.published_at, definition=codec.dumps(c))
+            published_at=p.published_at, holdout_percent=c.holdout_percent,
+            definition=codec.dumps(c))
 
 
 @strawberry.type(description="Version 1 of the new campaign (or, on a retry, the stored one).")

@@ -48,6 +48,7 @@ from gateway.api.offers import OfferMutations, OfferQueries
 from gateway.api.one_mutation import OneMutationPerOperation
 from gateway.api.pages import CheckPageSizes
 from gateway.api.points import PointsMutations, PointsQueries
+from gateway.api.reports import ReportQueries
 from gateway.api.segments import SegmentMutations, SegmentQueries
 from gateway.api.settlement import SettlementMutations, SettlementQueries
 from gateway.api.viewer import ViewerQueries
@@ -60,7 +61,7 @@ from gateway.settings import Limits, Settings
 @strawberry.type(description="Read your customers' points, and preview earns.")
 class Query(MemberQueries, PointsQueries, SettlementQueries, ViewerQueries, OfferQueries,
             SegmentQueries, FederationQueries, CouponQueries, WebhookQueries, DrawQueries,
-            ChallengeQueries):
+            ChallengeQueries, ReportQueries):
     pass
 
 

@@ -154,7 +154,8 @@ class SkippedPromotion:
     campaign_id: strawberry.ID
     version: int
     reason: str = strawberry.field(description=(
-        "budget_exhausted, rewards_exhausted, member_limit, not_stackable or funder_limit."))
+        "budget_exhausted, rewards_exhausted, member_limit, not_stackable, funder_limit, "
+        "no_point_value or holdout."))
     explanation: str
 
     @staticmethod

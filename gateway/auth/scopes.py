@@ -33,6 +33,7 @@ class Scope(enum.StrEnum):
     SETTLEMENT_CLOSE = "settlement:close"
     ADMIN = "admin"
     MEMBER = "member"
+    REPORTS_READ = "reports:read"  # issue 13: campaign effectiveness (decision 034)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ _DESCRIPTIONS: Mapping[Scope, str] = {
                   "app): viewer, links, consents, codes, donations, merge, export, erasure.",
     Scope.WEBHOOKS_MANAGE: "Manage the calling partner's webhook subscriptions, read and "
                            "replay their deliveries.",
+    Scope.REPORTS_READ: "Read effectiveness reports: a partner its own campaigns (reach, cost, "
+                        "uplift against the holdout group); a coalition-wide client every one.",
 }
 
 SCOPES: tuple[ScopeDoc, ...] = tuple(ScopeDoc(scope.value, _DESCRIPTIONS[scope]) for scope in Scope)
@@ -71,9 +74,10 @@ DEFAULT_ALLOWANCE: Mapping[str, frozenset[str]] = MappingProxyType(
         "partner": frozenset({
             Scope.POINTS_EARN, Scope.POINTS_REDEEM, Scope.POINTS_REVERSE,
             Scope.MEMBERS_LINK, Scope.MEMBERS_READ, Scope.OFFERS_MANAGE,
-            Scope.WEBHOOKS_MANAGE,
+            Scope.WEBHOOKS_MANAGE, Scope.REPORTS_READ,
         }),
-        "finance": frozenset({Scope.SETTLEMENT_READ, Scope.SETTLEMENT_CLOSE}),
+        "finance": frozenset({Scope.SETTLEMENT_READ, Scope.SETTLEMENT_CLOSE,
+                              Scope.REPORTS_READ}),
         "admin": frozenset({Scope.ADMIN}),
         "app": frozenset({Scope.MEMBER}),
     }

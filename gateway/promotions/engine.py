@@ -22,6 +22,7 @@ from types import MappingProxyType
 
 from gateway.core.money import round_ratio
 from gateway.promotions.basket import Basket, Check, coupon, is_purchase_condition, predicate
+from gateway.promotions.holdout import held_out
 from gateway.promotions.model import (
     Award,
     BirthdayMonth,
@@ -368,6 +369,13 @@ def _evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
         if not matched:
             continue
         head = f"{c.name} ({c.id} v{c.version})"
+        if c.holdout_percent and held_out(c.id, member.member_id, c.holdout_percent):
+            # Eligible, and held out (decision 034): not applied, so it neither blocks an
+            # exclusive campaign nor counts against a budget; the earn records the marker.
+            skips.append(Skip(c.id, c.version, SkipReason.HOLDOUT,
+                              f"{head}: skipped, the member is in its "
+                              f"{c.holdout_percent}% holdout group", c.funder))
+            continue
         if exclusive_applied or (c.stacking.exclusive and applied):
             why = "an exclusive campaign was applied" if exclusive_applied else \
                 "exclusive, and another campaign was applied first"

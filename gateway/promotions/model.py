@@ -17,6 +17,7 @@ from fractions import Fraction
 from partners.rules import LineItem
 
 COALITION = "coalition"  # the owner and funder of coalition-wide campaigns
+MAX_HOLDOUT_PERCENT = 50  # a holdout past half the eligible members would be the treatment
 
 
 class Trigger(enum.StrEnum):
@@ -201,6 +202,10 @@ class Campaign:
     limits: Limits = field(default_factory=Limits)
     stacking: Stacking = field(default_factory=Stacking)
     description: str = ""
+    # A randomised holdout (docs/decisions/034): this percentage (0 to 50) of the eligible
+    # members, chosen per campaign by ``holdout.held_out``, never gets it, so its effect on
+    # spend can be measured against them (``gateway.reports``).
+    holdout_percent: int = 0
 
 
 # --- what the engine is given ---------------------------------------------------------------------
@@ -246,6 +251,7 @@ class SkipReason(enum.StrEnum):
     NOT_STACKABLE = "not_stackable"
     FUNDER_LIMIT = "funder_limit"
     NO_POINT_VALUE = "no_point_value"  # cashback at a partner that accepts no points
+    HOLDOUT = "holdout"  # the member is in the campaign's holdout group (decision 034)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +274,7 @@ class Skip:
     version: int
     reason: SkipReason
     explanation: str
+    funder: str = ""  # set for a holdout skip: its promotion_awards marker row names it
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,8 @@ _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,47}")
 _MAX_TEXT = 2000
 _MAX_LIST = 100
 _TOP = frozenset({"id", "name", "description", "trigger", "validFrom", "validUntil", "channels",
-                  "partners", "audience", "conditions", "effects", "limits", "stacking"})
+                  "partners", "audience", "conditions", "effects", "limits", "stacking",
+                  "holdoutPercent"})
 _AUDIENCE = frozenset({"tiers", "segment", "birthdayMonth"})
 _CONDITIONS = frozenset({"minSpendMinor", "basketHas", "schedule", "channels", "nthPurchase",
                          "couponPresented", "referralInEffect"})
@@ -63,6 +64,9 @@ def parse_campaign(raw: Mapping[str, Any], *, owner: str) -> m.Campaign:
         stacking=_stacking(_mapping(raw, "stacking", p, required=False), p.key("stacking")),
         description=_optional(raw, "description", p,
                               lambda r, k, q: _text(r, k, q, max_len=_MAX_TEXT)) or "",
+        holdout_percent=_optional(raw, "holdoutPercent", p,
+                                  lambda r, k, q: _int(r, k, q, minimum=0,
+                                                       maximum=m.MAX_HOLDOUT_PERCENT)) or 0,
     )
 
 

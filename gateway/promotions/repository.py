@@ -20,7 +20,7 @@ from gateway.db import audit
 from gateway.db.tables import campaign_counters, campaign_versions, campaigns, promotion_awards
 from gateway.outbox import emit
 from gateway.promotions import codec
-from gateway.promotions.model import COALITION, Campaign, Window
+from gateway.promotions.model import COALITION, Campaign, Evaluation, SkipReason, Window
 
 
 def publish_version(conn: Connection, campaign: Campaign, *, actor: str,
@@ -180,6 +180,18 @@ class AwardRow:
     points: int
     rewards: int
     reward_code: str | None = None
+
+
+# A held-out eligible earn (decision 034): a promotion_awards row of 0 points and 0 rewards
+# whose reward_code is this lower-case marker (a till reward's code is upper case, so never
+# it). It rides the earn's one awards INSERT and changes no sum the engine or settlement reads.
+HOLDOUT_MARKER = "holdout"
+
+
+def holdout_rows(evaluation: Evaluation, member_id: str) -> tuple[AwardRow, ...]:
+    """The marker rows for the campaigns that held this member out."""
+    return tuple(AwardRow(s.campaign_id, s.version, s.funder, member_id, 0, 0, HOLDOUT_MARKER)
+                 for s in evaluation.skips if s.reason is SkipReason.HOLDOUT)
 
 
 def insert_awards(conn: Connection, operation_id: str, partner_id: str,

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.core.errors import InvalidInput
 from gateway.promotions.model import (
     COALITION,
+    MAX_HOLDOUT_PERCENT,
     BasketHas,
     BirthdayMonth,
     BonusPoints,
@@ -98,6 +99,9 @@ def validate(campaign: Campaign) -> None:
     if abs(c.stacking.priority) > MAX_PRIORITY:
         raise _fail(f"priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}, "
                     f"got {c.stacking.priority}", "stacking.priority")
+    if not 0 <= c.holdout_percent <= MAX_HOLDOUT_PERCENT:
+        raise _fail(f"holdoutPercent must be between 0 and {MAX_HOLDOUT_PERCENT}, "
+                    f"got {c.holdout_percent}", "holdoutPercent")
 
 
 def _owner(c: Campaign) -> None:

@@ -669,6 +669,21 @@ OPS += [  # challenges (decision 032)
                w.gw.services.engine, "grocery", NOW)]},
        "customer", None, is_query=True),
 ]
+OPS += [  # effectiveness reports (issue 13, decision 034)
+    Op("campaignEffectiveness", "reports:read",
+       f"query($id: ID!) {{ campaignEffectiveness(campaignId: $id) {{ {ERRORS} "
+       "... on CampaignEffectiveness { campaignId owner } } }",
+       lambda w, c: {"id": c or "grocery:steady"},
+       lambda w: {"__typename": "CampaignEffectiveness", "campaignId": "grocery:steady",
+                  "owner": "grocery"},
+       "campaign", ("NotFoundError", "NOT_FOUND"), is_query=True),
+    Op("campaignsEffectiveness", "reports:read",
+       f"query {{ campaignsEffectiveness {{ {ERRORS} "
+       "... on CampaignEffectivenessList { __typename } } }",
+       lambda w, c: {},
+       lambda w: {"__typename": "CampaignEffectivenessList"},
+       "customer", None, is_query=True),
+]
 OP_IDS = [op.field for op in OPS]
 # The federation fields: same scope rules, answered as top-level errors (their types are fixed
 # by Apollo's subgraph specification). Another partner's customer id is null, like a missing one.

@@ -76,7 +76,7 @@ def test_finance_client_may_be_coalition_wide_or_bound(auth: AuthService) -> Non
         scopes=["settlement:read"],
     ).client
     assert (wide.partner_id, wide.allowed_scopes) == (
-        None, frozenset({"settlement:read", "settlement:close"})
+        None, frozenset({"settlement:read", "settlement:close", "reports:read"})
     )
     assert (bound.partner_id, bound.allowed_scopes) == ("shop", frozenset({"settlement:read"}))
 
@@ -180,10 +180,10 @@ def test_scope_list_and_allowances() -> None:
     assert [s.name for s in SCOPES] == [
         "points:earn", "points:redeem", "points:reverse", "members:link", "members:read",
         "offers:manage", "webhooks:manage", "settlement:read", "settlement:close", "admin",
-        "member",
+        "member", "reports:read",
     ]
     assert all(s.description for s in SCOPES)
-    assert describe("member") == SCOPES[-1].description
+    assert describe("reports:read") == SCOPES[-1].description
     assert DEFAULT_ALLOWANCE["admin"] == frozenset({"admin"})
     assert DEFAULT_ALLOWANCE["app"] == frozenset({"member"})
     assert format_scope({"admin", "points:earn", "members:read"}) == (

@@ -34,8 +34,9 @@ def test_partner_bound_finance_client_gets_read_only(auth: AuthService) -> None:
     bound = auth.clients.create(name="Shop finance", kind="finance", partner_id="shop",
                                 actor="admin:t").client
     wide = auth.clients.create(name="Finance", kind="finance", actor="admin:t").client
-    assert bound.allowed_scopes == frozenset({"settlement:read"})
-    assert wide.allowed_scopes == frozenset({"settlement:read", "settlement:close"})
+    assert bound.allowed_scopes == frozenset({"settlement:read", "reports:read"})
+    assert wide.allowed_scopes == frozenset({"settlement:read", "settlement:close",
+                                             "reports:read"})
 
 
 def test_partner_bound_finance_client_cannot_ask_for_close(auth: AuthService,
@@ -60,7 +61,7 @@ def test_cli_says_a_bound_finance_client_cannot_close(engine: Engine, settings: 
                               "finance", "--partner", "shop", "--actor", "cli:alice"])
     assert args.func(args) == 0
     lines = out.getvalue().splitlines()
-    assert lines[2].split()[1:] == ["finance", "shop", "settlement:read"]
+    assert lines[2].split()[1:] == ["finance", "shop", "settlement:read", "reports:read"]
     assert lines[5] == (
         "note: bound to partner 'shop', this client reads that partner's settlement statement "
         "only; it is not granted settlement:close (closing periods needs a coalition-wide "

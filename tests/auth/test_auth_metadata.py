@@ -49,6 +49,7 @@ async def test_metadata_document(http: httpx.AsyncClient) -> None:
             "settlement:close",
             "admin",
             "member",
+            "reports:read",
         ],
     }
 

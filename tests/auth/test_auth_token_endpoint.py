@@ -15,7 +15,7 @@ from gateway.auth.service import AuthService
 WINDOW = {"address": "127.0.0.1", "count": 1, "window_start": "2030-01-15T09:00:00+00:00",
           "window_end": "2030-01-15T09:01:00+00:00"}
 PARTNER_SCOPE = ("points:earn points:redeem points:reverse members:link members:read "
-                 "offers:manage webhooks:manage")
+                 "offers:manage webhooks:manage reports:read")
 
 
 def _claims(token: str) -> dict[str, Any]:

@@ -482,3 +482,26 @@ def test_enrolment_welcome_bonus_with_a_budget() -> None:
     assert last.bonus_points == 50
     assert evaluate_enrolment(cands, "grocery", "app", MONDAY, MemberFacts("m-9"), {}) \
         == Evaluation()
+
+
+def test_a_held_out_member_is_skipped_and_blocks_nothing(grocery: RuleVersion) -> None:
+    """Decision 034: an eligible member in the holdout is skipped (reason holdout, the funder
+    named for the marker row); the held-out campaign is not applied, so the exclusive one after
+    it still applies. A member outside the holdout gets it as before."""
+    from gateway.promotions.holdout import held_out
+
+    members = [MemberFacts(f"m-{n}") for n in range(40)]
+    out = next(m for m in members if held_out("a-top", m.member_id, 50))
+    kept = next(m for m in members if not held_out("a-top", m.member_id, 50))
+    top = dataclasses.replace(campaign("a-top", BonusPoints(200), priority=10, exclusive=True),
+                              holdout_percent=50)
+    low = campaign("c-low", BonusPoints(500), priority=0, exclusive=True)
+    buy = purchase(grocery, 10_000)
+    ev = evaluate(compile_campaigns([top, low]).campaigns, buy, out, {}, grocery)
+    assert points(ev) == {"c-low": 500}
+    assert [(s.campaign_id, s.reason, s.funder) for s in ev.skips] == [
+        ("a-top", SkipReason.HOLDOUT, "grocery")]
+    assert "is in its 50% holdout group" in ev.skips[0].explanation
+    ev = evaluate(compile_campaigns([top, low]).campaigns, buy, kept, {}, grocery)
+    assert points(ev) == {"a-top": 200}
+    assert [(s.campaign_id, s.reason) for s in ev.skips] == [("c-low", SkipReason.NOT_STACKABLE)]

@@ -102,3 +102,18 @@ def test_garbage_anywhere_is_a_campaign_or_a_named_field(path: tuple[Any, ...],
 @given(raw=st.dictionaries(st.sampled_from([*sorted(VALID), "x"]), garbage, max_size=8))
 def test_garbage_documents_are_a_campaign_or_a_named_field(raw: dict[str, Any]) -> None:
     _outcome(raw)
+
+
+def test_holdout_percent_parses_round_trips_and_is_bounded() -> None:
+    """Decision 034: 0 to 50, stored in the version's canonical JSON; out of range names it."""
+    c = manage.parse({**VALID, "holdoutPercent": 25}, owner="grocery")
+    assert c.holdout_percent == 25 and codec.loads(codec.dumps(c)).holdout_percent == 25
+    assert manage.parse(VALID, owner="grocery").holdout_percent == 0
+    for bad in (51, -1, True, "10"):
+        try:
+            manage.parse({**VALID, "holdoutPercent": bad}, owner="grocery")
+        except InvalidInput as error:
+            assert error.field == "holdoutPercent"
+            assert "from 0 to 50" in error.message
+        else:
+            raise AssertionError(f"holdoutPercent {bad!r} was accepted")

@@ -13,7 +13,7 @@ from gateway.ledger.model import BonusPosted, Earned, OperationRecord
 from gateway.ledger.planners.state import MemberState, Move, NewLot, Plan, Posting
 from gateway.ledger.promotions import NO_PROMOTIONS, Promotions, applied, skipped
 from gateway.ledger.repository import Account
-from gateway.promotions.repository import AwardRow
+from gateway.promotions.repository import AwardRow, holdout_rows
 from partners.config import RuleVersion
 from partners.rules import CheckedPurchase, EarnQuote, PurchaseFacts, quote_earn
 
@@ -84,6 +84,7 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
     )
     rows = tuple(AwardRow(a.campaign_id, a.version, a.funder, a.member_id, a.points, 1,
                           a.till_reward.code if a.till_reward else None) for a in awards)
+    rows += holdout_rows(promotions.evaluation, state.member_id)
     counters = tuple((a.campaign_id, a.points, 1) for a in awards
                      if a.campaign_id in promotions.budgeted)
     # A referrer's reward: a bonus operation of its own on the referrer's accounts, after the
