@@ -13,6 +13,7 @@ minor units (rounded once, half-even, at 0.01), ratios decimal strings."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from fractions import Fraction
@@ -191,14 +192,24 @@ _LIST_ERRORS = errors_of(CampaignEffectivenessListResult)
 _PROGRAMME_ERRORS = errors_of(ProgrammeReportResult)
 
 
-def _one(s: Services, partner_id: str | None, campaign_id: str) -> fx.Effectiveness:
+@strawberry.enum(description="What a programme item is: its effectiveness reads the same.")
+class ProgrammeItemKind(enum.Enum):
+    CAMPAIGN = "campaign"
+    CHALLENGE = "challenge"
+    DRAW = "draw"
+
+
+def _one(s: Services, partner_id: str | None, campaign_id: str,
+         kind: ProgrammeItemKind) -> fx.Effectiveness:
     return service.item_effectiveness(s.engine, s.rules, s.settings.settlement_currency,
-                                      s.clock.now(), partner_id, campaign_id)
+                                      s.clock.now(), partner_id, campaign_id, kind.value,
+                                      field="campaignId")
 
 
-def _all(s: Services, partner_id: str | None) -> list[fx.Effectiveness]:
+def _all(s: Services, partner_id: str | None,
+         kind: ProgrammeItemKind) -> list[fx.Effectiveness]:
     return service.all_effectiveness(s.engine, s.rules, s.settings.settlement_currency,
-                                     s.clock.now(), partner_id)
+                                     s.clock.now(), partner_id, kind.value)
 
 
 def _programme(s: Services, partner_id: str | None, period: Period) -> pr.ProgrammeReport:
@@ -211,12 +222,18 @@ class ReportQueries:
                       "redemptions and the uplift against its holdout group with a 95 % "
                       "interval (docs/reports.md). Scope: reports:read; a partner sees its "
                       "own campaigns.")
-    async def campaign_effectiveness(self, info: Info[Context, None],
-                                     campaign_id: strawberry.ID) -> CampaignEffectivenessResult:
+    async def campaign_effectiveness(
+        self, info: Info[Context, None], campaign_id: strawberry.ID,
+        kind: Annotated[ProgrammeItemKind, strawberry.argument(
+            description="A campaign (default), a challenge or a prize draw: campaignId is its "
+                        "id. Challenges and draws have no holdout group.")
+        ] = ProgrammeItemKind.CAMPAIGN,
+    ) -> CampaignEffectivenessResult:
         c = info.context
 
         async def run() -> CampaignEffectiveness:
-            found = await c.run(_one, c.services, c.principal.partner_id, str(campaign_id))
+            found = await c.run(_one, c.services, c.principal.partner_id, str(campaign_id),
+                                kind)
             return CampaignEffectiveness.of(found)
 
         result: CampaignEffectivenessResult = await answer(c, _ONE_ERRORS, Scope.REPORTS_READ,
@@ -225,12 +242,16 @@ class ReportQueries:
 
     @strawberry.field(description="Every campaign's effectiveness you may read (a partner: its "
                       "own, at most 100, by id), with the CSV. Scope: reports:read.")
-    async def campaigns_effectiveness(self, info: Info[Context, None]
-                                      ) -> CampaignEffectivenessListResult:
+    async def campaigns_effectiveness(
+        self, info: Info[Context, None],
+        kind: Annotated[ProgrammeItemKind, strawberry.argument(
+            description="Campaigns (default), challenges or prize draws.")
+        ] = ProgrammeItemKind.CAMPAIGN,
+    ) -> CampaignEffectivenessListResult:
         c = info.context
 
         async def run() -> CampaignEffectivenessList:
-            found = await c.run(_all, c.services, c.principal.partner_id)
+            found = await c.run(_all, c.services, c.principal.partner_id, kind)
             return CampaignEffectivenessList(
                 campaigns=[CampaignEffectiveness.of(x) for x in found],
                 csv=render.effectiveness_csv(found))
@@ -299,10 +320,15 @@ def report_pages(services: Services, auth: AuthService, limiter: RateLimiter,
 
     async def campaigns_page(request: Request, principal: Principal) -> Response:
         wanted = request.query_params.get("campaignId")
+        try:
+            kind = ProgrammeItemKind(request.query_params.get("kind", "campaign"))
+        except ValueError:
+            raise InvalidInput("kind must be campaign, challenge or draw", field="kind") from None
         if wanted:
-            found = [await to_thread.run_sync(_one, services, principal.partner_id, wanted)]
+            found = [await to_thread.run_sync(_one, services, principal.partner_id, wanted,
+                                              kind)]
         else:
-            found = await to_thread.run_sync(_all, services, principal.partner_id)
+            found = await to_thread.run_sync(_all, services, principal.partner_id, kind)
         if request.query_params.get("format") == "csv":
             return _csv(render.effectiveness_csv(found), "campaign-effectiveness.csv")
         import plotly

@@ -51,6 +51,8 @@ def register(subparsers: Any, load_context: Callable[[], Context], *,
     campaign = cmds.add_parser("campaign", help="a campaign's effectiveness (all: no id)")
     campaign.add_argument("campaign_id", nargs="?", default=None)
     campaign.add_argument("--partner", default=None, help="only this partner's campaigns")
+    campaign.add_argument("--kind", choices=("campaign", "challenge", "draw"), default="campaign",
+                          help="what the id names (default: a campaign)")
     campaign.add_argument("--csv", action="store_true", help="print CSV, not tables")
     campaign.add_argument("--html", default=None, help="also write a self-contained HTML file")
     campaign.set_defaults(func=domain_command(_campaign, load_context, out))
@@ -78,9 +80,10 @@ def _campaign(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
     currency, now = ctx.settings.settlement_currency, ctx.clock.now()
     if args.campaign_id:
         found = [service.item_effectiveness(ctx.engine, ctx.rules, currency, now, args.partner,
-                                            args.campaign_id)]
+                                            args.campaign_id, args.kind)]
     else:
-        found = service.all_effectiveness(ctx.engine, ctx.rules, currency, now, args.partner)
+        found = service.all_effectiveness(ctx.engine, ctx.rules, currency, now, args.partner,
+                                          args.kind)
     out.write(render.effectiveness_csv(found) if args.csv
               else render.effectiveness_table(found) + "\n")
     if args.html:

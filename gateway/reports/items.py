@@ -1,4 +1,4 @@
-"""Programme items (campaigns now; challenges and draws to come) as the effectiveness report
+"""Programme items (campaigns, challenges and draws) as the effectiveness report
 sees them: one shape, and a source per kind that answers three questions with its own queries.
 
 An :class:`ItemSource` says what an item is (:class:`ProgrammeItem`: owner, funder, partners,
@@ -13,6 +13,7 @@ its tables; :class:`CampaignSource` is the campaigns' one, over ``promotion_awar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, select, text
 
-from gateway.db.tables import campaign_versions, campaigns
+from gateway.challenges import repository as challenge_repository
+from gateway.challenges.model import CAMPAIGN_PREFIX as CHALLENGE_PREFIX
+from gateway.challenges.model import Challenge
+from gateway.db.tables import campaign_versions, campaigns, challenges, draws, partners
 from gateway.promotions import codec
 from gateway.promotions.model import COALITION
 from gateway.promotions.repository import HOLDOUT_MARKER
@@ -143,10 +147,84 @@ class CampaignSource:
         return _GROUPS, self._params(conn, item)
 
 
+def _every_partner(conn: Connection) -> frozenset[str]:
+    """Where a coalition-wide item's members' spend is measured: every partner (a few rows)."""
+    return frozenset(str(p) for p in conn.execute(select(partners.c.id)).scalars())
+
+
+class ChallengeSource(CampaignSource):
+    """Challenges (decision 032): a completion's bonus is a promotion_awards row of campaign
+    ``challenge:<id>`` funded by the owner, so what it gave is read exactly like a campaign's.
+    A challenge has no holdout group: its uplift has no control and reads as not measured."""
+
+    kind = "challenge"
+
+    def _item(self, conn: Connection, c: Challenge) -> ProgrammeItem:
+        return ProgrammeItem(self.kind, c.id, c.name, c.owner, c.funder,
+                             c.partners or _every_partner(conn), c.starts_at, c.ends_at)
+
+    def item(self, conn: Connection, item_id: str) -> ProgrammeItem | None:
+        found = challenge_repository.find(conn, item_id)  # primary key
+        return None if found is None else self._item(conn, found)
+
+    def items(self, conn: Connection, owner: str | None) -> Sequence[ProgrammeItem]:
+        query = select(challenges.c.id).order_by(challenges.c.id)  # ix_challenges_owner
+        if owner is not None:
+            query = query.where(challenges.c.owner == owner)
+        found = (self.item(conn, str(i)) for i in conn.execute(query).scalars())
+        return [f for f in found if f is not None]
+
+    def _params(self, conn: Connection, item: ProgrammeItem) -> dict[str, Any]:
+        return {"funder": item.funder, "since": stored(conn, item.starts),
+                "item": CHALLENGE_PREFIX + item.id}
+
+
+# A draw's entries (ix_draw_entries_draw: draw_id first): net entries per member.
+_DRAW_GIVEN = text(
+    "SELECT COUNT(*), COALESCE(SUM(n), 0) FROM (SELECT member_id, SUM(entries) AS n "
+    "FROM draw_entries WHERE draw_id = :item GROUP BY member_id HAVING SUM(entries) > 0) e")
+_DRAW_GROUPS = ("SELECT member_id, 1 AS treated, 0 AS holdout FROM draw_entries "
+                "WHERE draw_id = :item GROUP BY member_id HAVING SUM(entries) > 0")
+
+
+class DrawSource:
+    """Prize draws (decision 033): members reached are its entrants, rewards its net entries;
+    a draw issues no points (its prizes are not points), and has no holdout group."""
+
+    kind = "draw"
+
+    def item(self, conn: Connection, item_id: str) -> ProgrammeItem | None:
+        row = conn.execute(select(  # primary key
+            draws.c.id, draws.c.name, draws.c.owner_partner_id, draws.c.opens_at,
+            draws.c.closes_at, draws.c.purchase_partners).where(draws.c.id == item_id)).first()
+        if row is None:
+            return None
+        owner = row.owner_partner_id or COALITION
+        where = (frozenset(json.loads(row.purchase_partners)) if row.purchase_partners
+                 else frozenset({owner}) if owner != COALITION else _every_partner(conn))
+        return ProgrammeItem(self.kind, row.id, row.name, owner, owner, where, row.opens_at,
+                             row.closes_at)
+
+    def items(self, conn: Connection, owner: str | None) -> Sequence[ProgrammeItem]:
+        query = select(draws.c.id).order_by(draws.c.id)
+        if owner is not None:  # ix_draws_owner
+            query = query.where(draws.c.owner_partner_id == owner)
+        found = (self.item(conn, str(i)) for i in conn.execute(query).scalars())
+        return [f for f in found if f is not None]
+
+    def given(self, conn: Connection, item: ProgrammeItem) -> Given:
+        members, entries = conn.execute(_DRAW_GIVEN, {"item": item.id}).one()
+        return Given(int(members or 0), int(entries or 0), 0)
+
+    def groups_sql(self, conn: Connection,
+                   item: ProgrammeItem) -> tuple[str, Mapping[str, Any]]:
+        return _DRAW_GROUPS, {"item": item.id}
+
+
 def visible(item: ProgrammeItem, partner_id: str | None) -> bool:
     """A partner sees its own items only (None: the coalition's view, every item)."""
     return partner_id is None or item.owner == partner_id
 
 
-__all__ = ["COALITION", "CampaignSource", "Given", "ItemSource", "PricedPoints",
-           "ProgrammeItem", "visible"]
+__all__ = ["COALITION", "CampaignSource", "ChallengeSource", "DrawSource", "Given", "ItemSource",
+           "PricedPoints", "ProgrammeItem", "visible"]

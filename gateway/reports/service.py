@@ -21,23 +21,30 @@ from gateway.core.errors import Forbidden, NotFound
 from gateway.ledger.context import RuleSource
 from gateway.reports import effectiveness, programme
 from gateway.reports.effectiveness import Effectiveness
-from gateway.reports.items import CampaignSource, ItemSource, visible
+from gateway.reports.items import (
+    CampaignSource,
+    ChallengeSource,
+    DrawSource,
+    ItemSource,
+    visible,
+)
 from gateway.reports.programme import ProgrammeReport, Progress
 from gateway.settlement.model import Period
 
-SOURCES: Mapping[str, ItemSource] = {"campaign": CampaignSource()}
+SOURCES: Mapping[str, ItemSource] = {"campaign": CampaignSource(), "challenge": ChallengeSource(),
+                                      "draw": DrawSource()}
 PROGRAMME_SCOPE = "settlement:read"
 MAX_ITEMS = 100  # one listing's items, like a page
 
 
 def item_effectiveness(engine: Engine, rules: RuleSource, currency: str, now: datetime,
                        partner_id: str | None, item_id: str,
-                       kind: str = "campaign") -> Effectiveness:
+                       kind: str = "campaign", field: str | None = None) -> Effectiveness:
     source = SOURCES[kind]
     with engine.connect() as conn:
         item = source.item(conn, item_id)
         if item is None or not visible(item, partner_id):
-            raise NotFound(f"no {kind} of yours has this id", field=f"{kind}Id")
+            raise NotFound(f"no {kind} of yours has this id", field=field or f"{kind}Id")
         return effectiveness.read(conn, source, item, rules, currency, _through(now))
 
 
