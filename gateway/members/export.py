@@ -5,7 +5,8 @@ and are left out (password hash, session and code hashes); everything else is th
 sign-in email, sessions' times, links (open and closed) and their events, consents (every
 event), link codes' times, balances, lots, holds, every operation with its stored answer, and
 (decision 025) the member's referral code, their own referral (not who referred them: that is
-another person's data), how many they referred, and their coupon redemptions."""
+another person's data), how many they referred, and their coupon redemptions; (issue 13) their
+notification feed and email preference, badges and prize draw entries."""
 
 from __future__ import annotations
 
@@ -22,14 +23,18 @@ from gateway.db.tables import (
     consents,
     coupon_redemptions,
     coupons,
+    draw_entries,
     holds,
     link_codes,
     link_events,
     linked_accounts,
     lots,
+    member_badges,
     member_credentials,
     member_sessions,
     members,
+    notification_preferences,
+    notifications,
     operations,
     referral_codes,
     referrals,
@@ -110,6 +115,25 @@ def export_member(engine: Engine, clock: Clock, member_id: str) -> str:
                 .join(coupons, coupons.c.id == coupon_redemptions.c.coupon_id)
                 .where(coupon_redemptions.c.member_id == member_id)
                 .order_by(coupon_redemptions.c.id)),
+            # Issue 13: the feed (ix_notifications_member), emails on/off, badges
+            # (ix_member_badges_member) and prize draw entries (ix_draw_entries_member).
+            "notifications": _rows(conn, select(
+                notifications.c.kind, notifications.c.title, notifications.c.body,
+                notifications.c.created_at, notifications.c.read_at)
+                .where(notifications.c.member_id == member_id).order_by(notifications.c.id)),
+            "notification_email": conn.execute(select(
+                notification_preferences.c.email_enabled).where(
+                notification_preferences.c.member_id == member_id)).scalar_one_or_none() != 0,
+            "badges": _rows(conn, select(
+                member_badges.c.challenge_id, member_badges.c.window_key, member_badges.c.badge,
+                member_badges.c.awarded_at, member_badges.c.revoked_at)
+                .where(member_badges.c.member_id == member_id)
+                .order_by(member_badges.c.badge, member_badges.c.awarded_at)),
+            "draw_entries": _rows(conn, select(
+                draw_entries.c.draw_id, draw_entries.c.source, draw_entries.c.entries,
+                draw_entries.c.points, draw_entries.c.recorded_at)
+                .where(draw_entries.c.member_id == member_id)
+                .order_by(draw_entries.c.draw_id, draw_entries.c.id)),
         }
     return json.dumps(body, sort_keys=True, default=_plain)
 
