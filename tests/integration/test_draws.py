@@ -328,3 +328,27 @@ def test_merged_accounts_are_one_entrant_at_close_capped_at_the_limit(gw: Gatewa
     closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
     assert [e.entries for e in closed.entrants] == [5]  # 4 + 2, capped at 5
     assert len(closed.winners) == 1
+
+
+def test_a_return_handled_before_its_earn_still_counts(gw: Gateway) -> None:
+    """Review 2: the worker promises at least once, not order. A return handled before its
+    earn's event must not leave the earn's entries standing (the purchase no longer
+    qualifies), and a later return must net every return of the purchase, not only those
+    the draw saw."""
+    from gateway.draws import CONSUMER
+
+    draw = grocery_draw(gw)
+    c, d = member(gw, "g-3"), member(gw, "g-4")
+    earn(gw, "g-3", 80_000, "p-c")  # 800.00 UAH: 2 entries ...
+    give_back(gw, "p-c", 40_000, "r-c")  # ... 400.00 left: none
+    earn(gw, "g-4", 100_000, "p-d")  # 1,000.00 UAH: 2 entries ...
+    give_back(gw, "p-d", 30_000, "r-d1")  # ... 700.00 left: still 2
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        events = read_events(uow.conn, limit=10_000, types=sorted(CONSUMER.types))
+    for event in reversed(events):  # every return first, then the earns
+        CONSUMER.handle(gw.services.engine, event)
+    assert (entries_of(gw, draw.id, c), entries_of(gw, draw.id, d)) == (0, 2)
+    give_back(gw, "p-d", 30_000, "r-d2")  # 400.00 left now: withdrawn
+    drain(gw)
+    drain(gw)  # redelivered: nothing changes
+    assert (entries_of(gw, draw.id, c), entries_of(gw, draw.id, d)) == (0, 0)
