@@ -206,21 +206,33 @@ def _frozen(conn: Connection, draw_id: str, cap: int) -> dict[str, int]:
 
 
 def _stored(conn: Connection, draw: Draw) -> Closed:
+    """The frozen list and the winners: every entrant of the draw (the proof and the close's
+    answer only; a view that needs the winners reads :func:`_winners`)."""
     entrants = tuple(fairness.Entrant(r.entrant, int(r.entries)) for r in conn.execute(
         select(draw_entrants.c.entrant, draw_entrants.c.entries)
         .where(draw_entrants.c.draw_id == draw.id).order_by(draw_entrants.c.entrant)))
-    wins = tuple(fairness.Win(int(r.position), r.prize, r.entrant, int(r.ticket))
+    return Closed(draw, entrants, _winners(conn, draw.id))
+
+
+def _winners(conn: Connection, draw_id: str) -> tuple[fairness.Win, ...]:
+    """The draw's winners (at most MAX_SLOTS rows of the primary key (draw_id, position))."""
+    return tuple(fairness.Win(int(r.position), r.prize, r.entrant, int(r.ticket))
                  for r in conn.execute(
                      select(draw_winners.c.position, draw_winners.c.prize,
                             draw_winners.c.entrant, draw_winners.c.ticket)
-                     .where(draw_winners.c.draw_id == draw.id)
+                     .where(draw_winners.c.draw_id == draw_id)
                      .order_by(draw_winners.c.position)))
-    return Closed(draw, entrants, wins)
 
 
 def closed_result(engine: Engine, draw_id: str, owner: str | None) -> Closed:
     with UnitOfWork(engine, write=False) as uow:
         return _stored(uow.conn, draw_of(uow.conn, draw_id, owner))
+
+
+def winners_of(engine: Engine, draw_id: str, owner: str | None) -> tuple[fairness.Win, ...]:
+    """The winners of ``owner``'s draw (empty before the close), without its entry list."""
+    with UnitOfWork(engine, write=False) as uow:
+        return _winners(uow.conn, draw_of(uow.conn, draw_id, owner).id)
 
 
 # --- the public proof -----------------------------------------------------------------------------
@@ -319,6 +331,6 @@ def _member_view(conn: Connection, row: Any, member_id: str) -> MemberDraw:
         return MemberDraw(found, min(max(entries, 0), found.max_entries_per_member), entrant,
                           (), ())
     frozen = conn.execute(_FROZEN, {"draw_id": found.id, "e": entrant}).scalar_one_or_none()
-    closed = _stored(conn, found)
-    won = tuple(w.prize for w in closed.winners if w.entrant == entrant)
-    return MemberDraw(found, int(frozen or 0), entrant, closed.winners, won)
+    winners = _winners(conn, found.id)  # not the whole entry list: a draw may have 10^5
+    won = tuple(w.prize for w in winners if w.entrant == entrant)
+    return MemberDraw(found, int(frozen or 0), entrant, winners, won)

@@ -352,3 +352,40 @@ def test_a_return_handled_before_its_earn_still_counts(gw: Gateway) -> None:
     drain(gw)
     drain(gw)  # redelivered: nothing changes
     assert (entries_of(gw, draw.id, c), entries_of(gw, draw.id, d)) == (0, 0)
+
+
+def test_a_member_and_the_owner_read_a_closed_draw_without_its_whole_entry_list(
+        gw: Gateway) -> None:
+    """Review 2: the viewer's draws and the partner's ``draw(id)`` read a closed draw's winners
+    and the member's own frozen row, never every entrant (a large draw has hundreds of
+    thousands: that read belongs to the public proof alone)."""
+    from sqlalchemy import event
+
+    from gateway.draws.service import member_draws, winners_of
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    ids = [member(gw, f"g-{n}") for n in range(1, 6)]
+    for n in range(1, 6):
+        earn(gw, f"g-{n}", 50_000, f"p-{n}")
+    drain(gw)
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = gw.services.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        [mine] = member_draws(engine, ids[0], clock.now())
+        winners = winners_of(engine, draw.id, "grocery")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert mine.entries == 2 and mine.winners == closed.winners
+    assert winners == closed.winners and len(winners) == 3
+    whole_list = [s for s in seen if "FROM draw_entrants" in s
+                  and "draw_entrants.entrant =" not in s]
+    assert whole_list == []
