@@ -12,9 +12,10 @@ withdraws all the purchase's entries (a negative row) once what is left of the p
 (amount less every return so far) is below the minimum spend, or nothing at all when the draw
 has no minimum. A partial return that leaves the purchase qualifying keeps its entries. After
 close nothing changes: the list is frozen and published. "Every return so far" is read from the
-ledger (the earn by its primary key, its returns through ``ix_operations_partner_purchase``),
-not from the returns this draw has handled: delivery is at least once in no promised order, so
-an earn handled after its return gives no entries for what was returned already.
+ledger (the earn by its primary key, its returns occurring before ``closes_at`` through
+``ix_operations_partner_purchase``), not from the returns this draw has handled: delivery is
+at least once in no promised order, so an earn handled after its return gives no entries for
+what was returned already.
 
 **Points.** ``enter_draw`` is one member command under the member's idempotency key (decision
 033, the donation's path in ``gateway.ledger.member_ops``): the points move wallet ->
@@ -85,6 +86,12 @@ _PURCHASE = (select(func.sum(draw_entries.c.amount_minor), func.sum(draw_entries
 _INSERT = insert(draw_entries)
 _EARN = select(operations.c.partner_id, operations.c.purchase_id, operations.c.amount_minor
                ).where(operations.c.id == bindparam("id"))  # primary key
+# ix_operations_partner_purchase (partner_id, purchase_id): the purchase's own few operations.
+_RETURNED = select(func.coalesce(func.sum(operations.c.amount_minor), 0)).where(
+    operations.c.partner_id == bindparam("partner_id"),
+    operations.c.purchase_id == bindparam("purchase_id"), operations.c.kind == "return",
+    operations.c.parent_id == bindparam("earn_id"),
+    operations.c.occurred_at < bindparam("before", type_=operations.c.occurred_at.type))
 
 
 def _shared(conn: Connection, stmt: Any) -> Any:
@@ -136,7 +143,7 @@ def _earned(tx: Tx, draw: Draw, event: Event) -> None:
     tx.ledger.lock_member(member_id)
     room = draw.max_entries_per_member - held(tx.conn, draw.id, member_id)
     given = max(0, min(int(draw.entries_per_purchase or 0), room))
-    left = _left(tx, str(event.operation_id))
+    left = _left(tx, draw, str(event.operation_id))
     if left is not None and left < _minimum(draw):
         given = 0  # returned (below the minimum) before this event was handled
     # A row even when the limit leaves nothing: a later return of this purchase then finds it.
@@ -155,7 +162,7 @@ def _returned(tx: Tx, draw: Draw, event: Event) -> None:
     if not rows:
         return  # not a purchase this draw counted
     returned = event.data.get("amount_minor")
-    known = _left(tx, str(parent))
+    known = _left(tx, draw, str(parent))
     left = (0 if returned is None else int(net or 0) - int(returned)) if known is None else known
     withdrawn = -int(entries or 0) if left < _minimum(draw) and int(entries or 0) > 0 else 0
     tx.ledger.lock_member(str(member))
@@ -170,19 +177,16 @@ def _minimum(draw: Draw) -> int:
     return 1 if draw.min_spend is None else max(draw.min_spend.amount_minor, 1)
 
 
-def _left(tx: Tx, earn_id: str) -> int | None:
-    """What is left of the earn's purchase after every return of it committed so far (None:
-    not a purchase the ledger knows). A return's event is written with its operation, so a
-    return being handled is always among these."""
+def _left(tx: Tx, draw: Draw, earn_id: str) -> int | None:
+    """What is left of the earn's purchase after every return of it occurring before the
+    draw's close time and committed so far (None: not a purchase the ledger knows). A return's
+    event is written with its operation, so a return being handled is always among these."""
     earn = tx.conn.execute(_EARN, {"id": earn_id}).first()
     if earn is None or earn.amount_minor is None:
         return None
-    returned = 0
-    if earn.purchase_id is not None:  # the purchase's own few operations
-        for op in tx.ledger.purchase_operations(str(earn.partner_id), str(earn.purchase_id),
-                                                ("return",)):
-            if op.parent_id == earn_id:
-                returned += int(op.amount_minor or 0)
+    returned = 0 if earn.purchase_id is None else int(tx.conn.execute(_RETURNED, {
+        "partner_id": earn.partner_id, "purchase_id": earn.purchase_id, "earn_id": earn_id,
+        "before": draw.closes_at}).scalar_one())
     return int(earn.amount_minor) - returned
 
 

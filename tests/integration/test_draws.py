@@ -389,3 +389,18 @@ def test_a_member_and_the_owner_read_a_closed_draw_without_its_whole_entry_list(
     whole_list = [s for s in seen if "FROM draw_entrants" in s
                   and "draw_entrants.entrant =" not in s]
     assert whole_list == []
+
+
+def test_a_return_after_the_close_time_never_withdraws_entries(gw: Gateway) -> None:
+    """Only returns occurring before ``closesAt`` count, even when the worker handles an
+    earlier return after a later one was recorded (what is left is read from the ledger)."""
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    d = member(gw, "g-4")
+    earn(gw, "g-4", 100_000, "p-d")  # 1,000.00 UAH: 2 entries
+    give_back(gw, "p-d", 30_000, "r-d1")  # before the close time: 700.00 left, kept
+    clock.advance(timedelta(days=7, seconds=1))
+    give_back(gw, "p-d", 50_000, "r-d2")  # after it: does not count
+    drain(gw)
+    assert entries_of(gw, draw.id, d) == 2
