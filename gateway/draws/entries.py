@@ -157,6 +157,9 @@ def _returned(tx: Tx, draw: Draw, event: Event) -> None:
     parent = event.data.get("parent_id")
     if parent is None:
         return
+    # The purchase's rows are read under the member's lock: two returns of it handled at once
+    # would otherwise both see its entries standing and both withdraw them.
+    tx.ledger.lock_member(str(event.member_id))
     net, entries, rows, member = tx.conn.execute(
         _PURCHASE, {"draw_id": draw.id, "operation_id": parent}).one()
     if not rows:

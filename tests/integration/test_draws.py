@@ -404,3 +404,51 @@ def test_a_return_after_the_close_time_never_withdraws_entries(gw: Gateway) -> N
     give_back(gw, "p-d", 50_000, "r-d2")  # after it: does not count
     drain(gw)
     assert entries_of(gw, draw.id, d) == 2
+
+
+def test_two_returns_of_one_purchase_handled_at_once_withdraw_its_entries_once(
+        gw: Gateway) -> None:
+    """Review 2: two workers handle two returns of one purchase at the same time. Each must
+    read the purchase's entries under the member's lock, or both withdraw them and the
+    member also loses the entries bought with points (PostgreSQL: the lock is held here
+    while both handlers start, so both have read before either writes)."""
+    import threading
+    import time
+
+    from gateway.draws import CONSUMER
+    from gateway.ledger.repository import LedgerRepository
+
+    engine = gw.services.engine
+    draw = grocery_draw(gw)
+    a = member(gw, "g-1")
+    earn(gw, "g-1", 100_000, "p-1")  # 1,000.00 UAH: 2 entries, 100 points
+    drain(gw)
+    enter_draw(gw.services.ledger, a, draw.id, 3, "buy-3")  # 3 more for 30 points: 5
+    give_back(gw, "p-1", 60_000, "r-1")  # 400.00 left: the purchase's 2 are withdrawn
+    give_back(gw, "p-1", 10_000, "r-2")
+    with UnitOfWork(engine, write=False) as uow:
+        returns = read_events(uow.conn, limit=1000, types=["points.returned"])
+    assert len(returns) == 2
+    errors: list[BaseException] = []
+
+    def handle(event: object) -> None:
+        try:
+            CONSUMER.handle(engine, event)  # type: ignore[arg-type]
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=handle, args=(e,)) for e in returns]
+    if engine.dialect.name == "postgresql":
+        with UnitOfWork(engine) as uow:
+            LedgerRepository(uow.conn).lock_member(a)
+            for thread in threads:
+                thread.start()
+            time.sleep(1.0)  # both handlers have read the purchase's rows and wait here
+            uow.commit()
+    else:
+        for thread in threads:
+            thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert entries_of(gw, draw.id, a) == 3
