@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from gateway.core.errors import DrawStillOpen, NotFound
+from gateway.core.errors import DrawStillOpen, InvalidInput, NotFound
 from gateway.core.ids import new_id
 from gateway.core.money import Money
 from gateway.db.retry import retrying
@@ -32,6 +32,10 @@ from gateway.outbox import emit
 
 EVERY = "*"  # the coalition operator's view: every draw (no partner id is "*")
 MAX_LIST = 100
+# Open draws per owner (a partner, or the coalition). The draws consumer reads every open draw
+# for every earn and return: this keeps that per-event work bounded by the partners' number,
+# not by how many draws one partner creates. A draw counts until it is closed.
+MAX_OPEN_PER_OWNER = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,13 @@ def create_draw(engine: Engine, rules: RuleSource, now: datetime, owner: str | N
     seed, key = fairness.new_seed(), fairness.new_seed()
     draw_id = new_id("drw")
     with UnitOfWork(engine) as uow:
+        owned = draws.c.owner_partner_id == owner if owner is not None \
+            else draws.c.owner_partner_id.is_(None)
+        running = uow.conn.execute(select(func.count()).select_from(draws).where(  # ix_draws_owner
+            owned, draws.c.status == "open")).scalar_one()
+        if running >= MAX_OPEN_PER_OWNER:
+            raise InvalidInput(f"{MAX_OPEN_PER_OWNER} of your draws are open already: close one "
+                               "(at or after its closesAt) first", field="opensAt")
         uow.conn.execute(insert(draws), {
             "id": draw_id, "owner_partner_id": owner, "name": checked.name,
             "opens_at": checked.opens_at, "closes_at": checked.closes_at,

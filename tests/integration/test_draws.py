@@ -452,3 +452,26 @@ def test_two_returns_of_one_purchase_handled_at_once_withdraw_its_entries_once(
         thread.join()
     assert errors == []
     assert entries_of(gw, draw.id, a) == 3
+
+
+def test_an_owner_has_at_most_max_open_draws(gw: Gateway) -> None:
+    """Review 2: every earn and return is checked against every open draw, so one partner
+    cannot make that work grow without end: at most MAX_OPEN_PER_OWNER open draws each."""
+    from gateway.draws.service import MAX_OPEN_PER_OWNER, create_draw
+    from tests.support.draws import grocery_terms
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    made = [grocery_draw(gw) for _ in range(MAX_OPEN_PER_OWNER)]
+    with pytest.raises(InvalidInput) as refused:
+        grocery_draw(gw)
+    assert refused.value.field == "opensAt"
+    create_draw(gw.services.engine, gw.services.rules, clock.now(), "electronics",
+                grocery_terms(gw, min_spend=None), "test")  # another owner's count
+    clock.advance(timedelta(days=7))
+    close_draw(gw.services.engine, clock.now(), made[0].id, EVERY)
+    assert grocery_draw(gw).status == "open"  # one closed: room for one more
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        opened = uow.conn.execute(select(func.count()).select_from(t.draws).where(
+            t.draws.c.owner_partner_id == "grocery", t.draws.c.status == "open")).scalar_one()
+    assert opened == MAX_OPEN_PER_OWNER
