@@ -32,10 +32,11 @@ from gateway.outbox import emit
 
 EVERY = "*"  # the coalition operator's view: every draw (no partner id is "*")
 MAX_LIST = 100
-# Open draws per owner (a partner, or the coalition). The draws consumer reads every open draw
-# for every earn and return: this keeps that per-event work bounded by the partners' number,
-# not by how many draws one partner creates. A draw counts until it is closed.
-MAX_OPEN_PER_OWNER = 20
+# Draws taking entries per owner (a partner, or the coalition). The draws consumer reads every
+# draw taking entries for every earn and return (ix_draws_status: open, closes_at ahead): this
+# keeps that per-event work bounded by the partners' number, not by how many draws one partner
+# creates. A draw counts until its close time.
+MAX_OPEN_PER_OWNER = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +54,11 @@ def create_draw(engine: Engine, rules: RuleSource, now: datetime, owner: str | N
     with UnitOfWork(engine) as uow:
         owned = draws.c.owner_partner_id == owner if owner is not None \
             else draws.c.owner_partner_id.is_(None)
-        running = uow.conn.execute(select(func.count()).select_from(draws).where(  # ix_draws_owner
-            owned, draws.c.status == "open")).scalar_one()
+        running = uow.conn.execute(select(func.count()).select_from(draws).where(  # ix_draws_status
+            draws.c.status == "open", draws.c.closes_at > now, owned)).scalar_one()
         if running >= MAX_OPEN_PER_OWNER:
-            raise InvalidInput(f"{MAX_OPEN_PER_OWNER} of your draws are open already: close one "
-                               "(at or after its closesAt) first", field="opensAt")
+            raise InvalidInput(f"{MAX_OPEN_PER_OWNER} of your draws take entries already: create "
+                               "this one when one of them has closed", field="opensAt")
         uow.conn.execute(insert(draws), {
             "id": draw_id, "owner_partner_id": owner, "name": checked.name,
             "opens_at": checked.opens_at, "closes_at": checked.closes_at,
