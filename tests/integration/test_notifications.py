@@ -439,3 +439,21 @@ def test_a_queued_marketing_email_is_not_sent_once_its_consent_is_withdrawn(
     consent(gw, ada, "marketing", "grocery", granted=False)
     assert send(gw, settings) == mail.SendRun(sent=0, retried=0, failed=1)
     assert len(inbox.messages) == 1
+
+
+def test_a_return_that_gives_points_back_says_so(gw: Gateway) -> None:
+    """Review 2: a return refunds the points spent on the purchase less those it earned; when
+    that leaves the member with more points, the notification must not say "taken back"."""
+    from gateway.ledger.model import RedeemPoints
+    from gateway.ledger.service import redeem_points
+
+    ada = member(gw)
+    earn(gw, "c-1", 120_000, "p-1")  # 120 points
+    earn(gw, "c-1", 20_000, "p-2")  # 20 points
+    redeem_points(gw.services.ledger, RedeemPoints("grocery", "c-1", 100, Money(20_000, "UAH"),
+                                                   "k-r", purchase_id="p-2"))
+    return_purchase(gw.services.ledger, ReturnPurchase("grocery", "p-2", Money(20_000, "UAH"),
+                                                       "k-ret"))  # +100 refunded, -20 taken
+    drain(gw, consumer(gw))
+    assert feed(gw, ada)[0] == ("points_returned",
+                                "80 points back in your wallet after a return at Kolos Grocery")
