@@ -222,7 +222,7 @@ def _closed(s: Services, partner_id: str, draw_id: str) -> PartnerDraw:
 
 def _shown(s: Services, partner_id: str, draw_id: str) -> PartnerDraw:
     found = service.show_draw(s.engine, draw_id, partner_id)
-    wins = (service.closed_result(s.engine, draw_id, partner_id).winners
+    wins = (service.winners_of(s.engine, draw_id, partner_id)
             if found.draw.status == "closed" else ())
     return partner_draw(found, wins)
 

@@ -112,13 +112,19 @@ SetNotificationPreferencesResult = Annotated[
 _MARK, _PREFS = errors_of(MarkNotificationsReadResult), errors_of(SetNotificationPreferencesResult)
 
 
+MAX_ID = 2**63 - 1
+
+
 def _ids(raw: list[strawberry.ID] | None) -> list[int] | None:
     if raw is None:
         return None
     try:
-        return [int(str(i)) for i in raw]
+        ids = [int(str(i)) for i in raw]
     except ValueError as error:
         raise InvalidInput("ids are notification ids from your feed", field="ids") from error
+    if not all(0 < i <= MAX_ID for i in ids):  # past a BIGINT: the database would refuse it
+        raise InvalidInput("ids are notification ids from your feed", field="ids")
+    return ids
 
 
 @strawberry.type

@@ -11,7 +11,11 @@ transaction that checks for it: a redelivered event adds nothing.
 withdraws all the purchase's entries (a negative row) once what is left of the purchase
 (amount less every return so far) is below the minimum spend, or nothing at all when the draw
 has no minimum. A partial return that leaves the purchase qualifying keeps its entries. After
-close nothing changes: the list is frozen and published.
+close nothing changes: the list is frozen and published. "Every return so far" is read from the
+ledger (the earn by its primary key, its returns occurring before ``closes_at`` through
+``ix_operations_partner_purchase``), not from the returns this draw has handled: delivery is
+at least once in no promised order, so an earn handled after its return gives no entries for
+what was returned already.
 
 **Points.** ``enter_draw`` is one member command under the member's idempotency key (decision
 033, the donation's path in ``gateway.ledger.member_ops``): the points move wallet ->
@@ -41,7 +45,7 @@ from gateway.core.errors import (
     NotFound,
 )
 from gateway.db.retry import retrying
-from gateway.db.tables import draw_entries, draws
+from gateway.db.tables import draw_entries, draws, operations
 from gateway.draws.model import MAX_ENTRIES_PER_MEMBER, Draw
 from gateway.draws.service import to_draw
 from gateway.ledger.apply import apply
@@ -80,6 +84,14 @@ _PURCHASE = (select(func.sum(draw_entries.c.amount_minor), func.sum(draw_entries
                     draw_entries.c.operation_id == bindparam("operation_id"),
                     draw_entries.c.source.in_(("purchase", "return"))))
 _INSERT = insert(draw_entries)
+_EARN = select(operations.c.partner_id, operations.c.purchase_id, operations.c.amount_minor
+               ).where(operations.c.id == bindparam("id"))  # primary key
+# ix_operations_partner_purchase (partner_id, purchase_id): the purchase's own few operations.
+_RETURNED = select(func.coalesce(func.sum(operations.c.amount_minor), 0)).where(
+    operations.c.partner_id == bindparam("partner_id"),
+    operations.c.purchase_id == bindparam("purchase_id"), operations.c.kind == "return",
+    operations.c.parent_id == bindparam("earn_id"),
+    operations.c.occurred_at < bindparam("before", type_=operations.c.occurred_at.type))
 
 
 def _shared(conn: Connection, stmt: Any) -> Any:
@@ -131,6 +143,9 @@ def _earned(tx: Tx, draw: Draw, event: Event) -> None:
     tx.ledger.lock_member(member_id)
     room = draw.max_entries_per_member - held(tx.conn, draw.id, member_id)
     given = max(0, min(int(draw.entries_per_purchase or 0), room))
+    left = _left(tx, draw, str(event.operation_id))
+    if left is not None and left < _minimum(draw):
+        given = 0  # returned (below the minimum) before this event was handled
     # A row even when the limit leaves nothing: a later return of this purchase then finds it.
     tx.conn.execute(_INSERT, {
         "draw_id": draw.id, "member_id": member_id, "source": "purchase",
@@ -142,20 +157,40 @@ def _returned(tx: Tx, draw: Draw, event: Event) -> None:
     parent = event.data.get("parent_id")
     if parent is None:
         return
+    # The purchase's rows are read under the member's lock: two returns of it handled at once
+    # would otherwise both see its entries standing and both withdraw them.
+    tx.ledger.lock_member(str(event.member_id))
     net, entries, rows, member = tx.conn.execute(
         _PURCHASE, {"draw_id": draw.id, "operation_id": parent}).one()
     if not rows:
         return  # not a purchase this draw counted
     returned = event.data.get("amount_minor")
-    left = 0 if returned is None else int(net or 0) - int(returned)
-    minimum = 1 if draw.min_spend is None else max(draw.min_spend.amount_minor, 1)
-    withdrawn = -int(entries or 0) if left < minimum and int(entries or 0) > 0 else 0
+    known = _left(tx, draw, str(parent))
+    left = (0 if returned is None else int(net or 0) - int(returned)) if known is None else known
+    withdrawn = -int(entries or 0) if left < _minimum(draw) and int(entries or 0) > 0 else 0
     tx.ledger.lock_member(str(member))
     tx.conn.execute(_INSERT, {
         "draw_id": draw.id, "member_id": str(member), "source": "return",
         "event_id": event.id, "operation_id": parent,
         "amount_minor": None if returned is None else -int(returned), "entries": withdrawn,
         "points": 0, "recorded_at": tx.now})
+
+
+def _minimum(draw: Draw) -> int:
+    return 1 if draw.min_spend is None else max(draw.min_spend.amount_minor, 1)
+
+
+def _left(tx: Tx, draw: Draw, earn_id: str) -> int | None:
+    """What is left of the earn's purchase after every return of it occurring before the
+    draw's close time and committed so far (None: not a purchase the ledger knows). A return's
+    event is written with its operation, so a return being handled is always among these."""
+    earn = tx.conn.execute(_EARN, {"id": earn_id}).first()
+    if earn is None or earn.amount_minor is None:
+        return None
+    returned = 0 if earn.purchase_id is None else int(tx.conn.execute(_RETURNED, {
+        "partner_id": earn.partner_id, "purchase_id": earn.purchase_id, "earn_id": earn_id,
+        "before": draw.closes_at}).scalar_one())
+    return int(earn.amount_minor) - returned
 
 
 # --- points ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from gateway.core.errors import DrawStillOpen, NotFound
+from gateway.core.errors import DrawStillOpen, InvalidInput, NotFound
 from gateway.core.ids import new_id
 from gateway.core.money import Money
 from gateway.db.retry import retrying
@@ -32,6 +32,11 @@ from gateway.outbox import emit
 
 EVERY = "*"  # the coalition operator's view: every draw (no partner id is "*")
 MAX_LIST = 100
+# Draws taking entries per owner (a partner, or the coalition). The draws consumer reads every
+# draw taking entries for every earn and return (ix_draws_status: open, closes_at ahead): this
+# keeps that per-event work bounded by the partners' number, not by how many draws one partner
+# creates. A draw counts until its close time.
+MAX_OPEN_PER_OWNER = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,13 @@ def create_draw(engine: Engine, rules: RuleSource, now: datetime, owner: str | N
     seed, key = fairness.new_seed(), fairness.new_seed()
     draw_id = new_id("drw")
     with UnitOfWork(engine) as uow:
+        owned = draws.c.owner_partner_id == owner if owner is not None \
+            else draws.c.owner_partner_id.is_(None)
+        running = uow.conn.execute(select(func.count()).select_from(draws).where(  # ix_draws_status
+            draws.c.status == "open", draws.c.closes_at > now, owned)).scalar_one()
+        if running >= MAX_OPEN_PER_OWNER:
+            raise InvalidInput(f"{MAX_OPEN_PER_OWNER} of your draws take entries already: create "
+                               "this one when one of them has closed", field="opensAt")
         uow.conn.execute(insert(draws), {
             "id": draw_id, "owner_partner_id": owner, "name": checked.name,
             "opens_at": checked.opens_at, "closes_at": checked.closes_at,
@@ -206,21 +218,33 @@ def _frozen(conn: Connection, draw_id: str, cap: int) -> dict[str, int]:
 
 
 def _stored(conn: Connection, draw: Draw) -> Closed:
+    """The frozen list and the winners: every entrant of the draw (the proof and the close's
+    answer only; a view that needs the winners reads :func:`_winners`)."""
     entrants = tuple(fairness.Entrant(r.entrant, int(r.entries)) for r in conn.execute(
         select(draw_entrants.c.entrant, draw_entrants.c.entries)
         .where(draw_entrants.c.draw_id == draw.id).order_by(draw_entrants.c.entrant)))
-    wins = tuple(fairness.Win(int(r.position), r.prize, r.entrant, int(r.ticket))
+    return Closed(draw, entrants, _winners(conn, draw.id))
+
+
+def _winners(conn: Connection, draw_id: str) -> tuple[fairness.Win, ...]:
+    """The draw's winners (at most MAX_SLOTS rows of the primary key (draw_id, position))."""
+    return tuple(fairness.Win(int(r.position), r.prize, r.entrant, int(r.ticket))
                  for r in conn.execute(
                      select(draw_winners.c.position, draw_winners.c.prize,
                             draw_winners.c.entrant, draw_winners.c.ticket)
-                     .where(draw_winners.c.draw_id == draw.id)
+                     .where(draw_winners.c.draw_id == draw_id)
                      .order_by(draw_winners.c.position)))
-    return Closed(draw, entrants, wins)
 
 
 def closed_result(engine: Engine, draw_id: str, owner: str | None) -> Closed:
     with UnitOfWork(engine, write=False) as uow:
         return _stored(uow.conn, draw_of(uow.conn, draw_id, owner))
+
+
+def winners_of(engine: Engine, draw_id: str, owner: str | None) -> tuple[fairness.Win, ...]:
+    """The winners of ``owner``'s draw (empty before the close), without its entry list."""
+    with UnitOfWork(engine, write=False) as uow:
+        return _winners(uow.conn, draw_of(uow.conn, draw_id, owner).id)
 
 
 # --- the public proof -----------------------------------------------------------------------------
@@ -319,6 +343,6 @@ def _member_view(conn: Connection, row: Any, member_id: str) -> MemberDraw:
         return MemberDraw(found, min(max(entries, 0), found.max_entries_per_member), entrant,
                           (), ())
     frozen = conn.execute(_FROZEN, {"draw_id": found.id, "e": entrant}).scalar_one_or_none()
-    closed = _stored(conn, found)
-    won = tuple(w.prize for w in closed.winners if w.entrant == entrant)
-    return MemberDraw(found, int(frozen or 0), entrant, closed.winners, won)
+    winners = _winners(conn, found.id)  # not the whole entry list: a draw may have 10^5
+    won = tuple(w.prize for w in winners if w.entrant == entrant)
+    return MemberDraw(found, int(frozen or 0), entrant, winners, won)

@@ -76,6 +76,17 @@ def points_draft(conn: Connection, event: Event, member_id: str) -> Draft | None
         return Draft(member_id, Kind.POINTS_EARNED, event.id,
                      f"You earned {points} points at {name}",
                      f"{points} points from your purchase at {name} are in your wallet.", data)
+    if "purchase_id" not in event.data:  # no purchase: a challenge bonus's reversal (032)
+        return Draft(member_id, Kind.POINTS_RETURNED, event.id,
+                     f"{abs(points)} bonus points taken back: a challenge is no longer complete",
+                     f"A return undid a purchase that counted in a challenge you had completed: "
+                     f"{abs(points)} points of its bonus were taken back from your wallet.",
+                     data)
+    if points > 0:  # the points spent on the purchase came back, more than it earned
+        return Draft(member_id, Kind.POINTS_RETURNED, event.id,
+                     f"{points} points back in your wallet after a return at {name}",
+                     f"You returned a purchase at {name}: the points you spent on it came "
+                     f"back, less those it earned: {points} points more in your wallet.", data)
     taken = abs(points)
     return Draft(member_id, Kind.POINTS_RETURNED, event.id,
                  f"{taken} points taken back after a return at {name}",

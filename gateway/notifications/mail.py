@@ -13,6 +13,7 @@ without sending, with the reason."""
 
 from __future__ import annotations
 
+import json
 import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput
 from gateway.db.tables import member_credentials, notification_emails, notifications
 from gateway.db.uow import UnitOfWork
-from gateway.notifications.store import email_enabled
+from gateway.notifications.model import Kind, is_marketing
+from gateway.notifications.store import email_enabled, marketing_allowed
 from gateway.settings import MailSettings
 
 BATCH = 100
@@ -122,7 +124,8 @@ _DUE = (select(notification_emails.c.id, notification_emails.c.next_attempt_at)
 # Primary keys: the email, its notification, the member's address.
 _CONTENT = (select(notification_emails.c.member_id, notification_emails.c.attempts,
                    notification_emails.c.notification_id, notifications.c.title,
-                   notifications.c.body, notifications.c.created_at, member_credentials.c.email)
+                   notifications.c.body, notifications.c.created_at, notifications.c.kind,
+                   notifications.c.data, member_credentials.c.email)
             .join(notifications, notifications.c.id == notification_emails.c.notification_id)
             .outerjoin(member_credentials,
                        member_credentials.c.member_id == notification_emails.c.member_id)
@@ -176,9 +179,15 @@ def _send_one(engine: Engine, clock: Clock, settings: MailSettings, mailer: Tran
         if row is None:  # erased since it was claimed: nothing left to send
             return "gone"
         wanted = email_enabled(uow.conn, str(row.member_id))
+        # A marketing email waits in the queue (a day of retries at most): the consents are
+        # checked again now, so one withdrawn meanwhile stops it (decision 031).
+        consented = not is_marketing(Kind(row.kind)) or marketing_allowed(
+            uow.conn, str(row.member_id), json.loads(row.data).get("partner_id"))
     attempts = int(row.attempts) + 1
-    if row.email is None or not wanted:
-        reason = "no email address" if row.email is None else "email turned off by the member"
+    if row.email is None or not wanted or not consented:
+        reason = ("no email address" if row.email is None else
+                  "email turned off by the member" if not wanted else
+                  "marketing consent withdrawn")
         _record(engine, email_id, status="failed", attempts=attempts, at=clock.now(),
                 error=reason)
         return "failed"

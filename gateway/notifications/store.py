@@ -129,7 +129,10 @@ def decode_cursor(cursor: str) -> int:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
         if not text.startswith("n:"):
             raise ValueError(text)
-        return int(text[2:])
+        found = int(text[2:])
+        if not 0 < found < 2**63:  # past a BIGINT: the database would refuse it (a 500)
+            raise ValueError(text)
+        return found
     except (ValueError, UnicodeDecodeError, binascii.Error) as error:
         raise InvalidInput("after is not a cursor of this list", field="after") from error
 

@@ -6,6 +6,7 @@ partner API; their events are fed to the notifications consumer as the worker wo
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -97,11 +98,19 @@ async def test_feed_pages_marks_read_and_preferences(tmp_path: Path) -> None:
     assert (await me.gql(MARK, {"ids": ["not-a-number"]}))["markNotificationsRead"] == {
         "__typename": "InvalidInputError", "code": "INVALID_INPUT", "field": "ids",
         "message": "ids are notification ids from your feed"}
+    # Review 2: an id past any database integer is the same typed error, not a 500.
+    assert (await me.gql(MARK, {"ids": ["9" * 30]}))["markNotificationsRead"] == {
+        "__typename": "InvalidInputError", "code": "INVALID_INPUT", "field": "ids",
+        "message": "ids are notification ids from your feed"}
     assert (await me.gql(MARK, {}))["markNotificationsRead"]["marked"] == 2
     assert (await me.gql(FEED, {"first": 1}))["viewer"]["notifications"]["unreadCount"] == 0
     bad = (await me.post(FEED, {"first": 101})).json()["errors"][0]
     assert (bad["message"], bad["extensions"]["code"]) == (
         "first must be between 1 and 100", "INVALID_INPUT")
+    huge = base64.urlsafe_b64encode(b"n:" + b"9" * 30).decode()  # review 2: not a 500
+    bad = (await me.post(FEED, {"first": 1, "after": huge})).json()["errors"][0]
+    assert (bad["message"], bad["extensions"]["code"]) == (
+        "after is not a cursor of this list", "INVALID_INPUT")
     assert (await me.gql(PREFS, {"email": False}))["setNotificationPreferences"] == {
         "__typename": "SetNotificationPreferencesSuccess",
         "preferences": {"email": False, "emailAddressKnown": True}}

@@ -472,3 +472,30 @@ def test_concurrent_workers_pay_once(gw: Gateway, clock: FixedClock) -> None:
     assert [o["points"] for o in bonus_operations(gw, alice)] == [150]
     assert count(gw, t.challenge_progress) == 4
     assert available(gw, alice) == 100 + 20 + 100 + 200 + 150
+
+
+def test_the_member_is_told_a_reversed_bonus_as_such_not_as_a_second_return(
+        gw: Gateway, clock: FixedClock) -> None:
+    """Review 2: the bonus's reversal is a ``return`` operation of its own (no purchase, no
+    amount); the member's feed must not tell it as another returned purchase."""
+    from gateway.notifications import store
+    from gateway.notifications.consumer import make_consumer
+
+    define(gw, **THREE_BRANDS)
+    drain = Drain(gw, clock)
+    alice = member(gw)
+    earn(gw, "grocery", 100_000, "g-p1")
+    earn(gw, "fuel", 40_000, "f-p1")
+    earn(gw, "electronics", 10_000, "e-p1")
+    drain()
+    give_back(gw, "fuel", 40_000, "f-p1")  # two brands left: the bonus is reversed
+    drain()
+    notifications = make_consumer(clock, lambda: None)
+    with gw.services.engine.connect() as conn:
+        returned = read_events(conn, limit=10_000, types=["points.returned"])
+    for event in returned:
+        notifications.handle(gw.services.engine, event)
+    page = store.feed(gw.services.engine, alice, 10, None)
+    assert [(n.kind, n.title) for n in page.items] == [
+        ("points_returned", "150 bonus points taken back: a challenge is no longer complete"),
+        ("points_returned", "20 points taken back after a return at Shlyakh Fuel")]

@@ -328,3 +328,146 @@ def test_merged_accounts_are_one_entrant_at_close_capped_at_the_limit(gw: Gatewa
     closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
     assert [e.entries for e in closed.entrants] == [5]  # 4 + 2, capped at 5
     assert len(closed.winners) == 1
+
+
+def test_a_return_handled_before_its_earn_still_counts(gw: Gateway) -> None:
+    """Review 2: the worker promises at least once, not order. A return handled before its
+    earn's event must not leave the earn's entries standing (the purchase no longer
+    qualifies), and a later return must net every return of the purchase, not only those
+    the draw saw."""
+    from gateway.draws import CONSUMER
+
+    draw = grocery_draw(gw)
+    c, d = member(gw, "g-3"), member(gw, "g-4")
+    earn(gw, "g-3", 80_000, "p-c")  # 800.00 UAH: 2 entries ...
+    give_back(gw, "p-c", 40_000, "r-c")  # ... 400.00 left: none
+    earn(gw, "g-4", 100_000, "p-d")  # 1,000.00 UAH: 2 entries ...
+    give_back(gw, "p-d", 30_000, "r-d1")  # ... 700.00 left: still 2
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        events = read_events(uow.conn, limit=10_000, types=sorted(CONSUMER.types))
+    for event in reversed(events):  # every return first, then the earns
+        CONSUMER.handle(gw.services.engine, event)
+    assert (entries_of(gw, draw.id, c), entries_of(gw, draw.id, d)) == (0, 2)
+    give_back(gw, "p-d", 30_000, "r-d2")  # 400.00 left now: withdrawn
+    drain(gw)
+    drain(gw)  # redelivered: nothing changes
+    assert (entries_of(gw, draw.id, c), entries_of(gw, draw.id, d)) == (0, 0)
+
+
+def test_a_member_and_the_owner_read_a_closed_draw_without_its_whole_entry_list(
+        gw: Gateway) -> None:
+    """Review 2: the viewer's draws and the partner's ``draw(id)`` read a closed draw's winners
+    and the member's own frozen row, never every entrant (a large draw has hundreds of
+    thousands: that read belongs to the public proof alone)."""
+    from sqlalchemy import event
+
+    from gateway.draws.service import member_draws, winners_of
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    ids = [member(gw, f"g-{n}") for n in range(1, 6)]
+    for n in range(1, 6):
+        earn(gw, f"g-{n}", 50_000, f"p-{n}")
+    drain(gw)
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = gw.services.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        [mine] = member_draws(engine, ids[0], clock.now())
+        winners = winners_of(engine, draw.id, "grocery")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert mine.entries == 2 and mine.winners == closed.winners
+    assert winners == closed.winners and len(winners) == 3
+    whole_list = [s for s in seen if "FROM draw_entrants" in s
+                  and "draw_entrants.entrant =" not in s]
+    assert whole_list == []
+
+
+def test_a_return_after_the_close_time_never_withdraws_entries(gw: Gateway) -> None:
+    """Only returns occurring before ``closesAt`` count, even when the worker handles an
+    earlier return after a later one was recorded (what is left is read from the ledger)."""
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    d = member(gw, "g-4")
+    earn(gw, "g-4", 100_000, "p-d")  # 1,000.00 UAH: 2 entries
+    give_back(gw, "p-d", 30_000, "r-d1")  # before the close time: 700.00 left, kept
+    clock.advance(timedelta(days=7, seconds=1))
+    give_back(gw, "p-d", 50_000, "r-d2")  # after it: does not count
+    drain(gw)
+    assert entries_of(gw, draw.id, d) == 2
+
+
+def test_two_returns_of_one_purchase_handled_at_once_withdraw_its_entries_once(
+        gw: Gateway) -> None:
+    """Review 2: two workers handle two returns of one purchase at the same time. Each must
+    read the purchase's entries under the member's lock, or both withdraw them and the
+    member also loses the entries bought with points (PostgreSQL: the lock is held here
+    while both handlers start, so both have read before either writes)."""
+    import threading
+    import time
+
+    from gateway.draws import CONSUMER
+    from gateway.ledger.repository import LedgerRepository
+
+    engine = gw.services.engine
+    draw = grocery_draw(gw)
+    a = member(gw, "g-1")
+    earn(gw, "g-1", 100_000, "p-1")  # 1,000.00 UAH: 2 entries, 100 points
+    drain(gw)
+    enter_draw(gw.services.ledger, a, draw.id, 3, "buy-3")  # 3 more for 30 points: 5
+    give_back(gw, "p-1", 60_000, "r-1")  # 400.00 left: the purchase's 2 are withdrawn
+    give_back(gw, "p-1", 10_000, "r-2")
+    with UnitOfWork(engine, write=False) as uow:
+        returns = read_events(uow.conn, limit=1000, types=["points.returned"])
+    assert len(returns) == 2
+    errors: list[BaseException] = []
+
+    def handle(event: object) -> None:
+        try:
+            CONSUMER.handle(engine, event)  # type: ignore[arg-type]
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=handle, args=(e,)) for e in returns]
+    if engine.dialect.name == "postgresql":
+        with UnitOfWork(engine) as uow:
+            LedgerRepository(uow.conn).lock_member(a)
+            for thread in threads:
+                thread.start()
+            time.sleep(1.0)  # both handlers have read the purchase's rows and wait here
+            uow.commit()
+    else:
+        for thread in threads:
+            thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert entries_of(gw, draw.id, a) == 3
+
+
+def test_an_owner_has_at_most_max_open_draws(gw: Gateway) -> None:
+    """Review 2: every earn and return is checked against every draw taking entries, so one
+    partner cannot make that work grow without end: at most MAX_OPEN_PER_OWNER each."""
+    from gateway.draws.service import MAX_OPEN_PER_OWNER, create_draw
+    from tests.support.draws import grocery_terms
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    made = [grocery_draw(gw) for _ in range(MAX_OPEN_PER_OWNER)]
+    with pytest.raises(InvalidInput) as refused:
+        grocery_draw(gw)
+    assert refused.value.field == "opensAt"
+    create_draw(gw.services.engine, gw.services.rules, clock.now(), "electronics",
+                grocery_terms(gw, min_spend=None), "test")  # another owner's count
+    clock.advance(timedelta(days=7))  # past their close time: no longer taking entries
+    assert grocery_draw(gw).status == "open"
+    assert len(made) == MAX_OPEN_PER_OWNER

@@ -404,3 +404,56 @@ def test_concurrent_handlers_and_senders_tell_and_send_once(
     assert sorted(inbox.subjects(ADA)) == ["Welcome to Gold!",
                                            "You earned 2600 points at Kolos Grocery",
                                            "You earned 2600 points at Kolos Grocery"]
+
+
+def test_a_queued_marketing_email_is_not_sent_once_its_consent_is_withdrawn(
+        gw: Gateway, smtp: tuple[Inbox, MailSettings]) -> None:
+    """Review 2: the consent is checked again when the email goes out, not only when the
+    notification is written (an email can wait in the queue for a day of retries)."""
+    inbox, settings = smtp
+    clock = clock_of(gw)
+    today = NOW.date()
+    ada = member(gw, born=date(1990, today.month, today.day))
+    consent(gw, ada, "coalition_marketing", None)
+    assert jobs.birthdays(gw.services.engine, clock).notified == 1  # a marketing email queued
+    earn(gw, "c-1", 10_000, "p-1")
+    drain(gw, consumer(gw))  # and a transactional one
+    consent(gw, ada, "coalition_marketing", None, granted=False)  # withdrawn before sending
+    assert send(gw, settings) == mail.SendRun(sent=1, retried=0, failed=1)
+    assert inbox.subjects(ADA) == ["You earned 10 points at Kolos Grocery"]
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        errors = sorted(str(e) for e in uow.conn.execute(
+            select(t.notification_emails.c.last_error)).scalars() if e is not None)
+    assert errors == ["marketing consent withdrawn"]
+    # A partner's offer also needs the partner's consent at sending time.
+    from gateway.promotions.coupon_issue import CouponTerms, issue_coupons
+    from gateway.promotions.model import CouponPresented
+
+    consent(gw, ada, "coalition_marketing", None)
+    consent(gw, ada, "marketing", "grocery")
+    publish(gw, replace(bonus_campaign("grocery:spring", 200), conditions=(CouponPresented(),)))
+    issue_coupons(gw.services.engine, "grocery", CouponTerms("spring"), 1, customer_id="c-1",
+                  now=clock.now(), actor="test")
+    drain(gw, consumer(gw))
+    assert next(k for k, _ in feed(gw, ada)) == "offer_available"
+    consent(gw, ada, "marketing", "grocery", granted=False)
+    assert send(gw, settings) == mail.SendRun(sent=0, retried=0, failed=1)
+    assert len(inbox.messages) == 1
+
+
+def test_a_return_that_gives_points_back_says_so(gw: Gateway) -> None:
+    """Review 2: a return refunds the points spent on the purchase less those it earned; when
+    that leaves the member with more points, the notification must not say "taken back"."""
+    from gateway.ledger.model import RedeemPoints
+    from gateway.ledger.service import redeem_points
+
+    ada = member(gw)
+    earn(gw, "c-1", 120_000, "p-1")  # 120 points
+    earn(gw, "c-1", 20_000, "p-2")  # 20 points
+    redeem_points(gw.services.ledger, RedeemPoints("grocery", "c-1", 100, Money(20_000, "UAH"),
+                                                   "k-r", purchase_id="p-2"))
+    return_purchase(gw.services.ledger, ReturnPurchase("grocery", "p-2", Money(20_000, "UAH"),
+                                                       "k-ret"))  # +100 refunded, -20 taken
+    drain(gw, consumer(gw))
+    assert feed(gw, ada)[0] == ("points_returned",
+                                "80 points back in your wallet after a return at Kolos Grocery")
