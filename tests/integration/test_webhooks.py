@@ -417,3 +417,53 @@ def test_a_production_worker_refuses_a_host_that_resolves_to_a_private_address(
     clock.advance(timedelta(seconds=5))
     work(gw)  # a development worker (private networks allowed) delivers it
     assert len(receiver.requests) == 1
+
+
+def test_a_claim_whose_lease_cannot_cover_its_attempt_is_not_sent_and_nothing_doubles(
+        gw: Gateway, receiver: Receiver) -> None:
+    """Review (issue 13): a worker claims a whole batch at once but runs it a few at a time;
+    with a receiver that is slow but never fails, the batch's tail used to be sent after its
+    lease had ended, when another worker had claimed it again: the same event twice with
+    nothing failing. Worker A claims 14 deliveries (lease 2 s, timeout 1 s) and sends them one
+    at a time, each answered in 0.2 s; worker B polls beside it. Every event arrives once."""
+    from gateway.worker.deliver import deliver_due
+    from gateway.worker.dispatch import dispatch
+
+    enrol_customer(gw.services.engine, gw.services.clock, "grocery", "c-1")
+    subscribe(gw, receiver.url)
+    for _ in range(14):
+        earn(gw, minor=10_000)
+    assert dispatch(gw.services.engine, (), now=gw.services.clock.now(), limit=50
+                    ).deliveries == 14
+    receiver.mode, receiver.slow_s = "slow", 0.2
+    url = gw.services.settings.database_url
+    engine_a, engine_b = (harness.track(make_engine(url)) for _ in range(2))
+    stop = threading.Event()
+    lease = timedelta(seconds=2)
+    b_outcomes: Counter[str] = Counter()
+
+    def worker_b() -> None:
+        receiver.arrived.wait(30)  # A has claimed the batch and started sending
+        while not stop.is_set():
+            b_outcomes.update(deliver_due(engine_b, SystemClock(), (), limit=20, lease=lease,
+                                          timeout=1.0))
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=worker_b)
+    thread.start()
+    try:
+        a_outcomes = deliver_due(engine_a, SystemClock(), (), limit=20, lease=lease,
+                                 timeout=1.0)
+        for _ in range(400):
+            if {r.state for r in rows(gw)} == {"delivered"}:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(30)
+    ids = {e.id for e in events(gw)}
+    assert len(ids) == 14
+    assert Counter(receiver.ids()) == Counter({i: 1 for i in ids}), (a_outcomes, b_outcomes)
+    assert {r.state for r in rows(gw)} == {"delivered"}
+    assert a_outcomes["delivered"] + b_outcomes["delivered"] == 14
+    assert a_outcomes["released"] > 0 and b_outcomes["delivered"] > 0
