@@ -67,7 +67,7 @@ def _time(text: str) -> datetime:
 def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
     from gateway.observability.logs import configure_logging
     from gateway.observability.metrics import WorkerMetrics
-    from gateway.worker.consumers import CONSUMERS
+    from gateway.worker.consumers import build
     from gateway.worker.loop import Options, run
 
     if args.batch < 1 or args.concurrency < 1 or args.lease <= args.timeout:
@@ -75,6 +75,7 @@ def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
               "--timeout", file=sys.stderr)
         return 2
     c = context()
+    consumers = build(c.clock)  # the context's clock: the same "now" as the deliveries'
     configure_logging(json_lines=c.settings.log_json)
     logging.getLogger("gateway.worker").setLevel(logging.INFO)
     stop = threading.Event()
@@ -89,10 +90,10 @@ def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
     metrics = WorkerMetrics()
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port)
-    print(f"worker started: {len(CONSUMERS)} in-process consumers, batch {args.batch}, "
+    print(f"worker started: {len(consumers)} in-process consumers, batch {args.batch}, "
           f"lease {args.lease:g} s, timeout {args.timeout:g} s", flush=True)
     try:
-        totals = run(c.engine, c.clock, CONSUMERS, options, once=args.once, stop=stop,
+        totals = run(c.engine, c.clock, consumers, options, once=args.once, stop=stop,
                      metrics=metrics)
     except KeyboardInterrupt:
         return 130
