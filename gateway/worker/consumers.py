@@ -6,7 +6,7 @@ draws add theirs here. The worker takes the tuple as a parameter, so tests pass 
 from __future__ import annotations
 
 from gateway import challenges, draws, notifications
-from gateway.core.clock import Clock, SystemClock
+from gateway.core.clock import Clock
 from gateway.notifications.consumer import ProgrammeSource, default_consumer, make_consumer
 from gateway.outbox import Consumer
 

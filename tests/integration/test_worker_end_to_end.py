@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -56,8 +57,9 @@ def receiver() -> Iterator[Receiver]:
         yield found
 
 
-TWO_BRANDS = {"id": "two-brands", "name": "2 brands this month", "badge": "explorer",
-              "bonus_points": 50, "window": "month", "count": "brands", "target": 2}
+TWO_BRANDS: dict[str, Any] = {
+    "id": "two-brands", "name": "2 brands this month", "badge": "explorer", "bonus_points": 50,
+    "window": "month", "count": "brands", "target": 2}
 
 
 def test_one_earn_reaches_the_webhook_the_feed_the_challenge_and_the_draw(
