@@ -467,3 +467,24 @@ def test_a_claim_whose_lease_cannot_cover_its_attempt_is_not_sent_and_nothing_do
     assert {r.state for r in rows(gw)} == {"delivered"}
     assert a_outcomes["delivered"] + b_outcomes["delivered"] == 14
     assert a_outcomes["released"] > 0 and b_outcomes["delivered"] > 0
+
+
+def test_a_backlog_older_than_a_day_still_gets_its_24_hours_of_retries(
+        gw: Gateway, receiver: Receiver) -> None:
+    """Review (issue 13): the retry window used to run from the event's recording, so after a
+    worker outage of more than a day every delivery that failed once went straight to the
+    dead letters (an in-process consumer's too), with no retry at all. The window runs from
+    the first attempt's dispatch: 24 hours of retries, whenever the worker comes back."""
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url)
+    earn(gw)
+    clock.advance(timedelta(hours=30))  # no worker ran for 30 hours
+    receiver.mode = "fail"
+    assert work(gw).outcomes == Counter({"retry": 1})
+    (row,) = rows(gw, made.subscription.id)
+    assert (row.state, row.give_up_at) == ("pending", NOW + timedelta(hours=54))
+    receiver.mode = "ok"
+    clock.advance(timedelta(seconds=5))
+    assert work(gw).outcomes == Counter({"delivered": 1})
+    assert len(receiver.requests) == 2
