@@ -123,6 +123,9 @@ def replay_dead(engine: Engine, partner_id: str, subscription_id: str, *, since:
                 until: datetime, now: datetime) -> Replayed:
     """Send again every dead delivery of the subscription created in ``[since, until)``, up to
     ``MAX_REPLAY`` of them (ix_event_deliveries_consumer_state, oldest first)."""
+    for name, value in (("since", since), ("until", until)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidInput(f"{name} must carry a time zone (e.g. Z)", field=name)
     if until <= since:
         raise InvalidInput("until must be after since", field="until")
     with UnitOfWork(engine) as uow:
