@@ -488,3 +488,43 @@ def test_a_backlog_older_than_a_day_still_gets_its_24_hours_of_retries(
     clock.advance(timedelta(seconds=5))
     assert work(gw).outcomes == Counter({"delivered": 1})
     assert len(receiver.requests) == 2
+
+
+def test_an_in_process_consumers_dead_letters_can_be_replayed_from_the_cli(
+        gw: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
+    """Review (issue 13): a dead delivery to an in-process consumer (challenges, draws,
+    notifications after 24 hours of failures) could not be replayed at all: both replays
+    (GraphQL and ``gateway webhooks replay``) take a partner's subscription. ``gateway worker
+    replay --consumer NAME`` makes its dead deliveries in a window due again, same event."""
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    calls: list[str] = []
+    broken = [True]
+
+    def handle(engine: Any, event: Event) -> None:
+        calls.append(event.id)
+        if broken[0]:
+            raise RuntimeError("the consumer's bug")
+
+    consumer = Consumer("flaky", frozenset({"points.earned"}), handle)
+
+    def pass_() -> Counter[str]:
+        totals = Totals()
+        one_pass(gw.services.engine, clock, (consumer,), OPTIONS, totals, rng=Ceiling())
+        return totals.outcomes
+
+    earn(gw)
+    while True:
+        pass_()
+        (row,) = rows(gw)
+        if row.state != "pending":
+            break
+        clock.set(row.next_attempt_at)
+    assert (row.consumer, row.state, len(calls)) == ("flaky", "dead", 33)
+    broken[0] = False
+    assert cli(gw, ["worker-replay", "--consumer", "flaky", "--since", NOW.isoformat()]) == 0
+    assert capsys.readouterr().out == "1 dead deliveries to flaky pending again\n"
+    assert pass_() == Counter({"delivered": 1})
+    assert calls == [row.event_id] * 34
+    assert cli(gw, ["worker-replay", "--consumer", "webhook:whs_x"]) == 2  # not a webhook's
+    assert "gateway webhooks replay" in capsys.readouterr().err
