@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, literal_column, select, update
 
 from gateway.core.clock import Clock
 from gateway.db.tables import event_deliveries as d
@@ -40,6 +40,7 @@ from gateway.webhooks.sender import Attempt
 from gateway.worker.backoff import delay
 
 log = logging.getLogger("gateway.worker")
+_PENDING = literal_column("'pending'")
 LEASE = timedelta(seconds=60)  # comfortably above the 10 s webhook timeout
 MAX_ERROR = 200
 
@@ -58,7 +59,9 @@ def claim_due(engine: Engine, *, now: datetime, limit: int,
               lease: timedelta = LEASE) -> list[Claim]:
     until = now + lease
     with UnitOfWork(engine) as uow:
-        due = (select(d.c.id).where(d.c.state == "pending", d.c.next_attempt_at <= now)
+        # ``state = 'pending'`` as a literal, exactly as the partial index ix_event_deliveries_due
+        # states it: a parameter would keep a PostgreSQL generic plan off that index.
+        due = (select(d.c.id).where(d.c.state == _PENDING, d.c.next_attempt_at <= now)
                .order_by(d.c.next_attempt_at).limit(limit))
         if uow.conn.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)

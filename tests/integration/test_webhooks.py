@@ -528,3 +528,59 @@ def test_an_in_process_consumers_dead_letters_can_be_replayed_from_the_cli(
     assert calls == [row.event_id] * 34
     assert cli(gw, ["worker-replay", "--consumer", "webhook:whs_x"]) == 2  # not a webhook's
     assert "gateway webhooks replay" in capsys.readouterr().err
+
+
+def test_the_claim_finds_due_deliveries_by_the_partial_index_even_in_a_generic_plan(
+        gw: Gateway) -> None:
+    """Review (issue 13): the claim's ``state = 'pending'`` was sent as a parameter. SQLite
+    plans with the value, but a PostgreSQL generic plan (psycopg prepares a statement on its
+    fifth run; the server may then plan it once for any value) cannot prove the partial index
+    ``ix_event_deliveries_due`` covers ``state = $1``, and scanned another index over every
+    delivery ever made. The claim the worker sends is planned here both ways."""
+    import re
+
+    from sqlalchemy import event as sa_event
+
+    from gateway.worker.deliver import claim_due
+
+    engine = gw.services.engine
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE EVENT_DELIVERIES"):
+            sent.append((statement, parameters))
+
+    sa_event.listen(engine, "before_cursor_execute", capture)
+    try:
+        claim_due(engine, now=gw.services.clock.now(), limit=10)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = sent
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if harness.BACKEND == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plan = "\n".join(str(row[3]) for row in cursor.fetchall())
+        else:
+            from psycopg import sql
+
+            names: list[str] = []
+
+            def number(match: re.Match[str]) -> str:
+                if match.group(1) not in names:
+                    names.append(match.group(1))
+                return f"${names.index(match.group(1)) + 1}"
+
+            prepared = re.sub(r"%\((\w+)\)s", number, statement)
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE review_claim AS {prepared}")
+            values = ", ".join(sql.Literal(parameters[n]).as_string(raw) for n in names)
+            cursor.execute(f"EXPLAIN EXECUTE review_claim({values})")
+            plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+            cursor.execute("DEALLOCATE review_claim")
+            cursor.execute("RESET plan_cache_mode")
+        raw.rollback()
+    assert "ix_event_deliveries_due" in plan, plan
