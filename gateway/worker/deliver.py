@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, literal_column, select, update
+from sqlalchemy import ColumnClause, Engine, literal_column, select, update
 
 from gateway.core.clock import Clock
 from gateway.db.tables import event_deliveries as d
@@ -40,7 +41,7 @@ from gateway.webhooks.sender import Attempt
 from gateway.worker.backoff import delay
 
 log = logging.getLogger("gateway.worker")
-_PENDING = literal_column("'pending'")
+_PENDING: ColumnClause[Any] = literal_column("'pending'")
 LEASE = timedelta(seconds=60)  # comfortably above the 10 s webhook timeout
 MAX_ERROR = 200
 

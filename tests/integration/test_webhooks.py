@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
@@ -577,7 +577,8 @@ def test_the_claim_finds_due_deliveries_by_the_partial_index_even_in_a_generic_p
             prepared = re.sub(r"%\((\w+)\)s", number, statement)
             cursor.execute("SET plan_cache_mode = force_generic_plan")
             cursor.execute(f"PREPARE review_claim AS {prepared}")
-            values = ", ".join(sql.Literal(parameters[n]).as_string(raw) for n in names)
+            values = ", ".join(sql.Literal(parameters[n]).as_string(cast(Any, raw))
+                               for n in names)
             cursor.execute(f"EXPLAIN EXECUTE review_claim({values})")
             plan = "\n".join(str(row[0]) for row in cursor.fetchall())
             cursor.execute("DEALLOCATE review_claim")
