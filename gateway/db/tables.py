@@ -811,6 +811,7 @@ webhook_subscriptions = Table(
 # "webhook:<subscription id>" or an in-process consumer's name. A claim leases the row by moving
 # next_attempt_at to the lease's end, so a row whose worker died is simply due again.
 DELIVERY_PENDING_SQL = "state = 'pending'"
+DELIVERY_DEAD_SQL = "state = 'dead'"
 event_deliveries = Table(
     "event_deliveries",
     metadata,
@@ -834,6 +835,10 @@ event_deliveries = Table(
           postgresql_where=text(DELIVERY_PENDING_SQL)),
     Index("ix_event_deliveries_consumer", "consumer", "id"),
     Index("ix_event_deliveries_consumer_state", "consumer", "state", "id"),
+    # A replay of one consumer's dead letters in a time window (review of issue 13): only dead
+    # rows, so it costs nothing when a delivery succeeds.
+    Index("ix_event_deliveries_dead", "consumer", "created_at",
+          sqlite_where=text(DELIVERY_DEAD_SQL), postgresql_where=text(DELIVERY_DEAD_SQL)),
 )
 
 # --- prize draws (issue 13, decision 033) -------------------------------------------------------

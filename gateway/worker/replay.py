@@ -16,13 +16,13 @@ from gateway.core.errors import InvalidInput
 from gateway.db.tables import event_deliveries as d
 from gateway.db.uow import UnitOfWork
 from gateway.webhooks import subscription_of
-from gateway.webhooks.deliveries import MAX_REPLAY, Replayed, _again
+from gateway.webhooks.deliveries import DEAD, MAX_REPLAY, Replayed, _again
 
 
 def replay_dead(engine: Engine, consumer: str, *, since: datetime, until: datetime,
                 now: datetime) -> Replayed:
     """Every dead delivery to ``consumer`` created in ``[since, until)``, up to ``MAX_REPLAY``
-    (ix_event_deliveries_consumer_state, oldest first), pending again and due now."""
+    (ix_event_deliveries_dead, oldest first), pending again and due now."""
     if subscription_of(consumer) is not None:
         raise InvalidInput("a webhook's deliveries are replayed with gateway webhooks replay",
                            field="consumer")
@@ -30,9 +30,9 @@ def replay_dead(engine: Engine, consumer: str, *, since: datetime, until: dateti
         raise InvalidInput("until must be after since", field="until")
     with UnitOfWork(engine) as uow:
         ids = uow.conn.execute(
-            select(d.c.id).where(d.c.consumer == consumer, d.c.state == "dead",
+            select(d.c.id).where(d.c.consumer == consumer, d.c.state == DEAD,
                                  d.c.created_at >= since, d.c.created_at < until)
-            .order_by(d.c.id).limit(MAX_REPLAY + 1)).scalars().all()
+            .order_by(d.c.created_at, d.c.id).limit(MAX_REPLAY + 1)).scalars().all()
         chosen = list(ids[:MAX_REPLAY])
         if chosen:
             uow.conn.execute(_again(now).where(d.c.id.in_(chosen)))

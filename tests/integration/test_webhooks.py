@@ -585,3 +585,44 @@ def test_the_claim_finds_due_deliveries_by_the_partial_index_even_in_a_generic_p
             cursor.execute("RESET plan_cache_mode")
         raw.rollback()
     assert "ix_event_deliveries_due" in plan, plan
+
+
+def test_a_replay_of_a_window_searches_only_that_windows_dead_letters(gw: Gateway) -> None:
+    """Review (issue 13): ``replayWebhookDeliveries`` (a partner's request) walked every dead
+    delivery of the subscription in id order, filtering the window out of them: its cost grew
+    with the subscription's whole history of dead letters. The window now bounds the index
+    search (the partial index ix_event_deliveries_dead: consumer, created_at WHERE dead)."""
+    from sqlalchemy import event as sa_event
+
+    engine = gw.services.engine
+    made = subscribe(gw, "http://127.0.0.1:9/hooks")
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> None:
+        if "FROM event_deliveries" in statement and "created_at" in statement:
+            sent.append((statement, parameters))
+
+    sa_event.listen(engine, "before_cursor_execute", capture)
+    try:
+        now = gw.services.clock.now()
+        deliveries.replay_dead(engine, "grocery", made.subscription.id,
+                               since=now - timedelta(hours=1), until=now, now=now)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = sent
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if harness.BACKEND == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plan = "\n".join(str(row[3]) for row in cursor.fetchall())
+            assert "USING INDEX ix_event_deliveries_dead (consumer=? AND created_at>? AND " \
+                   "created_at<?)" in plan, plan
+        else:
+            cursor.execute("SET enable_seqscan = off")  # an empty table: any plan is cheap
+            cursor.execute(f"EXPLAIN {statement}", parameters)
+            plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+            assert "ix_event_deliveries_dead" in plan and "created_at >=" in plan, plan
+        raw.rollback()
