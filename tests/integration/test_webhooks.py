@@ -626,3 +626,26 @@ def test_a_replay_of_a_window_searches_only_that_windows_dead_letters(gw: Gatewa
             plan = "\n".join(str(row[0]) for row in cursor.fetchall())
             assert "ix_event_deliveries_dead" in plan and "created_at >=" in plan, plan
         raw.rollback()
+
+
+def test_410_gone_disables_the_subscription_and_ends_the_delivery(
+        gw: Gateway, receiver: Receiver) -> None:
+    """Review (issue 13): Standard Webhooks asks a sender to disable an endpoint that answers
+    ``410 Gone`` and stop sending it; the worker retried it for 24 hours like any failure. Now
+    the delivery ends dead at once, the subscription is disabled (the partner subscribes
+    again when it wants events), and nothing more is sent."""
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url)
+    earn(gw)
+    receiver.mode = "gone"
+    assert work(gw).outcomes == Counter({"dead": 1})
+    (row,) = rows(gw, made.subscription.id)
+    assert (row.state, row.attempts, row.last_status, row.last_error) == (
+        "dead", 1, 410, "HTTP 410: the endpoint is gone; subscription disabled")
+    (found,) = subscriptions.listed(gw.services.engine, "grocery")
+    assert (found.state, found.disabled_at) == ("disabled", NOW)
+    earn(gw)
+    clock.advance(timedelta(hours=1))
+    assert work(gw).outcomes == Counter()
+    assert len(receiver.requests) == 1
