@@ -11,7 +11,9 @@ transaction that checks for it: a redelivered event adds nothing.
 withdraws all the purchase's entries (a negative row) once what is left of the purchase
 (amount less every return so far) is below the minimum spend, or nothing at all when the draw
 has no minimum. A partial return that leaves the purchase qualifying keeps its entries. After
-close nothing changes: the list is frozen and published.
+close nothing changes: the list is frozen and published. The worker promises no order between
+events: a return handled before its earn counts the earn first, from its operation, and the
+earn's own event then adds nothing.
 
 **Points.** ``enter_draw`` is one member command under the member's idempotency key (decision
 033, the donation's path in ``gateway.ledger.member_ops``): the points move wallet ->
@@ -41,7 +43,7 @@ from gateway.core.errors import (
     NotFound,
 )
 from gateway.db.retry import retrying
-from gateway.db.tables import draw_entries, draws
+from gateway.db.tables import draw_entries, draws, operations
 from gateway.draws.model import MAX_ENTRIES_PER_MEMBER, Draw
 from gateway.draws.service import to_draw
 from gateway.ledger.apply import apply
@@ -129,6 +131,9 @@ def _earned(tx: Tx, draw: Draw, event: Event) -> None:
         return
     member_id = str(event.member_id)
     tx.ledger.lock_member(member_id)
+    if event.operation_id is not None and tx.conn.execute(
+            _PURCHASE, {"draw_id": draw.id, "operation_id": event.operation_id}).one()[2]:
+        return  # counted already, by a return of it that was handled first
     room = draw.max_entries_per_member - held(tx.conn, draw.id, member_id)
     given = max(0, min(int(draw.entries_per_purchase or 0), room))
     # A row even when the limit leaves nothing: a later return of this purchase then finds it.
@@ -145,7 +150,17 @@ def _returned(tx: Tx, draw: Draw, event: Event) -> None:
     net, entries, rows, member = tx.conn.execute(
         _PURCHASE, {"draw_id": draw.id, "operation_id": parent}).one()
     if not rows:
-        return  # not a purchase this draw counted
+        # The worker promises no order: this return may come before its earn's event. Count
+        # the earn first, from its operation (its row keyed by the operation's id; the earn's
+        # own event then finds the purchase counted and adds nothing).
+        earn = _earn_event(tx.conn, str(parent))
+        if earn is None or not draw.opens_at <= earn.occurred_at < draw.closes_at:
+            return
+        _earned(tx, draw, earn)
+        net, entries, rows, member = tx.conn.execute(
+            _PURCHASE, {"draw_id": draw.id, "operation_id": parent}).one()
+        if not rows:
+            return  # not a purchase this draw counts
     returned = event.data.get("amount_minor")
     left = 0 if returned is None else int(net or 0) - int(returned)
     minimum = 1 if draw.min_spend is None else max(draw.min_spend.amount_minor, 1)
@@ -156,6 +171,24 @@ def _returned(tx: Tx, draw: Draw, event: Event) -> None:
         "event_id": event.id, "operation_id": parent,
         "amount_minor": None if returned is None else -int(returned), "entries": withdrawn,
         "points": 0, "recorded_at": tx.now})
+
+
+# The earn a return undoes, by its primary key (a return handled before its earn's event).
+_EARN_OF = select(operations.c.partner_id, operations.c.member_id, operations.c.occurred_at,
+                  operations.c.recorded_at, operations.c.amount_minor, operations.c.currency
+                  ).where(operations.c.id == bindparam("op"), operations.c.kind == "earn")
+
+
+def _earn_event(conn: Connection, operation_id: str) -> Event | None:
+    """The earn as the draws read its event (its id: the operation's, unique beside event ids
+    in ``uq_draw_entries_event``)."""
+    row = conn.execute(_EARN_OF, {"op": operation_id}).first()
+    if row is None or row.member_id is None:
+        return None
+    return Event(id=operation_id, type=EARNED, partner_id=row.partner_id,
+                 member_id=row.member_id, operation_id=operation_id,
+                 occurred_at=row.occurred_at, recorded_at=row.recorded_at,
+                 data={"amount_minor": row.amount_minor, "currency": row.currency})
 
 
 # --- points ---------------------------------------------------------------------------------------
