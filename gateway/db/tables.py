@@ -811,6 +811,7 @@ webhook_subscriptions = Table(
 # "webhook:<subscription id>" or an in-process consumer's name. A claim leases the row by moving
 # next_attempt_at to the lease's end, so a row whose worker died is simply due again.
 DELIVERY_PENDING_SQL = "state = 'pending'"
+DELIVERY_DEAD_SQL = "state = 'dead'"
 event_deliveries = Table(
     "event_deliveries",
     metadata,
@@ -821,7 +822,7 @@ event_deliveries = Table(
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("leased_until", UTCDateTime, nullable=True),
-    Column("give_up_at", UTCDateTime, nullable=False),  # the event + 24 h (or a replay + 24 h)
+    Column("give_up_at", UTCDateTime, nullable=False),  # dispatch + 24 h (or a replay + 24 h)
     Column("last_status", Integer, nullable=True),  # the receiver's HTTP status, if it answered
     Column("last_error", String(200), nullable=True),  # short, never a secret or a body
     Column("delivered_at", UTCDateTime, nullable=True),
@@ -834,6 +835,10 @@ event_deliveries = Table(
           postgresql_where=text(DELIVERY_PENDING_SQL)),
     Index("ix_event_deliveries_consumer", "consumer", "id"),
     Index("ix_event_deliveries_consumer_state", "consumer", "state", "id"),
+    # A replay of one consumer's dead letters in a time window (review of issue 13): only dead
+    # rows, so it costs nothing when a delivery succeeds.
+    Index("ix_event_deliveries_dead", "consumer", "created_at",
+          sqlite_where=text(DELIVERY_DEAD_SQL), postgresql_where=text(DELIVERY_DEAD_SQL)),
 )
 
 # --- prize draws (issue 13, decision 033) -------------------------------------------------------

@@ -137,9 +137,9 @@ def tier_change(conn: Connection, now: datetime, programme: TierProgramme, membe
                                           "event_id": event_id}))
 
 
-def default_consumer() -> Consumer:
-    """The consumer as the worker runs it: the system clock and the programme from the
-    catalog the settings name (read once, on first use)."""
+def default_consumer(clock: Clock | None = None) -> Consumer:
+    """The consumer as the worker runs it: its clock (the system clock by default) and the
+    programme from the catalog the settings name (read once, on first use)."""
     from gateway.promotions.tier_config import load_programme, tiers_path
     from gateway.settings import Settings
 
@@ -150,6 +150,6 @@ def default_consumer() -> Consumer:
             loaded.append(load_programme(tiers_path(Settings.from_env().catalog_dir)))
         return loaded[0]
 
-    return make_consumer(SystemClock(), programme)
+    return make_consumer(clock or SystemClock(), programme)
 
 

@@ -191,7 +191,8 @@ class WorkerMetrics:
                                registry=self.registry)
         self.outcomes = Counter("gateway_worker_delivery_attempts",
                                 "Delivery attempts by outcome: delivered, retry, dead, "
-                                "superseded (another worker holds the claim now).",
+                                "superseded (another worker holds the claim now), released "
+                                "(a claim given back unsent: its lease could not cover it).",
                                 ("outcome",), registry=self.registry)
 
     def record_pass(self, events: int, created: int, outcomes: dict[str, int]) -> None:

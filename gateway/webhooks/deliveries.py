@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Update, select, update
+from sqlalchemy import ColumnClause, Engine, Update, literal_column, select, update
 
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.db.tables import event_deliveries as d
@@ -23,6 +23,8 @@ from gateway.webhooks import consumer_of, subscription_of, subscriptions
 STATES = ("pending", "delivered", "dead")
 RETRY_WINDOW = timedelta(hours=24)
 MAX_REPLAY = 1000
+# ``state = 'dead'`` as a literal, exactly as the partial index ix_event_deliveries_dead states it
+DEAD: ColumnClause[Any] = literal_column("'dead'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +124,19 @@ def replay(engine: Engine, partner_id: str, delivery_id: str, *, now: datetime) 
 def replay_dead(engine: Engine, partner_id: str, subscription_id: str, *, since: datetime,
                 until: datetime, now: datetime) -> Replayed:
     """Send again every dead delivery of the subscription created in ``[since, until)``, up to
-    ``MAX_REPLAY`` of them (ix_event_deliveries_consumer_state, oldest first)."""
+    ``MAX_REPLAY`` of them (ix_event_deliveries_dead: the window's dead rows only, oldest
+    first)."""
+    for name, value in (("since", since), ("until", until)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidInput(f"{name} must carry a time zone (e.g. Z)", field=name)
     if until <= since:
         raise InvalidInput("until must be after since", field="until")
     with UnitOfWork(engine) as uow:
         found = subscriptions.own(uow.conn, partner_id, subscription_id)
         ids = uow.conn.execute(
-            select(d.c.id).where(d.c.consumer == consumer_of(found.id), d.c.state == "dead",
+            select(d.c.id).where(d.c.consumer == consumer_of(found.id), d.c.state == DEAD,
                                  d.c.created_at >= since, d.c.created_at < until)
-            .order_by(d.c.id).limit(MAX_REPLAY + 1)).scalars().all()
+            .order_by(d.c.created_at, d.c.id).limit(MAX_REPLAY + 1)).scalars().all()
         chosen = list(ids[:MAX_REPLAY])
         if chosen:
             uow.conn.execute(_again(now).where(d.c.id.in_(chosen)))

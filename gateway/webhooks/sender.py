@@ -1,9 +1,11 @@
 """One attempt to deliver one event to one subscription: build the body, sign it, POST it.
 
 2xx is success; any other status, a timeout or a connection error is a failure the worker
-retries. Redirects are not followed (a 3xx is a failure: the partner fixes the URL). The
-response body is never read or stored; ``last_error`` is a short phrase with no secret in it.
-``timeout`` bounds the connect and each read (``socket`` semantics), 10 s by default."""
+retries, except ``410 Gone``: as Standard Webhooks asks, the subscription is disabled and the
+delivery ends (dead, replayable). Redirects are not followed (a 3xx is a failure: the partner
+fixes the URL). The response body is never read or stored; ``last_error`` is a short phrase
+with no secret in it. ``timeout`` bounds the connect and each read (``socket`` semantics),
+10 s by default."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from gateway.webhooks.signing import signature_header
 
 TIMEOUT_S = 10.0
 USER_AGENT = "coalition-gateway-webhooks/1"
+GONE = 410
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +53,18 @@ def deliver(engine: Engine, clock: Clock, subscription_id: str, event: Event, *,
         return Attempt(False, None, "subscription disabled", final=True)
     body = payload.body_of(event, payload.data_for(event, customer_id=customer,
                                                    member_reference=reference))
-    return post(target.url, body, event.id, now, target.secrets, timeout=timeout,
-                private_networks=private_networks)
+    attempt = post(target.url, body, event.id, now, target.secrets, timeout=timeout,
+                   private_networks=private_networks)
+    if attempt.status == GONE:
+        # Standard Webhooks: 410 means the endpoint wants nothing more. Disable the
+        # subscription (the partner subscribes again when it wants events) and
+        # end this delivery; the others pending for it end when their turn comes.
+        with UnitOfWork(engine) as uow:
+            subscriptions.disable_gone(uow.conn, subscription_id, now)
+            uow.commit()
+        return Attempt(False, GONE, "HTTP 410: the endpoint is gone; subscription disabled",
+                       final=True)
+    return attempt
 
 
 def internal_host(host: str, port: int) -> bool:

@@ -190,6 +190,12 @@ def disable(engine: Engine, partner_id: str, subscription_id: str, *,
     return found
 
 
+def disable_gone(conn: Connection, subscription_id: str, now: datetime) -> None:
+    """The worker's: the endpoint answered 410 Gone (primary key; an active one only)."""
+    conn.execute(update(subs).where(subs.c.id == subscription_id, subs.c.state == "active")
+                 .values(state="disabled", disabled_at=now))
+
+
 def _own(conn: Connection, partner_id: str, subscription_id: str) -> Subscription:
     row = conn.execute(select(*_COLUMNS).where(subs.c.id == str(subscription_id),
                                                subs.c.partner_id == partner_id)).one_or_none()

@@ -11,7 +11,7 @@ Guarantees, in order:
    single writer serialises the claims. A delivery runs twice only when a worker died (or
    outlived its lease) mid-delivery.
 3. A failed delivery is retried with exponential back-off and full jitter
-   (:mod:`gateway.worker.backoff`) until 24 hours after the event, then it is dead (a dead
+   (:mod:`gateway.worker.backoff`) until 24 hours after its dispatch, then it is dead (a dead
    letter, kept and replayable).
 
 Two steps, each its own short transaction: :mod:`~gateway.worker.dispatch` turns undispatched

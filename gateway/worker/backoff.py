@@ -5,7 +5,7 @@ After the n-th failed attempt the next one waits a uniformly random time in
 640 s, 1,280 s, 2,560 s, then 1 hour for every later attempt. Full jitter (rather than a fixed
 ladder) spreads the retries of many deliveries that failed together (a partner's outage) so
 they do not come back as one wave. A failure after which the next attempt would fall past
-``give_up_at`` (24 hours after the event) ends the delivery as dead."""
+``give_up_at`` (24 hours after the dispatch) ends the delivery as dead."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from gateway.core.clock import require_utc
 from gateway.core.errors import InvalidInput
 from gateway.db.tables import event_deliveries
-from gateway.webhooks import consumer_of, deliveries, subscriptions
+from gateway.webhooks import consumer_of, deliveries, subscription_of, subscriptions
 
 
 def register(sub: Any, context: Callable[[], Any]) -> None:
@@ -40,6 +40,14 @@ def register(sub: Any, context: Callable[[], Any]) -> None:
     worker.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                         help="serve this worker's Prometheus counters on 127.0.0.1:PORT")
     worker.set_defaults(func=lambda args: cmd_worker(args, context))
+
+    again = sub.add_parser("worker-replay", help="an in-process consumer's dead deliveries, "
+                           "pending again (same events; webhooks: gateway webhooks replay)")
+    again.add_argument("--consumer", required=True,
+                       help="notifications, challenges, draws, ...")
+    again.add_argument("--since", type=_time, help="ISO 8601 with a zone (default: 24 h ago)")
+    again.add_argument("--until", type=_time, help="ISO 8601 with a zone (default: now)")
+    again.set_defaults(func=lambda args: cmd_worker_replay(args, context))
 
     hooks = sub.add_parser("webhooks", help="partners' webhook subscriptions and deliveries"
                            ).add_subparsers(dest="webhooks_command", required=True)
@@ -67,7 +75,7 @@ def _time(text: str) -> datetime:
 def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
     from gateway.observability.logs import configure_logging
     from gateway.observability.metrics import WorkerMetrics
-    from gateway.worker.consumers import CONSUMERS
+    from gateway.worker.consumers import build
     from gateway.worker.loop import Options, run
 
     if args.batch < 1 or args.concurrency < 1 or args.lease <= args.timeout:
@@ -75,6 +83,7 @@ def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
               "--timeout", file=sys.stderr)
         return 2
     c = context()
+    consumers = build(c.clock)  # the context's clock: the same "now" as the deliveries'
     configure_logging(json_lines=c.settings.log_json)
     logging.getLogger("gateway.worker").setLevel(logging.INFO)
     stop = threading.Event()
@@ -89,10 +98,10 @@ def cmd_worker(args: argparse.Namespace, context: Callable[[], Any]) -> int:
     metrics = WorkerMetrics()
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port)
-    print(f"worker started: {len(CONSUMERS)} in-process consumers, batch {args.batch}, "
+    print(f"worker started: {len(consumers)} in-process consumers, batch {args.batch}, "
           f"lease {args.lease:g} s, timeout {args.timeout:g} s", flush=True)
     try:
-        totals = run(c.engine, c.clock, CONSUMERS, options, once=args.once, stop=stop,
+        totals = run(c.engine, c.clock, consumers, options, once=args.once, stop=stop,
                      metrics=metrics)
     except KeyboardInterrupt:
         return 130
@@ -133,5 +142,21 @@ def cmd_replay(args: argparse.Namespace, context: Callable[[], Any]) -> int:
     replayed = deliveries.replay_dead(c.engine, args.partner, args.subscription, since=since,
                                       until=until, now=now)
     print(f"{replayed.count} dead deliveries pending again"
+          + (" (more remain: run again)" if replayed.more else ""))
+    return 0
+
+
+def cmd_worker_replay(args: argparse.Namespace, context: Callable[[], Any]) -> int:
+    from gateway.worker.replay import replay_dead
+
+    if subscription_of(args.consumer) is not None:
+        print("error: a webhook's deliveries are replayed with gateway webhooks replay",
+              file=sys.stderr)
+        return 2
+    c = context()
+    now = c.clock.now()
+    replayed = replay_dead(c.engine, args.consumer, since=args.since or now - timedelta(hours=24),
+                           until=args.until or now, now=now)
+    print(f"{replayed.count} dead deliveries to {args.consumer} pending again"
           + (" (more remain: run again)" if replayed.more else ""))
     return 0

@@ -10,7 +10,13 @@ The outcome is written with ``WHERE id = ? AND attempts = ? AND state = 'pending
 worker holding the current claim may record it. A worker that outlived its lease (the receiver
 held it longer than the lease) finds its claim taken and records nothing; the other worker's
 attempt stands. So a delivery runs more than once only after a death or an overlong attempt:
-at least once, never lost."""
+at least once, never lost.
+
+A claim is taken for a whole batch but the batch runs ``concurrency`` at a time, so a claim can
+wait in the pool. An attempt starts only if its lease still covers it (``now + timeout`` not past
+``leased_until``); otherwise the claim is *released* (due again now, fenced like an outcome)
+without sending: sending it would race the worker that may already have claimed it again, the
+same event twice with nothing failing. ``attempts`` counts claims, so it keeps the release."""
 
 from __future__ import annotations
 
@@ -21,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import ColumnClause, Engine, literal_column, select, update
 
 from gateway.core.clock import Clock
 from gateway.db.tables import event_deliveries as d
@@ -34,6 +41,7 @@ from gateway.webhooks.sender import Attempt
 from gateway.worker.backoff import delay
 
 log = logging.getLogger("gateway.worker")
+_PENDING: ColumnClause[Any] = literal_column("'pending'")
 LEASE = timedelta(seconds=60)  # comfortably above the 10 s webhook timeout
 MAX_ERROR = 200
 
@@ -45,13 +53,16 @@ class Claim:
     consumer: str
     attempt: int  # this attempt's number, 1-based (the fence for its outcome)
     give_up_at: datetime
+    leased_until: datetime | None = None  # the claim's end: no attempt may start too close
 
 
 def claim_due(engine: Engine, *, now: datetime, limit: int,
               lease: timedelta = LEASE) -> list[Claim]:
     until = now + lease
     with UnitOfWork(engine) as uow:
-        due = (select(d.c.id).where(d.c.state == "pending", d.c.next_attempt_at <= now)
+        # ``state = 'pending'`` as a literal, exactly as the partial index ix_event_deliveries_due
+        # states it: a parameter would keep a PostgreSQL generic plan off that index.
+        due = (select(d.c.id).where(d.c.state == _PENDING, d.c.next_attempt_at <= now)
                .order_by(d.c.next_attempt_at).limit(limit))
         if uow.conn.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
@@ -60,8 +71,8 @@ def claim_due(engine: Engine, *, now: datetime, limit: int,
             .values(attempts=d.c.attempts + 1, leased_until=until, next_attempt_at=until)
             .returning(d.c.id, d.c.event_id, d.c.consumer, d.c.attempts, d.c.give_up_at)).all()
         uow.commit()
-    return sorted((Claim(r.id, r.event_id, r.consumer, r.attempts, r.give_up_at) for r in rows),
-                  key=lambda c: c.id)
+    return sorted((Claim(r.id, r.event_id, r.consumer, r.attempts, r.give_up_at, until)
+                   for r in rows), key=lambda c: c.id)
 
 
 def run(engine: Engine, clock: Clock, claim: Claim, consumers: Mapping[str, Consumer], *,
@@ -107,6 +118,17 @@ def finish(engine: Engine, claim: Claim, attempt: Attempt, *, now: datetime,
     return outcome if done == 1 else "superseded"
 
 
+def release(engine: Engine, claim: Claim, *, now: datetime) -> str:
+    """Give back a claim not started: due again now, if it is still this claim's
+    ("released"), else "superseded"."""
+    with UnitOfWork(engine) as uow:
+        done = uow.conn.execute(update(d).where(
+            d.c.id == claim.id, d.c.attempts == claim.attempt, d.c.state == "pending"
+        ).values(leased_until=None, next_attempt_at=now)).rowcount
+        uow.commit()
+    return "released" if done == 1 else "superseded"
+
+
 def deliver_due(engine: Engine, clock: Clock, consumers: Sequence[Consumer], *, limit: int,
                 lease: timedelta = LEASE, timeout: float = sender.TIMEOUT_S,
                 rng: random.Random | None = None, pool: ThreadPoolExecutor | None = None,
@@ -118,6 +140,10 @@ def deliver_due(engine: Engine, clock: Clock, consumers: Sequence[Consumer], *, 
     by_name = {c.name: c for c in consumers}
 
     def one(claim: Claim) -> str:
+        now = clock.now()
+        if claim.leased_until is not None and now + timedelta(seconds=timeout) > (
+                claim.leased_until):
+            return release(engine, claim, now=now)  # waited in the pool too long to start
         attempt = run(engine, clock, claim, by_name, timeout=timeout,
                       private_networks=private_networks)
         return finish(engine, claim, attempt, now=clock.now(), rng=rng)

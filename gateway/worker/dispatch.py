@@ -68,7 +68,10 @@ def dispatch(engine: Engine, consumers: Sequence[Consumer], *, now: datetime,
                       and matches(json.loads(s.event_types), event.type)]
             rows += [{"id": new_id("dlv"), "event_id": event.id, "consumer": name,
                       "state": "pending", "attempts": 0, "next_attempt_at": now,
-                      "leased_until": None, "give_up_at": event.recorded_at + RETRY_WINDOW,
+                      "leased_until": None,
+                      # 24 hours of retries from the first attempt (dispatch), not from the
+                      # event: a backlog older than a day (a worker outage) still gets them
+                      "give_up_at": max(now, event.recorded_at) + RETRY_WINDOW,
                       "last_status": None, "last_error": None, "delivered_at": None,
                       "created_at": now} for name in names]
         if rows:

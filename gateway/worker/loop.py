@@ -66,9 +66,9 @@ def one_pass(engine: Engine, clock: Clock, consumers: Sequence[Consumer], option
     busy = bool(dispatched.events or outcomes)
     if busy:
         log.info("worker batch: dispatched %d events into %d deliveries; delivered %d, "
-                 "retry %d, dead %d, superseded %d", dispatched.events, dispatched.deliveries,
-                 outcomes["delivered"], outcomes["retry"], outcomes["dead"],
-                 outcomes["superseded"])
+                 "retry %d, dead %d, superseded %d, released %d", dispatched.events,
+                 dispatched.deliveries, outcomes["delivered"], outcomes["retry"],
+                 outcomes["dead"], outcomes["superseded"], outcomes["released"])
     return busy
 
 

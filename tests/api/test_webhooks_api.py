@@ -171,6 +171,24 @@ async def test_bad_input_is_a_typed_error_naming_the_field_and_writes_nothing(
     assert subscriptions_count(gw) == 0
 
 
+@pytest.mark.parametrize(("since", "until", "field"), [
+    ("2026-11-20T00:00:00", "2026-11-24T00:00:00Z", "since"),
+    ("2026-11-20T00:00:00Z", "2026-11-24T00:00:00", "until"),
+    ("2026-11-24T00:00:00Z", "2026-11-20T00:00:00Z", "until"),
+])
+async def test_a_replay_window_without_a_zone_is_a_typed_error_naming_it(
+        gw: Gateway, since: str, until: str, field: str) -> None:
+    """Review (issue 13): a time without a zone in replayWebhookDeliveries reached the
+    database and failed as an unexpected error instead of a typed one naming the field."""
+    grocery = await partner_api(gw, "grocery")
+    made = (await create(grocery, "https://hooks.example.com/g", ["*"]))["subscription"]
+    result = (await grocery.gql(REPLAY_DEAD, {"input": {
+        "subscriptionId": made["id"], "since": since, "until": until}}))[
+        "replayWebhookDeliveries"]
+    assert (result["__typename"], result["code"], result["field"]) == (
+        "InvalidInputError", "INVALID_INPUT", field)
+
+
 async def test_another_partners_subscription_looks_missing(gw: Gateway) -> None:
     grocery = await partner_api(gw, "grocery")
     electronics = await partner_api(gw, "electronics")

@@ -471,3 +471,25 @@ def test_an_owner_has_at_most_max_open_draws(gw: Gateway) -> None:
     clock.advance(timedelta(days=7))  # past their close time: no longer taking entries
     assert grocery_draw(gw).status == "open"
     assert len(made) == MAX_OPEN_PER_OWNER
+
+
+def test_a_return_handled_before_its_earn_still_withdraws_the_entries(gw: Gateway) -> None:
+    """Review (issue 13): the worker promises no order between events (a batch runs its
+    deliveries at once, a failed one is retried later), and a return handled before its earn
+    found no entries to withdraw; the earn then gave its 2 entries for good. What is left of
+    the purchase is read from the ledger whatever the order (review 2's fix)."""
+    from gateway.draws import CONSUMER
+
+    draw = grocery_draw(gw)
+    c = member(gw, "g-9")
+    earn(gw, "g-9", 80_000, "p-9")  # 800.00 UAH: 2 entries
+    give_back(gw, "p-9", 40_000, "r-9")  # 400.00 left: below 500.00, withdrawn
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        found = read_events(uow.conn, limit=100, types=sorted(CONSUMER.types))
+    (earned,) = [e for e in found if e.type == "points.earned"]
+    (returned,) = [e for e in found if e.type == "points.returned"]
+    seen = []
+    for event in (returned, earned, returned, earned):  # out of order, and redelivered
+        CONSUMER.handle(gw.services.engine, event)
+        seen.append(entries_of(gw, draw.id, c))
+    assert seen == [0, 0, 0, 0]

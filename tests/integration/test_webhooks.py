@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
@@ -416,4 +416,236 @@ def test_a_production_worker_refuses_a_host_that_resolves_to_a_private_address(
     assert receiver.requests == []
     clock.advance(timedelta(seconds=5))
     work(gw)  # a development worker (private networks allowed) delivers it
+    assert len(receiver.requests) == 1
+
+
+def test_a_claim_whose_lease_cannot_cover_its_attempt_is_not_sent_and_nothing_doubles(
+        gw: Gateway, receiver: Receiver) -> None:
+    """Review (issue 13): a worker claims a whole batch at once but runs it a few at a time;
+    with a receiver that is slow but never fails, the batch's tail used to be sent after its
+    lease had ended, when another worker had claimed it again: the same event twice with
+    nothing failing. Worker A claims 14 deliveries (lease 2 s, timeout 1 s) and sends them one
+    at a time, each answered in 0.2 s; worker B polls beside it. Every event arrives once."""
+    from gateway.worker.deliver import deliver_due
+    from gateway.worker.dispatch import dispatch
+
+    enrol_customer(gw.services.engine, gw.services.clock, "grocery", "c-1")
+    subscribe(gw, receiver.url)
+    for _ in range(14):
+        earn(gw, minor=10_000)
+    assert dispatch(gw.services.engine, (), now=gw.services.clock.now(), limit=50
+                    ).deliveries == 14
+    receiver.mode, receiver.slow_s = "slow", 0.2
+    url = gw.services.settings.database_url
+    engine_a, engine_b = (harness.track(make_engine(url)) for _ in range(2))
+    stop = threading.Event()
+    lease = timedelta(seconds=2)
+    b_outcomes: Counter[str] = Counter()
+
+    def worker_b() -> None:
+        receiver.arrived.wait(30)  # A has claimed the batch and started sending
+        while not stop.is_set():
+            b_outcomes.update(deliver_due(engine_b, SystemClock(), (), limit=20, lease=lease,
+                                          timeout=1.0))
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=worker_b)
+    thread.start()
+    try:
+        a_outcomes = deliver_due(engine_a, SystemClock(), (), limit=20, lease=lease,
+                                 timeout=1.0)
+        for _ in range(400):
+            if {r.state for r in rows(gw)} == {"delivered"}:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(30)
+    ids = {e.id for e in events(gw)}
+    assert len(ids) == 14
+    assert Counter(receiver.ids()) == Counter({i: 1 for i in ids}), (a_outcomes, b_outcomes)
+    assert {r.state for r in rows(gw)} == {"delivered"}
+    assert a_outcomes["delivered"] + b_outcomes["delivered"] == 14
+    assert a_outcomes["released"] > 0 and b_outcomes["delivered"] > 0
+
+
+def test_a_backlog_older_than_a_day_still_gets_its_24_hours_of_retries(
+        gw: Gateway, receiver: Receiver) -> None:
+    """Review (issue 13): the retry window used to run from the event's recording, so after a
+    worker outage of more than a day every delivery that failed once went straight to the
+    dead letters (an in-process consumer's too), with no retry at all. The window runs from
+    the first attempt's dispatch: 24 hours of retries, whenever the worker comes back."""
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url)
+    earn(gw)
+    clock.advance(timedelta(hours=30))  # no worker ran for 30 hours
+    receiver.mode = "fail"
+    assert work(gw).outcomes == Counter({"retry": 1})
+    (row,) = rows(gw, made.subscription.id)
+    assert (row.state, row.give_up_at) == ("pending", NOW + timedelta(hours=54))
+    receiver.mode = "ok"
+    clock.advance(timedelta(seconds=5))
+    assert work(gw).outcomes == Counter({"delivered": 1})
+    assert len(receiver.requests) == 2
+
+
+def test_an_in_process_consumers_dead_letters_can_be_replayed_from_the_cli(
+        gw: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
+    """Review (issue 13): a dead delivery to an in-process consumer (challenges, draws,
+    notifications after 24 hours of failures) could not be replayed at all: both replays
+    (GraphQL and ``gateway webhooks replay``) take a partner's subscription. ``gateway worker
+    replay --consumer NAME`` makes its dead deliveries in a window due again, same event."""
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    calls: list[str] = []
+    broken = [True]
+
+    def handle(engine: Any, event: Event) -> None:
+        calls.append(event.id)
+        if broken[0]:
+            raise RuntimeError("the consumer's bug")
+
+    consumer = Consumer("flaky", frozenset({"points.earned"}), handle)
+
+    def pass_() -> Counter[str]:
+        totals = Totals()
+        one_pass(gw.services.engine, clock, (consumer,), OPTIONS, totals, rng=Ceiling())
+        return totals.outcomes
+
+    earn(gw)
+    while True:
+        pass_()
+        (row,) = rows(gw)
+        if row.state != "pending":
+            break
+        clock.set(row.next_attempt_at)
+    assert (row.consumer, row.state, len(calls)) == ("flaky", "dead", 33)
+    broken[0] = False
+    assert cli(gw, ["worker-replay", "--consumer", "flaky", "--since", NOW.isoformat()]) == 0
+    assert capsys.readouterr().out == "1 dead deliveries to flaky pending again\n"
+    assert pass_() == Counter({"delivered": 1})
+    assert calls == [row.event_id] * 34
+    assert cli(gw, ["worker-replay", "--consumer", "webhook:whs_x"]) == 2  # not a webhook's
+    assert "gateway webhooks replay" in capsys.readouterr().err
+
+
+def test_the_claim_finds_due_deliveries_by_the_partial_index_even_in_a_generic_plan(
+        gw: Gateway) -> None:
+    """Review (issue 13): the claim's ``state = 'pending'`` was sent as a parameter. SQLite
+    plans with the value, but a PostgreSQL generic plan (psycopg prepares a statement on its
+    fifth run; the server may then plan it once for any value) cannot prove the partial index
+    ``ix_event_deliveries_due`` covers ``state = $1``, and scanned another index over every
+    delivery ever made. The claim the worker sends is planned here both ways."""
+    import re
+
+    from sqlalchemy import event as sa_event
+
+    from gateway.worker.deliver import claim_due
+
+    engine = gw.services.engine
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE EVENT_DELIVERIES"):
+            sent.append((statement, parameters))
+
+    sa_event.listen(engine, "before_cursor_execute", capture)
+    try:
+        claim_due(engine, now=gw.services.clock.now(), limit=10)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = sent
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if harness.BACKEND == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plan = "\n".join(str(row[3]) for row in cursor.fetchall())
+        else:
+            from psycopg import sql
+
+            names: list[str] = []
+
+            def number(match: re.Match[str]) -> str:
+                if match.group(1) not in names:
+                    names.append(match.group(1))
+                return f"${names.index(match.group(1)) + 1}"
+
+            prepared = re.sub(r"%\((\w+)\)s", number, statement)
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE review_claim AS {prepared}")
+            values = ", ".join(sql.Literal(parameters[n]).as_string(cast(Any, raw))
+                               for n in names)
+            cursor.execute(f"EXPLAIN EXECUTE review_claim({values})")
+            plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+            cursor.execute("DEALLOCATE review_claim")
+            cursor.execute("RESET plan_cache_mode")
+        raw.rollback()
+    assert "ix_event_deliveries_due" in plan, plan
+
+
+def test_a_replay_of_a_window_searches_only_that_windows_dead_letters(gw: Gateway) -> None:
+    """Review (issue 13): ``replayWebhookDeliveries`` (a partner's request) walked every dead
+    delivery of the subscription in id order, filtering the window out of them: its cost grew
+    with the subscription's whole history of dead letters. The window now bounds the index
+    search (the partial index ix_event_deliveries_dead: consumer, created_at WHERE dead)."""
+    from sqlalchemy import event as sa_event
+
+    engine = gw.services.engine
+    made = subscribe(gw, "http://127.0.0.1:9/hooks")
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> None:
+        if "FROM event_deliveries" in statement and "created_at" in statement:
+            sent.append((statement, parameters))
+
+    sa_event.listen(engine, "before_cursor_execute", capture)
+    try:
+        now = gw.services.clock.now()
+        deliveries.replay_dead(engine, "grocery", made.subscription.id,
+                               since=now - timedelta(hours=1), until=now, now=now)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = sent
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if harness.BACKEND == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plan = "\n".join(str(row[3]) for row in cursor.fetchall())
+            assert "USING INDEX ix_event_deliveries_dead (consumer=? AND created_at>? AND " \
+                   "created_at<?)" in plan, plan
+        else:
+            cursor.execute("SET enable_seqscan = off")  # an empty table: any plan is cheap
+            cursor.execute(f"EXPLAIN {statement}", parameters)
+            plan = "\n".join(str(row[0]) for row in cursor.fetchall())
+            assert "ix_event_deliveries_dead" in plan and "created_at >=" in plan, plan
+        raw.rollback()
+
+
+def test_410_gone_disables_the_subscription_and_ends_the_delivery(
+        gw: Gateway, receiver: Receiver) -> None:
+    """Review (issue 13): Standard Webhooks asks a sender to disable an endpoint that answers
+    ``410 Gone`` and stop sending it; the worker retried it for 24 hours like any failure. Now
+    the delivery ends dead at once, the subscription is disabled (the partner subscribes
+    again when it wants events), and nothing more is sent."""
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url)
+    earn(gw)
+    receiver.mode = "gone"
+    assert work(gw).outcomes == Counter({"dead": 1})
+    (row,) = rows(gw, made.subscription.id)
+    assert (row.state, row.attempts, row.last_status, row.last_error) == (
+        "dead", 1, 410, "HTTP 410: the endpoint is gone; subscription disabled")
+    (found,) = subscriptions.listed(gw.services.engine, "grocery")
+    assert (found.state, found.disabled_at) == ("disabled", NOW)
+    earn(gw)
+    clock.advance(timedelta(hours=1))
+    assert work(gw).outcomes == Counter()
     assert len(receiver.requests) == 1

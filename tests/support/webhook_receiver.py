@@ -3,7 +3,7 @@ records every request and verifies its Standard Webhooks signature with its own 
 (written from the specification, sharing no code with ``gateway.webhooks``).
 
 The test sets ``mode``: "ok" (200), "fail" (500), "slow" (sleep ``slow_s``, then 200: a client
-timeout), "hold" (keep the request open until ``release()``, then 200)."""
+timeout), "hold" (keep the request open until ``release()``, then 200), "gone" (410)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class Receiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 mode = receiver.mode
-                status = {"ok": 200, "fail": 500, "slow": 200, "hold": 200}[mode]
+                status = {"ok": 200, "fail": 500, "slow": 200, "hold": 200, "gone": 410}[mode]
                 record = Received(self.headers.get("webhook-id", ""),
                                   self.headers.get("webhook-timestamp", ""),
                                   self.headers.get("webhook-signature", ""), body, status)
