@@ -232,7 +232,10 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                                  customer_id=None, now=NOW, actor="test").codes[0]
 
     scoped = {scope: await _token(grocery, {scope}) for scope in sorted(PARTNER_SCOPES)}
-    lacking = {scope: await _token(grocery, PARTNER_SCOPES - {scope})
+    # From a second grocery client: one client's token budget (a burst of 20) does not cover
+    # a token per scope twice over now that partners hold ten scopes.
+    second = await _api(gw, "grocery", name="grocery client for the lacking-scope tokens")
+    lacking = {scope: await _token(second, PARTNER_SCOPES - {scope})
                for scope in sorted(PARTNER_SCOPES)}
     good = await _token(grocery, PARTNER_SCOPES)
     bad = _unusable_tokens(gw, good)

@@ -119,5 +119,6 @@ def test_scopes_are_an_enum_of_their_wire_strings() -> None:
     assert Scope.POINTS_EARN == "points:earn" and hash(Scope.POINTS_EARN) == hash("points:earn")
     assert "points:earn" in DEFAULT_ALLOWANCE["partner"]
     assert Scope.POINTS_EARN in frozenset({"points:earn"})
-    assert sorted(DEFAULT_ALLOWANCE["finance"]) == ["settlement:close", "settlement:read"]
+    assert sorted(DEFAULT_ALLOWANCE["finance"]) == ["reports:read", "settlement:close",
+                                                    "settlement:read"]
     assert all(type(str(scope)) is str and str(scope) == scope.value for scope in Scope)

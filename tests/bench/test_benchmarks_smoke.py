@@ -31,7 +31,9 @@ def test_quick_benchmarks_print_the_table_and_results(tmp_path: Path) -> None:
     assert (tmp_path / "smoke.md").read_text().startswith("# Benchmark results")
     rows = {(r["benchmark"], r["metric"]): r for r in data["rows"]}
     assert {b for b, _ in rows} == {"earn", "balance", "redeem", "scale", "viewer", "signin",
-                                    "hot", "campaigns"}
+                                    "hot", "campaigns", "reports"}
+    report = rows["reports", "programme report s"]
+    assert report["value"] > 0 and report["target"] == "<= 10 s"
     campaigns = rows["campaigns", "cost per earn (1/throughput)"]
     assert campaigns["value"] > 0 and campaigns["baseline"] > 0
     assert campaigns["target"] == "<= 1.3x"
