@@ -593,3 +593,39 @@ def test_the_partners_counts_read_no_window_rows_whatever_the_history(
     assert counts == {"big-four": (0, 1), "roll-two": (0, 1)}
     assert [s for s in seen if "challenge_windows" in s] == []
     assert len([s for s in seen if "challenge_totals" in s or "challenge_open_days" in s]) == 2
+
+
+def test_many_members_counted_at_once_keep_the_counts_exact(gw: Gateway,
+                                                            clock: FixedClock) -> None:
+    """Six members' purchases in a month and a rolling challenge, each event handled twice,
+    twelve consumers at once: they queue on the challenges' count rows (one open day each),
+    every consumer finishes, and the counts are exact."""
+    define(gw, "grocery", **GROCERY_FOUR)
+    define(gw, "grocery", **ROLL_TWO)
+    drain = Drain(gw, clock)
+    for n in range(1, 7):
+        member(gw, n)
+        earn(gw, "grocery", 2_500, f"x{n}", n)
+    with gw.services.engine.connect() as conn:
+        found = [e for e in read_events(conn, limit=100) if e.type == "points.earned"]
+    assert len(found) == 6
+    barrier = threading.Barrier(12)
+    failures: list[BaseException] = []
+
+    def work(event: Event) -> None:
+        barrier.wait()
+        try:
+            drain.consumer.handle(gw.services.engine, event)
+        except BaseException as error:  # surfaced below
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in (*found, *found)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert partner_counts(gw, clock.now()) == {"big-four": (6, 0), "roll-two": (6, 0)}
+    with gw.services.engine.connect() as conn:
+        assert sorted((r.challenge_id, r.members) for r in conn.execute(
+            select(t.challenge_open_days))) == [("grocery:big-four", 6), ("grocery:roll-two", 6)]

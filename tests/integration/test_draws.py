@@ -582,3 +582,37 @@ def test_the_draw_list_reads_no_entry_rows_whatever_their_number(gw: Gateway) ->
     assert [s for s in seen if "draw_entries" in s] == []
     listing = [s for s in seen if "draw_totals" in s]
     assert len(listing) == 2  # the page's one statement, and the one draw's
+
+
+def test_entries_handled_at_once_for_many_members_keep_the_totals_exact(gw: Gateway) -> None:
+    """Eight members' purchases, each event handled twice, sixteen consumers at once: they
+    queue on the draw's totals row and it ends equal to the entry rows' sums (16 entries, 8
+    entrants), with every consumer done (no deadlock, nothing lost)."""
+    import threading
+
+    from gateway.draws import CONSUMER
+
+    draw = grocery_draw(gw)
+    for n in range(1, 9):
+        member(gw, f"g-{n}")
+        earn(gw, f"g-{n}", 60_000, f"p-{n}")
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        found = read_events(uow.conn, limit=100, types=["points.earned"])
+    assert len(found) == 8
+    barrier = threading.Barrier(16)
+    failures: list[BaseException] = []
+
+    def work(event: object) -> None:
+        barrier.wait()
+        try:
+            CONSUMER.handle(gw.services.engine, event)  # type: ignore[arg-type]
+        except BaseException as error:  # surfaced below
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in (*found, *found)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert listed_totals(gw, draw.id) == summed(gw, draw.id) == (16, 8)
