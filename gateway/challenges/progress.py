@@ -22,13 +22,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from gateway.challenges import bonus
 from gateway.challenges import repository as repo
-from gateway.challenges.model import COALITION, Challenge, ProgressRow, Window, progress, window_for
+from gateway.challenges.model import (
+    COALITION,
+    Challenge,
+    ProgressRow,
+    Window,
+    deadline,
+    progress,
+    window_for,
+)
 from gateway.core.clock import Clock
 from gateway.ledger.runner import Tx, transact
 from gateway.members.repository import MemberRepository
@@ -134,6 +143,33 @@ def _settle(tx: Tx, challenge: Challenge, member_id: str, window: Window,
     elif state.completed_at is not None and found.done < state.target:
         state = _undo(tx, challenge, member_id, state)
     repo.save_window(tx.conn, challenge.id, member_id, state, now=tx.now, new=stored is None)
+    _recount(tx, challenge, member_id, stored, state)
+
+
+def _open_day(challenge: Challenge, state: repo.WindowState | None) -> date | None:
+    """The last day the window counts as in progress (progress made, not completed)."""
+    if state is None or state.completed_at is not None or state.done <= 0:
+        return None
+    return repo.last_open_day(deadline(challenge, state.window))
+
+
+def _recount(tx: Tx, challenge: Challenge, member_id: str, stored: repo.WindowState | None,
+             state: repo.WindowState) -> None:
+    """Move the partner's counts with the window, in its transaction (decision 032): the window
+    leaves its old in-progress day and joins its new one; the member joins (leaves) the
+    completed count when this is their first (last) standing completion. Rows are touched in
+    (challenge, day) order, so two consumers never wait on each other in a cycle."""
+    was, now = _open_day(challenge, stored), _open_day(challenge, state)
+    if was != now:
+        moves = sorted([(d, -1) for d in (was,) if d is not None]
+                       + [(d, 1) for d in (now,) if d is not None])
+        for day, by in moves:
+            repo.move_open(tx.conn, challenge.id, day, by)
+    was_done = stored is not None and stored.completed_at is not None
+    is_done = state.completed_at is not None
+    if was_done != is_done and not repo.other_completion(tx.conn, challenge.id, member_id,
+                                                         state.window.key):
+        repo.move_completed(tx.conn, challenge.id, 1 if is_done else -1)
 
 
 def _complete(tx: Tx, challenge: Challenge, member_id: str, state: repo.WindowState,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
@@ -17,7 +17,9 @@ from gateway.core.errors import ChallengeStarted, InvalidInput, NotFound
 from gateway.db import audit
 from gateway.db.tables import (
     campaigns,
+    challenge_open_days,
     challenge_progress,
+    challenge_totals,
     challenge_versions,
     challenge_windows,
     challenges,
@@ -299,26 +301,63 @@ def badges(conn: Connection, member_id: str) -> list[BadgeCount]:
 
 
 # --- a partner's counts -----------------------------------------------------------------------
+# Kept by the consumer beside the windows they count (progress.py ``_recount``), read here by
+# primary key: the listing never reads the windows, whose number grows with history.
 @dataclass(frozen=True, slots=True)
 class Counts:
     in_progress: int
     completed: int
 
 
-def counts(conn: Connection, challenge_ids: Sequence[str], now: datetime,
-           grace: timedelta) -> dict[str, Counts]:
-    """Members who completed a window (at least once) and members with progress in a window
-    still open, per challenge (ix_challenge_windows_counts: the challenge's own windows)."""
+_T = challenge_totals.c
+_D = challenge_open_days.c
+
+
+def last_open_day(deadline: datetime) -> date:
+    """The last UTC day on which a window open until ``deadline`` (exclusive) is open."""
+    return (deadline - timedelta(microseconds=1)).astimezone(UTC).date()
+
+
+def _upsert(conn: Connection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def move_open(conn: Connection, challenge_id: str, last_day: date, by: int) -> None:
+    """One window more (``by`` 1) or less (-1) in progress until ``last_day`` (primary key)."""
+    conn.execute(_upsert(conn, challenge_open_days).values(
+        challenge_id=challenge_id, last_day=last_day, members=by).on_conflict_do_update(
+        index_elements=["challenge_id", "last_day"], set_={"members": _D.members + by}))
+
+
+def move_completed(conn: Connection, challenge_id: str, by: int) -> None:
+    conn.execute(_upsert(conn, challenge_totals).values(
+        challenge_id=challenge_id, members_completed=by).on_conflict_do_update(
+        index_elements=["challenge_id"], set_={"members_completed": _T.members_completed + by}))
+
+
+def other_completion(conn: Connection, challenge_id: str, member_id: str,
+                     window_key: str) -> bool:
+    """Whether the member has a standing completion of the challenge in another window
+    (ix_challenge_windows_latest: this member's windows of this challenge; the consumer's
+    path only, on a completion or its undoing)."""
+    return conn.execute(select(_W.window_key).where(
+        _W.challenge_id == challenge_id, _W.member_id == member_id,
+        _W.window_key != window_key, _W.completed_at.is_not(None)).limit(1)).first() is not None
+
+
+def counts(conn: Connection, challenge_ids: Sequence[str], now: datetime) -> dict[str, Counts]:
+    """Members with a standing completion (challenge_totals, primary key) and windows in
+    progress still open today (challenge_open_days, a primary-key range: from today to the
+    furthest deadline, at most the window's length in days), per challenge."""
     if not challenge_ids:
         return {}
+    ids = list(challenge_ids)
     completed: dict[str, int] = dict(conn.execute(
-        select(_W.challenge_id, func.count(func.distinct(_W.member_id)))
-        .where(_W.challenge_id.in_(list(challenge_ids)), _W.completed_at.is_not(None))
-        .group_by(_W.challenge_id)).all())
+        select(_T.challenge_id, _T.members_completed).where(_T.challenge_id.in_(ids))).all())
+    today = now.astimezone(UTC).date()
     open_: dict[str, int] = dict(conn.execute(
-        select(_W.challenge_id, func.count(func.distinct(_W.member_id)))
-        .where(_W.challenge_id.in_(list(challenge_ids)), _W.completed_at.is_(None),
-               _W.done > 0, _W.ends_at > now - grace)
-        .group_by(_W.challenge_id)).all())
-    return {cid: Counts(int(open_.get(cid, 0)), int(completed.get(cid, 0)))
-            for cid in challenge_ids}
+        select(_D.challenge_id, func.sum(_D.members))
+        .where(_D.challenge_id.in_(ids), _D.last_day >= today)
+        .group_by(_D.challenge_id)).all())
+    return {cid: Counts(int(open_.get(cid) or 0), int(completed.get(cid) or 0)) for cid in ids}

@@ -17,7 +17,6 @@ from gateway.challenges import parsing
 from gateway.challenges import repository as repo
 from gateway.challenges.model import (
     COALITION,
-    WEEK,
     Challenge,
     WindowKind,
     deadline,
@@ -159,8 +158,5 @@ def owned(engine: Engine, owner: str, now: datetime) -> list[OwnedChallenge]:
     in a window still open, those who completed one. Counts only: never who."""
     with UnitOfWork(engine, write=False) as uow:
         found = repo.owned(uow.conn, owner)
-        streaks = [c.id for c in found if c.window is WindowKind.STREAK]
-        others = [c.id for c in found if c.window is not WindowKind.STREAK]
-        counts = {**repo.counts(uow.conn, others, now, WEEK * 0),
-                  **repo.counts(uow.conn, streaks, now, WEEK)}
+        counts = repo.counts(uow.conn, [c.id for c in found], now)
     return [OwnedChallenge(c, counts[c.id].in_progress, counts[c.id].completed) for c in found]

@@ -1009,6 +1009,39 @@ member_badges = Table(
     Index("ix_member_badges_member", "member_id", "badge"),
 )
 
+# --- bounded partner counts (issue 13, review 2; decisions 032 and 033) -----------------------
+# Kept by the challenges consumer in the transaction that records the progress behind them, so
+# the partner's `challenges` query reads a few primary-key rows per challenge, never its history.
+# Members with a standing completion of the challenge (one at least).
+challenge_totals = Table(
+    "challenge_totals",
+    metadata,
+    Column("challenge_id", String(64), ForeignKey("challenges.id"), primary_key=True),
+    Column("members_completed", Integer, nullable=False, server_default="0"),
+)
+
+# Windows in progress (progress made, not completed) by the last UTC day each is open (a streak's
+# deadline: a week after its last counted week). "In progress now" is the sum over last_day >=
+# today: a primary-key range of at most the challenge's window length in days.
+challenge_open_days = Table(
+    "challenge_open_days",
+    metadata,
+    Column("challenge_id", String(64), ForeignKey("challenges.id"), primary_key=True),
+    Column("last_day", Date, primary_key=True),
+    Column("members", Integer, nullable=False, server_default="0"),
+)
+
+# A draw's entries and entrants (members holding at least one entry), kept by every write of
+# draw_entries in its transaction and set to the frozen list's at close: the partner's draw list
+# reads one primary-key row per draw instead of summing its entries.
+draw_totals = Table(
+    "draw_totals",
+    metadata,
+    Column("draw_id", String(40), ForeignKey("draws.id"), primary_key=True),
+    Column("entries", BigInteger, nullable=False, server_default="0"),
+    Column("entrants", Integer, nullable=False, server_default="0"),
+)
+
 APPEND_ONLY_TABLES = ("transfers", "lot_movements", "operations", "rule_versions", "audit_log",
                       "settlement_periods", "settlement_snapshots", "consents",
                       "settlement_rollup_days", "settlement_rollups", "campaign_versions",

@@ -46,6 +46,7 @@ from gateway.core.errors import (
 )
 from gateway.db.retry import retrying
 from gateway.db.tables import draw_entries, draws, operations
+from gateway.draws import totals
 from gateway.draws.model import MAX_ENTRIES_PER_MEMBER, Draw
 from gateway.draws.service import to_draw
 from gateway.ledger.apply import apply
@@ -141,7 +142,8 @@ def _earned(tx: Tx, draw: Draw, event: Event) -> None:
         return
     member_id = str(event.member_id)
     tx.ledger.lock_member(member_id)
-    room = draw.max_entries_per_member - held(tx.conn, draw.id, member_id)
+    before = held(tx.conn, draw.id, member_id)
+    room = draw.max_entries_per_member - before
     given = max(0, min(int(draw.entries_per_purchase or 0), room))
     left = _left(tx, draw, str(event.operation_id))
     if left is not None and left < _minimum(draw):
@@ -151,6 +153,7 @@ def _earned(tx: Tx, draw: Draw, event: Event) -> None:
         "draw_id": draw.id, "member_id": member_id, "source": "purchase",
         "event_id": event.id, "operation_id": event.operation_id, "amount_minor": amount,
         "entries": given, "points": 0, "recorded_at": tx.now})
+    totals.add(tx.conn, draw.id, before=before, entries=given)
 
 
 def _returned(tx: Tx, draw: Draw, event: Event) -> None:
@@ -169,11 +172,14 @@ def _returned(tx: Tx, draw: Draw, event: Event) -> None:
     left = (0 if returned is None else int(net or 0) - int(returned)) if known is None else known
     withdrawn = -int(entries or 0) if left < _minimum(draw) and int(entries or 0) > 0 else 0
     tx.ledger.lock_member(str(member))
+    before = held(tx.conn, draw.id, str(member)) if withdrawn else 0
     tx.conn.execute(_INSERT, {
         "draw_id": draw.id, "member_id": str(member), "source": "return",
         "event_id": event.id, "operation_id": parent,
         "amount_minor": None if returned is None else -int(returned), "entries": withdrawn,
         "points": 0, "recorded_at": tx.now})
+    if withdrawn:
+        totals.add(tx.conn, draw.id, before=before, entries=withdrawn)
 
 
 def _minimum(draw: Draw) -> int:
@@ -264,4 +270,5 @@ def _enter_in(ctx: LedgerContext, tx: Tx, member_id: str, draw_id: str,
         "draw_id": draw.id, "member_id": member_id, "source": "points", "event_id": None,
         "operation_id": op, "amount_minor": None, "entries": entries, "points": points,
         "recorded_at": tx.now})
+    totals.add(tx.conn, draw.id, before=already, entries=entries)
     return result

@@ -22,9 +22,16 @@ from gateway.core.errors import DrawStillOpen, InvalidInput, NotFound
 from gateway.core.ids import new_id
 from gateway.core.money import Money
 from gateway.db.retry import retrying
-from gateway.db.tables import draw_entrants, draw_entries, draw_winners, draws, members
+from gateway.db.tables import (
+    draw_entrants,
+    draw_entries,
+    draw_totals,
+    draw_winners,
+    draws,
+    members,
+)
 from gateway.db.uow import UnitOfWork
-from gateway.draws import fairness
+from gateway.draws import fairness, totals
 from gateway.draws.model import Draw, DrawTerms, Prize, check_terms
 from gateway.ledger.context import RuleSource
 from gateway.members.repository import MemberRepository
@@ -75,6 +82,7 @@ def create_draw(engine: Engine, rules: RuleSource, now: datetime, owner: str | N
             "seed": seed.hex(), "commitment": fairness.commitment(seed),
             "entrant_key": key.hex(), "status": "open", "entry_list_hash": None,
             "closed_at": None, "created_at": now, "created_by": actor})
+        uow.conn.execute(insert(draw_totals), {"draw_id": draw_id, "entries": 0, "entrants": 0})
         found = draw_of(uow.conn, draw_id, EVERY)
         uow.commit()
     return found
@@ -110,37 +118,31 @@ def draw_of(conn: Connection, draw_id: str, owner: str | None) -> Draw:
     return to_draw(row)
 
 
+# Each draw with its totals row, joined by primary key (decision 033: never its entry rows).
+_WITH_TOTALS = (select(*_COLUMNS, totals.ENTRIES, totals.ENTRANTS)
+                .select_from(draws.outerjoin(draw_totals, draw_totals.c.draw_id == draws.c.id)))
+
+
+def _summary(row: Any) -> DrawSummary:
+    return DrawSummary(to_draw(row), int(row.total_entries), int(row.total_entrants))
+
+
 def show_draw(engine: Engine, draw_id: str, owner: str | None) -> DrawSummary:
     with UnitOfWork(engine, write=False) as uow:
         found = draw_of(uow.conn, draw_id, owner)
-        return DrawSummary(found, *_totals(uow.conn, draw_id))
+        row = uow.conn.execute(_WITH_TOTALS.where(draws.c.id == found.id)).one()  # primary keys
+        return _summary(row)
 
 
 def list_draws(engine: Engine, owner: str | None, limit: int = MAX_LIST) -> list[DrawSummary]:
-    """The owner's draws, newest first, at most ``limit`` (ix_draws_owner)."""
-    stmt = select(*_COLUMNS).order_by(draws.c.id.desc()).limit(min(limit, MAX_LIST))
+    """The owner's draws, newest first, at most ``limit`` (ix_draws_owner), each with its
+    totals row (primary key)."""
+    stmt = _WITH_TOTALS.order_by(draws.c.id.desc()).limit(min(limit, MAX_LIST))
     if owner != EVERY:
         stmt = stmt.where(draws.c.owner_partner_id == owner if owner is not None
                           else draws.c.owner_partner_id.is_(None))
     with UnitOfWork(engine, write=False) as uow:
-        rows = uow.conn.execute(stmt).all()
-        return [DrawSummary(to_draw(r), *_totals(uow.conn, r.id)) for r in rows]
-
-
-# Bounded by one draw's rows (ix_draw_entries_draw).
-_TOTALS = (select(draw_entries.c.member_id, func.sum(draw_entries.c.entries))
-           .where(draw_entries.c.draw_id == bindparam("draw_id"))
-           .group_by(draw_entries.c.member_id))
-
-
-def _held(conn: Connection, draw_id: str) -> dict[str, int]:
-    return {str(m): int(n) for m, n in conn.execute(_TOTALS, {"draw_id": draw_id}).all()
-            if int(n) > 0}
-
-
-def _totals(conn: Connection, draw_id: str) -> tuple[int, int]:
-    held = _held(conn, draw_id)
-    return sum(held.values()), len(held)
+        return [_summary(r) for r in uow.conn.execute(stmt).all()]
 
 
 # --- close ----------------------------------------------------------------------------------------
@@ -185,6 +187,8 @@ def close_draw(engine: Engine, now: datetime, draw_id: str, owner: str | None) -
                      "entrant": w.entrant, "member_id": listed[w.entrant][0], "ticket": w.ticket}
                     for w in wins])
             list_hash = fairness.entry_list_hash(entrants)
+            totals.freeze(conn, draw_id, entries=sum(e.entries for e in entrants),
+                          entrants=len(entrants))
             conn.execute(update(draws).where(draws.c.id == draw_id).values(
                 status="closed", entry_list_hash=list_hash, closed_at=now))
             emit(conn, "draw.closed", partner_id=row.owner_partner_id, member_id=None, at=now,

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnClause, Engine, Update, literal_column, select, update
+from sqlalchemy import (
+    ColumnClause,
+    ColumnElement,
+    Engine,
+    Update,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.db.tables import event_deliveries as d
@@ -103,7 +112,12 @@ def listed(engine: Engine, partner_id: str, subscription_id: str, *, state: str 
 
 
 def replay(engine: Engine, partner_id: str, delivery_id: str, *, now: datetime) -> Delivery:
-    """Send one delivery again (whatever its state), now."""
+    """Send one delivery again, now: a delivered or dead one, or a pending one waiting for its
+    next try. A pending one a worker holds (its lease not run out: it may be sending it right
+    now) is left as it is and answered as such: resetting it would let a second worker claim
+    and send it beside the first (decision 030). The condition is in the UPDATE itself, so a
+    claim committed just before the replay is seen (PostgreSQL re-checks it on the locked
+    row; SQLite runs one writer at a time)."""
     with UnitOfWork(engine) as uow:
         row = uow.conn.execute(select(d.c.consumer).where(d.c.id == str(delivery_id))
                                ).one_or_none()
@@ -114,7 +128,7 @@ def replay(engine: Engine, partner_id: str, delivery_id: str, *, now: datetime) 
             subscriptions.own(uow.conn, partner_id, subscription_id)
         except NotFound:
             raise NotFound("no webhook delivery of yours has this id", field="id") from None
-        uow.conn.execute(_again(now).where(d.c.id == str(delivery_id)))
+        uow.conn.execute(_again(now).where(d.c.id == str(delivery_id), _not_held(now)))
         found = uow.conn.execute(select(*_COLUMNS).join(outbox, outbox.c.id == d.c.event_id)
                                  .where(d.c.id == str(delivery_id))).one()
         uow.commit()
@@ -142,6 +156,11 @@ def replay_dead(engine: Engine, partner_id: str, subscription_id: str, *, since:
             uow.conn.execute(_again(now).where(d.c.id.in_(chosen)))
         uow.commit()
     return Replayed(len(chosen), len(ids) > MAX_REPLAY)
+
+
+def _not_held(now: datetime) -> ColumnElement[bool]:
+    """Not under a live worker's claim (a pending row whose lease has not run out)."""
+    return or_(d.c.state != "pending", d.c.leased_until.is_(None), d.c.leased_until <= now)
 
 
 def _again(now: datetime) -> Update:

@@ -5,7 +5,9 @@ retries, except ``410 Gone``: as Standard Webhooks asks, the subscription is dis
 delivery ends (dead, replayable). Redirects are not followed (a 3xx is a failure: the partner
 fixes the URL). The response body is never read or stored; ``last_error`` is a short phrase
 with no secret in it. ``timeout`` bounds the connect and each read (``socket`` semantics),
-10 s by default."""
+15 s by default (Standard Webhooks suggests 15 to 30 s; the worker's lease stays above it).
+A ``429 Too Many Requests`` keeps its ``Retry-After`` header (seconds or an HTTP date): the
+worker waits at least that long before the next attempt (``gateway.worker.backoff``)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,11 @@ from gateway.outbox import Event
 from gateway.webhooks import payload, subscriptions
 from gateway.webhooks.signing import signature_header
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 15.0
 USER_AGENT = "coalition-gateway-webhooks/1"
 GONE = 410
+TOO_MANY = 429
+MAX_RETRY_AFTER = 64  # characters of the header kept (a date is 29)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class Attempt:
     status: int | None  # the receiver's HTTP status, if it answered
     error: str | None  # why it failed, short
     final: bool = False  # no point retrying (the subscription is gone or disabled)
+    retry_after: str | None = None  # a 429's Retry-After header, as sent (parsed by the worker)
 
 
 def deliver(engine: Engine, clock: Clock, subscription_id: str, event: Event, *,
@@ -109,7 +114,9 @@ def post(url: str, body: bytes, webhook_id: str, now: datetime, secrets: tuple[s
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request("POST", path, body=body, headers=headers)
-        status = connection.getresponse().status
+        response = connection.getresponse()
+        status = response.status
+        retry_after = response.getheader("retry-after") if status == TOO_MANY else None
     except TimeoutError:
         return Attempt(False, None, f"timed out after {timeout:g} s")
     except ssl.SSLError as exc:
@@ -120,4 +127,5 @@ def post(url: str, body: bytes, webhook_id: str, now: datetime, secrets: tuple[s
         connection.close()
     if 200 <= status < 300:
         return Attempt(True, status, None)
-    return Attempt(False, status, f"HTTP {status}")
+    return Attempt(False, status, f"HTTP {status}",
+                   retry_after=None if retry_after is None else retry_after[:MAX_RETRY_AFTER])

@@ -161,13 +161,21 @@ def listed(engine: Engine, partner_id: str) -> list[Subscription]:
 def rotate(engine: Engine, partner_id: str, subscription_id: str, *,
            now: datetime) -> WithSecret:
     """A new secret; the current one becomes the previous and keeps signing for
-    ``ROTATION_OVERLAP`` (a secret older than that is dropped)."""
+    ``ROTATION_OVERLAP``. A second rotation while a previous secret is still in its overlap is
+    refused (``InvalidInput`` on ``subscriptionId``, saying when it is allowed): there is one
+    previous-secret slot, and filling it again would stop the older secret signing before the
+    24 hours its receivers were promised (decision 030)."""
     secret = new_secret()
     with UnitOfWork(engine) as uow:
         found = _own(uow.conn, partner_id, subscription_id)
         if found.state != "active":
             raise InvalidInput("a disabled subscription has no secret to rotate",
                                field="subscriptionId")
+        until = found.previous_secret_until
+        if until is not None and until > now:
+            raise InvalidInput("the previous secret still signs until "
+                               f"{until.isoformat()}: rotate again after that (one rotation "
+                               "per 24 hours)", field="subscriptionId")
         uow.conn.execute(update(subs).where(subs.c.id == found.id).values(
             previous_secret=subs.c.secret, previous_secret_until=now + ROTATION_OVERLAP,
             secret=secret))

@@ -5,12 +5,19 @@ After the n-th failed attempt the next one waits a uniformly random time in
 640 s, 1,280 s, 2,560 s, then 1 hour for every later attempt. Full jitter (rather than a fixed
 ladder) spreads the retries of many deliveries that failed together (a partner's outage) so
 they do not come back as one wave. A failure after which the next attempt would fall past
-``give_up_at`` (24 hours after the dispatch) ends the delivery as dead."""
+``give_up_at`` (24 hours after the dispatch) ends the delivery as dead.
+
+A receiver that answers ``429 Too Many Requests`` with ``Retry-After`` (RFC 9110 section
+10.2.3: a number of seconds, or an HTTP date) is not tried again before that time when it is
+later than the back-off; never later than ``give_up_at`` (the last attempt is then made at the
+window's end, so a long Retry-After cannot stretch the 24 hours). A value that is neither form,
+or lies in the past, is ignored: the back-off stands."""
 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 BASE_S = 5.0
 CAP_S = 3600.0
@@ -26,3 +33,30 @@ def ceiling_s(attempt: int) -> float:
 
 def delay(attempt: int, rng: random.Random) -> timedelta:
     return timedelta(seconds=rng.uniform(0.0, ceiling_s(attempt)))
+
+
+def retry_after(value: str | None, now: datetime) -> datetime | None:
+    """When ``Retry-After: value`` (received at ``now``) allows the next attempt, or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return now + timedelta(seconds=min(int(text), 10 ** 9))
+    try:
+        at = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if at.tzinfo is None:  # RFC 9110: an HTTP date is in GMT
+        at = at.replace(tzinfo=UTC)
+    return at if at > now else None
+
+
+def next_attempt(attempt: int, rng: random.Random, *, now: datetime, give_up_at: datetime,
+                 retry_after_at: datetime | None) -> datetime | None:
+    """When to try again after the ``attempt``-th failure at ``now``; None: give up (dead)."""
+    after = now + delay(attempt, rng)
+    if after >= give_up_at:
+        return None
+    if retry_after_at is not None and retry_after_at > after:
+        return min(retry_after_at, give_up_at)
+    return after

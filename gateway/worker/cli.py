@@ -33,7 +33,7 @@ def register(sub: Any, context: Callable[[], Any]) -> None:
     worker.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
                         help="how long a claimed delivery is this worker's before another "
                         "may take it (keep it above --timeout)")
-    worker.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    worker.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
                         help="webhook connect and read timeout")
     worker.add_argument("--concurrency", type=int, default=8, metavar="N",
                         help="deliveries run at once")

@@ -38,11 +38,11 @@ from gateway.db.uow import UnitOfWork
 from gateway.outbox import Consumer, event_of
 from gateway.webhooks import sender, subscription_of
 from gateway.webhooks.sender import Attempt
-from gateway.worker.backoff import delay
+from gateway.worker.backoff import next_attempt, retry_after
 
 log = logging.getLogger("gateway.worker")
 _PENDING: ColumnClause[Any] = literal_column("'pending'")
-LEASE = timedelta(seconds=60)  # comfortably above the 10 s webhook timeout
+LEASE = timedelta(seconds=60)  # comfortably above the 15 s webhook timeout
 MAX_ERROR = 200
 
 
@@ -103,8 +103,10 @@ def finish(engine: Engine, claim: Claim, attempt: Attempt, *, now: datetime,
     if attempt.ok:
         outcome, values = "delivered", {"state": "delivered", "delivered_at": now}
     else:
-        after = now + delay(claim.attempt, rng)
-        if attempt.final or after >= claim.give_up_at:
+        after = None if attempt.final else next_attempt(
+            claim.attempt, rng, now=now, give_up_at=claim.give_up_at,
+            retry_after_at=retry_after(attempt.retry_after, now))
+        if after is None:
             outcome, values = "dead", {"state": "dead"}
         else:
             outcome, values = "retry", {"next_attempt_at": after}

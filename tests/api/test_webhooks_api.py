@@ -233,3 +233,24 @@ async def test_without_the_scope_it_is_forbidden(gw: Gateway) -> None:
     result = await create(grocery, "https://hooks.example.com/g", ["*"])
     assert (result["__typename"], result["code"]) == ("ForbiddenError", "FORBIDDEN")
     assert subscriptions_count(gw) == 0
+
+
+async def test_a_second_rotation_within_a_day_is_a_typed_error_and_changes_nothing(
+        gw: Gateway) -> None:
+    """Review 2 (decision 030): one rotation per 24 hours, so every secret signs its full day
+    after its replacement; the refusal names the field and the secret stays as it was."""
+    grocery = await partner_api(gw, "grocery")
+    made = await create(grocery, "https://hooks.example.com/g", ["points.earned"])
+    sub_id = made["subscription"]["id"]
+    await grocery.gql(ROTATE, {"s": sub_id})
+    with gw.services.engine.connect() as conn:
+        secrets_before = conn.execute(select(t.webhook_subscriptions.c.secret,
+                                             t.webhook_subscriptions.c.previous_secret)).one()
+    again = (await grocery.gql(ROTATE, {"s": sub_id}))["rotateWebhookSecret"]
+    assert (again["__typename"], again["code"], again["field"]) == (
+        "InvalidInputError", "INVALID_INPUT", "subscriptionId")
+    assert (NOW + timedelta(hours=24)).isoformat() in again["message"]
+    with gw.services.engine.connect() as conn:
+        assert conn.execute(select(t.webhook_subscriptions.c.secret,
+                                   t.webhook_subscriptions.c.previous_secret)).one() == (
+            secrets_before)

@@ -499,3 +499,133 @@ def test_the_member_is_told_a_reversed_bonus_as_such_not_as_a_second_return(
     assert [(n.kind, n.title) for n in page.items] == [
         ("points_returned", "150 bonus points taken back: a challenge is no longer complete"),
         ("points_returned", "20 points taken back after a return at Shlyakh Fuel")]
+
+
+# --- review 2 of issue 13: bounded partner counts (challenge_totals, challenge_open_days) ------
+ROLL_TWO = {"id": "roll-two", "name": "2 visits in 10 days", "badge": "quick", "bonus_points": 10,
+            "window": "rolling", "days": 10, "count": "purchases", "target": 2}
+STREAK_TWO = {"id": "streak-two", "name": "2 weeks running", "badge": "steady",
+              "bonus_points": 20, "window": "streak", "count": "weeks", "target": 2}
+
+
+def partner_counts(gw: Gateway, at: datetime) -> dict[str, tuple[int, int]]:
+    return {o.challenge.id.split(":", 1)[1]: (o.members_in_progress, o.members_completed)
+            for o in challenges.owned(gw.services.engine, "grocery", at)}
+
+
+def test_the_partners_counts_are_kept_with_the_progress_and_expire_with_the_windows(
+        gw: Gateway, clock: FixedClock) -> None:
+    """Month, rolling (10 days) and streak challenges of the grocery, three members: the
+    counts (members in progress in a window still open, members with a standing completion)
+    follow completions, a return undoing one, and windows ending with no event at all; a
+    replay of every event changes nothing."""
+    for raw in (GROCERY_FOUR, ROLL_TWO, STREAK_TWO):
+        define(gw, "grocery", **raw)
+    drain = Drain(gw, clock)
+    for n in (1, 2, 3):
+        member(gw, n)
+
+    def at(when: datetime, *buys: tuple[str, int]) -> None:
+        clock.set(when)
+        for purchase, n in buys:
+            earn(gw, "grocery", 2_500, purchase, n)
+        drain()
+
+    at(MONDAY, ("a1", 1), ("b1", 2))
+    at(MONDAY + timedelta(days=1), ("a2", 1))  # m1 completes the rolling window
+    assert partner_counts(gw, clock.now()) == {
+        "big-four": (2, 0), "roll-two": (1, 1), "streak-two": (2, 0)}
+    clock.set(MONDAY + timedelta(days=2))
+    give_back(gw, "grocery", 2_500, "a2")  # undoes m1's rolling completion
+    drain()
+    assert partner_counts(gw, clock.now()) == {
+        "big-four": (2, 0), "roll-two": (2, 0), "streak-two": (2, 0)}
+    at(MONDAY + timedelta(days=3), *((f"c{k}", 3) for k in range(4)))  # m3: 4 purchases
+    assert partner_counts(gw, clock.now()) == {
+        "big-four": (2, 1), "roll-two": (2, 1), "streak-two": (3, 0)}
+    at(MONDAY + timedelta(days=7), ("a3", 1))  # week 2: m1's streak and rolling complete
+    assert partner_counts(gw, clock.now()) == {
+        "big-four": (2, 1), "roll-two": (1, 2), "streak-two": (2, 1)}
+    # No events from here on: the windows end by the clock alone.
+    assert partner_counts(gw, MONDAY + timedelta(days=11)) == {  # rolling ended on the 12th
+        "big-four": (2, 1), "roll-two": (0, 2), "streak-two": (2, 1)}
+    assert partner_counts(gw, MONDAY + timedelta(days=13, hours=13)) == {  # Sun 15th 23:00
+        "big-four": (2, 1), "roll-two": (0, 2), "streak-two": (2, 1)}
+    assert partner_counts(gw, MONDAY + timedelta(days=14)) == {  # streaks of week 1 ended
+        "big-four": (2, 1), "roll-two": (0, 2), "streak-two": (0, 1)}
+    december = datetime(2026, 12, 1, tzinfo=UTC)
+    assert partner_counts(gw, december - timedelta(seconds=1)) == {
+        "big-four": (2, 1), "roll-two": (0, 2), "streak-two": (0, 1)}
+    assert partner_counts(gw, december) == {
+        "big-four": (0, 1), "roll-two": (0, 2), "streak-two": (0, 1)}
+    drain.replay()
+    assert partner_counts(gw, december) == {
+        "big-four": (0, 1), "roll-two": (0, 2), "streak-two": (0, 1)}
+
+
+def test_the_partners_counts_read_no_window_rows_whatever_the_history(
+        gw: Gateway, clock: FixedClock) -> None:
+    """The counts used to count distinct members over every window each challenge ever had
+    (``ix_challenge_windows_counts``: grows with history). Now the listing reads the
+    challenges, their totals row and their open days (primary keys), never a window."""
+    from sqlalchemy import event
+
+    define(gw, "grocery", **GROCERY_FOUR)
+    define(gw, "grocery", **ROLL_TWO)
+    drain = Drain(gw, clock)
+    member(gw, 1)
+    for month in range(3):  # three months of history
+        clock.set(MONDAY + timedelta(days=31 * month))
+        for k in range(4):
+            earn(gw, "grocery", 2_500, f"m{month}-{k}")
+    drain()
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = gw.services.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        counts = partner_counts(gw, clock.now())
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert counts == {"big-four": (0, 1), "roll-two": (0, 1)}
+    assert [s for s in seen if "challenge_windows" in s] == []
+    assert len([s for s in seen if "challenge_totals" in s or "challenge_open_days" in s]) == 2
+
+
+def test_many_members_counted_at_once_keep_the_counts_exact(gw: Gateway,
+                                                            clock: FixedClock) -> None:
+    """Six members' purchases in a month and a rolling challenge, each event handled twice,
+    twelve consumers at once: they queue on the challenges' count rows (one open day each),
+    every consumer finishes, and the counts are exact."""
+    define(gw, "grocery", **GROCERY_FOUR)
+    define(gw, "grocery", **ROLL_TWO)
+    drain = Drain(gw, clock)
+    for n in range(1, 7):
+        member(gw, n)
+        earn(gw, "grocery", 2_500, f"x{n}", n)
+    with gw.services.engine.connect() as conn:
+        found = [e for e in read_events(conn, limit=100) if e.type == "points.earned"]
+    assert len(found) == 6
+    barrier = threading.Barrier(12)
+    failures: list[BaseException] = []
+
+    def work(event: Event) -> None:
+        barrier.wait()
+        try:
+            drain.consumer.handle(gw.services.engine, event)
+        except BaseException as error:  # surfaced below
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in (*found, *found)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert partner_counts(gw, clock.now()) == {"big-four": (6, 0), "roll-two": (6, 0)}
+    with gw.services.engine.connect() as conn:
+        assert sorted((r.challenge_id, r.members) for r in conn.execute(
+            select(t.challenge_open_days))) == [("grocery:big-four", 6), ("grocery:roll-two", 6)]

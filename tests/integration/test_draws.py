@@ -493,3 +493,126 @@ def test_a_return_handled_before_its_earn_still_withdraws_the_entries(gw: Gatewa
         CONSUMER.handle(gw.services.engine, event)
         seen.append(entries_of(gw, draw.id, c))
     assert seen == [0, 0, 0, 0]
+
+
+# --- review 2 of issue 13: bounded totals (draw_totals, decision 033) ----------------------------
+def summed(gw: Gateway, draw_id: str) -> tuple[int, int]:
+    """The totals recomputed from every entry row (what the listing used to do per request)."""
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        held_by = [int(n) for n in uow.conn.execute(
+            select(func.sum(t.draw_entries.c.entries))
+            .where(t.draw_entries.c.draw_id == draw_id)
+            .group_by(t.draw_entries.c.member_id)).scalars()]
+    return sum(n for n in held_by if n > 0), sum(1 for n in held_by if n > 0)
+
+
+def listed_totals(gw: Gateway, draw_id: str) -> tuple[int, int]:
+    from gateway.draws.service import list_draws
+
+    (shown,) = [s for s in list_draws(gw.services.engine, "grocery") if s.draw.id == draw_id]
+    alone = show_draw(gw.services.engine, draw_id, "grocery")
+    assert (alone.entries, alone.entrants) == (shown.entries, shown.entrants)
+    return shown.entries, shown.entrants
+
+
+def test_the_totals_row_follows_purchases_returns_points_and_freezes_at_close(
+        gw: Gateway) -> None:
+    """Purchases (2 each, capped at 5), a return withdrawing a purchase's entries, entries
+    bought with points, a redelivered event: the draw's totals row equals the entry rows'
+    sums at every step; at close it is the frozen list's (merged accounts as one, capped)."""
+    from gateway.ledger.member_ops import merge_members
+
+    clock = gw.services.clock
+    assert isinstance(clock, FixedClock)
+    draw = grocery_draw(gw)
+    a, b, c = member(gw, "g-1"), member(gw, "g-2"), member(gw, "g-3")
+    assert listed_totals(gw, draw.id) == (0, 0)
+    earn(gw, "g-1", 100_000, "p-1")
+    earn(gw, "g-1", 100_000, "p-2")  # a: 4
+    earn(gw, "g-2", 60_000, "p-3")  # b: 2
+    earn(gw, "g-3", 70_000, "p-4")  # c: 2
+    drain(gw)
+    drain(gw)  # redelivered: nothing moves
+    assert listed_totals(gw, draw.id) == summed(gw, draw.id) == (8, 3)
+    give_back(gw, "p-4", 30_000, "r-4")  # c: 400.00 left, withdrawn: c holds none
+    drain(gw)
+    assert listed_totals(gw, draw.id) == summed(gw, draw.id) == (6, 2)
+    enter_draw(gw.services.ledger, c, draw.id, 3, "e-c")  # 30 of c's 70 points: 3 entries
+    enter_draw(gw.services.ledger, a, draw.id, 1, "e-a")  # a: 5, the limit
+    enter_draw(gw.services.ledger, a, draw.id, 1, "e-a")  # a replay: nothing more
+    assert listed_totals(gw, draw.id) == summed(gw, draw.id) == (10, 3)
+    merge_members(gw.services.engine, clock, a, b, "test")  # a (5) + b (2): one entrant, 5
+    assert listed_totals(gw, draw.id) == (10, 3)  # before close: accounts as they entered
+    clock.advance(timedelta(days=7))
+    closed = close_draw(gw.services.engine, clock.now(), draw.id, EVERY)
+    assert sorted(e.entries for e in closed.entrants) == [3, 5]
+    assert listed_totals(gw, draw.id) == (8, 2)  # frozen: the published list's figures
+    give_back(gw, "p-1", 100_000, "r-1")
+    drain(gw)
+    assert listed_totals(gw, draw.id) == (8, 2)
+
+
+def test_the_draw_list_reads_no_entry_rows_whatever_their_number(gw: Gateway) -> None:
+    """The partner's draw list and ``draw(id)`` used to sum every entry row of each listed
+    draw on each request. Now they read the draw and its totals row (primary keys): one
+    statement for the page, none touching draw_entries, however many entries there are."""
+    from sqlalchemy import event
+
+    from gateway.draws.service import list_draws
+
+    draws_made = [grocery_draw(gw, name=f"Draw {n}") for n in range(3)]
+    for n in range(1, 7):
+        member(gw, f"g-{n}")
+        earn(gw, f"g-{n}", 100_000, f"p-{n}")
+    drain(gw)
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = gw.services.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        page = list_draws(engine, "grocery")
+        one = show_draw(engine, draws_made[0].id, "grocery")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [(s.entries, s.entrants) for s in page] == [(12, 6)] * 3
+    assert (one.entries, one.entrants) == (12, 6)
+    assert [s for s in seen if "draw_entries" in s] == []
+    listing = [s for s in seen if "draw_totals" in s]
+    assert len(listing) == 2  # the page's one statement, and the one draw's
+
+
+def test_entries_handled_at_once_for_many_members_keep_the_totals_exact(gw: Gateway) -> None:
+    """Eight members' purchases, each event handled twice, sixteen consumers at once: they
+    queue on the draw's totals row and it ends equal to the entry rows' sums (16 entries, 8
+    entrants), with every consumer done (no deadlock, nothing lost)."""
+    import threading
+
+    from gateway.draws import CONSUMER
+
+    draw = grocery_draw(gw)
+    for n in range(1, 9):
+        member(gw, f"g-{n}")
+        earn(gw, f"g-{n}", 60_000, f"p-{n}")
+    with UnitOfWork(gw.services.engine, write=False) as uow:
+        found = read_events(uow.conn, limit=100, types=["points.earned"])
+    assert len(found) == 8
+    barrier = threading.Barrier(16)
+    failures: list[BaseException] = []
+
+    def work(event: object) -> None:
+        barrier.wait()
+        try:
+            CONSUMER.handle(gw.services.engine, event)  # type: ignore[arg-type]
+        except BaseException as error:  # surfaced below
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in (*found, *found)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert listed_totals(gw, draw.id) == summed(gw, draw.id) == (16, 8)

@@ -649,3 +649,152 @@ def test_410_gone_disables_the_subscription_and_ends_the_delivery(
     clock.advance(timedelta(hours=1))
     assert work(gw).outcomes == Counter()
     assert len(receiver.requests) == 1
+
+
+# --- review of issue 13's pipeline, part 2 (decision 030: the items found but not fixed) --------
+def test_429_with_retry_after_sets_the_next_attempt_when_later_than_the_back_off(
+        gw: Gateway, receiver: Receiver) -> None:
+    """``429`` with ``Retry-After`` in seconds or as an HTTP date is the next attempt's time
+    when later than the back-off (the back-off's ceiling after the 1st failure: 5 s); never
+    past the 24-hour window; an earlier one, or none, leaves the back-off."""
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url)
+    earn(gw)
+    receiver.mode, receiver.retry_after = "busy", "120"
+    assert work(gw).outcomes == Counter({"retry": 1})
+    (row,) = rows(gw, made.subscription.id)
+    assert (row.last_status, row.next_attempt_at) == (429, NOW + timedelta(seconds=120))
+
+    clock.set(row.next_attempt_at)
+    at = clock.now() + timedelta(hours=2)
+    receiver.retry_after = at.strftime("%a, %d %b %Y %H:%M:%S GMT")  # an HTTP date
+    assert work(gw).outcomes == Counter({"retry": 1})
+    (row,) = rows(gw, made.subscription.id)
+    assert row.next_attempt_at == at
+
+    clock.set(row.next_attempt_at)
+    receiver.retry_after = "1"  # earlier than the back-off (3rd failure: ceiling 20 s)
+    work(gw)
+    (row,) = rows(gw, made.subscription.id)
+    assert row.next_attempt_at == clock.now() + timedelta(seconds=20)
+
+    clock.set(row.next_attempt_at)
+    receiver.retry_after = str(3 * 24 * 3600)  # three days: capped at the window's end
+    work(gw)
+    (row,) = rows(gw, made.subscription.id)
+    assert (row.state, row.next_attempt_at) == ("pending", NOW + timedelta(hours=24))
+    assert row.give_up_at == NOW + timedelta(hours=24)
+    clock.set(row.next_attempt_at)  # the last try, at the window's end; then dead
+    assert work(gw).outcomes == Counter({"dead": 1})
+    assert len(receiver.requests) == 5
+
+
+def test_retry_after_parsing() -> None:
+    from gateway.worker.backoff import retry_after
+
+    assert retry_after("0", NOW) == NOW
+    assert retry_after(" 30 ", NOW) == NOW + timedelta(seconds=30)
+    assert retry_after("Wed, 21 Oct 2099 07:28:00 GMT", NOW) is not None
+    assert retry_after("Wed, 21 Oct 2099 07:28:00 GMT", NOW).isoformat() == (  # type: ignore[union-attr]
+        "2099-10-21T07:28:00+00:00")
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", NOW) is None  # in the past
+    for junk in (None, "", "-5", "1.5", "soon", "Wed, 99 Foo"):
+        assert retry_after(junk, NOW) is None
+
+
+def test_the_webhook_timeout_is_15_s_and_the_lease_stays_above_it() -> None:
+    from gateway.webhooks import sender
+    from gateway.worker import cli as worker_cli
+    from gateway.worker.deliver import LEASE
+    from gateway.worker.loop import Options as LoopOptions
+
+    assert sender.TIMEOUT_S == 15.0 == LoopOptions().timeout_s
+    assert timedelta(seconds=sender.TIMEOUT_S) < LEASE
+    import argparse
+    parser = argparse.ArgumentParser()
+    worker_cli.register(parser.add_subparsers(), lambda: None)
+    args = parser.parse_args(["worker"])
+    assert (args.timeout, args.lease) == (15.0, 60.0)
+
+
+def test_a_second_rotation_within_the_overlap_is_refused_and_changes_nothing(
+        gw: Gateway, receiver: Receiver) -> None:
+    """Rotating twice within 24 hours used to overwrite the one previous-secret slot: the first
+    secret stopped signing hours before its promised 24. Now the second rotation is refused
+    (INVALID_INPUT on subscriptionId); both secrets in force keep signing; after the overlap a
+    rotation is allowed again."""
+    from gateway.core.errors import InvalidInput
+
+    clock = clock_of(gw)
+    enrol_customer(gw.services.engine, clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url)
+    first = subscriptions.rotate(gw.services.engine, "grocery", made.subscription.id,
+                                 now=clock.now())
+    clock.advance(timedelta(hours=6))
+    with pytest.raises(InvalidInput) as refused:
+        subscriptions.rotate(gw.services.engine, "grocery", made.subscription.id,
+                             now=clock.now())
+    assert refused.value.field == "subscriptionId"
+    assert (NOW + timedelta(hours=24)).isoformat() in str(refused.value)
+    (found,) = subscriptions.listed(gw.services.engine, "grocery")
+    assert found.previous_secret_until == NOW + timedelta(hours=24)  # unchanged
+    earn(gw)
+    work(gw)
+    (sent,) = receiver.requests
+    assert len(sent.signature.split(" ")) == 2
+    for secret in (made.secret, first.secret):
+        assert verify(secret, sent.webhook_id, sent.timestamp, sent.body, sent.signature)
+    clock.set(NOW + timedelta(hours=24))
+    second = subscriptions.rotate(gw.services.engine, "grocery", made.subscription.id,
+                                  now=clock.now())
+    assert second.subscription.previous_secret_until == NOW + timedelta(hours=48)
+
+
+def test_replaying_a_delivery_a_live_worker_is_sending_does_not_send_it_twice(
+        gw: Gateway, receiver: Receiver) -> None:
+    """Worker A is sending a delivery (the receiver holds the request). The partner replays
+    it: the replay used to clear A's lease, so worker B claimed and sent it beside A. Now the
+    held row is left as it is (answered pending), B finds nothing, the event arrives once; a
+    replay once A has recorded its outcome sends it again."""
+    from gateway.worker.deliver import deliver_due
+    from gateway.worker.dispatch import dispatch
+
+    enrol_customer(gw.services.engine, gw.services.clock, "grocery", "c-1")
+    made = subscribe(gw, receiver.url)
+    earn(gw)
+    engine = gw.services.engine
+    assert dispatch(engine, (), now=gw.services.clock.now(), limit=10).deliveries == 1
+    receiver.mode = "hold"
+    url = gw.services.settings.database_url
+    engine_a, engine_b = (harness.track(make_engine(url)) for _ in range(2))
+    a_outcomes: Counter[str] = Counter()
+
+    def worker_a() -> None:
+        a_outcomes.update(deliver_due(engine_a, SystemClock(), (), limit=10,
+                                      lease=timedelta(seconds=30), timeout=10.0))
+
+    thread = threading.Thread(target=worker_a)
+    thread.start()
+    try:
+        assert receiver.arrived.wait(30)
+        (held,) = rows(gw, made.subscription.id)
+        assert held.leased_until is not None and held.attempts == 1
+        now = SystemClock().now()
+        answered = deliveries.replay(engine, "grocery", held.id, now=now)
+        assert (answered.state, answered.attempts) == ("pending", 1)
+        (after,) = rows(gw, made.subscription.id)
+        assert (after.leased_until, after.next_attempt_at, after.give_up_at, after.attempts) == (
+            held.leased_until, held.next_attempt_at, held.give_up_at, 1)
+        assert deliver_due(engine_b, SystemClock(), (), limit=10, timeout=1.0) == Counter()
+    finally:
+        receiver.release()
+        thread.join(30)
+    assert a_outcomes == Counter({"delivered": 1})
+    assert len(receiver.requests) == 1
+    again = deliveries.replay(engine, "grocery", held.id, now=SystemClock().now())
+    assert again.state == "pending"
+    receiver.mode = "ok"
+    assert deliver_due(engine_b, SystemClock(), (), limit=10, timeout=1.0) == Counter(
+        {"delivered": 1})
+    assert receiver.ids() == [held.event_id, held.event_id]

@@ -3,7 +3,8 @@ records every request and verifies its Standard Webhooks signature with its own 
 (written from the specification, sharing no code with ``gateway.webhooks``).
 
 The test sets ``mode``: "ok" (200), "fail" (500), "slow" (sleep ``slow_s``, then 200: a client
-timeout), "hold" (keep the request open until ``release()``, then 200), "gone" (410)."""
+timeout), "hold" (keep the request open until ``release()``, then 200), "gone" (410), "busy"
+(429, with ``Retry-After: retry_after`` when that is set)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class Receiver:
     def __init__(self) -> None:
         self.mode = "ok"
         self.slow_s = 1.0
+        self.retry_after: str | None = None  # "busy": the Retry-After header sent, if any
         self.requests: list[Received] = []
         self.lock = threading.Lock()
         self.arrived = threading.Event()  # set by each request
@@ -77,7 +79,8 @@ class Receiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 mode = receiver.mode
-                status = {"ok": 200, "fail": 500, "slow": 200, "hold": 200, "gone": 410}[mode]
+                status = {"ok": 200, "fail": 500, "slow": 200, "hold": 200, "gone": 410,
+                          "busy": 429}[mode]
                 record = Received(self.headers.get("webhook-id", ""),
                                   self.headers.get("webhook-timestamp", ""),
                                   self.headers.get("webhook-signature", ""), body, status)
@@ -91,6 +94,8 @@ class Receiver:
                 try:
                     self.send_response(status)
                     self.send_header("content-length", "0")
+                    if mode == "busy" and receiver.retry_after is not None:
+                        self.send_header("retry-after", receiver.retry_after)
                     self.end_headers()
                 except OSError:
                     pass  # the client gave up (or was killed)
