@@ -387,7 +387,10 @@ def to_json(value: Any) -> str:
                 pieces.append(_dumps(run)[1:-1])
                 run = {}
             key = _KEY_JSON.get(name) or _KEY_JSON.setdefault(name, _dumps(name) + ":")
-            pieces.append(key + "[" + ",".join([_item_json(item) for item in v]) + "]")
+            memo = _ITEM_JSON
+            pieces.append(key + "[" + ",".join([
+                found[1] if (found := memo.get(id(item))) is not None and found[0] is item
+                else _item_json(item) for item in v]) + "]")
         else:
             run[name] = v if type(v) in _PLAIN else _encode(v)
     if run:

@@ -154,6 +154,8 @@ def claim_mechanics(tx: Tx, promotions: Promotions, member_id: str,
     campaign applied (the others stay usable), and claim the member's referral if a
     ``ReferralReward`` campaign applied (once: a conditional UPDATE). The answer's explanation
     gets one line per presented code."""
+    if not promotions.coupons.checks and promotions.referred_by is None and not promotions.notes:
+        return promotions  # no code presented, no referral pending: nothing to claim
     applied_ids = {a.campaign_id for a in promotions.evaluation.awards}
     settled = promotions.coupons.settled(applied_ids)
     coupons.consume(tx.conn, settled, member_id, operation_id, tx.now)
