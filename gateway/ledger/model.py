@@ -369,15 +369,19 @@ def _spliced(v: Any) -> bool:
     return type(v) is tuple and len(v) > 1 and set(map(type, v)) <= _MEMOISED
 
 
+# The results with lists of campaigns, and those lists' fields.
+_LISTS: dict[type, tuple[str, ...]] = {Earned: ("promotions", "skipped"),
+                                       BonusPosted: ("promotions",), Redeemed: ("promotions",)}
+
+
 def to_json(value: Any) -> str:
     """Canonical JSON: keys sorted, no spaces, ASCII (a stored answer's exact bytes). A
     result whose lists of campaigns are long is written field by field, each list spliced in
     from its items' text: byte for byte what one ``json.dumps`` of the whole would give."""
-    names = _FIELD_NAMES.get(type(value))
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-    if names is None or not any(_spliced(getattr(value, name)) for name in names):
+    lists = _LISTS.get(type(value))
+    if lists is None or not any(_spliced(getattr(value, name)) for name in lists):
         return _dumps(_encode(value))
+    names = _FIELD_NAMES.get(type(value)) or tuple(f.name for f in dataclasses.fields(value))
     pieces: list[str] = []
     run: dict[str, Any] = {}  # fields between two spliced lists, encoded together
     for name in sorted(names):
