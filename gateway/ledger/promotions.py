@@ -154,6 +154,8 @@ def claim_mechanics(tx: Tx, promotions: Promotions, member_id: str,
     campaign applied (the others stay usable), and claim the member's referral if a
     ``ReferralReward`` campaign applied (once: a conditional UPDATE). The answer's explanation
     gets one line per presented code."""
+    if not promotions.coupons.checks and promotions.referred_by is None and not promotions.notes:
+        return promotions  # no code presented, no referral pending: nothing to claim
     applied_ids = {a.campaign_id for a in promotions.evaluation.awards}
     settled = promotions.coupons.settled(applied_ids)
     coupons.consume(tx.conn, settled, member_id, operation_id, tx.now)
@@ -321,12 +323,27 @@ def largest_nth(candidates: Iterable[CompiledCampaign]) -> int:
                 if isinstance(k, NthPurchase)), default=1)
 
 
+# The answer's items made lately, by what they hold: most awards are the same from earn to
+# earn (a fixed bonus: same campaign, points and line), so one immutable item serves them all
+# (and its JSON is memoised by ``model.to_json``). Cleared when full: bounded.
+_APPLIED: dict[tuple[str, int, str, int, str, TillReward | None], AppliedPromotion] = {}
+_APPLIED_MAX = 2048
+
+
 def applied(awards: Iterable[Award]) -> tuple[AppliedPromotion, ...]:
     """The awards as an earn answers them (and stores them for replays and returns)."""
-    return tuple(
-        AppliedPromotion(a.campaign_id, a.version, a.funder, a.points, a.explanation,
-                         None if a.till_reward is None else _till(a.till_reward))
-        for a in awards)
+    made = []
+    for a in awards:
+        key = (a.campaign_id, a.version, a.funder, a.points, a.explanation, a.till_reward)
+        item = _APPLIED.get(key)
+        if item is None:
+            if len(_APPLIED) >= _APPLIED_MAX:
+                _APPLIED.clear()
+            item = _APPLIED[key] = AppliedPromotion(
+                a.campaign_id, a.version, a.funder, a.points, a.explanation,
+                None if a.till_reward is None else _till(a.till_reward))
+        made.append(item)
+    return tuple(made)
 
 
 def _till(t: TillReward) -> TillRewardGiven:

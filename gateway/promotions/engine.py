@@ -107,6 +107,13 @@ class CompiledCampaign:
     counted: bool = field(init=False)  # a budget or a reward limit: its counter row is read
     windows: tuple[Window, ...] = field(init=False)
     labels: tuple[str, ...] = field(init=False)  # each effect's fixed text, made once
+    head: str = field(init=False)  # "name (id vN)": every line about it starts so
+    # Worked out once for a campaign whose effects do not depend on the purchase (bonus points,
+    # a till reward, a referral: most campaigns): what ``_effects`` returns for any basket,
+    # as (points, referrer's points, till reward, the effects' text joined); None otherwise.
+    fixed: tuple[int, int, TillReward | None, str] | None = field(init=False)
+    fixed_line: str = field(init=False)  # its award's line when nothing caps it ("" if none)
+    unlimited: bool = field(init=False)  # no budget, reward or member limit: _limit is a no-op
 
     def __post_init__(self) -> None:
         c = self.campaign
@@ -126,6 +133,13 @@ class CompiledCampaign:
         object.__setattr__(self, "labels", tuple(_label(e) for e in c.effects))
         object.__setattr__(self, "windows", tuple(dict.fromkeys(
             lim.window for lim in c.limits.per_member)))
+        head = f"{c.name} ({c.id} v{c.version})"
+        object.__setattr__(self, "head", head)
+        fixed = _fixed_effects(c.effects, self.labels)
+        object.__setattr__(self, "fixed", fixed)
+        object.__setattr__(self, "fixed_line", "" if fixed is None
+                           else _award_line(f"{head}: {fixed[3]}", fixed[0]))
+        object.__setattr__(self, "unlimited", not self.counted and not c.limits.per_member)
 
     def matches(self, purchase: PurchaseContext, member: MemberFacts, basket: Basket) -> bool:
         for check in self.checks:  # noqa: SIM110 (a loop: all() over a generator costs more)
@@ -241,6 +255,35 @@ def _label(e: Effect) -> str:
         case ReferralReward(referred_points=points):
             return f"referral: {_pts(points)} to the referred member"
     return ""  # PointsDiscount is not an earn effect: see points_discount()
+
+
+_FIXED_EFFECTS = (BonusPoints, TillReward, ReferralReward, PointsDiscount)
+
+
+def _fixed_effects(effects: tuple[Effect, ...], labels: tuple[str, ...]
+                   ) -> tuple[int, int, TillReward | None, str] | None:
+    """``_effects`` of a campaign whose effects need no basket, worked out at compile time
+    (the same loop, the same text); None when one needs the basket (a multiplier, cashback)."""
+    if not all(isinstance(e, _FIXED_EFFECTS) for e in effects):
+        return None
+    points, referrer, till, parts = 0, 0, None, []
+    for e, label in zip(effects, labels, strict=True):
+        if isinstance(e, BonusPoints):
+            points += e.points
+            parts.append(label)
+        elif isinstance(e, TillReward):
+            till = e
+            parts.append(label)
+        elif isinstance(e, ReferralReward):
+            points += e.referred_points
+            referrer += e.referrer_points
+            parts.append(label)
+    return points, referrer, till, "; ".join(parts)
+
+
+def _award_line(text: str, points: int) -> str:
+    """An award's line in the explanation: what it applied, then the points it gives."""
+    return f"{text} → +{_pts(points)}"
 
 
 def _effects(k: CompiledCampaign,
@@ -368,7 +411,7 @@ def _evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
                 break
         if not matched:
             continue
-        head = f"{c.name} ({c.id} v{c.version})"
+        head = k.head
         if c.holdout_percent and held_out(c.id, member.member_id, c.holdout_percent):
             # Eligible, and held out (decision 034): not applied, so it neither blocks an
             # exclusive campaign nor counts against a budget; the earn records the marker.
@@ -381,30 +424,39 @@ def _evaluate(candidates: Iterable[CompiledCampaign], purchase: PurchaseContext,
                 "exclusive, and another campaign was applied first"
             skips.append(Skip(c.id, c.version, SkipReason.NOT_STACKABLE, f"{head}: skipped, {why}"))
             continue
-        try:
-            points, referrer, till, parts = _effects(k, basket)
-        except _NoPointValue:
-            skips.append(Skip(c.id, c.version, SkipReason.NO_POINT_VALUE,
-                              f"{head}: skipped, cashback needs a point value and partner "
-                              f"{partner!r} accepts no points"))
-            continue
+        fixed = k.fixed  # most campaigns: the effects' points and text were worked out once
+        if fixed is not None:
+            points, referrer, till, done = fixed
+        else:
+            try:
+                points, referrer, till, parts = _effects(k, basket)
+            except _NoPointValue:
+                skips.append(Skip(c.id, c.version, SkipReason.NO_POINT_VALUE,
+                                  f"{head}: skipped, cashback needs a point value and partner "
+                                  f"{partner!r} accepts no points"))
+                continue
+            done = "; ".join(parts)
         if member.referred_by is None:
             referrer = 0
         if points + referrer <= 0 and till is None:
             continue  # matched, but gives nothing here (no matching lines): not listed
-        reason, mine, theirs, note = _limit(k, used.get(c.id, _NO_USE), points, referrer)
+        if k.unlimited:  # what _limit answers for a campaign with no budget and no limits
+            reason, mine, theirs, note = None, points, referrer, ""
+        else:
+            reason, mine, theirs, note = _limit(k, used.get(c.id, _NO_USE), points, referrer)
         if reason is None and funding is not None and c.funder in funding:
             reason, mine, theirs, note = _funder_limit(c.funder, funding[c.funder],
                                                       funded, mine, theirs, note)
         if reason is not None:
             skips.append(Skip(c.id, c.version, reason, f"{head}: skipped, {note}"))
             continue
-        text = f"{head}: " + "; ".join(parts)
-        if note:
-            text += f"; {note}"
         if mine > 0 or till is not None:  # a referral may reward only the referrer
-            awards.append(Award(c.id, c.version, c.funder, member.member_id, mine,
-                                f"{text} → +{_pts(mine)}", till))
+            if fixed is not None and not note and mine == points:
+                line = k.fixed_line
+            else:
+                line = _award_line(f"{head}: {done}; {note}" if note else f"{head}: {done}",
+                                   mine)
+            awards.append(Award(c.id, c.version, c.funder, member.member_id, mine, line, till))
         if theirs > 0 and member.referred_by is not None:
             awards.append(Award(c.id, c.version, c.funder, member.referred_by, theirs,
                                 f"{head}: referral reward to the referrer {member.referred_by}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, select
+from sqlalchemy import Connection, event, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.base import Executable
 
@@ -22,13 +22,15 @@ from gateway.app import Gateway, build
 from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db import tables as t
-from gateway.db.fast import FastConnection, FastResult
+from gateway.db.fast import FastConnection, FastResult, execute_rows
 from gateway.ledger import lot_repository, repository
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind, member_account, partner_account
 from gateway.ledger.enrolment import enrol_customer
 from gateway.ledger.holds import authorise_redemption
 from gateway.ledger.model import EarnPoints, RedeemPoints, ReturnPurchase
 from gateway.ledger.service import earn_points, redeem_points, return_purchase
+from gateway.promotions import repository as promotions_repository
+from gateway.promotions.repository import AwardRow
 from tests.support import harness
 from tests.support.harness import NOW, track
 
@@ -258,3 +260,33 @@ def test_statements_built_per_call_and_listened_engines_go_through_sqlalchemy(
         event.remove(engine, "before_cursor_execute", record)
     assert [sql for sql in seen if "FROM operations" in sql] == [
         str(repository._FIND_BY_KEY.compile(dialect=engine.dialect))] * 2
+
+
+def test_execute_rows_stores_what_sqlalchemys_executemany_stores(conn: Connection) -> None:
+    """``execute_rows`` (an earn's promotion_awards rows, one executemany): the raw path binds
+    the shared parameters once and each row as it is; the rows stored, their order and their
+    types (``recorded_at`` an aware UTC datetime) are SQLAlchemy's executemany's."""
+    d = the_data(conn)
+    conn.execute(insert(t.campaigns), [{"id": c, "owner": "grocery", "created_at": NOW,
+                                        "created_by": "test"} for c in ("c-a", "c-b")])
+    common = {"operation_id": d["ops"][0], "partner_id": "grocery", "recorded_at": NOW}
+    rows = [AwardRow("c-b", 2, "grocery", d["member"], 7, 1, None),
+            AwardRow("c-a", 1, "coalition", d["member"], -3, -1, "GIFT-1"),
+            AwardRow("c-b", 2, "grocery", d["member"], 0, 0, "holdout")]
+    statement = promotions_repository._INSERT_AWARD
+    stored = []
+    for path in ("sqlalchemy", "fast", "fast"):  # the first fast run sees it, the second is raw
+        savepoint = conn.begin_nested()
+        target = conn if path == "sqlalchemy" else FastConnection(conn)
+        execute_rows(target, statement, common, AwardRow._fields, rows)
+        found = conn.execute(select(t.promotion_awards).order_by(t.promotion_awards.c.id)).all()
+        stored.append([tuple(r)[1:] for r in found])  # ids aside: each run takes new ones
+        savepoint.rollback()
+    assert stored[0] == stored[1] == stored[2]
+    assert [r[1] for r in stored[0]] == ["c-b", "c-a", "c-b"]
+    assert stored[0][1][-1] == NOW and stored[0][1][-1].tzinfo is not None
+    fast = FastConnection(conn)
+    assert fast.execute_rows(statement, common, AwardRow._fields, rows), "not the raw path"
+    with pytest.raises(IntegrityError):  # an unknown campaign: the driver's error, wrapped
+        fast.execute_rows(statement, common, AwardRow._fields,
+                          [AwardRow("nope", 1, "grocery", d["member"], 1, 1)])

@@ -13,6 +13,7 @@ from gateway.ledger.model import BonusPosted, Earned, OperationRecord
 from gateway.ledger.planners.state import MemberState, Move, NewLot, Plan, Posting
 from gateway.ledger.promotions import NO_PROMOTIONS, Promotions, applied, skipped
 from gateway.ledger.repository import Account
+from gateway.promotions.model import Award
 from gateway.promotions.repository import AwardRow, holdout_rows
 from partners.config import RuleVersion
 from partners.rules import CheckedPurchase, EarnQuote, PurchaseFacts, quote_earn
@@ -54,8 +55,28 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
             "the member reached this partner's earn cap; nothing was posted. "
             + " ".join(quote.explanation), cap=cap or 0, field="amount",
         )
-    awards = tuple(a for a in promotions.evaluation.awards if a.member_id == state.member_id)
-    bonus = sum(a.points for a in awards)
+    # The purchaser's awards, in one pass (an earn may apply dozens of campaigns): their
+    # lines, their promotion_awards rows, the budgeted ones' counters and each funder's points.
+    awards: list[Award] = []
+    lines: list[str] = []
+    rows: list[AwardRow] = []
+    counters: list[tuple[str, int, int]] = []
+    by_funder: dict[str, int] = {}  # one transfer per funder, its awards summed (below)
+    bonus = 0
+    budgeted = promotions.budgeted
+    for a in promotions.evaluation.awards:
+        if a.member_id != state.member_id:
+            continue  # a referrer's: its own operation (_others_postings)
+        awards.append(a)
+        lines.append(a.explanation)
+        bonus += a.points
+        till = a.till_reward
+        rows.append(AwardRow(a.campaign_id, a.version, a.funder, a.member_id, a.points, 1,
+                             None if till is None else till.code))
+        if a.campaign_id in budgeted:
+            counters.append((a.campaign_id, a.points, 1))
+        if a.points:
+            by_funder[a.funder] = by_funder.get(a.funder, 0) + a.points
     total = quote.points + bonus
     pending_days = rule.earn.pending_days if rule.earn else 0
     expiry_days = rule.earn.expiry_days if rule.earn else 365
@@ -66,7 +87,7 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
     # The "why", in one list: the rule's lines, each coupon presented (used, or why not), then
     # each campaign applied to this member and each campaign that matched but was skipped, with
     # its reason (a referrer's award is the referrer's own operation, not explained here).
-    explanation = (quote.explanation + promotions.notes + tuple(a.explanation for a in awards)
+    explanation = (quote.explanation + promotions.notes + tuple(lines)
                    + tuple(s.explanation for s in promotions.evaluation.skips))
     result = Earned(
         operation_id=request.operation_id, points=total, rule_version=rule.version,
@@ -82,24 +103,18 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
         channel=request.channel, purchase_id=request.purchase_id,
         amount_minor=request.amount.amount_minor, currency=request.amount.currency,
     )
-    rows = tuple(AwardRow(a.campaign_id, a.version, a.funder, a.member_id, a.points, 1,
-                          a.till_reward.code if a.till_reward else None) for a in awards)
-    rows += holdout_rows(promotions.evaluation, state.member_id)
-    counters = tuple((a.campaign_id, a.points, 1) for a in awards
-                     if a.campaign_id in promotions.budgeted)
+    if promotions.evaluation.skips:
+        rows.extend(holdout_rows(promotions.evaluation, state.member_id))
     # A referrer's reward: a bonus operation of its own on the referrer's accounts, after the
     # earn (its parent), with its own lot (origin: this partner, the earn's expiry).
     others = tuple(_others_postings(promotions, request, expiry_days))
     if not total:
-        return Plan(result, (Posting(record, awards=rows, counters=counters), *others))
+        return Plan(result, (Posting(record, awards=tuple(rows), counters=tuple(counters)),
+                             *others))
     target = state.account(AccountKind.PENDING if pending_days else AccountKind.WALLET)
     moves = [Move(issued, target, quote.points)] if quote.points else []
     # One transfer per funder (its awards summed): which campaign gave what is in the
     # promotion_awards rows; 35 awards cost 2 transfers, not 35 (benchmarks/campaigns.py).
-    by_funder: dict[str, int] = {}
-    for award in awards:
-        if award.points:
-            by_funder[award.funder] = by_funder.get(award.funder, 0) + award.points
     moves.extend(Move(promotions.funders[funder], target, points)
                  for funder, points in sorted(by_funder.items()))
     if repay:
@@ -107,13 +122,15 @@ def plan_earn(state: MemberState, rule: RuleVersion, earned_today: int, issued: 
                           repay))
     lot = NewLot(request.partner_id, total, now, now + timedelta(days=expiry_days),
                  now + timedelta(days=pending_days), taken=repay)
-    return Plan(result, (Posting(record, tuple(moves), new_lots=(lot,), awards=rows,
-                                 counters=counters), *others))
+    return Plan(result, (Posting(record, tuple(moves), new_lots=(lot,), awards=tuple(rows),
+                                 counters=tuple(counters)), *others))
 
 
 def _others_postings(promotions: Promotions, request: EarnInput,
                      expiry_days: int) -> Iterator[Posting]:
     """One ``bonus`` operation per other member an award goes to (a referrer)."""
+    if not promotions.others:
+        return
     now = request.now
     purchaser = {a.member_id for a in promotions.evaluation.awards} - set(promotions.others)
     rewarded = {a.campaign_id for a in promotions.evaluation.awards if a.member_id in purchaser}
