@@ -22,6 +22,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from gateway.core.clock import FixedClock
@@ -37,6 +38,9 @@ from tests.support.harness import make_gateway
 from tests.support.process import PYTHON, ROOT, server_env
 from tests.support.servers import free_port
 from tests.support.webhook_receiver import receiving, verify
+
+# Timing-sensitive: dev.py test runs it alone, after the side-by-side passes.
+pytestmark = pytest.mark.serial
 
 EVENTS = 20
 WORKER = ("-m", "gateway", "worker", "--poll", "0.1", "--lease", "4", "--timeout", "3",

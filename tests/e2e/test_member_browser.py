@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - the [test] extra installs it
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.serial,  # timing-sensitive: run alone, after the side-by-side passes
     pytest.mark.skipif(
         sync_playwright is None or not os.access(CHROMIUM, os.X_OK),
         reason="!!! SKIPPED LOUDLY: the member browser test needs the playwright package (the "

@@ -265,6 +265,7 @@ def test_a_disabled_subscription_gets_nothing_more(gw: Gateway, receiver: Receiv
     assert rows(gw, made.subscription.id)[1].last_error == "subscription disabled"
 
 
+@pytest.mark.serial  # on PostgreSQL both workers must get a share: run alone, not under load
 def test_two_workers_share_the_events_and_deliver_each_exactly_once(
         gw: Gateway, receiver: Receiver) -> None:
     """Two workers (each its own engine, as two processes would have), 60 events, nothing

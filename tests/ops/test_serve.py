@@ -24,6 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import harness, process, servers
 
+# Timing-sensitive: dev.py test runs it alone, after the side-by-side passes.
+pytestmark = pytest.mark.serial
+
 EARN = ('mutation { earnPoints(input: {customerId: "c-9", amount: {amountMinor: 120000, '
         'currency: "UAH"}, channel: STORE, purchaseId: "%s", idempotencyKey: "%s"}) '
         '{ ... on EarnPointsSuccess { points } ... on Error { code } } }')
