@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from gateway.challenges import parsing, service
 from gateway.challenges.model import COALITION, Challenge
-from gateway.core.cli import domain_command
+from gateway.core.cli import domain_commands
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput
 
@@ -36,9 +36,7 @@ class Context(Protocol):
 
 def register(subparsers: Any, load_context: Callable[[], Context], *,
              out: TextIO | None = None) -> None:
-    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]
-                ) -> Callable[[argparse.Namespace], int]:
-        return domain_command(run, load_context, out)
+    command = domain_commands(load_context, out)
 
     group = subparsers.add_parser("challenges", help="challenges, streaks and badges "
                                   "(docs/challenges.md)").add_subparsers(

@@ -27,3 +27,14 @@ def domain_command(run: Callable[[argparse.Namespace, C, TextIO], int | None],
             print(f"error: {error.message}{where}", file=sys.stderr)
             return 2
     return func
+
+
+def domain_commands(load_context: Callable[[], C], out: TextIO | None = None
+                    ) -> Callable[[Callable[[argparse.Namespace, C, TextIO], int | None]],
+                                  Callable[[argparse.Namespace], int]]:
+    """:func:`domain_command` with one command group's context loader and output bound:
+    ``command = domain_commands(load_context, out)``, then ``func=command(_sync)``."""
+    def command(run: Callable[[argparse.Namespace, C, TextIO], int | None]
+                ) -> Callable[[argparse.Namespace], int]:
+        return domain_command(run, load_context, out)
+    return command

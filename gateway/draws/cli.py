@@ -18,7 +18,7 @@ from typing import Any, Protocol, TextIO
 
 from sqlalchemy import Engine
 
-from gateway.core.cli import domain_command
+from gateway.core.cli import domain_commands
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput
 from gateway.core.money import Money
@@ -38,9 +38,7 @@ class Context(Protocol):
 
 def register(subparsers: Any, load_context: Callable[[], Context], *,
              out: TextIO | None = None) -> None:
-    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]
-                ) -> Callable[[argparse.Namespace], int]:
-        return domain_command(run, load_context, out)
+    command = domain_commands(load_context, out)
 
     group = subparsers.add_parser("draws", help="verifiably fair prize draws (docs/draws.md)")
     cmds = group.add_subparsers(dest="draws_command", required=True)

@@ -11,7 +11,7 @@ from typing import Any, Protocol, TextIO
 
 from sqlalchemy import Engine
 
-from gateway.core.cli import domain_command
+from gateway.core.cli import domain_commands
 from gateway.core.clock import Clock
 from gateway.notifications import jobs, mail
 from gateway.settings import Settings
@@ -28,9 +28,7 @@ class Context(Protocol):
 
 def register(subparsers: Any, load_context: Callable[[], Context], *,
              out: TextIO | None = None) -> None:
-    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]
-                ) -> Callable[[argparse.Namespace], int]:
-        return domain_command(run, load_context, out)
+    command = domain_commands(load_context, out)
 
     group = subparsers.add_parser("notify", help="member notifications (docs/notifications.md)"
                                   ).add_subparsers(dest="notify_command", required=True)

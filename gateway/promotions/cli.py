@@ -21,7 +21,7 @@ from typing import Any, Protocol, TextIO
 
 from sqlalchemy import Engine
 
-from gateway.core.cli import domain_command
+from gateway.core.cli import domain_commands
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.promotions import codec, dryrun, manage
@@ -65,9 +65,7 @@ def register(subparsers: Any, load_context: Callable[[], Context], *, rules: Any
              out: TextIO | None = None) -> None:
     """Add ``campaigns`` to ``subparsers``, and ``dry-run`` to the ``rules`` group's own
     subparsers."""
-    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]
-                ) -> Callable[[argparse.Namespace], int]:
-        return domain_command(run, load_context, out)
+    command = domain_commands(load_context, out)
 
     group = subparsers.add_parser("campaigns", help="campaigns (docs/campaigns.md)"
                                   ).add_subparsers(dest="campaigns_command", required=True)

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TextIO
 
 from sqlalchemy import Engine
 
-from gateway.core.cli import domain_command
+from gateway.core.cli import domain_commands
 from gateway.core.clock import Clock
 from gateway.core.errors import InvalidInput
 from gateway.db.uow import UnitOfWork
@@ -40,9 +40,7 @@ Command = Callable[[argparse.Namespace, Context, TextIO], int]
 
 def register(subparsers: Any, load_context: Callable[[], Context], *,
              out: TextIO | None = None) -> None:
-    def command(run: Callable[[argparse.Namespace, Context, TextIO], int | None]
-                ) -> Callable[[argparse.Namespace], int]:
-        return domain_command(run, load_context, out)
+    command = domain_commands(load_context, out)
 
     group = subparsers.add_parser("tiers", help="the coalition's tier programme "
                                   "(docs/campaigns.md)").add_subparsers(
