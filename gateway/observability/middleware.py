@@ -81,6 +81,14 @@ class ObservabilityMiddleware:
         token = REQUEST_ID.set(request_id)
         status = 500
         response_started = False
+        seconds: float | None = None
+        route = ""
+
+        def record() -> None:
+            nonlocal seconds, route
+            seconds = time.perf_counter() - started
+            route = self.routes(scope["path"])
+            self.metrics.record_request(route, scope["method"], status, seconds)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
@@ -89,6 +97,11 @@ class ObservabilityMiddleware:
                 response_started = True
                 message = {**message,
                            "headers": [*message.get("headers", ()), (_HEADER, raw_id)]}
+            elif (message["type"] == "http.response.body" and seconds is None
+                  and not message.get("more_body", False)):
+                # Counted before the last byte leaves: a client that has its answer and then
+                # scrapes /metrics (on any worker) finds its request already counted.
+                record()
             await send(message)
 
         try:
@@ -102,9 +115,9 @@ class ObservabilityMiddleware:
                     (b"content-length", str(len(_ERROR_BODY)).encode()), (_HEADER, raw_id)]})
                 await send({"type": "http.response.body", "body": _ERROR_BODY})
         finally:
-            seconds = time.perf_counter() - started
-            route = self.routes(scope["path"])
-            self.metrics.record_request(route, scope["method"], status, seconds)
+            if seconds is None:
+                record()
+            assert seconds is not None
             if ACCESS.isEnabledFor(logging.INFO):
                 principal = scope.get("state", {}).get("principal")
                 ACCESS.info("%s %s %d", scope["method"], route, status, extra={

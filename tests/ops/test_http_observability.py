@@ -202,3 +202,38 @@ async def test_group_commit_batch_sizes_are_exported(tmp_path: Path) -> None:
         assert commands >= 4 and 1 <= batches <= commands
     else:
         assert batches == commands == 0
+
+
+async def test_request_counted_before_the_last_byte_is_sent() -> None:
+    """A client that has read its answer and then scrapes ``/metrics`` (on any worker of a
+    multi-process server) finds its request counted: the count is taken before the final body
+    message goes out, not after the app returns (CI once saw 6 of 7 requests counted)."""
+    from gateway.observability.metrics import Metrics
+    from gateway.observability.middleware import ObservabilityMiddleware
+
+    metrics = Metrics()
+
+    def counted() -> float:
+        return sum(s.value for f in text_string_to_metric_families(metrics.render().decode())
+                   for s in f.samples if s.name == "gateway_http_requests_total"
+                   and s.labels.get("route") == "/x")
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"b"})  # type: ignore[operator]
+
+    seen: list[tuple[bool, float]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            seen.append((bool(message.get("more_body")), counted()))
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    middleware = ObservabilityMiddleware(app, metrics=metrics, routes=lambda path: path)  # type: ignore[arg-type]
+    await middleware({"type": "http", "method": "GET", "path": "/x", "headers": []},
+                     receive, send)  # type: ignore[arg-type]
+    assert seen == [(True, 0.0), (False, 1.0)]
+    assert counted() == 1.0  # and once only
