@@ -278,13 +278,21 @@ class AuthoriseRedemptionSuccess:
     rule_version: int
     expires_at: datetime
     available: int
+    promotions: list[AppliedPromotion] = strawberry.field(
+        description="The campaign whose better point value prices the hold (a pointsDiscount), "
+                    "if any: the capture pays the same value a point.")
+    explanation: list[str] = strawberry.field(
+        description="One line per coupon presented: used, or why not (empty when none was). "
+                    "A used coupon is given back if the hold is voided or lapses.")
 
     @staticmethod
     def of(r: m.HoldPlaced) -> AuthoriseRedemptionSuccess:
         return AuthoriseRedemptionSuccess(
             operation_id=strawberry.ID(r.operation_id), hold_id=strawberry.ID(r.hold_id),
             points=r.points, value=Money.of(r.value), rule_version=r.rule_version,
-            expires_at=r.expires_at, available=r.available)
+            expires_at=r.expires_at, available=r.available,
+            promotions=[AppliedPromotion.of(p) for p in r.promotions],
+            explanation=list(r.explanation))
 
 
 @strawberry.type

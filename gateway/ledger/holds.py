@@ -7,6 +7,9 @@ void) releases it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from fractions import Fraction
+
 from gateway.core.errors import InvalidAmount, NotFound
 from gateway.core.ids import new_id
 from gateway.ledger.apply import apply
@@ -21,6 +24,7 @@ from gateway.ledger.model import (
     HoldPlaced,
     HoldVoided,
     VoidRedemption,
+    from_json,
 )
 from gateway.ledger.planners import (
     HoldInput,
@@ -31,7 +35,14 @@ from gateway.ledger.planners import (
 )
 from gateway.ledger.precedence import first_failure
 from gateway.ledger.runner import Tx, operation_id, run_command
-from gateway.ledger.service import check_spend_request, load_spend, spend_input
+from gateway.ledger.service import (
+    check_spend_request,
+    load_spend,
+    spend_discount,
+    spend_input,
+)
+from gateway.promotions import coupons
+from partners.config import RuleVersion
 
 
 def authorise_redemption(ctx: LedgerContext, cmd: AuthoriseRedemption) -> HoldPlaced:
@@ -40,8 +51,15 @@ def authorise_redemption(ctx: LedgerContext, cmd: AuthoriseRedemption) -> HoldPl
 
     def body(tx: Tx, fingerprint: str) -> HoldPlaced:
         spend = load_spend(ctx, request, tx, cmd)
-        plan = plan_authorise(spend.state, spend.lots, spend.rule,
-                              spend_input(request, cmd, tx, fingerprint), new_id("hold"), ttl)
+        # As at redeemPoints: a PointsDiscount prices the hold, a coupon that unlocks it is
+        # used now (given back if the hold is voided or lapses).
+        discount, presented = spend_discount(ctx, tx, cmd, spend)
+        plan = plan_authorise(spend.state, spend.lots,
+                              discount.rule(spend.rule) if discount else spend.rule,
+                              spend_input(request, cmd, tx, fingerprint), new_id("hold"), ttl,
+                              (discount.promotion,) if discount else (), presented.explanation)
+        coupons.consume(tx.conn, presented, spend.state.member_id, plan.result.operation_id,
+                        tx.now)
         apply(tx, plan.postings)
         return plan.result
 
@@ -71,7 +89,8 @@ def capture_redemption(ctx: LedgerContext, cmd: CaptureRedemption) -> HoldCaptur
         request = HoldInput(cmd.partner_id, partner.currency, cmd.idempotency_key, fingerprint,
                             tx.now, operation_id(), cmd.points)
         plan = plan_capture(member_state(tx, hold.member_id), hold,
-                            ctx.rules.rule_at(cmd.partner_id, hold.created_at),
+                            _priced(tx, hold, ctx.rules.rule_at(cmd.partner_id,
+                                                                hold.created_at)),
                             tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
                             request)
         apply(tx, plan.postings)
@@ -90,9 +109,23 @@ def void_redemption(ctx: LedgerContext, cmd: VoidRedemption) -> HoldVoided:
                             operation_id())
         plan = plan_void(member_state(tx, hold.member_id), hold, request)
         apply(tx, plan.postings)
+        coupons.restore(tx.conn, hold.operation_id, request.operation_id, tx.now)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, HoldVoided, body)
+
+
+def _priced(tx: Tx, hold: HoldState, rule: RuleVersion) -> RuleVersion:
+    """The rule a capture pays at: the one in force when the hold was placed, with the point
+    value its PointsDiscount gave, if one did (kept in the hold's answer: the capture pays
+    what the till was quoted, whatever the campaign does after)."""
+    placed = tx.ledger.operations_by_id([hold.operation_id]).get(hold.operation_id)
+    if placed is None or rule.burn is None:
+        return rule
+    value = from_json(HoldPlaced, placed.result).point_value_minor
+    if value is None:
+        return rule
+    return replace(rule, burn=replace(rule.burn, point_value_minor=Fraction(value)))
 
 
 def _locked_hold(tx: Tx, repo: HoldRepository, partner_id: str, hold_id: str) -> HoldState:

@@ -14,6 +14,7 @@ from gateway.ledger.chart import AccountKind
 from gateway.ledger.load import sweep_state
 from gateway.ledger.planners import plan_sweep, records_operation
 from gateway.ledger.runner import Tx, operation_id
+from gateway.promotions import coupons
 
 
 def sweep_member(tx: Tx, member_id: str) -> int:
@@ -30,4 +31,9 @@ def sweep_due(tx: Tx, member_id: str) -> int:
     breakage = tx.ledger.coalition_account(AccountKind.BREAKAGE)
     postings = plan_sweep(state, tx.now, breakage, iter(operation_id, None))
     apply(tx, postings)
+    for posting in postings:
+        record = posting.record
+        if record is not None and record.kind == "hold_expired" and record.parent_id:
+            # A lapsed hold gives back the coupon its authorisation used, as a void does.
+            coupons.restore(tx.conn, record.parent_id, record.id, tx.now)
     return sum(1 for posting in postings if records_operation(posting))

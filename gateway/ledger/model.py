@@ -174,6 +174,26 @@ class BonusPosted:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferralReversed:
+    """A referrer's reward taken back (decision 035): the answer of the ``return`` operation
+    that a return of the referred member's purchase posts on the referrer's accounts, child of
+    the reward's ``bonus`` operation. Each campaign's share is its points in proportion to the
+    amount returned so far (CEIL, as the purchaser's own bonus), less earlier returns' shares;
+    the referrer's wallet gives back what it holds, the rest is unrecovered (never debt)."""
+
+    operation_id: str
+    bonus_operation_id: str
+    points_reversed: int
+    points_unrecovered: int
+    recorded_at: datetime
+    promotions_reversed: tuple[ReversedPromotion, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "promotions_reversed",
+                           _values(ReversedPromotion, self.promotions_reversed))
+
+
+@dataclass(frozen=True, slots=True)
 class Earned:
     operation_id: str
     points: int
@@ -227,6 +247,16 @@ class HoldPlaced:
     rule_version: int
     expires_at: datetime
     available: int
+    # As a redemption's (issue 12): the PointsDiscount campaign whose better point value the
+    # hold was priced at, and one line per coupon presented. ``point_value_minor`` is that
+    # value as an exact ratio ("3/2"): the capture pays it, whatever the campaign does after.
+    # Answers stored before holds took discounts load with the defaults.
+    promotions: tuple[AppliedPromotion, ...] = ()
+    explanation: tuple[str, ...] = ()
+    point_value_minor: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "promotions", _values(AppliedPromotion, self.promotions))
 
 
 @dataclass(frozen=True, slots=True)

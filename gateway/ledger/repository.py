@@ -233,6 +233,18 @@ class LedgerRepository:
         row = self.conn.execute(_FIND_BY_KEY, {"partner_id": partner_id, "key": key}).first()
         return None if row is None else OperationRow(**row._asdict())
 
+    def operations_by_id(self, ids: Sequence[str]) -> dict[str, OperationRow]:
+        """Those of ``ids`` that exist, by id (primary key)."""
+        return {row.id: OperationRow(**row._asdict())
+                for row in self.conn.execute(_BY_ID, {"ids": list(ids)})}
+
+    def rule_of(self, operation_id: str) -> tuple[str, int] | None:
+        """The (partner, version) of the rule an operation was made under, if it names one."""
+        row = self.conn.execute(_RULE_OF, {"id": operation_id}).first()
+        if row is None or row.rule_version is None:
+            return None
+        return str(row.rule_partner_id), int(row.rule_version)
+
     def purchase_operations(
         self, partner_id: str, purchase_id: str, kinds: Iterable[str]
     ) -> list[OperationRow]:
@@ -334,6 +346,10 @@ _MOVE_BALANCES_SQLITE = text(
     "UPDATE accounts SET balance = balance + (SELECT json_extract(value, '$[1]') "
     "FROM json_each(:deltas) WHERE json_extract(value, '$[0]') = accounts.id) "
     "WHERE id IN (SELECT json_extract(value, '$[0]') FROM json_each(:deltas))")
+_BY_ID = select(*_OPERATION_COLUMNS).where(
+    operations.c.id.in_(bindparam("ids", expanding=True)))  # primary key
+_RULE_OF = select(operations.c.rule_partner_id, operations.c.rule_version).where(
+    operations.c.id == bindparam("id"))  # primary key
 _FIND_BY_KEY = select(*_OPERATION_COLUMNS).where(
     operations.c.partner_id == bindparam("partner_id"),
     operations.c.idempotency_key == bindparam("key"))

@@ -8,7 +8,7 @@ operation carrying its answer for replays (docs/decisions/011)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -28,11 +28,13 @@ from gateway.ledger.identify import Who, admit, who_named
 from gateway.ledger.load import member_state, spendable_lots
 from gateway.ledger.lot_repository import LotRepository
 from gateway.ledger.model import (
+    BonusPosted,
     Earned,
     EarnPoints,
     PreviewedEarn,
     Redeemed,
     RedeemPoints,
+    ReferralReversed,
     Returned,
     ReturnPurchase,
     SpendCommand,
@@ -43,9 +45,11 @@ from gateway.ledger.planners import (
     MemberState,
     OpenLot,
     Posting,
+    ReferralReturnInput,
     ReturnInput,
     SpendInput,
     plan_earn,
+    plan_referral_return,
     plan_refund_expiry,
     plan_return,
     plan_spend,
@@ -53,6 +57,7 @@ from gateway.ledger.planners import (
 from gateway.ledger.precedence import Checks, first_failure
 from gateway.ledger.promotions import (
     NO_PROMOTIONS,
+    RedeemPromotion,
     budgeted_of,
     claim_mechanics,
     funder_accounts,
@@ -63,8 +68,8 @@ from gateway.ledger.promotions import (
 )
 from gateway.ledger.repository import Account, OperationRow
 from gateway.ledger.runner import Tx, operation_id, run_command
-from gateway.promotions import coupons, funding
-from gateway.promotions.coupons import NOTHING_PRESENTED
+from gateway.promotions import coupons, funding, referrals
+from gateway.promotions.coupons import NOTHING_PRESENTED, Presented
 from gateway.promotions.tiers import record_qualifying, record_returned
 from partners.config import Channel, PartnerDefinition, PartnerPolicy, RuleVersion
 from partners.rules import (
@@ -228,6 +233,21 @@ def load_spend(ctx: LedgerContext, request: SpendRequest, tx: Tx,
     return Spend(member_state(tx, member_id), spendable_lots(tx, member_id), rule)
 
 
+def spend_discount(ctx: LedgerContext, tx: Tx, cmd: SpendCommand,
+                   spend: Spend) -> tuple[RedeemPromotion | None, Presented]:
+    """Campaigns at a redemption or a hold (issue 12): a PointsDiscount's better point value,
+    read with the member locked; none in force at this partner reads nothing more. Coupons
+    presented are checked here too (decision 025): one that unlocks the discount is used with
+    the spend (the caller consumes it), every code gets its line in the explanation."""
+    candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel or "", tx.now)
+    if not candidates and not cmd.coupon_codes:
+        return None, NOTHING_PRESENTED
+    return load_redeem_promotions(
+        tx, candidates, spend.state.member_id,
+        redeem_context(cmd.partner_id, cmd.channel or "", tx.now, cmd.basket),
+        spend.rule, cmd.coupon_codes, ctx.tiers)
+
+
 def spend_input(request: SpendRequest, cmd: SpendCommand, tx: Tx,
                 fingerprint: str) -> SpendInput:
     return SpendInput(cmd.partner_id, request.partner.currency, cmd.points,
@@ -240,16 +260,7 @@ def redeem_points(ctx: LedgerContext, cmd: RedeemPoints) -> Redeemed:
 
     def body(tx: Tx, fingerprint: str) -> Redeemed:
         spend = load_spend(ctx, request, tx, cmd)
-        # Campaigns at redeem (issue 12): a PointsDiscount's better point value, read with the
-        # member locked; none in force at this partner reads nothing more.
-        # Coupons presented are checked here too (decision 025): one that unlocks the
-        # discount is used with the redemption, every code gets its line in the explanation.
-        candidates = ctx.campaigns.candidates(cmd.partner_id, cmd.channel or "", tx.now)
-        discount, presented = load_redeem_promotions(
-            tx, candidates, spend.state.member_id,
-            redeem_context(cmd.partner_id, cmd.channel or "", tx.now, cmd.basket),
-            spend.rule, cmd.coupon_codes, ctx.tiers,
-        ) if candidates or cmd.coupon_codes else (None, NOTHING_PRESENTED)
+        discount, presented = spend_discount(ctx, tx, cmd, spend)
         rule = discount.rule(spend.rule) if discount else spend.rule
         plan = plan_spend(spend.state, spend.lots, rule,
                           tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
@@ -329,9 +340,66 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             result = plan.result
             record_returned(tx.conn, member_id, earn.id,
                             result.points_reversed_total - result.bonus_reversed)
+        # Last: the referrer's reward of this purchase (decision 035), after the purchaser's
+        # funders (the earn's lock order: ... funders, referrers).
+        reverse_referral(ctx, tx, earn.id, earn.member_id, member_id, request, earned,
+                         prior_ops, plan.result)
         return plan.result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
+
+
+def reverse_referral(ctx: LedgerContext, tx: Tx, earn_id: str, earn_member: str,
+                     member_id: str, request: ReturnInput, earned: Earned,
+                     prior_ops: Sequence[OperationRow], returned: Returned) -> None:
+    """The referrer's side of a return (decision 035): when the earn rewarded a referrer
+    (its ``bonus`` operation, the earn's id and "r0"), take back the return's share of that
+    reward from the referrer's wallet (:func:`plan_referral_return`) and release its funders
+    for what came back. A full return that recovered every rewarded point, the purchaser's
+    and the referrer's, reopens the referral: the referred member's next qualifying purchase
+    is the first again (a reward spent before the return keeps it closed, so buying and
+    returning cannot mint rewards). One primary-key read when there is no referrer."""
+    # The reward's and its reversals' ids: the earn's or the return's id and "r0" (a member
+    # has one referral, so one referrer).
+    bonus_id = f"{earn_id}r0"
+    prior_ids = [f"{p.id}r0" for p in prior_ops]
+    rows = tx.ledger.operations_by_id([bonus_id, *prior_ids])
+    complete = returned.amount_returned_total.amount_minor == request.purchase_total_minor
+    unrecovered = returned.points_unrecovered + sum(p.points_unrecovered for p in request.prior)
+    bonus = rows.get(bonus_id)
+    if bonus is not None and bonus.member_id is not None:
+        prior = tuple(from_json(ReferralReversed, rows[i].result) for i in prior_ids if i in rows)
+        reversed_now = _reverse_referrer(ctx, tx, earn_id, bonus, request, earned, prior,
+                                         returned.amount_returned_total.amount_minor)
+        unrecovered += sum(p.points_unrecovered for p in prior) + (
+            reversed_now.points_unrecovered if reversed_now is not None else 0)
+    if complete and not unrecovered:
+        referrals.reopen(tx.conn, sorted({earn_member, member_id}), earn_id)
+
+
+def _reverse_referrer(ctx: LedgerContext, tx: Tx, earn_id: str, bonus: OperationRow,
+                      request: ReturnInput, earned: Earned,
+                      prior: tuple[ReferralReversed, ...],
+                      returned_total: int) -> ReferralReversed | None:
+    reward = from_json(BonusPosted, bonus.result)
+    referrer = tx.members.survivor_of(str(bonus.member_id))
+    tx.ledger.lock_member(referrer)
+    sweep_member(tx, referrer)
+    own_lots, _ = LotRepository(tx.conn).earn_lots(bonus.id)
+    awards = reward.promotions
+    earn_rule = tx.ledger.rule_of(earn_id)  # the reward was priced at it, so is its reversal
+    referral = ReferralReturnInput(
+        f"{request.operation_id}r0", bonus.id, bonus.partner_id, awards, prior,
+        returned_total, request.purchase_total_minor, tuple(spendable_lots(tx, referrer)),
+        frozenset(own_lots), funder_accounts(tx.ledger, (a.funder for a in awards)),
+        budgeted_of(tx, awards), frozenset(a.campaign_id for a in earned.promotions), tx.now,
+        None if earn_rule is None else ctx.rules.rule(*earn_rule))
+    plan = plan_referral_return(member_state(tx, referrer), referral)
+    if plan is None:
+        return None
+    apply(tx, plan.postings)
+    funding.release_all(tx.conn, _paid_back(plan.postings, referral.funders), tx.now)
+    return plan.result
 
 
 def _paid_back(postings: Iterable[Posting], funders: Mapping[str, Account]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
@@ -98,6 +99,15 @@ def mark_rewarded(conn: Connection, member_id: str, operation_id: str, now: date
         raise ReferralRace(f"the referral of {member_id} was rewarded already")
 
 
+def reopen(conn: Connection, member_ids: Sequence[str], operation_id: str) -> bool:
+    """A full return of the purchase that rewarded the referral (decision 035): the referral is
+    unrewarded again (both sides' rewards were taken back), so the referred member's next
+    qualifying purchase rewards it. ``member_ids``: the referred member as the earn named it
+    and its survivor now. True if a referral was reopened."""
+    return bool(conn.execute(_REOPEN, {"member_ids": list(member_ids),
+                                       "operation_id": operation_id}).rowcount)
+
+
 # Built once (DESIGN §11); each by its primary key or unique index.
 _CODE_OF = select(referral_codes.c.code).where(  # primary key
     referral_codes.c.member_id == bindparam("member_id"))
@@ -111,6 +121,12 @@ _CLAIM = (update(referrals)
                  referrals.c.rewarded_operation_id.is_(None))
           .values(rewarded_operation_id=bindparam("operation_id"),
                   rewarded_at=bindparam("now", type_=referrals.c.rewarded_at.type)))
+
+_REOPEN = (update(referrals)
+           .where(referrals.c.referred_member_id.in_(  # primary key
+               bindparam("member_ids", expanding=True)),
+               referrals.c.rewarded_operation_id == bindparam("operation_id"))
+           .values(rewarded_operation_id=None, rewarded_at=None))
 
 
 # --- one transaction each, for the member API and enrolment ------------------------------------

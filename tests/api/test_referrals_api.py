@@ -4,7 +4,8 @@ code (viewer.referralCode, stable), friend B enrolled at the grocery with it, an
 referred member's first qualifying purchase). B's first 1,200.00 UAH earns 120 + 100 and posts
 A's 300 as a bonus operation in A's history; B's second earns 120. Self-referral (also through a
 merged account), a second referral and an unknown code are refused with typed errors and write
-nothing. A return of B's purchase takes back B's 100 with the base; A's 300 stays (the rule)."""
+nothing. A return of B's purchase takes back B's 100 with the base and A's 300 in the same
+proportion, from what A's wallet holds (decision 035)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from gateway.db import tables as t
 from gateway.ledger.member_ops import merge_members
+from gateway.ledger.verify import verify_ledger
 from gateway.promotions import referrals
 from gateway.promotions.coupons import ALPHABET
 from tests.api.test_points_api import World, world
@@ -36,6 +38,8 @@ EARN = f"""mutation($input: EarnPointsInput!) {{ earnPoints(input: $input) {{ __
     promotions {{ campaignId points explanation }} }} {ERROR} }} }}"""
 RETURN = f"""mutation($input: ReturnPurchaseInput!) {{ returnPurchase(input: $input) {{
   __typename ... on ReturnPurchaseSuccess {{ pointsReversed available }} {ERROR} }} }}"""
+REDEEM = f"""mutation($input: RedeemPointsInput!) {{ redeemPoints(input: $input) {{
+  __typename ... on RedeemPointsSuccess {{ available }} {ERROR} }} }}"""
 HISTORY = """query($c: ID!) { member(customerId: $c) { ... on Member {
   balance { available } history(first: 20) { edges { node { kind points } } } } } }"""
 REFER = {"id": "refer", "name": "Refer a friend", "validFrom": "2026-11-01T00:00:00Z",
@@ -94,14 +98,105 @@ async def test_first_qualifying_purchase_rewards_both_once(tmp_path: Path) -> No
             t.operations.c.purchase_id == "b-1")).scalar_one()
     assert claimed == first_op
 
-    # The rule: a return takes back the referred member's 100 with the base (in proportion);
-    # the referrer's 300 stays (decision 025).
-    returned = (await w.grocery.gql(RETURN, {"input": {
-        "purchaseId": "b-1", "amount": {"amountMinor": 120_000, "currency": "UAH"},
-        "idempotencyKey": "ret-b-1"}}))["returnPurchase"]
-    assert returned == {"__typename": "ReturnPurchaseSuccess", "pointsReversed": 220,
-                        "available": 120}
+    # The rule (decision 035): a full return takes back both sides' rewards, the referrer's
+    # from its own wallet, and reopens the referral; tested below.
+
+
+async def give_back(w: World, purchase: str, amount_minor: int, key: str) -> dict[str, Any]:
+    result: dict[str, Any] = (await w.grocery.gql(RETURN, {"input": {
+        "purchaseId": purchase, "amount": {"amountMinor": amount_minor, "currency": "UAH"},
+        "idempotencyKey": key}}))["returnPurchase"]
+    return result
+
+
+def awards_of(w: World, member: str) -> tuple[int, int]:
+    """The member's promotion_awards for the referral campaign: points and rewards, summed."""
+    with w.gw.services.engine.connect() as conn:
+        points, rewards = conn.execute(select(
+            func.coalesce(func.sum(t.promotion_awards.c.points), 0),
+            func.coalesce(func.sum(t.promotion_awards.c.rewards), 0)).where(
+            t.promotion_awards.c.member_id == member,
+            t.promotion_awards.c.campaign_id == "grocery:refer")).one()
+    return int(points), int(rewards)
+
+
+async def test_returns_take_back_the_referrers_reward_in_proportion(tmp_path: Path) -> None:
+    """Decision 035: a return of the purchase that rewarded a referral takes back the
+    referrer's reward in the same proportion as the purchaser's bonus (CEIL, cumulative); the
+    referrer's wallet gives what it holds, the rest is unrecovered (no debt)."""
+    w, _ = await referred_world(tmp_path)
+    first = await earn(w.grocery, "g-2", "b-1")
+    assert (first["points"], first["bonusPoints"]) == (220, 100)
+    assert await history(w.grocery, "g-1") == (300, [("bonus", 300)])
+    a = w.member
+
+    # A third back (40,000 of 120,000): B gives CEIL(120/3) + CEIL(100/3) = 40 + 34; A gives
+    # CEIL(300/3) = 100.
+    third = await give_back(w, "b-1", 40_000, "ret-1")
+    assert third == {"__typename": "ReturnPurchaseSuccess", "pointsReversed": 74,
+                     "available": 146}
+    assert await history(w.grocery, "g-1") == (200, [("return", -100), ("bonus", 300)])
+    assert awards_of(w, a) == (200, 1)
+    # A replay answers as before and takes nothing more from A.
+    assert await give_back(w, "b-1", 40_000, "ret-1") == third
+    assert (await history(w.grocery, "g-1"))[0] == 200
+
+    # A spends 150 of its 200: the rest of the reward (200) finds 50 in the wallet.
+    spent = (await w.grocery.gql(REDEEM, {"input": {
+        "customerId": "g-1", "points": 150, "idempotencyKey": "spend-a",
+        "basketAmount": {"amountMinor": 100_000, "currency": "UAH"}}}))["redeemPoints"]
+    assert (spent["__typename"], spent["available"]) == ("RedeemPointsSuccess", 50)
+    rest = await give_back(w, "b-1", 80_000, "ret-2")
+    assert (rest["__typename"], rest["pointsReversed"], rest["available"]) == (
+        "ReturnPurchaseSuccess", 146, 0)
+    balance, entries = await history(w.grocery, "g-1")
+    assert balance == 0 and entries[0] == ("return", -50)  # 150 unrecovered, never debt
+    with w.gw.services.engine.connect() as conn:
+        debt = conn.execute(select(func.coalesce(func.sum(t.accounts.c.balance), 0)).where(
+            t.accounts.c.member_id == a, t.accounts.c.kind == "debt")).scalar_one()
+        claimed = conn.execute(select(t.referrals.c.rewarded_operation_id)).scalar_one()
+    assert debt == 0
+    # The award rows record each share taken back, recovered or not; both rewards released.
+    assert awards_of(w, a) == (0, 0)
+    # 150 points of the reward were spent before the return: the referral stays claimed, so
+    # buying and returning cannot mint a second reward. B's next purchase earns its base only.
+    assert claimed is not None
+    again = await earn(w.grocery, "g-2", "b-2")
+    assert (again["points"], again["bonusPoints"]) == (120, 0)
+    assert (await history(w.grocery, "g-1"))[0] == 0
+    assert verify_ledger(w.gw.services.engine).problems == []
+
+
+async def test_a_full_return_recovered_whole_reopens_the_referral(tmp_path: Path) -> None:
+    """Both rewards came back whole: the referral is unclaimed again and B's next purchase is
+    its first qualifying one, rewarding both, once."""
+    w, _ = await referred_world(tmp_path)
+    await earn(w.grocery, "g-2", "b-1")
+    back = await give_back(w, "b-1", 120_000, "ret-all")
+    assert (back["pointsReversed"], back["available"]) == (220, 0)
+    assert await history(w.grocery, "g-1") == (0, [("return", -300), ("bonus", 300)])
+    with w.gw.services.engine.connect() as conn:
+        assert conn.execute(select(t.referrals.c.rewarded_operation_id)).scalar_one() is None
+    again = await earn(w.grocery, "g-2", "b-2")
+    assert (again["points"], again["bonusPoints"]) == (220, 100)
     assert (await history(w.grocery, "g-1"))[0] == 300
+    assert (await earn(w.grocery, "g-2", "b-3"))["bonusPoints"] == 0
+    assert awards_of(w, w.member) == (300, 1)
+    assert verify_ledger(w.gw.services.engine).problems == []
+
+
+async def test_a_partial_return_without_a_share_left_writes_nothing_for_the_referrer(
+        tmp_path: Path) -> None:
+    """CEIL takes the whole of a 1-point share at the first small return: a second small
+    return has no share left and posts no operation on the referrer's accounts."""
+    w, _ = await referred_world(tmp_path)
+    await earn(w.grocery, "g-2", "b-1")
+    for n in (1, 2):
+        answer = await give_back(w, "b-1", 1, f"tiny-{n}")
+        assert answer["__typename"] == "ReturnPurchaseSuccess"
+    _, entries = await history(w.grocery, "g-1")
+    # CEIL(300 * 1 / 120,000) = 1, then CEIL(300 * 2 / 120,000) - 1 = 0: one reversal only.
+    assert entries == [("return", -1), ("bonus", 300)]
 
 
 async def test_self_second_and_unknown_referrals_are_refused(tmp_path: Path) -> None:

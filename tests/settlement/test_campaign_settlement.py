@@ -108,3 +108,49 @@ async def _ok(api: Any, query: str, field: str, variables: dict[str, Any]) -> di
     answer: dict[str, Any] = (await api.gql(query, {"input": variables}))[field]
     assert not answer["__typename"].endswith("Error"), answer
     return answer
+
+
+async def test_a_returned_referral_reward_settles_back_to_its_funder(tmp_path: Path) -> None:
+    """Decision 035 with settlement: the grocery funds "refer a friend" (300 points to the
+    referrer A, 100 to the referred B). B's 1,200.00 UAH purchase earns 120 + 100 and posts
+    A's 300; half of it comes back: B gives 60 + 50, A gives CEIL(300 / 2) = 150 from its
+    wallet. As a funder the grocery pays 400 -> 100 EUR minor and is credited 200 -> 50; its
+    funding counts 400 issued and 200 reversed; the report balances to the minor unit."""
+    from tests.api.test_referrals_api import ENROL as ENROL_REFERRED
+    from tests.api.test_referrals_api import VIEWER
+    from tests.support.members import member_api
+
+    clock = FixedClock(datetime(2026, 11, 21, 10, tzinfo=UTC))
+    gw = make_gateway(tmp_path, clock=clock)
+    s = gw.services
+    exposure.set_terms(s.engine, s.clock, "grocery", mode="prepaid", policy=None,
+                       limit_points=None, actor="finance:ana")
+    exposure.top_up(s.engine, s.clock, "grocery", 1_000, actor="finance:ana")
+    grocery = await partner_api(gw, "grocery")
+    await grocery.gql(ENROL, {"c": "g-1"})
+    code = (await member_api(gw, member_of(gw, "g-1")).gql(VIEWER))["viewer"]["referralCode"]
+    await create(grocery, id="refer", name="Refer a friend",
+                 conditions={"referralInEffect": True},
+                 effects=[{"referralReward": {"referrerPoints": 300, "referredPoints": 100}}])
+    enrolled = await grocery.gql(ENROL_REFERRED, {"c": "g-2", "r": code})
+    assert enrolled["enrolCustomer"]["__typename"] == "EnrolCustomerSuccess"
+    earned = await _ok(grocery, EARN, "earnPoints", {
+        "customerId": "g-2", "amount": {"amountMinor": 120_000, "currency": "UAH"},
+        "channel": "STORE", "purchaseId": "b-p1", "idempotencyKey": "b-k1"})
+    assert (earned["points"], earned["bonusPoints"]) == (220, 100)
+    await _ok(grocery, RETURN, "returnPurchase", {
+        "purchaseId": "b-p1", "amount": {"amountMinor": 60_000, "currency": "UAH"},
+        "idempotencyKey": "b-ret1"})
+
+    clock.set(datetime(2026, 12, 2, tzinfo=UTC))
+    report = settlement_report(s.engine, s.rules, NOVEMBER, "EUR")
+    g = {p.partner_id: p for p in report.partners}["grocery"].figures
+    assert (g.issued_points, g.issue_returns_points) == (120, 60)
+    assert (g.promotion_points, g.promotion_minor, g.promotion_returns_points,
+            g.promotion_returns_minor) == (400, 100, 200, 50)
+    assert report.funders() == (FunderLine("grocery", 400, 200, 100, 50),)
+    assert sum(p.net_minor for p in report.partners) + report.coalition.net_minor == 0
+    with s.engine.connect() as conn:
+        grocery_funding = funding.read(conn, "grocery")
+    assert grocery_funding is not None
+    assert (grocery_funding.issued_points, grocery_funding.reversed_points) == (400, 200)

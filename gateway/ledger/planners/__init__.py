@@ -33,7 +33,9 @@ from gateway.ledger.planners.lots import (
     take_lots,
 )
 from gateway.ledger.planners.returns import (
+    ReferralReturnInput,
     ReturnInput,
+    plan_referral_return,
     plan_refund_expiry,
     plan_return,
     refund_lots,
@@ -71,6 +73,7 @@ __all__ = [
     "OpenLot",
     "Plan",
     "Posting",
+    "ReferralReturnInput",
     "ReturnInput",
     "SpendInput",
     "SweepState",
@@ -79,6 +82,7 @@ __all__ = [
     "plan_authorise",
     "plan_capture",
     "plan_earn",
+    "plan_referral_return",
     "plan_refund_expiry",
     "plan_return",
     "plan_spend",

@@ -11,12 +11,19 @@ from gateway.core.errors import InvalidAmount, NothingToReturn
 from gateway.core.money import Money, Rounding
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.lot_repository import LotTake
-from gateway.ledger.model import AppliedPromotion, OperationRecord, Returned, ReversedPromotion
+from gateway.ledger.model import (
+    AppliedPromotion,
+    OperationRecord,
+    ReferralReversed,
+    Returned,
+    ReversedPromotion,
+)
 from gateway.ledger.planners.lots import apply_takes, take_lots
 from gateway.ledger.planners.state import MemberState, Move, OpenLot, Plan, Posting
 from gateway.ledger.planners.sweep import SweepState, plan_sweep, swept
 from gateway.ledger.repository import Account
 from gateway.promotions.repository import AwardRow
+from partners.config import RuleVersion
 from partners.rules import proportional_points
 
 
@@ -145,6 +152,76 @@ def _reverse_awards(request: ReturnInput, returned_total: int) -> list[ReversedP
         proportional_points(a.points, returned_total, request.purchase_total_minor,
                             Rounding.CEIL) - before.get((a.campaign_id, a.version), 0))
         for a in request.awards]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralReturnInput:
+    """The referrer's side of a return (decision 035), loaded: the reward the referred
+    member's earn posted on the referrer's accounts (its ``bonus`` operation), what earlier
+    returns of the purchase took back of it, and where the points go back to."""
+
+    operation_id: str  # the reversal's own: the return's id and "r0"
+    bonus_operation_id: str
+    partner_id: str
+    awards: tuple[AppliedPromotion, ...]  # the reward's campaigns
+    prior: tuple[ReferralReversed, ...]  # earlier returns' reversals of it
+    returned_total: int  # of the purchase, this return included
+    purchase_total: int
+    lots: tuple[OpenLot, ...]  # the referrer's spendable lots
+    own_lots: frozenset[int]  # the reward's own lot: taken first
+    funders: Mapping[str, Account]
+    budgeted: frozenset[str]
+    # Campaigns the purchaser was rewarded by too: the earn counted one reward for the two
+    # sides (the referrer's counted only its points), so the reversal releases it once.
+    purchaser_campaigns: frozenset[str]
+    now: datetime
+    # The earn's rule version: the reversal is priced at it, as the reward was (settlement).
+    rule: RuleVersion | None = None
+
+
+def plan_referral_return(state: MemberState,
+                         request: ReferralReturnInput) -> Plan[ReferralReversed] | None:
+    """Take back the referrer's share of a return (decision 035): each campaign's points in
+    proportion to the amount returned so far (CEIL, as the purchaser's bonus), less what
+    earlier returns took; the wallet gives what it holds (the reward's own lot first), the
+    rest is unrecovered, never debt. None when there is nothing to take and nothing to
+    record (a partial return whose share earlier returns took already)."""
+    before: dict[tuple[str, int], int] = {}
+    for prior in request.prior:
+        for r in prior.promotions_reversed:
+            key = (r.campaign_id, r.version)
+            before[key] = before.get(key, 0) + r.points
+    shares = [ReversedPromotion(
+        a.campaign_id, a.version, a.funder,
+        proportional_points(a.points, request.returned_total, request.purchase_total,
+                            Rounding.CEIL) - before.get((a.campaign_id, a.version), 0))
+        for a in request.awards]
+    due = sum(r.points for r in shares)
+    complete = request.returned_total == request.purchase_total
+    if not due and not complete:
+        return None
+    taken = max(0, min(due, state.available))
+    result = ReferralReversed(request.operation_id, request.bonus_operation_id, taken,
+                              due - taken, request.now, tuple(r for r in shares if r.points))
+    record = OperationRecord(
+        id=request.operation_id, partner_id=request.partner_id, member_id=state.member_id,
+        kind="return", points=-taken, result=result, parent_id=request.bonus_operation_id,
+        rule=request.rule)
+    moves: list[Move] = []
+    lot_moves: tuple[LotTake, ...] = ()
+    if taken:
+        moves = _pay_back(state.account(AccountKind.WALLET), taken,
+                          [(request.funders[r.funder], r.points) for r in shares if r.points])
+        lot_moves = take_lots(request.lots, taken, request.now, prefer=request.own_lots)
+    rows = tuple(AwardRow(r.campaign_id, r.version, r.funder, state.member_id, -r.points,
+                          -1 if complete else 0)
+                 for r in shares if r.points or complete)
+    counters = tuple(
+        (r.campaign_id, -r.points,
+         -1 if complete and r.campaign_id not in request.purchaser_campaigns else 0)
+        for r in shares if r.campaign_id in request.budgeted and (r.points or complete))
+    return Plan(result, (Posting(record, tuple(moves), lot_moves=lot_moves, awards=rows,
+                                 counters=counters),))
 
 
 def _pay_back(source: Account, amount: int, back_to: list[tuple[Account, int]]) -> list[Move]:

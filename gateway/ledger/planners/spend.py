@@ -49,13 +49,19 @@ def plan_spend(state: MemberState, lots: Sequence[OpenLot], rule: RuleVersion,
 
 
 def plan_authorise(state: MemberState, lots: Sequence[OpenLot], rule: RuleVersion,
-                   request: SpendInput, hold_id: str, ttl_seconds: int) -> Plan[HoldPlaced]:
+                   request: SpendInput, hold_id: str, ttl_seconds: int,
+                   promotions: tuple[AppliedPromotion, ...] = (),
+                   explanation: tuple[str, ...] = ()) -> Plan[HoldPlaced]:
     """Hold points: the same checks as a redemption; wallet -> held, lots consumed at once so
-    held points cannot be spent twice."""
+    held points cannot be spent twice. ``rule`` carries a PointsDiscount's better point value
+    when one applies (``promotions`` names it); the answer keeps that value for the capture."""
     value = _check_spend(state, rule, request)
     expires_at = request.now + timedelta(seconds=ttl_seconds)
+    discounted = (str(rule.burn.point_value_minor)
+                  if promotions and rule.burn is not None else None)
     result = HoldPlaced(request.operation_id, hold_id, request.points, value, rule.version,
-                        expires_at, state.available - request.points)
+                        expires_at, state.available - request.points, promotions, explanation,
+                        discounted)
     record = replace(_spend_record(state, rule, request, "authorise", result), hold_id=hold_id)
     hold = NewHold(hold_id, request.partner_id, state.member_id, request.points,
                    request.basket_amount_minor, request.purchase_id, expires_at)
