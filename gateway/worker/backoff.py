@@ -4,8 +4,10 @@ After the n-th failed attempt the next one waits a uniformly random time in
 ``[0, min(CAP, BASE * 2**(n-1))]``: ceilings of 5 s, 10 s, 20 s, 40 s, 80 s, 160 s, 320 s,
 640 s, 1,280 s, 2,560 s, then 1 hour for every later attempt. Full jitter (rather than a fixed
 ladder) spreads the retries of many deliveries that failed together (a partner's outage) so
-they do not come back as one wave. A failure after which the next attempt would fall past
-``give_up_at`` (24 hours after the dispatch) ends the delivery as dead.
+they do not come back as one wave. When the next attempt would fall at or past ``give_up_at``
+(24 hours after the dispatch), it is made at ``give_up_at`` instead; a failure then ends the
+delivery as dead. (Before, that failure was the last, and the jitter could end the retries up
+to an hour early.)
 
 A receiver that answers ``429 Too Many Requests`` with ``Retry-After`` (RFC 9110 section
 10.2.3: a number of seconds, or an HTTP date) is not tried again before that time when it is
@@ -56,7 +58,9 @@ def next_attempt(attempt: int, rng: random.Random, *, now: datetime, give_up_at:
     """When to try again after the ``attempt``-th failure at ``now``; None: give up (dead)."""
     after = now + delay(attempt, rng)
     if after >= give_up_at:
-        return None
+        # The jitter would throw away the end of the window: one last attempt at its end, so
+        # every delivery is tried for the whole 24 hours; a failure there is the last.
+        return give_up_at if now < give_up_at else None
     if retry_after_at is not None and retry_after_at > after:
         return min(retry_after_at, give_up_at)
     return after

@@ -114,7 +114,7 @@ async def test_the_guide_subscribe_deliver_dead_letter_replay(gw: Gateway) -> No
                 )["webhookDeliveries"]
         (dead,) = [edge["node"] for edge in page["edges"]]
         assert (dead["state"], dead["attempts"], dead["lastStatus"], dead["lastError"]) == (
-            "DEAD", 33, 500, "HTTP 500")
+            "DEAD", 34, 500, "HTTP 500")
         assert dead["eventType"] == "points.earned"
 
         receiver.mode = "ok"

@@ -176,12 +176,12 @@ def test_failures_and_a_timeout_retry_with_growing_delays_until_it_recovers(
 
 def expected_attempts_in_a_day() -> int:
     """The schedule, computed here from its documented ceilings: an attempt at each t below
-    24 h, the next after attempt n at t + ceiling(n)."""
+    24 h, the next after attempt n at t + ceiling(n), and a last one at 24 h exactly."""
     t, n = 0.0, 0
     while t < 86_400:
         n += 1
         t += min(3600.0, 5.0 * 2 ** (n - 1))
-    return n
+    return n + 1
 
 
 def test_after_24_hours_of_failures_it_is_dead_and_a_replay_delivers_it_again(
@@ -198,9 +198,9 @@ def test_after_24_hours_of_failures_it_is_dead_and_a_replay_delivers_it_again(
             break
         clock.set(row.next_attempt_at)
     assert row.state == "dead" and row.last_status == 500
-    assert row.attempts == expected_attempts_in_a_day() == 33
-    assert clock.now() < NOW + timedelta(hours=24)  # the last try was within the day
-    assert len(receiver.requests) == 33
+    assert row.attempts == expected_attempts_in_a_day() == 34
+    assert clock.now() == NOW + timedelta(hours=24)  # the last try at the window's end
+    assert len(receiver.requests) == 34
     dead_at = clock.now()
     clock.advance(timedelta(days=2))
     assert work(gw).outcomes == Counter()  # a dead letter is never tried again by itself
@@ -211,14 +211,14 @@ def test_after_24_hours_of_failures_it_is_dead_and_a_replay_delivers_it_again(
                                       now=clock.now())
     assert (replayed.count, replayed.more) == (1, False)
     assert work(gw).outcomes == Counter({"delivered": 1})
-    assert len(receiver.requests) == 34 and len(set(receiver.ids())) == 1
+    assert len(receiver.requests) == 35 and len(set(receiver.ids())) == 1
     (row,) = rows(gw, made.subscription.id)
-    assert (row.state, row.attempts) == ("delivered", 34)
+    assert (row.state, row.attempts) == ("delivered", 35)
     # and one delivery by id, delivered already: sent once more, same webhook-id
     again = deliveries.replay(gw.services.engine, "grocery", row.id, now=clock.now())
     assert again.state == "pending"
     assert work(gw).outcomes == Counter({"delivered": 1})
-    assert len(receiver.requests) == 35 and len(set(receiver.ids())) == 1
+    assert len(receiver.requests) == 36 and len(set(receiver.ids())) == 1
 
 
 def test_a_rotated_secret_signs_beside_the_old_one_for_a_day(gw: Gateway,
@@ -345,7 +345,7 @@ def test_the_cli_lists_subscriptions_and_replays_dead_deliveries(
     assert cli(gw, ["webhooks", "replay", "--partner", "grocery", "--delivery", row.id]) == 0
     assert capsys.readouterr().out == f"{row.id} pending again (event {row.event_id}), due now\n"
     work(gw)
-    assert receiver.ids() == [row.event_id] * 35  # 33 failures, then two replays
+    assert receiver.ids() == [row.event_id] * 36  # 34 failures, then two replays
     assert cli(gw, ["webhooks", "list", "--partner", "electronics"]) == 0
     assert capsys.readouterr().out == "no webhook subscriptions for electronics\n"
 
@@ -521,12 +521,12 @@ def test_an_in_process_consumers_dead_letters_can_be_replayed_from_the_cli(
         if row.state != "pending":
             break
         clock.set(row.next_attempt_at)
-    assert (row.consumer, row.state, len(calls)) == ("flaky", "dead", 33)
+    assert (row.consumer, row.state, len(calls)) == ("flaky", "dead", 34)
     broken[0] = False
     assert cli(gw, ["worker-replay", "--consumer", "flaky", "--since", NOW.isoformat()]) == 0
     assert capsys.readouterr().out == "1 dead deliveries to flaky pending again\n"
     assert pass_() == Counter({"delivered": 1})
-    assert calls == [row.event_id] * 34
+    assert calls == [row.event_id] * 35
     assert cli(gw, ["worker-replay", "--consumer", "webhook:whs_x"]) == 2  # not a webhook's
     assert "gateway webhooks replay" in capsys.readouterr().err
 
