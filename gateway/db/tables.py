@@ -175,6 +175,19 @@ member_sessions = Table(
     Index("ix_member_sessions_member", "member_id"),
 )
 
+# Password resets (decision 036): the emailed link carries a random token; only its hash is
+# stored. 30 minutes, single use; using one retires the member's other open ones.
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Index("ix_password_resets_member", "member_id"),
+)
+
 # Authorization codes (RFC 6749 §4.1, PKCE RFC 7636): 60 s, single use; only hashes kept.
 # A second use revokes the access token issued from the first (``access_jti``).
 oauth_authorization_codes = Table(

@@ -37,6 +37,7 @@ from gateway.db.tables import (
     notification_tiers,
     notifications,
     oauth_authorization_codes,
+    password_resets,
 )
 from gateway.ledger.chart import AccountKind
 from gateway.ledger.context import LedgerContext
@@ -99,8 +100,8 @@ def erase_in(ctx: LedgerContext, tx: Tx, member_id: str, remaining: str,
     _pseudonymise_links(tx, member_id)
     _withdraw_consents(tx, member_id)
     # member_segments: what a refresh derived from their purchase history (decision 026).
-    for table in (member_credentials, member_sessions, link_codes, oauth_authorization_codes,
-                  member_segments):
+    for table in (member_credentials, member_sessions, password_resets, link_codes,
+                  oauth_authorization_codes, member_segments):
         conn.execute(delete(table).where(table.c.member_id == member_id))
     # Their notifications (decision 031): the queued emails (through the notification index),
     # the feed, the preferences and the last tier told.

@@ -14,6 +14,7 @@ without sending, with the reason."""
 from __future__ import annotations
 
 import json
+import secrets
 import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,8 +92,10 @@ class FolderTransport:
 
     def send(self, message: EmailMessage) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = str(message["X-Notification-Id"])
-        (self.folder / f"notification-{int(name):08d}.eml").write_bytes(bytes(message))
+        name = message["X-Notification-Id"]
+        file = (f"notification-{int(str(name)):08d}.eml" if name is not None
+                else f"{message['X-Mail-Kind']}-{secrets.token_hex(6)}.eml")
+        (self.folder / file).write_bytes(bytes(message))
 
     def close(self) -> None:
         return None
@@ -229,3 +232,22 @@ def message_of(settings: MailSettings, to: str, notification_id: int, title: str
                         "choose which offers you get, in the member portal (Notifications, "
                         "Consents).\n")
     return message
+
+
+def send_one(settings: MailSettings, to: str, subject: str, body: str, kind: str,
+             at: datetime) -> None:
+    """Send one email now, not through the queue: a message that must not be stored (a
+    password reset link). Raises what the transport raises; the caller decides."""
+    message = EmailMessage()
+    message["From"] = settings.from_address
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(at)
+    message["Message-ID"] = make_msgid(kind, domain=MAIL_DOMAIN)
+    message["X-Mail-Kind"] = kind
+    message.set_content(body)
+    transport = transport_for(settings)
+    try:
+        transport.send(message)
+    finally:
+        transport.close()

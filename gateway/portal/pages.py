@@ -6,8 +6,10 @@ with ``Retry-After``; nothing here decides a rule (``gateway.members.credentials
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,10 +17,13 @@ from gateway.core.clock import Clock
 from gateway.core.errors import DomainError, InvalidInput, RateLimited, UnknownMember
 from gateway.ledger import enrolment
 from gateway.ledger.balances import member_balance
-from gateway.members import credentials, viewer
+from gateway.members import credentials, password_reset, viewer
 from gateway.members.credentials import SignInLimits
 from gateway.members.sessions import end_session, start_session
+from gateway.notifications.mail import send_one
 from gateway.portal.web import PREFIX, Page, Portal, client_address, redirect, safe_next
+
+LOG = logging.getLogger("gateway.portal")
 
 
 def register(portal: Portal, limits: SignInLimits) -> None:
@@ -60,6 +65,42 @@ def register(portal: Portal, limits: SignInLimits) -> None:
             return _form_error(page, error, {"next": target})
         return await _signed_in(portal, page, member_id, target)
 
+    @portal.page("/forgot", "forgot.html", methods=("GET", "POST"), signed_in=False)
+    async def forgot(request: Request, page: Page) -> Response:
+        """Ask for a reset link (decision 036). The answer is the same page whether the email
+        has an account or not, and the email goes out after the response."""
+        if request.method == "GET":
+            return page.render()
+        try:
+            link = await page.run(password_reset.request_reset, engine, clock, limits,
+                                  page.form.get("email", ""), address=client_address(request))
+        except DomainError as error:
+            return _form_error(page, error)
+        response = page.render({"sent": True})
+        if link is not None:
+            response.background = BackgroundTask(_send_reset, portal, link)
+        return response
+
+    @portal.page("/reset", "reset.html", methods=("GET", "POST"), signed_in=False)
+    async def reset(request: Request, page: Page) -> Response:
+        token = (request.query_params.get("token") if request.method == "GET"
+                 else page.form.get("token")) or ""
+        try:
+            if request.method == "GET":
+                await page.run(password_reset.check_link, engine, clock, token)
+                response = page.render({"token": token})
+            else:
+                member_id = await page.run(
+                    password_reset.reset_password, engine, clock, limits, token,
+                    page.form.get("password", ""), address=client_address(request))
+                response = await _signed_in(portal, page, member_id, PREFIX + "/")
+        except DomainError as error:
+            response = _form_error(page, error, {"token": token})
+        # The link's token is in this page's address: never sent on as a Referer, never kept.
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @portal.page("/claim", "claim.html", methods=("GET", "POST"), signed_in=False)
     async def claim(request: Request, page: Page) -> Response:
         if request.method == "GET":
@@ -89,6 +130,22 @@ async def _signed_in(portal: Portal, page: Page, member_id: str, target: str) ->
     response = redirect(target)
     portal.set_session(response, token)
     return response
+
+
+def _send_reset(portal: Portal, link: password_reset.ResetLink) -> None:
+    """After the response: email the link. A relay that fails is logged, never shown (the
+    page must not tell whether the email has an account); the member can ask again."""
+    url = f"{portal.settings.issuer}{PREFIX}/reset?token={link.token}"
+    minutes = int(password_reset.RESET_TTL.total_seconds() // 60)
+    body = (f"Someone, hopefully you, asked to reset the password of your Coalition rewards "
+            f"account.\n\nOpen this link within {minutes} minutes to choose a new one:\n\n"
+            f"{url}\n\nIf it was not you, ignore this email: your password stays as it is. "
+            f"Choosing a new password signs you out of the portal everywhere else.\n")
+    try:
+        send_one(portal.settings.mail, link.email, "Reset your Coalition rewards password",
+                 body, "password-reset", portal.clock.now())
+    except Exception:
+        LOG.exception("the password reset email to member %s could not be sent", link.member_id)
 
 
 def _form_error(page: Page, error: DomainError, extra: dict[str, object] | None = None

@@ -84,6 +84,8 @@ def reads(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "_MEMBER_ACCOUNTS": {"codes": [member_account(member, k) for k in MEMBER_KINDS]},
         "_LOCK_ACCOUNT": {"code": member_account(member, AccountKind.WALLET)},
         "_FIND_BY_KEY": {"partner_id": "grocery", "key": "k-1"},
+        "_BY_ID": {"ids": [*d["ops"][:2], "op-none"]},
+        "_RULE_OF": {"id": d["ops"][0]},
         "_PURCHASE_OPERATIONS": {"partner_id": "grocery", "purchase_id": "p-1",
                                  "kinds": ["earn", "return"]},
         "_EARNED_BETWEEN": {"member_id": member, "partner_id": "grocery",

@@ -1,0 +1,138 @@
+"""Password reset through the portal's pages (decision 036), with a real SMTP server in process:
+"forgot your password" sends a link to the account's email; the link, opened within 30
+minutes, sets a new password, signs the member in, and signs out every other session; it works
+once; an unknown email gets the same page and no email; a dead link says so."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.app import Gateway, build
+from gateway.core.clock import FixedClock
+from gateway.db import tables as t
+from gateway.settings import MailSettings
+from tests.portal.conftest import EMAIL, PASSWORD, Browser, new_browser
+from tests.support import harness
+from tests.support.smtp import Inbox, smtp_server
+
+NEW_PASSWORD = "a much better passphrase"
+SENT = "If an account signs in with that email, we have sent it a link"
+
+
+@pytest.fixture
+def inbox_port() -> Iterator[tuple[Inbox, int]]:
+    with smtp_server() as running:
+        yield running
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, clock: FixedClock, inbox_port: tuple[Inbox, int]) -> Gateway:
+    settings = harness.test_settings(
+        tmp_path, mail=MailSettings(smtp_host="127.0.0.1", smtp_port=inbox_port[1]))
+    gw = build(settings, clock=clock)
+    harness.track(gw.services.engine)
+    return gw
+
+
+@pytest.fixture
+async def signed_up(gateway: Gateway) -> AsyncIterator[Browser]:
+    async with new_browser(gateway) as client:
+        browser = Browser(client)
+        await browser.sign_up()
+        yield browser
+
+
+def reset_path(inbox: Inbox) -> str:
+    (message,) = inbox.to(EMAIL)
+    assert message["Subject"] == "Reset your Coalition rewards password"
+    body = message.get_payload(decode=True).decode()
+    url = re.search(r"https://gateway\.test/portal/reset\?token=[A-Za-z0-9_-]{43}", body)
+    assert url is not None, body
+    parts = urlsplit(url.group(0))
+    return f"{parts.path}?{parts.query}"
+
+
+async def test_a_forgotten_password_is_reset_by_the_emailed_link(
+        gateway: Gateway, signed_up: Browser, inbox_port: tuple[Inbox, int]) -> None:
+    inbox = inbox_port[0]
+    async with new_browser(gateway) as other:  # a second browser, signed in with the old one
+        assert (await Browser(other).sign_in()).status_code == 303
+        async with new_browser(gateway) as client:
+            browser = Browser(client)
+            sign_in_page = await browser.get("/portal/sign-in")
+            assert 'href="/portal/forgot"' in sign_in_page.text
+            asked = await browser.submit("/portal/forgot", {"email": " Ada@Example.com "})
+            assert asked.status_code == 200 and SENT in asked.text
+            path = reset_path(inbox)
+            with gateway.services.engine.connect() as conn:
+                stored = conn.execute(select(t.password_resets.c.token_hash)).scalar_one()
+            assert stored not in path and len(stored) == 64  # only the token's hash is kept
+
+            form = await browser.get(path)
+            assert form.status_code == 200 and 'name="token"' in form.text
+            assert form.headers["referrer-policy"] == "no-referrer"
+            token = path.split("token=")[1]
+            done = await browser.submit(path, {"token": token, "password": NEW_PASSWORD},
+                                        action="/portal/reset")
+            assert (done.status_code, done.headers["location"]) == (303, "/portal/")
+            assert done.headers["set-cookie"].startswith("gw_session=")
+            assert (await browser.get("/portal/")).status_code == 200
+
+            # The link worked once; the other browser's session is gone; the old password too.
+            again = await browser.get(path)
+            assert again.status_code == 400 and "not valid any more" in again.text
+            assert (await other.get("/portal/")).status_code == 303
+        async with new_browser(gateway) as client:
+            fresh = Browser(client)
+            assert (await fresh.sign_in(password=PASSWORD)).status_code == 400
+            assert (await fresh.sign_in(password=NEW_PASSWORD)).status_code == 303
+
+
+async def test_an_unknown_email_gets_the_same_page_and_no_email(
+        gateway: Gateway, signed_up: Browser, inbox_port: tuple[Inbox, int]) -> None:
+    async with new_browser(gateway) as client:
+        browser = Browser(client)
+        asked = await browser.submit("/portal/forgot", {"email": "nobody@example.com"})
+        assert asked.status_code == 200 and SENT in asked.text
+        bad = await browser.submit("/portal/forgot", {"email": "not an email"})
+        assert bad.status_code == 400 and "name@example.com" in bad.text
+    assert inbox_port[0].messages == []
+    with gateway.services.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.password_resets)).scalar_one() == 0
+
+
+async def test_a_link_expires_after_30_minutes_and_a_newer_one_retires_nothing_early(
+        gateway: Gateway, clock: FixedClock, signed_up: Browser,
+        inbox_port: tuple[Inbox, int]) -> None:
+    inbox = inbox_port[0]
+    async with new_browser(gateway) as client:
+        browser = Browser(client)
+        await browser.submit("/portal/forgot", {"email": EMAIL})
+        first = reset_path(inbox)
+        inbox.messages.clear()
+        clock.advance(timedelta(minutes=20))
+        await browser.submit("/portal/forgot", {"email": EMAIL})
+        second = reset_path(inbox)
+        clock.advance(timedelta(minutes=11))  # the first is 31 minutes old, the second 11
+        dead = await browser.get(first)
+        assert dead.status_code == 400 and "not valid any more" in dead.text
+        assert 'href="/portal/forgot"' in dead.text
+        # A too-short password is refused beside its field; the link stays usable.
+        token = second.split("token=")[1]
+        short = await browser.submit(second, {"token": token, "password": "short"},
+                                     action="/portal/reset")
+        assert short.status_code == 400 and "at least 10 characters" in short.text
+        done = await browser.submit(second, {"token": token, "password": NEW_PASSWORD},
+                                    action="/portal/reset")
+        assert done.status_code == 303
+    with gateway.services.engine.connect() as conn:
+        open_links = conn.execute(select(func.count()).select_from(t.password_resets).where(
+            t.password_resets.c.used_at.is_(None))).scalar_one()
+    assert open_links == 0  # the expired first link was retired with the use of the second
