@@ -13,6 +13,7 @@ longer hold."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.core.clock import Clock, SystemClock
-from gateway.db.tables import notification_tiers, partners
+from gateway.db.tables import notification_tiers, operations, partners
 from gateway.db.uow import UnitOfWork
 from gateway.notifications import offers
 from gateway.notifications.model import Draft, Kind
@@ -76,6 +77,13 @@ def points_draft(conn: Connection, event: Event, member_id: str) -> Draft | None
         return Draft(member_id, Kind.POINTS_EARNED, event.id,
                      f"You earned {points} points at {name}",
                      f"{points} points from your purchase at {name} are in your wallet.", data)
+    if "purchase_id" not in event.data and _referral_reversal(conn, event.operation_id):
+        taken = abs(points)  # decision 035: the referred friend's purchase came back
+        return Draft(member_id, Kind.POINTS_RETURNED, event.id,
+                     f"{taken} referral points taken back: a purchase was returned",
+                     f"A friend you referred returned the purchase that earned you a referral "
+                     f"reward at {name}: {taken} points of it were taken back from your wallet.",
+                     data)
     if "purchase_id" not in event.data:  # no purchase: a challenge bonus's reversal (032)
         return Draft(member_id, Kind.POINTS_RETURNED, event.id,
                      f"{abs(points)} bonus points taken back: a challenge is no longer complete",
@@ -92,6 +100,20 @@ def points_draft(conn: Connection, event: Event, member_id: str) -> Draft | None
                  f"{taken} points taken back after a return at {name}",
                  f"You returned a purchase at {name}: the {taken} points it earned were taken "
                  "back from your wallet.", data)
+
+
+def _referral_reversal(conn: Connection, operation_id: str | None) -> bool:
+    """Whether a purchase-less return is a referrer's reward taken back (its stored answer is
+    a ``ReferralReversed``: it names the bonus operation, as a challenge's reversal does, but
+    no challenge). One primary-key read, for these rare events only."""
+    if operation_id is None:
+        return False
+    result = conn.execute(select(operations.c.result).where(operations.c.id == operation_id)
+                          ).scalar_one_or_none()
+    if result is None:
+        return False
+    answer = json.loads(result)
+    return "bonus_operation_id" in answer and "challenge_id" not in answer
 
 
 def partner_name(conn: Connection, partner_id: str | None) -> str:

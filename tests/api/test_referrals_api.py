@@ -19,6 +19,9 @@ from sqlalchemy import func, select
 from gateway.db import tables as t
 from gateway.ledger.member_ops import merge_members
 from gateway.ledger.verify import verify_ledger
+from gateway.notifications import store
+from gateway.notifications.consumer import make_consumer
+from gateway.outbox import read_events
 from gateway.promotions import referrals
 from gateway.promotions.coupons import ALPHABET
 from tests.api.test_points_api import World, world
@@ -137,6 +140,13 @@ async def test_returns_take_back_the_referrers_reward_in_proportion(tmp_path: Pa
                      "available": 146}
     assert await history(w.grocery, "g-1") == (200, [("return", -100), ("bonus", 300)])
     assert awards_of(w, a) == (200, 1)
+    # A is told why, as a referrer (not as if A had returned something, nor as a challenge).
+    notifications = make_consumer(w.clock, lambda: None)
+    with w.gw.services.engine.connect() as conn:
+        for event in read_events(conn, limit=100, types=["points.returned"]):
+            notifications.handle(w.gw.services.engine, event)
+    assert [(n.kind, n.title) for n in store.feed(w.gw.services.engine, a, 10, None).items
+            ] == [("points_returned", "100 referral points taken back: a purchase was returned")]
     # A replay answers as before and takes nothing more from A.
     assert await give_back(w, "b-1", 40_000, "ret-1") == third
     assert (await history(w.grocery, "g-1"))[0] == 200
