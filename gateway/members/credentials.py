@@ -39,7 +39,9 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 hashes any length; a cap keeps a request from costing more
 MAX_EMAIL = 254  # RFC 5321 path limit
 LANGUAGES = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")  # a BCP 47 tag's common shape
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# No control characters: PostgreSQL refuses a NUL in a text parameter (a 500, not a typed
+# error), and none belongs in an address.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 _HASHER = PasswordHasher()
 
 
@@ -177,7 +179,8 @@ def sign_in(engine: Engine, limits: SignInLimits, email: str, password: str, *,
     and the same argon2 work, for an unknown email as for a wrong password)."""
     normalised = email.strip().lower()
     limits.check(f"signin:{normalised}", address)
-    if not normalised or len(password) > MAX_PASSWORD:
+    # A NUL never matches an account, and PostgreSQL refuses it in a text parameter (a 500).
+    if not normalised or "\x00" in normalised or len(password) > MAX_PASSWORD:
         password_matches(_dummy_hash(), password[:MAX_PASSWORD])
         raise SignInFailed("the email or password is wrong", field="password")
     with engine.connect() as conn:

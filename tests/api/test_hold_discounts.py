@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from gateway.core.clock import FixedClock
+from gateway.ledger.expiry import run_expiry
 from gateway.ledger.verify import verify_ledger
 from gateway.promotions.coupons import normalise
 from tests.api.test_coupons_api import COUPON, ISSUE
@@ -149,4 +150,38 @@ async def test_a_coupon_used_by_a_hold_comes_back_when_the_hold_does_not_go_thro
     captured = await capture(api, fourth["holdId"], "c-5")
     assert captured["value"] == {"amountMinor": 2_000}
     assert await uses() == 1
+    assert verify_ledger(gw.services.engine).problems == []
+
+
+async def test_a_hold_released_by_the_expiry_job_gives_its_coupon_back_once(
+        tmp_path: Path) -> None:
+    """The nightly expiry job (``run_expiry``), not a member's write, releases the lapsed hold:
+    the coupon comes back with it, once; the expired hold can be neither captured nor voided
+    (which would give the coupon back a second time)."""
+    clock = FixedClock(NOW)
+    gw, api = await electronics(tmp_path, clock)
+    await create(api, id="vip-rate", name="VIP coupon: a point pays 2 cents",
+                 conditions={"couponPresented": True},
+                 effects=[{"pointsDiscount": {"pointValueMinor": "2"}}])
+    [code] = (await api.gql(ISSUE, {"input": {"campaignId": "vip-rate", "count": 1,
+                                              "maxUses": 1}}))["issueCoupons"]["codes"]
+
+    async def uses() -> int:
+        return int((await api.gql(COUPON, {"code": code}))["coupon"]["uses"])
+
+    held = await authorise(api, "a-1", 1_000, codes=[code])
+    assert held["value"]["amountMinor"] == 2_000 and await uses() == 1
+    clock.advance(timedelta(seconds=1_800))
+    await api.fetch_token()
+    assert run_expiry(gw.services.ledger) == 1  # the hold_expired operation
+    assert await uses() == 0
+    assert run_expiry(gw.services.ledger) == 0  # nothing due: nothing given back again
+    late = await capture(api, held["holdId"], "c-1")
+    assert late["__typename"] == "HoldExpiredError"
+    voided = (await api.gql(VOID, {"input": {"holdId": held["holdId"],
+                                             "idempotencyKey": "v-1"}}))["voidRedemption"]
+    assert voided["__typename"] == "HoldAlreadySettledError"
+    assert await uses() == 0
+    again = await authorise(api, "a-2", 1_000, codes=[code])
+    assert again["value"]["amountMinor"] == 2_000 and await uses() == 1
     assert verify_ledger(gw.services.engine).problems == []

@@ -136,3 +136,16 @@ async def test_a_link_expires_after_30_minutes_and_a_newer_one_retires_nothing_e
         open_links = conn.execute(select(func.count()).select_from(t.password_resets).where(
             t.password_resets.c.used_at.is_(None))).scalar_one()
     assert open_links == 0  # the expired first link was retired with the use of the second
+
+
+async def test_an_email_with_a_control_character_is_refused_beside_its_field(
+        gateway: Gateway, signed_up: Browser, inbox_port: tuple[Inbox, int]) -> None:
+    # PostgreSQL refuses a NUL in a text parameter: it reached the lookup and answered 500.
+    async with new_browser(gateway) as client:
+        browser = Browser(client)
+        for email in ("ada\x00@example.com", "ada@example.com\x00", "a\x1bda@example.com"):
+            asked = await browser.submit("/portal/forgot", {"email": email})
+            assert asked.status_code == 400 and "name@example.com" in asked.text
+            signed_in = await browser.sign_in(email=email)
+            assert signed_in.status_code == 400
+    assert inbox_port[0].messages == []
