@@ -1,6 +1,7 @@
 """A member who forgot their password gets a new one through their email (decision 036).
 
-``request_reset`` makes a link for the account that signs in with the email, if there is one:
+``admit_request`` checks and counts the request; ``create_link`` then (after the response)
+makes a link for the account that signs in with the email, if there is one:
 32 random bytes (URL-safe base64) in the link, only their SHA-256 in ``password_resets``, valid
 for :data:`RESET_TTL`. ``reset_password`` takes the token and a new password. The token must
 be known, unused, unexpired, and its member still active. It then, in one transaction:
@@ -82,15 +83,21 @@ _SIGN_OUT_EVERYWHERE = (update(member_sessions)  # ix_member_sessions_member
                             "now", type_=member_sessions.c.revoked_at.type)))
 
 
-def request_reset(engine: Engine, clock: Clock, limits: SignInLimits, email: str, *,
-                  address: str | None) -> ResetLink | None:
-    """A reset link for the active account that signs in with ``email``; None when there is
-    none (the caller must not tell the difference). A malformed email is ``InvalidInput``."""
+def admit_request(limits: SignInLimits, email: str, *, address: str | None) -> str:
+    """The asker's part, on the request: the email checked (``InvalidInput``) and the request
+    counted on the limits (``RateLimited``). Returns the normalised email. Nothing is read:
+    the answer takes the same time whether the email has an account or not."""
     normalised = normalise_email(email)
     limits.check(f"reset:{normalised}", address)
+    return normalised
+
+
+def create_link(engine: Engine, clock: Clock, email: str) -> ResetLink | None:
+    """A reset link for the active account that signs in with ``email`` (normalised); None
+    when there is none. Run after the response (``gateway.portal.pages``)."""
     token = secrets.token_urlsafe(32)
     with UnitOfWork(engine) as uow:
-        account = uow.conn.execute(_ACCOUNT, {"email": normalised}).first()
+        account = uow.conn.execute(_ACCOUNT, {"email": email}).first()
         if account is None or account.status != "active":
             return None
         now = clock.now()
@@ -98,7 +105,7 @@ def request_reset(engine: Engine, clock: Clock, limits: SignInLimits, email: str
             "token_hash": _hash(token), "member_id": account.member_id, "created_at": now,
             "expires_at": now + RESET_TTL, "used_at": None})
         uow.commit()
-    return ResetLink(str(account.member_id), normalised, token)
+    return ResetLink(str(account.member_id), email, token)
 
 
 def check_link(engine: Engine, clock: Clock, token: str) -> str:

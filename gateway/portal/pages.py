@@ -72,13 +72,14 @@ def register(portal: Portal, limits: SignInLimits) -> None:
         if request.method == "GET":
             return page.render()
         try:
-            link = await page.run(password_reset.request_reset, engine, clock, limits,
-                                  page.form.get("email", ""), address=client_address(request))
+            email = password_reset.admit_request(limits, page.form.get("email", ""),
+                                                 address=client_address(request))
         except DomainError as error:
             return _form_error(page, error)
         response = page.render({"sent": True})
-        if link is not None:
-            response.background = BackgroundTask(_send_reset, portal, link)
+        # The lookup, the link and the email all happen after the response: the page and its
+        # timing are the same whether the email has an account or not.
+        response.background = BackgroundTask(_send_reset, portal, email)
         return response
 
     @portal.page("/reset", "reset.html", methods=("GET", "POST"), signed_in=False)
@@ -132,20 +133,25 @@ async def _signed_in(portal: Portal, page: Page, member_id: str, target: str) ->
     return response
 
 
-def _send_reset(portal: Portal, link: password_reset.ResetLink) -> None:
-    """After the response: email the link. A relay that fails is logged, never shown (the
-    page must not tell whether the email has an account); the member can ask again."""
-    url = f"{portal.settings.issuer}{PREFIX}/reset?token={link.token}"
+def _send_reset(portal: Portal, email: str) -> None:
+    """After the response: make the link, if the email has an account, and email it. A
+    failure (the database, the relay) is logged, never shown: the page must not tell whether
+    the email has an account, and the member can ask again."""
     minutes = int(password_reset.RESET_TTL.total_seconds() // 60)
-    body = (f"Someone, hopefully you, asked to reset the password of your Coalition rewards "
-            f"account.\n\nOpen this link within {minutes} minutes to choose a new one:\n\n"
-            f"{url}\n\nIf it was not you, ignore this email: your password stays as it is. "
-            f"Choosing a new password signs you out of the portal everywhere else.\n")
     try:
+        link = password_reset.create_link(portal.engine, portal.clock, email)
+        if link is None:
+            return
+        url = f"{portal.settings.issuer}{PREFIX}/reset?token={link.token}"
+        body = (f"Someone, hopefully you, asked to reset the password of your Coalition "
+                f"rewards account.\n\nOpen this link within {minutes} minutes to choose a new "
+                f"one:\n\n{url}\n\nIf it was not you, ignore this email: your password stays "
+                f"as it is. Choosing a new password signs you out of the portal everywhere "
+                f"else.\n")
         send_one(portal.settings.mail, link.email, "Reset your Coalition rewards password",
                  body, "password-reset", portal.clock.now())
     except Exception:
-        LOG.exception("the password reset email to member %s could not be sent", link.member_id)
+        LOG.exception("a password reset link could not be made or sent")
 
 
 def _form_error(page: Page, error: DomainError, extra: dict[str, object] | None = None
