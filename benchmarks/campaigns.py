@@ -13,8 +13,6 @@ campaign costs.
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import datetime, timedelta
 
 from benchmarks import earn, seed, serve
@@ -113,16 +111,15 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
     some_url = _database(backend, True, plan.members)
     few_url = _database(backend, True, plan.members, applying=FEW)
     budget_url = _database(backend, True, plan.members, budgeted=True)
-    # The four seeded databases are gigabytes of dirty pages at 1M customers: flushed now, not
-    # by the kernel during the runs, where the writeback competed with every commit's fsync
-    # (the second round measured half the first's throughput, each time, before this).
-    started = time.monotonic()
-    os.sync()
-    progress(f"[campaigns] seeded databases flushed to disk in {time.monotonic() - started:.1f} s")
     # Two rounds in mirrored order (A B C D, then D C B A) and each configuration's two runs
     # pooled: on a shared machine throughput drifts during a run (the no-campaign database
     # measured first and last once gave 724/s and 418/s), and a mirrored order cancels a drift
-    # that is linear in time instead of charging it all to whichever runs last.
+    # that is linear in time instead of charging it all to whichever runs last. On this VM the
+    # drift is a step, not a line: about three minutes into the runs the throughput of every
+    # configuration halves (three runs on 2026-12-01), while a CPU-bound loop on both cores
+    # holds steady for 200 s, so it is the disk's fsyncs, not the CPU. Flushing the seeded
+    # databases first (os.sync) found nothing dirty and changed nothing. Read round 1's ratios
+    # beside the pooled ones (docs/benchmarks.md).
     configs = [("earnPoints, no campaign", none_url),
                ("earnPoints, 70 campaigns (35 apply)", some_url),
                (f"earnPoints, 70 campaigns ({FEW} apply)", few_url),
