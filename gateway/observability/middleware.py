@@ -108,7 +108,8 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception:
             ERRORS.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            status = 500
+            if seconds is None:  # else the whole answer went out (a background task failed):
+                status = 500     # the access line and the count keep the status it carried
             if not response_started:
                 await send({"type": "http.response.start", "status": 500, "headers": [
                     (b"content-type", b"application/json"),

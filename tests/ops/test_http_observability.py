@@ -237,3 +237,37 @@ async def test_request_counted_before_the_last_byte_is_sent() -> None:
                      receive, send)  # type: ignore[arg-type]
     assert seen == [(True, 0.0), (False, 1.0)]
     assert counted() == 1.0  # and once only
+
+
+async def test_an_error_after_the_whole_answer_keeps_the_status_it_carried(
+        logs: Captured) -> None:
+    """A background task that fails after the response went out: the error is logged, and the
+    access line says the 200 the client got, as the request count does."""
+    from gateway.observability.metrics import Metrics
+    from gateway.observability.middleware import ObservabilityMiddleware
+
+    metrics = Metrics()
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"done"})  # type: ignore[operator]
+        raise RuntimeError("the background task failed")
+
+    async def send(message: dict[str, object]) -> None:
+        return None
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    middleware = ObservabilityMiddleware(app, metrics=metrics, routes=lambda path: path)  # type: ignore[arg-type]
+    await middleware({"type": "http", "method": "POST", "path": "/y", "headers": []},
+                     receive, send)  # type: ignore[arg-type]
+    counted = {s.labels["status"]: s.value
+               for f in text_string_to_metric_families(metrics.render().decode())
+               for s in f.samples if s.name == "gateway_http_requests_total"
+               and s.labels.get("route") == "/y"}
+    assert counted == {"200": 1.0}
+    access = [line for line in logs.lines if line.get("logger") == "gateway.access"]
+    assert [(line["route"], line["status"]) for line in access] == [("/y", 200)]
+    assert any("the background task failed" in str(line.get("exc_info", line))
+               for line in logs.lines if line.get("level") == "error")
