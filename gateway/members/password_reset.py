@@ -52,6 +52,12 @@ class ResetLink:
     token: str
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    member_id: str
+    email: str
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -76,6 +82,8 @@ _SET_PASSWORD = (update(member_credentials)  # primary key
                  .where(member_credentials.c.member_id == bindparam("member"))
                  .values(password_hash=bindparam("encoded"),
                          updated_at=bindparam("now", type_=member_credentials.c.updated_at.type)))
+_EMAIL_OF = select(member_credentials.c.email).where(  # primary key
+    member_credentials.c.member_id == bindparam("member"))
 _SIGN_OUT_EVERYWHERE = (update(member_sessions)  # ix_member_sessions_member
                         .where(member_sessions.c.member_id == bindparam("member"),
                                member_sessions.c.revoked_at.is_(None))
@@ -116,8 +124,9 @@ def check_link(engine: Engine, clock: Clock, token: str) -> str:
 
 
 def reset_password(engine: Engine, clock: Clock, limits: SignInLimits, token: str,
-                   new_password: str, *, address: str | None) -> str:
-    """Set the new password with a usable link; returns the member id."""
+                   new_password: str, *, address: str | None) -> PasswordChanged:
+    """Set the new password with a usable link; returns the member and the email the account
+    signs in with (to tell them it changed)."""
     check_password(new_password)
     # Per link and per source address: guessing a token (256 bits) is hopeless, the address
     # limit stops anyone trying at volume.
@@ -132,8 +141,9 @@ def reset_password(engine: Engine, clock: Clock, limits: SignInLimits, token: st
         uow.conn.execute(_RETIRE_OTHERS, params)
         uow.conn.execute(_SET_PASSWORD, {**params, "encoded": encoded})
         uow.conn.execute(_SIGN_OUT_EVERYWHERE, params)
+        email = uow.conn.execute(_EMAIL_OF, {"member": member_id}).scalar_one()
         uow.commit()
-    return member_id
+    return PasswordChanged(member_id, str(email))
 
 
 _DEAD = "this reset link is not valid any more: ask for a new one"

@@ -91,10 +91,11 @@ def register(portal: Portal, limits: SignInLimits) -> None:
                 await page.run(password_reset.check_link, engine, clock, token)
                 response = page.render({"token": token})
             else:
-                member_id = await page.run(
+                changed = await page.run(
                     password_reset.reset_password, engine, clock, limits, token,
                     page.form.get("password", ""), address=client_address(request))
-                response = await _signed_in(portal, page, member_id, PREFIX + "/")
+                response = await _signed_in(portal, page, changed.member_id, PREFIX + "/")
+                response.background = BackgroundTask(_tell_changed, portal, changed)
         except DomainError as error:
             response = _form_error(page, error, {"token": token})
         # The link's token is in this page's address: never sent on as a Referer, never kept.
@@ -152,6 +153,21 @@ def _send_reset(portal: Portal, email: str) -> None:
                  body, "password-reset", portal.clock.now())
     except Exception:
         LOG.exception("a password reset link could not be made or sent")
+
+
+def _tell_changed(portal: Portal, changed: password_reset.PasswordChanged) -> None:
+    """After the response: tell the account's email that its password changed, so a reset
+    the member did not make does not go unnoticed. A failure is logged."""
+    try:
+        send_one(portal.settings.mail, changed.email, "Your Coalition rewards password changed",
+                 "The password of your Coalition rewards account was changed just now, with a "
+                 "reset link sent to this address, and every other portal session was signed "
+                 f"out.\n\nIf it was not you, ask for a new link at "
+                 f"{portal.settings.issuer}{PREFIX}/forgot and choose another password.\n",
+                 "password-changed", portal.clock.now())
+    except Exception:
+        LOG.exception("the password-changed email to member %s could not be sent",
+                      changed.member_id)
 
 
 def _form_error(page: Page, error: DomainError, extra: dict[str, object] | None = None

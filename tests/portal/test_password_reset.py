@@ -84,6 +84,11 @@ async def test_a_forgotten_password_is_reset_by_the_emailed_link(
             assert (done.status_code, done.headers["location"]) == (303, "/portal/")
             assert done.headers["set-cookie"].startswith("gw_session=")
             assert (await browser.get("/portal/")).status_code == 200
+            # The account's email is told, without any link that works.
+            told = inbox.to(EMAIL)[1:]
+            assert [m["Subject"] for m in told] == ["Your Coalition rewards password changed"]
+            told_body = told[0].get_payload(decode=True).decode()
+            assert "token=" not in told_body and "/portal/forgot" in told_body
 
             # The link worked once; the other browser's session is gone; the old password too.
             again = await browser.get(path)
