@@ -306,11 +306,22 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         current = lot_repo.current_lots([t.lot_id for t in takes] + list(restored))
         earned = from_json(Earned, earn.result)
         awards = earned.promotions
+        prior = tuple(from_json(Returned, r.result) for r in prior_ops)
+        op_id = operation_id()
+        returned_total = cmd.amount.amount_minor + max(
+            (p.amount_returned_total.amount_minor for p in prior), default=0)
+        # The referrer's reward of this purchase (decision 035). A referrer merged into the
+        # purchaser since holds the same wallet: its share is taken first, so the purchaser's
+        # answer shows the wallet after both. Any other referrer is locked last (below).
+        referral = _referral_of(tx, earn.id, prior_ops)
+        first = referral is not None and referral.referrer == member_id
+        taken_first = _reverse_referrer(ctx, tx, earn.id, referral, op_id, returned_total,
+                                        earn.amount_minor, earned) if (
+            first and referral is not None and returned_total <= earn.amount_minor) else None
         request = ReturnInput(
             cmd.partner_id, partner.currency, cmd.purchase_id, cmd.amount.amount_minor,
-            cmd.idempotency_key, fingerprint, tx.now, operation_id(), earn.id,
-            earn.points - earned.bonus_points,
-            earn.amount_minor, tuple(from_json(Returned, r.result) for r in prior_ops),
+            cmd.idempotency_key, fingerprint, tx.now, op_id, earn.id,
+            earn.points - earned.bonus_points, earn.amount_minor, prior,
             -sum(s.points for s in spends), partner.policy.negative_balance_after_return,
             pending_lot, tuple(_lots_for_return(tx, member_id, set(current.values()))),
             earned_lots, tuple(takes), restored, current, awards,
@@ -340,65 +351,75 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             result = plan.result
             record_returned(tx.conn, member_id, earn.id,
                             result.points_reversed_total - result.bonus_reversed)
-        # Last: the referrer's reward of this purchase (decision 035), after the purchaser's
-        # funders (the earn's lock order: ... funders, referrers).
-        reverse_referral(ctx, tx, earn.id, earn.member_id, member_id, request, earned,
-                         prior_ops, plan.result)
-        return plan.result
+        # Last: another member's referral reward, after the purchaser's funders (the earn's
+        # lock order: ... funders, referrers).
+        taken = taken_first if first or referral is None else _reverse_referrer(
+            ctx, tx, earn.id, referral, op_id, returned_total, earn.amount_minor, earned)
+        result = plan.result
+        unrecovered = result.points_unrecovered + sum(p.points_unrecovered for p in prior) + (
+            0 if referral is None else sum(p.points_unrecovered for p in referral.prior)) + (
+            0 if taken is None else taken.points_unrecovered)
+        if returned_total == earn.amount_minor and not unrecovered:
+            # Every rewarded point came back: the referral is open again (decision 035).
+            referrals.reopen(tx.conn, sorted({earn.member_id, member_id}), earn.id)
+        return result
 
     return run_command(ctx, cmd.partner_id, cmd, Returned, body)
 
 
-def reverse_referral(ctx: LedgerContext, tx: Tx, earn_id: str, earn_member: str,
-                     member_id: str, request: ReturnInput, earned: Earned,
-                     prior_ops: Sequence[OperationRow], returned: Returned) -> None:
-    """The referrer's side of a return (decision 035): when the earn rewarded a referrer
-    (its ``bonus`` operation, the earn's id and "r0"), take back the return's share of that
-    reward from the referrer's wallet (:func:`plan_referral_return`) and release its funders
-    for what came back. A full return that recovered every rewarded point, the purchaser's
-    and the referrer's, reopens the referral: the referred member's next qualifying purchase
-    is the first again (a reward spent before the return keeps it closed, so buying and
-    returning cannot mint rewards). One primary-key read when there is no referrer."""
-    # The reward's and its reversals' ids: the earn's or the return's id and "r0" (a member
-    # has one referral, so one referrer).
+@dataclass(frozen=True, slots=True)
+class _Referral:
+    """A referrer's reward of an earn (its ``bonus`` operation), what earlier returns took
+    back of it, and the member who holds it now (the referrer's survivor)."""
+
+    bonus: OperationRow
+    prior: tuple[ReferralReversed, ...]
+    referrer: str
+
+
+def _referral_of(tx: Tx, earn_id: str, prior_ops: Sequence[OperationRow]) -> _Referral | None:
+    """The earn's referral reward, if it posted one: found by id (the earn's id and "r0"; a
+    member has one referral, so one referrer), as are its reversals (each return's id and
+    "r0"). One primary-key read when there is none."""
     bonus_id = f"{earn_id}r0"
     prior_ids = [f"{p.id}r0" for p in prior_ops]
     rows = tx.ledger.operations_by_id([bonus_id, *prior_ids])
-    complete = returned.amount_returned_total.amount_minor == request.purchase_total_minor
-    unrecovered = returned.points_unrecovered + sum(p.points_unrecovered for p in request.prior)
     bonus = rows.get(bonus_id)
-    if bonus is not None and bonus.member_id is not None:
-        prior = tuple(from_json(ReferralReversed, rows[i].result) for i in prior_ids if i in rows)
-        reversed_now = _reverse_referrer(ctx, tx, earn_id, bonus, request, earned, prior,
-                                         returned.amount_returned_total.amount_minor)
-        unrecovered += sum(p.points_unrecovered for p in prior) + (
-            reversed_now.points_unrecovered if reversed_now is not None else 0)
-    if complete and not unrecovered:
-        referrals.reopen(tx.conn, sorted({earn_member, member_id}), earn_id)
+    if bonus is None or bonus.member_id is None:
+        return None
+    return _Referral(bonus, tuple(from_json(ReferralReversed, rows[i].result)
+                                  for i in prior_ids if i in rows),
+                     tx.members.survivor_of(bonus.member_id))
 
 
-def _reverse_referrer(ctx: LedgerContext, tx: Tx, earn_id: str, bonus: OperationRow,
-                      request: ReturnInput, earned: Earned,
-                      prior: tuple[ReferralReversed, ...],
-                      returned_total: int) -> ReferralReversed | None:
+def _reverse_referrer(ctx: LedgerContext, tx: Tx, earn_id: str, referral: _Referral,
+                      return_id: str, returned_total: int, purchase_total: int,
+                      earned: Earned) -> ReferralReversed | None:
+    """The referrer's side of a return (decision 035): the return's share of the reward
+    taken back from the referrer's wallet (:func:`plan_referral_return`), its funders
+    released for what came back. A full return that recovered every rewarded point, the
+    purchaser's and the referrer's, reopens the referral (the caller): the referred member's
+    next qualifying purchase is the first again, while a reward spent before the return
+    keeps it closed, so buying and returning cannot mint rewards."""
+    bonus = referral.bonus
     reward = from_json(BonusPosted, bonus.result)
-    referrer = tx.members.survivor_of(str(bonus.member_id))
+    referrer = referral.referrer
     tx.ledger.lock_member(referrer)
     sweep_member(tx, referrer)
     own_lots, _ = LotRepository(tx.conn).earn_lots(bonus.id)
     awards = reward.promotions
     earn_rule = tx.ledger.rule_of(earn_id)  # the reward was priced at it, so is its reversal
-    referral = ReferralReturnInput(
-        f"{request.operation_id}r0", bonus.id, bonus.partner_id, awards, prior,
-        returned_total, request.purchase_total_minor, tuple(spendable_lots(tx, referrer)),
-        frozenset(own_lots), funder_accounts(tx.ledger, (a.funder for a in awards)),
-        budgeted_of(tx, awards), frozenset(a.campaign_id for a in earned.promotions), tx.now,
+    request = ReferralReturnInput(
+        f"{return_id}r0", bonus.id, bonus.partner_id, awards, referral.prior, returned_total,
+        purchase_total, tuple(spendable_lots(tx, referrer)), frozenset(own_lots),
+        funder_accounts(tx.ledger, (a.funder for a in awards)), budgeted_of(tx, awards),
+        frozenset(a.campaign_id for a in earned.promotions), tx.now,
         None if earn_rule is None else ctx.rules.rule(*earn_rule))
-    plan = plan_referral_return(member_state(tx, referrer), referral)
+    plan = plan_referral_return(member_state(tx, referrer), request)
     if plan is None:
         return None
     apply(tx, plan.postings)
-    funding.release_all(tx.conn, _paid_back(plan.postings, referral.funders), tx.now)
+    funding.release_all(tx.conn, _paid_back(plan.postings, request.funders), tx.now)
     return plan.result
 
 

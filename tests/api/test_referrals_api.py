@@ -268,6 +268,27 @@ async def test_a_merge_after_the_referral_makes_it_a_self_referral(tmp_path: Pat
     assert (bonus_ops, claimed) == (0, None)
 
 
+async def test_a_referrer_merged_into_the_purchaser_after_the_reward(tmp_path: Path) -> None:
+    """B's first purchase rewarded A (300); then B absorbs A's account. Returning half of the
+    purchase takes back B's half (60 + 50) and A's half (150) from the one wallet; the
+    partner's answer shows the wallet after both (520 - 110 - 150 = 260), as the balance does."""
+    w, _ = await referred_world(tmp_path)
+    await earn(w.grocery, "g-2", "b-1")
+    b = member_id_of(w.gw, "grocery", "g-2")
+    merge_members(w.gw.services.engine, w.gw.services.clock, b, w.member, "test")
+    assert (await history(w.grocery, "g-2"))[0] == 520
+    half = await give_back(w, "b-1", 60_000, "ret-half")
+    assert half == {"__typename": "ReturnPurchaseSuccess", "pointsReversed": 110,
+                    "available": 260}
+    balance, entries = await history(w.grocery, "g-2")
+    assert balance == 260
+    assert sorted(e for e in entries if e[0] == "return") == [("return", -150), ("return", -110)]
+    rest = await give_back(w, "b-1", 60_000, "ret-rest")
+    assert (rest["pointsReversed"], rest["available"]) == (110, 0)
+    assert (await history(w.grocery, "g-2"))[0] == 0
+    assert verify_ledger(w.gw.services.engine).problems == []
+
+
 async def test_the_members_export_holds_their_referral_and_coupons(tmp_path: Path) -> None:
     w, code = await referred_world(tmp_path)
     await earn(w.grocery, "g-2", "b-1")
