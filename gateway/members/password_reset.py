@@ -17,7 +17,6 @@ and so are the tries of a token."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +33,7 @@ from gateway.members.credentials import (
     hash_password,
     normalise_email,
 )
+from gateway.members.sessions import token_hash
 
 RESET_TTL = timedelta(minutes=30)
 MAX_TOKEN = 100  # a longer value is not one of ours: refused without a lookup
@@ -56,10 +56,6 @@ class ResetLink:
 class PasswordChanged:
     member_id: str
     email: str
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # Each by its primary key or unique index.
@@ -110,7 +106,7 @@ def create_link(engine: Engine, clock: Clock, email: str) -> ResetLink | None:
             return None
         now = clock.now()
         uow.conn.execute(insert(password_resets), {
-            "token_hash": _hash(token), "member_id": account.member_id, "created_at": now,
+            "token_hash": token_hash(token), "member_id": account.member_id, "created_at": now,
             "expires_at": now + RESET_TTL, "used_at": None})
         uow.commit()
     return ResetLink(str(account.member_id), email, token)
@@ -130,12 +126,12 @@ def reset_password(engine: Engine, clock: Clock, limits: SignInLimits, token: st
     check_password(new_password)
     # Per link and per source address: guessing a token (256 bits) is hopeless, the address
     # limit stops anyone trying at volume.
-    limits.check(f"reset-token:{_hash(token)}", address)
+    limits.check(f"reset-token:{token_hash(token)}", address)
     encoded = hash_password(new_password)
     with UnitOfWork(engine) as uow:
         member_id = _usable(uow.conn, clock, token)
         now = clock.now()
-        if uow.conn.execute(_USE, {"hashed": _hash(token), "now": now}).rowcount != 1:
+        if uow.conn.execute(_USE, {"hashed": token_hash(token), "now": now}).rowcount != 1:
             raise ResetLinkInvalid(_DEAD, field="token")  # used by a concurrent request
         params = {"member": member_id, "now": now}
         uow.conn.execute(_RETIRE_OTHERS, params)
@@ -152,7 +148,7 @@ _DEAD = "this reset link is not valid any more: ask for a new one"
 def _usable(conn: Connection, clock: Clock, token: str) -> str:
     if not token or len(token) > MAX_TOKEN:
         raise ResetLinkInvalid(_DEAD, field="token")
-    row = conn.execute(_TOKEN, {"token_hash": _hash(token)}).first()
+    row = conn.execute(_TOKEN, {"token_hash": token_hash(token)}).first()
     if (row is None or row.used_at is not None or row.status != "active"
             or clock.now() >= row.expires_at):
         raise ResetLinkInvalid(_DEAD, field="token")

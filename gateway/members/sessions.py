@@ -22,7 +22,8 @@ SESSION_TTL = timedelta(hours=12)
 MAX_TOKEN = 100  # a longer cookie value is not one of ours: refused without a lookup
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a random token (a session cookie, a reset link): its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -32,7 +33,7 @@ def start_session(engine: Engine, clock: Clock, member_id: str) -> str:
     with UnitOfWork(engine) as uow:
         now = clock.now()
         uow.conn.execute(insert(member_sessions), {
-            "token_hash": _hash(token), "member_id": member_id, "created_at": now,
+            "token_hash": token_hash(token), "member_id": member_id, "created_at": now,
             "expires_at": now + SESSION_TTL, "revoked_at": None})
         uow.commit()
     return token
@@ -48,7 +49,7 @@ def session_member(engine: Engine, clock: Clock, token: str | None) -> str | Non
             select(member_sessions.c.member_id, member_sessions.c.expires_at,
                    member_sessions.c.revoked_at, members.c.status)
             .join(members, members.c.id == member_sessions.c.member_id)
-            .where(member_sessions.c.token_hash == _hash(token))
+            .where(member_sessions.c.token_hash == token_hash(token))
         ).first()
     if row is None or row.revoked_at is not None or row.status != "active":
         return None
@@ -64,7 +65,7 @@ def end_session(engine: Engine, clock: Clock, token: str | None) -> bool:
     with UnitOfWork(engine) as uow:
         revoked = uow.conn.execute(
             update(member_sessions)
-            .where(member_sessions.c.token_hash == _hash(token),
+            .where(member_sessions.c.token_hash == token_hash(token),
                    member_sessions.c.revoked_at.is_(None))
             .values(revoked_at=clock.now())
         ).rowcount

@@ -221,16 +221,23 @@ def _record(engine: Engine, email_id: int, *, status: str, attempts: int, at: da
 
 def message_of(settings: MailSettings, to: str, notification_id: int, title: str, body: str,
                created_at: datetime) -> EmailMessage:
+    message = _message(settings, to, title, created_at, f"notification-{notification_id}",
+                       f"{body}\n\n--\nCoalition rewards. You can turn these emails off, and "
+                       "choose which offers you get, in the member portal (Notifications, "
+                       "Consents).\n")
+    message["X-Notification-Id"] = str(notification_id)
+    return message
+
+
+def _message(settings: MailSettings, to: str, subject: str, at: datetime, kind: str,
+             body: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.from_address
     message["To"] = to
-    message["Subject"] = title
-    message["Date"] = format_datetime(created_at)
-    message["Message-ID"] = make_msgid(f"notification-{notification_id}", domain=MAIL_DOMAIN)
-    message["X-Notification-Id"] = str(notification_id)
-    message.set_content(f"{body}\n\n--\nCoalition rewards. You can turn these emails off, and "
-                        "choose which offers you get, in the member portal (Notifications, "
-                        "Consents).\n")
+    message["Subject"] = subject
+    message["Date"] = format_datetime(at)
+    message["Message-ID"] = make_msgid(kind, domain=MAIL_DOMAIN)
+    message.set_content(body)
     return message
 
 
@@ -238,14 +245,8 @@ def send_one(settings: MailSettings, to: str, subject: str, body: str, kind: str
              at: datetime) -> None:
     """Send one email now, not through the queue: a message that must not be stored (a
     password reset link). Raises what the transport raises; the caller decides."""
-    message = EmailMessage()
-    message["From"] = settings.from_address
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(at)
-    message["Message-ID"] = make_msgid(kind, domain=MAIL_DOMAIN)
+    message = _message(settings, to, subject, at, kind, body)
     message["X-Mail-Kind"] = kind
-    message.set_content(body)
     transport = transport_for(settings)
     try:
         transport.send(message)

@@ -81,7 +81,8 @@ def plan_return(state: MemberState, issued: Account, redeemed: Account,
                                        Rounding.CEIL) - sum(p.points_reversed_total
                                                             - p.bonus_reversed
                                                             for p in request.prior)
-    reversed_awards = _reverse_awards(request, returned_total)
+    reversed_awards = _reverse_awards(request.awards, request.prior, returned_total,
+                                      request.purchase_total_minor)
     reverse = reverse_base + sum(r.points for r in reversed_awards)
     refund = proportional_points(request.spent, returned_total, total, Rounding.FLOOR) - sum(
         p.points_refunded for p in request.prior)
@@ -138,20 +139,23 @@ def plan_return(state: MemberState, issued: Account, redeemed: Account,
                                  awards=rows, counters=counters),))
 
 
-def _reverse_awards(request: ReturnInput, returned_total: int) -> list[ReversedPromotion]:
+def _reverse_awards(awards: Sequence[AppliedPromotion],
+                    prior: Iterable[Returned | ReferralReversed], returned_total: int,
+                    purchase_total: int) -> list[ReversedPromotion]:
     """Each applied campaign's share of the return: its points in proportion to the amount
     returned so far (CEIL, as the base points), less what earlier returns took back of it;
-    cumulative, so a full return reverses every award exactly."""
+    cumulative, so a full return reverses every award exactly. The purchaser's awards and a
+    referrer's reward (decision 035) are shared out alike."""
     before: dict[tuple[str, int], int] = {}
-    for prior in request.prior:
-        for r in prior.promotions_reversed:
+    for earlier in prior:
+        for r in earlier.promotions_reversed:
             key = (r.campaign_id, r.version)
             before[key] = before.get(key, 0) + r.points
     return [ReversedPromotion(
         a.campaign_id, a.version, a.funder,
-        proportional_points(a.points, returned_total, request.purchase_total_minor,
-                            Rounding.CEIL) - before.get((a.campaign_id, a.version), 0))
-        for a in request.awards]
+        proportional_points(a.points, returned_total, purchase_total, Rounding.CEIL)
+        - before.get((a.campaign_id, a.version), 0))
+        for a in awards]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,16 +190,8 @@ def plan_referral_return(state: MemberState,
     earlier returns took; the wallet gives what it holds (the reward's own lot first), the
     rest is unrecovered, never debt. None when there is nothing to take and nothing to
     record (a partial return whose share earlier returns took already)."""
-    before: dict[tuple[str, int], int] = {}
-    for prior in request.prior:
-        for r in prior.promotions_reversed:
-            key = (r.campaign_id, r.version)
-            before[key] = before.get(key, 0) + r.points
-    shares = [ReversedPromotion(
-        a.campaign_id, a.version, a.funder,
-        proportional_points(a.points, request.returned_total, request.purchase_total,
-                            Rounding.CEIL) - before.get((a.campaign_id, a.version), 0))
-        for a in request.awards]
+    shares = _reverse_awards(request.awards, request.prior, request.returned_total,
+                             request.purchase_total)
     due = sum(r.points for r in shares)
     complete = request.returned_total == request.purchase_total
     if not due and not complete:
