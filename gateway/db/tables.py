@@ -535,6 +535,8 @@ campaign_counters = Table(
 
 # Every award and its reversal (append-only): which campaign version gave how many points to
 # whom in which operation, charged to which funder. A return appends the negative share.
+# Indexed for its two readers only (member limits; reports by funder): an earn writes one row
+# per campaign applied, so each index is paid for dozens of times per earn (migration 0025).
 promotion_awards = Table(
     "promotion_awards",
     metadata,
@@ -549,7 +551,6 @@ promotion_awards = Table(
     Column("rewards", Integer, nullable=False),  # 1 applied, -1 reversed, 0 partly reversed
     Column("reward_code", String(64), nullable=True),  # a till reward's code
     Column("recorded_at", UTCDateTime, nullable=False),
-    Index("ix_promotion_awards_operation", "operation_id"),
     Index("ix_promotion_awards_member", "member_id", "campaign_id", "recorded_at"),
     Index("ix_promotion_awards_funder", "funder", "recorded_at"),
 )
