@@ -33,6 +33,7 @@ from gateway.promotions.repository import publish_version
 NAME = "campaigns"
 TARGET = 1.3  # at most, the cost of an earn with campaigns over one without
 AMOUNT_MINOR = 10_000  # what earn.BODY spends
+ROUNDS = 4  # alternating mirrored rounds; the verdict is the median paired ratio
 FEW = 3  # awards per earn in the second shape: 70 campaigns in force, 3 of them apply
 
 
@@ -105,47 +106,73 @@ def _pooled(results: list[LoadResult]) -> LoadResult:
         sample_bad=next((r.sample_bad for r in results if r.sample_bad), ""))
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _cost(result: LoadResult) -> float:
+    """Capacity per earn: 1 / throughput, in ms (0 when nothing succeeded)."""
+    return 1000 / result.rps if result.rps else 0.0
+
+
+def paired_ratios(costs: list[tuple[float, float]]) -> list[float]:
+    """Each round's ratio of (with campaigns, without) costs, measured next to each other."""
+    return [value / base if base else float("nan") for value, base in costs]
+
+
 def run(backend: Backend, plan: Plan) -> list[Row]:
     progress(f"[campaigns] {backend.label}: four databases of {plan.members:,} customers")
     none_url = _database(backend, False, plan.members)
     some_url = _database(backend, True, plan.members)
     few_url = _database(backend, True, plan.members, applying=FEW)
     budget_url = _database(backend, True, plan.members, budgeted=True)
-    # Two rounds in mirrored order (A B C D, then D C B A) and each configuration's two runs
-    # pooled: on a shared machine throughput drifts during a run (the no-campaign database
-    # measured first and last once gave 724/s and 418/s), and a mirrored order cancels a drift
-    # that is linear in time instead of charging it all to whichever runs last. On this VM the
-    # drift is a step, not a line: about three minutes into the runs the throughput of every
-    # configuration halves (three runs on 2026-12-01), while a CPU-bound loop on both cores
-    # holds steady for 200 s, so it is the disk's fsyncs, not the CPU. Flushing the seeded
-    # databases first (os.sync) found nothing dirty and changed nothing. Read round 1's ratios
-    # beside the pooled ones (docs/benchmarks.md).
+    # ROUNDS rounds in alternating mirrored order (A B C D, D C B A, A B C D, ...). The verdict
+    # is the median of the per-round ratios: each round measures the configurations next to
+    # each other, so a drift or a step in the machine's speed moves both sides of a round's
+    # ratio together. On this VM the drift is a step: about three minutes into the runs the
+    # throughput of every configuration halves (three runs on 2026-12-01) while a CPU-bound
+    # loop holds steady, so it is the disk's fsyncs after the seeding's gigabytes, not the
+    # CPU. Pooling the runs (requests over seconds) let the rounds after the step weigh more
+    # for whichever configuration ran there; a paired median does not (docs/benchmarks.md).
     configs = [("earnPoints, no campaign", none_url),
                ("earnPoints, 70 campaigns (35 apply)", some_url),
                (f"earnPoints, 70 campaigns ({FEW} apply)", few_url),
                ("earnPoints, 70 campaigns, 2 budgeted", budget_url)]
     runs: dict[str, list[LoadResult]] = {label: [] for label, _ in configs}
-    for round_ in (configs, configs[::-1]):
-        for label, url in round_:
+    for n in range(ROUNDS):
+        progress(f"[campaigns] round {n + 1} of {ROUNDS}")
+        for label, url in configs if n % 2 == 0 else configs[::-1]:
             runs[label].append(_measure(backend, plan, url, label))
-    none, some, few, budget = (_pooled(runs[label]) for label, _ in configs)
-    note = (f"two mirrored rounds pooled: no campaign {none.rps:,.0f}/s, 70 campaigns (35 applied) "
-            f"{some.rps:,.0f}/s; failed: {none.bad + some.bad}")
+    labels = [label for label, _ in configs]
+    none_runs, some_runs, few_runs, budget_runs = (runs[label] for label in labels)
+    none, some, few, budget = (_pooled(runs[label]) for label in labels)
+    base = [_cost(r) for r in none_runs]
 
-    def cost(result: LoadResult) -> float:
-        return 1000 / result.rps if result.rps else 0.0
+    def paired(results: list[LoadResult], what: str) -> tuple[float, str]:
+        ratios = paired_ratios([(_cost(r), b) for r, b in zip(results, base, strict=True)])
+        pooled = _cost(_pooled(results)) / _cost(none) if _cost(none) else float("nan")
+        return _median(ratios), (f"{what}; median of {ROUNDS} paired rounds: "
+                                 + ", ".join(f"{x:.2f}x" for x in ratios)
+                                 + f"; pooled {pooled:.2f}x")
 
+    def row(metric: str, results: list[LoadResult], what: str, target: bool = True) -> Row:
+        ratio, note = paired(results, what)
+        middle = _median(base)
+        return ratio_row(NAME, backend.label, metric, ratio * middle, middle,
+                         at_most=TARGET if target else None, unit="ms", note=note)
+
+    failed = none.bad + some.bad + few.bad
     return [
-        ratio_row(NAME, backend.label, "cost per earn (1/throughput)", cost(some), cost(none),
-                  at_most=TARGET, unit="ms", note=note),
-        ratio_row(NAME, backend.label, f"cost per earn, 70 in force, {FEW} apply", cost(few),
-                  cost(none), at_most=TARGET, unit="ms",
-                  note=f"{few.rps:,.0f}/s; every campaign evaluated, {FEW} awards posted; "
-                       f"failed: {few.bad}"),
+        row("cost per earn (1/throughput), 35 apply", some_runs,
+            f"no campaign {none.rps:,.0f}/s, 35 applied {some.rps:,.0f}/s pooled; "
+            f"failed: {failed}"),
+        row(f"cost per earn, 70 in force, {FEW} apply", few_runs,
+            f"{few.rps:,.0f}/s pooled; every campaign evaluated, {FEW} awards posted"),
         ratio_row(NAME, backend.label, "p50", some.p50_ms, none.p50_ms, unit="ms"),
         ratio_row(NAME, backend.label, "p99", some.p99_ms, none.p99_ms, unit="ms"),
-        ratio_row(NAME, backend.label, "cost per earn, 2 budgeted on every earn", cost(budget),
-                  cost(none), unit="ms",
-                  note=f"{budget.rps:,.0f}/s; both counters locked by every earn (a hot row); "
-                       f"failed: {budget.bad}"),
+        row("cost per earn, 2 budgeted on every earn", budget_runs,
+            f"{budget.rps:,.0f}/s pooled; both counters locked by every earn (a hot row); "
+            f"failed: {budget.bad}", target=False),
     ]

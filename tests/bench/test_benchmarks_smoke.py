@@ -39,10 +39,11 @@ def test_quick_benchmarks_print_the_table_and_results(tmp_path: Path) -> None:
                                     "hot", "campaigns", "reports"}
     report = rows["reports", "programme report s"]
     assert report["value"] > 0 and report["target"] == "<= 10 s"
-    campaigns = rows["campaigns", "cost per earn (1/throughput)"]
+    campaigns = rows["campaigns", "cost per earn (1/throughput), 35 apply"]
     assert campaigns["value"] > 0 and campaigns["baseline"] > 0
     assert campaigns["target"] == "<= 1.3x"
     assert "failed: 0" in campaigns["note"], campaigns["note"]
+    assert "median of 4 paired rounds" in campaigns["note"], campaigns["note"]
     assert all(r["backend"] == "sqlite" for r in data["rows"])
 
     earn = rows["earn", "throughput (req/s)"]
