@@ -326,7 +326,7 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             pending_lot, tuple(_lots_for_return(tx, member_id, set(current.values()))),
             earned_lots, tuple(takes), restored, current, awards,
             funder_accounts(tx.ledger, (a.funder for a in awards if a.points)),
-            budgeted_of(tx, awards))
+            budgeted_of(tx, awards), awarded_to=earn.member_id)
         state = member_state(tx, member_id)
         plan = plan_return(state, tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
                            tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
@@ -414,7 +414,7 @@ def _reverse_referrer(ctx: LedgerContext, tx: Tx, earn_id: str, referral: _Refer
         purchase_total, tuple(spendable_lots(tx, referrer)), frozenset(own_lots),
         funder_accounts(tx.ledger, (a.funder for a in awards)), budgeted_of(tx, awards),
         frozenset(a.campaign_id for a in earned.promotions), tx.now,
-        None if earn_rule is None else ctx.rules.rule(*earn_rule))
+        None if earn_rule is None else ctx.rules.rule(*earn_rule), awarded_to=bonus.member_id)
     plan = plan_referral_return(member_state(tx, referrer), request)
     if plan is None:
         return None

@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import BindParameter
 from gateway.db import audit
 from gateway.db.fast import execute_rows
 from gateway.db.tables import campaign_counters, campaign_versions, campaigns, promotion_awards
+from gateway.members.repository import MAX_MERGED, MemberRepository
 from gateway.outbox import emit
 from gateway.promotions import codec
 from gateway.promotions.model import COALITION, Campaign, Evaluation, SkipReason, Window
@@ -115,9 +116,11 @@ def _window_sums() -> list[Any]:
     return sums
 
 
+# The member's usage with that of every account merged into it (one person: decision 037):
+# ix_promotion_awards_member, one range per (member, campaign), at most MAX_MERGED members.
 _MEMBER_USAGE = (
     select(promotion_awards.c.campaign_id, *_window_sums())
-    .where(promotion_awards.c.member_id == bindparam("member_id"),
+    .where(promotion_awards.c.member_id.in_(bindparam("members", expanding=True)),
            promotion_awards.c.campaign_id.in_(bindparam("ids", expanding=True)))
     .group_by(promotion_awards.c.campaign_id))
 _VERSIONS = (
@@ -152,13 +155,18 @@ def window_starts(now: datetime) -> dict[Window, datetime]:
 
 def member_usage(conn: Connection, member_id: str, campaign_ids: Sequence[str],
                  now: datetime) -> dict[str, dict[Window, tuple[int, int]]]:
-    """The member's own (points, count) of each campaign in each window, from their
-    ``promotion_awards`` rows (ix_promotion_awards_member); reversals count negative."""
+    """The member's (points, count) of each campaign in each window, from the
+    ``promotion_awards`` rows of the member and of every account merged into it
+    (``MemberRepository.with_absorbed``, bounded by MAX_MERGED; ix_promotion_awards_member);
+    reversals count negative (each is written under the member its award went to, so the two
+    are in or out of a member set together: decision 037). Reads nothing without campaigns:
+    the earn without a member-limited campaign never calls it."""
     if not campaign_ids:
         return {}
     starts = window_starts(now)
     rows = conn.execute(_MEMBER_USAGE, {
-        "member_id": member_id, "ids": sorted(set(campaign_ids)),
+        "members": MemberRepository(conn).with_absorbed(member_id, MAX_MERGED),
+        "ids": sorted(set(campaign_ids)),
         **{str(w): at for w, at in starts.items()}}).all()
     usage: dict[str, dict[Window, tuple[int, int]]] = {}
     for row in rows:

@@ -57,6 +57,10 @@ class ReturnInput:
     awards: tuple[AppliedPromotion, ...] = ()
     funders: Mapping[str, Account] = field(default_factory=dict)
     budgeted: frozenset[str] = frozenset()
+    # The member the earn's awards went to (the earn's member; None: the member the return
+    # posts on). Their reversal rows are written under it, not under a survivor, so a member
+    # set holds an award and its reversal together (decision 037).
+    awarded_to: str | None = None
 
 
 def plan_return(state: MemberState, issued: Account, redeemed: Account,
@@ -129,7 +133,8 @@ def plan_return(state: MemberState, issued: Account, redeemed: Account,
     if owed:
         moves.extend(_pay_back(state.account(AccountKind.DEBT), owed, back_to))
     complete = returned_total == total
-    rows = tuple(AwardRow(r.campaign_id, r.version, r.funder, state.member_id, -r.points,
+    awarded_to = request.awarded_to or state.member_id
+    rows = tuple(AwardRow(r.campaign_id, r.version, r.funder, awarded_to, -r.points,
                           -1 if complete else 0)
                  for r in reversed_awards if r.points or complete)
     counters = tuple((r.campaign_id, -r.points, -1 if complete else 0)
@@ -181,6 +186,9 @@ class ReferralReturnInput:
     now: datetime
     # The earn's rule version: the reversal is priced at it, as the reward was (settlement).
     rule: RuleVersion | None = None
+    # The member the reward went to (the bonus operation's; None: the member the reversal
+    # posts on): the reversal rows are written under it (decision 037).
+    awarded_to: str | None = None
 
 
 def plan_referral_return(state: MemberState,
@@ -209,7 +217,8 @@ def plan_referral_return(state: MemberState,
         moves = _pay_back(state.account(AccountKind.WALLET), taken,
                           [(request.funders[r.funder], r.points) for r in shares if r.points])
         lot_moves = take_lots(request.lots, taken, request.now, prefer=request.own_lots)
-    rows = tuple(AwardRow(r.campaign_id, r.version, r.funder, state.member_id, -r.points,
+    awarded_to = request.awarded_to or state.member_id
+    rows = tuple(AwardRow(r.campaign_id, r.version, r.funder, awarded_to, -r.points,
                           -1 if complete else 0)
                  for r in shares if r.points or complete)
     counters = tuple(
