@@ -22,10 +22,10 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from gateway.auth import scopes as scope_list
 from gateway.auth.audit import record, write_transaction
-from gateway.auth.changes import bump
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.ids import ClientId, PartnerId, new_id
+from gateway.db.auth_changes import bump
 from gateway.db.tables import oauth_clients, partners
 
 # scrypt cost: n=2**14, r=8 uses 16 MiB and ~50 ms per hash; OWASP's minimum for scrypt.

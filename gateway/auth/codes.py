@@ -13,6 +13,8 @@ redirect URI and exchanges it, with the PKCE verifier, for a token. Our policies
   links that customer to the member (``via="oauth"``) and answers, beside a normal partner
   token, the pairwise ``member_reference`` and the ``customer_id``.
 * An **app** client (public, ``token_endpoint_auth_method=none``) gets a member token.
+* A code approved at or before the member's last password reset is ``invalid_grant``: it was
+  approved in a portal session the reset signed out (decision 036).
 
 Blocking, like the rest of the server core: call it from a worker thread."""
 
@@ -33,7 +35,7 @@ from gateway.auth.clients import OAuthClient
 from gateway.auth.revocation import RevocationStore
 from gateway.auth.tokens import LEEWAY_SECONDS, MAX_TTL_SECONDS, TokenService
 from gateway.core.clock import Clock
-from gateway.db.tables import members, oauth_authorization_codes
+from gateway.db.tables import member_token_cutoffs, members, oauth_authorization_codes
 from gateway.db.uow import UnitOfWork
 from gateway.members.identity import PAIRWISE_SECRET, IdentityRepository, member_reference
 from gateway.members.repository import MemberRepository
@@ -58,6 +60,7 @@ class StoredCode:
     scope: str
     code_challenge: str
     customer_id: str | None
+    created_at: datetime
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -98,7 +101,7 @@ class CodeStore:
         if self.clock.now() >= row.expires_at:
             return None
         return StoredCode(row.code_hash, row.client_id, row.member_id, row.redirect_uri,
-                          row.scope, row.code_challenge, row.customer_id)
+                          row.scope, row.code_challenge, row.customer_id, row.created_at)
 
     def exchange(self, client: OAuthClient, code: StoredCode) -> dict[str, Any]:
         """Mark the code used and answer its token; for a partner, link its customer."""
@@ -124,10 +127,17 @@ class CodeStore:
 
     def _complete(self, uow: UnitOfWork, client: OAuthClient, code: StoredCode, now: datetime,
                   body: dict[str, Any]) -> None:
-        status = uow.conn.execute(select(members.c.status)
-                                  .where(members.c.id == code.member_id)).scalar_one()
+        # By primary key: the member, and the cut-off of a password reset (decision 036).
+        status, cutoff = uow.conn.execute(
+            select(members.c.status, member_token_cutoffs.c.tokens_valid_from)
+            .outerjoin(member_token_cutoffs, member_token_cutoffs.c.member_id == members.c.id)
+            .where(members.c.id == code.member_id)).one()
         if status != "active":
             raise InvalidGrantError(description="the member account is no longer active")
+        if cutoff is not None and code.created_at <= cutoff:
+            # Approved in a portal session the reset signed out: its token would outlive it.
+            raise InvalidGrantError(description="the code was approved before the member's "
+                                    "password was reset; ask again")
         if client.public:
             return
         assert client.partner_id is not None and code.customer_id is not None

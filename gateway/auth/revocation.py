@@ -4,7 +4,7 @@ JWT access tokens are self-contained, so revoking one means remembering its ``jt
 would have expired anyway. The store is deliberately tiny (``revoke``, ``is_revoked``) so a
 Redis implementation can replace it. The SQL one keeps a local set of jtis it has seen revoked
 (revocation is permanent, so that cache can only ever be right) and asks the database on a miss.
-Every revocation bumps the auth change counter in its transaction (``gateway.auth.changes``):
+Every revocation bumps the auth change counter in its transaction (``gateway.db.auth_changes``):
 the app answers ``is_revoked`` from memory (``gateway.auth.feed``), current within a bound on
 every worker. With ``REDIS_URL`` this table stays the durable record and
 ``gateway.redis.revocations`` also writes Redis.
@@ -20,8 +20,8 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth.audit import write_transaction
-from gateway.auth.changes import bump
 from gateway.core.clock import Clock
+from gateway.db.auth_changes import bump
 from gateway.db.tables import revoked_tokens
 
 

@@ -50,8 +50,8 @@ class AuthService:
         self.engine = engine
         self.settings = settings
         self.clock = clock
-        # Clients and revocations in memory, current within ``refresh_s`` (gateway.auth.feed):
-        # verifying a token runs no SQL.
+        # Clients, revocations and member cut-offs in memory, current within ``refresh_s``
+        # (gateway.auth.feed): verifying a token runs no SQL.
         self.feed = AuthFeed(engine, clock, refresh_s=refresh_s)
         self.clients = ClientRegistry(engine, clock, on_change=self.feed.changed)
         # A retired key verifies for as long as any token could: the cap, not today's TTL.
@@ -65,6 +65,7 @@ class AuthService:
             revocations=self.revocations,
             clients=self.clients,
             client_lookup=self.feed.client,
+            cutoff_lookup=self.feed.cutoff,
             issuer=settings.issuer,
             audience=settings.audience,
             ttl_seconds=settings.token_ttl_seconds,

@@ -2,15 +2,20 @@
 
 Issued tokens carry header ``{"alg": "ES256", "typ": "at+jwt", "kid": …}`` and the claims
 ``iss aud sub client_id exp iat jti scope partner_id client_kind``; ``sub`` is the client id
-(client credentials: the client is the subject, RFC 9068 §2.2). Lifetimes are capped at
+(client credentials: the client is the subject, RFC 9068 §2.2). A member token (the coalition
+app's) also carries ``member_id`` and ``iat_us``, the issue time in microseconds since the epoch
+(``iat`` is whole seconds, too coarse to tell a token issued just before a password reset from
+one issued just after, in the same second). Lifetimes are capped at
 :data:`MAX_TTL_SECONDS` whatever the settings say.
 
 Verification, in this order, each failure an :class:`InvalidToken` (RFC 6750 ``invalid_token``):
 structure → ``alg`` in the allow-list (so ``none`` and ``HS*`` never reach a key) → ``typ`` is
 ``at+jwt`` → ``kid`` known → signature → ``iss`` → ``aud`` → ``exp``/``iat`` with
-:data:`LEEWAY_SECONDS` → not revoked → client exists and is not disabled. Revocations and clients
-are asked of ``revocations`` and ``client_lookup``; the app passes the in-memory auth feed
-(``gateway.auth.feed``: no SQL per request, changes seen within its refresh bound).
+:data:`LEEWAY_SECONDS` → not revoked → not cut off (a member token issued at or before the
+member's last password reset, decision 036) → client exists and is not disabled. Revocations,
+cut-offs and clients are asked of ``revocations``, ``cutoff_lookup`` and ``client_lookup``; the
+app passes the in-memory auth feed (``gateway.auth.feed``: no SQL per request, changes made by
+this process seen at once, by others within its refresh bound, 1 s).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from gateway.auth.clients import ClientRegistry, OAuthClient
-from gateway.auth.feed import AuthState
+from gateway.auth.feed import AuthState, microseconds
 from gateway.auth.keys import ALGORITHM, ALLOWED_ALGORITHMS, KeyStore
 from gateway.auth.revocation import RevocationStore
 from gateway.auth.scopes import format_scope, parse_scope
@@ -88,13 +93,17 @@ class TokenService:
         ttl_seconds: int,
         clock: Clock,
         client_lookup: Callable[[str], OAuthClient | None] | None = None,
+        cutoff_lookup: Callable[[str], int | None] | None = None,
     ) -> None:
+        """``cutoff_lookup``: a member id → the instant (µs since the epoch) at or before which
+        that member's tokens are refused, or ``None``; without it no token is cut off."""
         if ttl_seconds <= 0:
             raise ValueError("token ttl must be positive")
         self._keys = keys
         self._revocations = revocations
         self._clients = clients
         self._client = client_lookup or clients.get
+        self._cutoff: Callable[[str], int | None] = cutoff_lookup or (lambda _member: None)
         self._issuer = issuer
         self._audience = audience
         self._ttl = timedelta(seconds=min(ttl_seconds, MAX_TTL_SECONDS))
@@ -111,7 +120,8 @@ class TokenService:
         """Sign a token for ``client`` with exactly ``scopes`` (narrowed by the caller). With
         ``member_id`` it is a member token (the coalition's own app acting for a signed-in
         member): ``sub`` is the member, and it carries no partner."""
-        now = self._clock.now().replace(microsecond=0)
+        precise = self._clock.now()
+        now = precise.replace(microsecond=0)
         expires_at = now + self._ttl
         jti = secrets.token_urlsafe(24)
         scope = format_scope(scopes)
@@ -129,6 +139,7 @@ class TokenService:
         }
         if member_id:
             claims["member_id"] = member_id
+            claims["iat_us"] = microseconds(precise)
         signing = self._keys.signing_key()
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": signing.kid}
         token = jwt.encode(header, claims, signing.key, algorithms=[ALGORITHM])
@@ -158,6 +169,8 @@ class TokenService:
         claims = self._verified_claims(token)
         if self._revocations.is_revoked(claims["jti"]):
             raise InvalidToken("the token has been revoked")
+        if _cut_off(claims, self._cutoff):
+            raise InvalidToken(_CUT_OFF)
         return self._principal(claims, self._client(claims["client_id"]))
 
     def verify_in_memory(self, token: str, state: AuthState | None) -> Principal | None:
@@ -176,6 +189,8 @@ class TokenService:
             return None
         if claims["jti"] in state.revoked:
             raise InvalidToken("the token has been revoked")
+        if _cut_off(claims, state.cutoffs.get):
+            raise InvalidToken(_CUT_OFF)
         return self._principal(claims, state.clients.get(claims["client_id"]))
 
     def _principal(self, claims: Mapping[str, Any], client: OAuthClient | None) -> Principal:
@@ -213,8 +228,8 @@ class TokenService:
         return claims
 
     def is_active(self, claims: Mapping[str, Any]) -> bool:
-        """For introspection: not revoked and the client still enabled."""
-        if self._revocations.is_revoked(claims["jti"]):
+        """For introspection: not revoked, not cut off, and the client still enabled."""
+        if self._revocations.is_revoked(claims["jti"]) or _cut_off(claims, self._cutoff):
             return False
         client = self._client(claims["client_id"])
         return client is not None and not client.disabled
@@ -241,6 +256,26 @@ class TokenService:
             raise InvalidToken("the token lifetime exceeds the maximum")
         if not isinstance(claims["jti"], str) or not isinstance(claims["scope"], str):
             raise InvalidToken("the token jti and scope must be strings")
+
+
+_CUT_OFF = "the token was issued before the member's password was reset: sign in again"
+
+
+def _cut_off(claims: Mapping[str, Any], cutoff_of: Callable[[str], int | None]) -> bool:
+    """A member token issued at or before its member's cut-off (both in µs; a tie is refused:
+    the two were concurrent, and a token issued after a reset commits always reads a later
+    clock). A token without ``iat_us`` (signed before it existed) counts from the start of its
+    ``iat`` second, so one issued in the reset's own second is refused: the safe side."""
+    member_id = claims.get("member_id")
+    if not isinstance(member_id, str):
+        return False
+    cutoff = cutoff_of(member_id)
+    if cutoff is None:
+        return False
+    issued = claims.get("iat_us")
+    if not isinstance(issued, int) or isinstance(issued, bool):
+        issued = int(claims["iat"]) * 1_000_000
+    return issued <= cutoff
 
 
 def expires_at(claims: Mapping[str, Any]) -> datetime:

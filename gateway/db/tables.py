@@ -407,9 +407,21 @@ revoked_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=False),
 )
 
+# A member's app tokens issued at or before ``tokens_valid_from`` are refused (a password reset
+# sets it: decision 036). One row per member (upserted); workers hold the recent rows in memory
+# with the revocations (gateway.auth.feed), found by ``ix_member_token_cutoffs_from``.
+member_token_cutoffs = Table(
+    "member_token_cutoffs",
+    metadata,
+    Column("member_id", String(40), ForeignKey("members.id"), primary_key=True),
+    Column("tokens_valid_from", UTCDateTime, nullable=False),
+    Index("ix_member_token_cutoffs_from", "tokens_valid_from"),
+)
+
 # One row (id 1): a counter bumped in the same transaction as every change to
-# ``oauth_clients`` or ``revoked_tokens``. Workers hold clients and revocations in memory and
-# poll this one row to know when to reload them (gateway.auth.feed).
+# ``oauth_clients``, ``revoked_tokens`` or ``member_token_cutoffs``. Workers hold clients,
+# revocations and cut-offs in memory and poll this one row to know when to reload them
+# (gateway.auth.feed).
 auth_changes = Table(
     "auth_changes",
     metadata,

@@ -8,7 +8,9 @@ be known, unused, unexpired, and its member still active. It then, in one transa
 - sets the new password hash;
 - uses the token (a conditional UPDATE, so two tabs cannot both use it);
 - retires the member's other open links;
-- revokes every portal session of the member (whoever knew the old password is signed out).
+- revokes every portal session of the member (whoever knew the old password is signed out);
+- cuts off the member's app tokens issued until now (:func:`cut_off_app_tokens`): the caller
+  then tells its auth feed (``AuthFeed.changed``) so this process refuses them at once.
 
 Nothing tells an asker whether an email has an account: the caller answers the same page
 either way and sends the email off the request (``gateway.portal.pages``). Requests are rate
@@ -33,7 +35,7 @@ from gateway.members.credentials import (
     hash_password,
     normalise_email,
 )
-from gateway.members.sessions import token_hash
+from gateway.members.sessions import cut_off_app_tokens, token_hash
 
 RESET_TTL = timedelta(minutes=30)
 MAX_TOKEN = 100  # a longer value is not one of ours: refused without a lookup
@@ -137,6 +139,7 @@ def reset_password(engine: Engine, clock: Clock, limits: SignInLimits, token: st
         uow.conn.execute(_RETIRE_OTHERS, params)
         uow.conn.execute(_SET_PASSWORD, {**params, "encoded": encoded})
         uow.conn.execute(_SIGN_OUT_EVERYWHERE, params)
+        cut_off_app_tokens(uow.conn, member_id, now)
         email = uow.conn.execute(_EMAIL_OF, {"member": member_id}).scalar_one()
         uow.commit()
     return PasswordChanged(member_id, str(email))

@@ -4,18 +4,24 @@ The cookie carries 32 random bytes (URL-safe base64); the database keeps only th
 a leaked ``member_sessions`` table signs nobody in. A session lasts :data:`SESSION_TTL` (about a
 working day) from sign-in, is not extended by use, and signing out revokes it at once. The
 cookie's flags are the transport's business (``gateway.portal``): HttpOnly, SameSite=Lax, and
-Secure in production. Nothing here commits outside its own unit of work."""
+Secure in production. Nothing here commits outside its own unit of work.
+
+:func:`cut_off_app_tokens` is the app side of "sign out everywhere": the member's OAuth access
+tokens (the coalition app's, ``gateway.auth.tokens``) issued at or before an instant are refused
+from then on, through ``member_token_cutoffs`` and the auth feed (decision 036)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.core.clock import Clock
-from gateway.db.tables import member_sessions, members
+from gateway.db.auth_changes import bump
+from gateway.db.tables import member_sessions, member_token_cutoffs, members
 from gateway.db.uow import UnitOfWork
 
 SESSION_TTL = timedelta(hours=12)
@@ -71,3 +77,16 @@ def end_session(engine: Engine, clock: Clock, token: str | None) -> bool:
         ).rowcount
         uow.commit()
     return bool(revoked)
+
+
+def cut_off_app_tokens(conn: Connection, member_id: str, now: datetime) -> None:
+    """In the caller's transaction: refuse every app token of the member issued at or before
+    ``now`` (to the microsecond). A primary-key upsert, and the auth change counter bumped, so
+    every worker's feed reloads the cut-offs (at once here, within its refresh bound
+    elsewhere: ``gateway.auth.feed``). A later cut-off replaces an earlier one."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(member_token_cutoffs).values(member_id=member_id,
+                                                             tokens_valid_from=now)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=["member_id"], set_={"tokens_valid_from": now}))
+    bump(conn)

@@ -37,7 +37,7 @@ _CSS = Path(__file__).resolve().parent / "static" / "portal.css"
 def portal_routes(*, engine: Engine, clock: Clock, settings: Settings, auth: AuthService,
                   limits: SignInLimits, ledger: LedgerContext) -> list[Route]:
     portal = Portal(engine=engine, clock=clock, settings=settings)
-    pages.register(portal, limits)
+    pages.register(portal, limits, auth.feed)
     authorize.register(portal, auth)
     wallet.register(portal)
     codes.register(portal)

@@ -13,6 +13,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.auth.feed import AuthFeed
 from gateway.core.clock import Clock
 from gateway.core.errors import DomainError, InvalidInput, RateLimited, UnknownMember
 from gateway.ledger import enrolment
@@ -26,7 +27,9 @@ from gateway.portal.web import PREFIX, Page, Portal, client_address, redirect, s
 LOG = logging.getLogger("gateway.portal")
 
 
-def register(portal: Portal, limits: SignInLimits) -> None:
+def register(portal: Portal, limits: SignInLimits, feed: AuthFeed) -> None:
+    """``feed``: the auth feed told when a password reset cut off the member's app tokens, so
+    this process refuses them at once (other processes within its refresh bound)."""
     engine, clock = portal.engine, portal.clock
 
     @portal.page("/", "home.html")
@@ -94,6 +97,7 @@ def register(portal: Portal, limits: SignInLimits) -> None:
                 changed = await page.run(
                     password_reset.reset_password, engine, clock, limits, token,
                     page.form.get("password", ""), address=client_address(request))
+                feed.changed()  # the reset cut off the member's app tokens (committed)
                 response = await _signed_in(portal, page, changed.member_id, PREFIX + "/")
                 response.background = BackgroundTask(_tell_changed, portal, changed)
         except DomainError as error:

@@ -1,24 +1,34 @@
 """Password reset through the portal's pages (decision 036), with a real SMTP server in process:
 "forgot your password" sends a link to the account's email; the link, opened within 30
 minutes, sets a new password, signs the member in, and signs out every other session; it works
-once; an unknown email gets the same page and no email; a dead link says so."""
+once; an unknown email gets the same page and no email; a dead link says so. The member's app
+tokens issued before the reset are refused from then on (here at once, on another worker within
+the feed's bound), and codes approved before it are dead; a token issued after it works, even in
+the reset's own second."""
 
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from gateway.app import Gateway, build
+from gateway.auth.clients import CreatedClient
+from gateway.auth.feed import REFRESH_S
 from gateway.core.clock import FixedClock
 from gateway.db import tables as t
 from gateway.settings import MailSettings
 from tests.portal.conftest import EMAIL, PASSWORD, Browser, new_browser
+from tests.portal.test_oauth_code_flow import APP_CB, approve, authorize_url, exchange, query
 from tests.support import harness
 from tests.support.smtp import Inbox, smtp_server
 
@@ -154,3 +164,104 @@ async def test_an_email_with_a_control_character_is_refused_beside_its_field(
             signed_in = await browser.sign_in(email=email)
             assert signed_in.status_code == 400
     assert inbox_port[0].messages == []
+
+
+# --- The member's app tokens (decision 036): cut off by the reset, to the microsecond ---------
+
+VIEWER = "{ viewer { __typename ... on Viewer { cardNumber } } }"
+CUT_OFF = "the token was issued before the member's password was reset: sign in again"
+
+
+async def app_token(gateway: Gateway, browser: Browser, client: CreatedClient) -> str:
+    """A member token for the app, through the real code flow in this signed-in browser."""
+    code, verifier = await app_code(browser, client)
+    response = await exchange(gateway, client, code, verifier, APP_CB)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def app_code(browser: Browser, client: CreatedClient) -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    callback = await approve(browser, authorize_url(client.client.client_id, APP_CB, verifier))
+    return query(callback)["code"], verifier
+
+
+async def viewer(gateway: Gateway, token: str) -> httpx.Response:
+    async with new_browser(gateway) as client:
+        return await client.post("/graphql", json={"query": VIEWER},
+                                 headers={"Authorization": f"Bearer {token}"})
+
+
+def assert_cut_off(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json() == {"errors": [{"message": CUT_OFF,
+                                           "extensions": {"code": "UNAUTHENTICATED"}}]}
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def reset_through_the_portal(gateway: Gateway, inbox: Inbox) -> None:
+    async with new_browser(gateway) as client:
+        browser = Browser(client)
+        await browser.submit("/portal/forgot", {"email": EMAIL})
+        path = reset_path(inbox)
+        done = await browser.submit(path, {"token": path.split("token=")[1],
+                                           "password": NEW_PASSWORD}, action="/portal/reset")
+        assert done.status_code == 303, done.text
+
+
+def claims(gateway: Gateway, token: str) -> dict[str, Any]:
+    return gateway.auth.tokens.decode(token)
+
+
+async def test_a_reset_refuses_the_app_tokens_issued_before_it_even_in_its_second(
+        gateway: Gateway, clock: FixedClock, signed_up: Browser,
+        inbox_port: tuple[Inbox, int]) -> None:
+    app = gateway.auth.clients.create(name="Coalition app", kind="app", redirect_uris=[APP_CB],
+                                      actor="test")
+    assert clock.now().microsecond == 0
+    clock.advance(timedelta(milliseconds=200))
+    old = await app_token(gateway, signed_up, app)
+    pending = await app_code(signed_up, app)  # approved before the reset, exchanged after
+    card = (await viewer(gateway, old)).json()["data"]["viewer"]["cardNumber"]
+    assert len(card) == 16  # the token works (and is now verified and remembered in memory)
+
+    clock.advance(timedelta(milliseconds=300))  # the reset at .500 of the same second
+    await reset_through_the_portal(gateway, inbox_port[0])
+
+    assert_cut_off(await viewer(gateway, old))  # at once, in this process
+    assert_cut_off(await viewer(gateway, old))  # and from the in-memory path as well
+    assert not gateway.auth.tokens.is_active(claims(gateway, old))
+    refused = await exchange(gateway, app, *pending, APP_CB)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+    clock.advance(timedelta(milliseconds=200))  # .700: the reset's second, after it
+    async with new_browser(gateway) as client:
+        again = Browser(client)
+        assert (await again.sign_in(password=NEW_PASSWORD)).status_code == 303
+        new = await app_token(gateway, again, app)
+    assert claims(gateway, new)["iat"] == claims(gateway, old)["iat"]  # one second, both
+    assert claims(gateway, new)["iat_us"] - claims(gateway, old)["iat_us"] == 500_000
+    answered = await viewer(gateway, new)
+    assert answered.status_code == 200, answered.text
+    assert answered.json() == {"data": {"viewer": {"__typename": "Viewer", "cardNumber": card}}}
+
+
+async def test_another_worker_refuses_the_old_app_token_within_the_feed_bound(
+        gateway: Gateway, clock: FixedClock, signed_up: Browser,
+        inbox_port: tuple[Inbox, int]) -> None:
+    # A second gateway on the same database stands for another worker process.
+    other = build(gateway.services.settings, clock=clock, prepared=True)
+    harness.track(other.services.engine)
+    app = gateway.auth.clients.create(name="Coalition app", kind="app", redirect_uris=[APP_CB],
+                                      actor="test")
+    clock.advance(timedelta(milliseconds=200))
+    old = await app_token(gateway, signed_up, app)
+    assert (await viewer(other, old)).status_code == 200
+    clock.advance(timedelta(milliseconds=300))
+    await reset_through_the_portal(gateway, inbox_port[0])
+    started = time.monotonic()
+    while (answered := await viewer(other, old)).status_code == 200:
+        elapsed = time.monotonic() - started
+        assert elapsed < REFRESH_S + 2.0, f"still accepted {elapsed:.2f} s after the reset"
+        time.sleep(0.02)
+    assert_cut_off(answered)

@@ -1,8 +1,10 @@
 """The auth change counter: one row bumped with every change to clients or revocations.
 
-Every writer of ``oauth_clients`` or ``revoked_tokens`` calls :func:`bump` in its own
-transaction, so the counter moves exactly when (and only once) the change is committed. Readers
-(``gateway.auth.feed``) compare it with the value they loaded at, one primary-key read."""
+Every writer of ``oauth_clients``, ``revoked_tokens`` or ``member_token_cutoffs`` calls
+:func:`bump` in its own transaction, so the counter moves exactly when (and only once) the
+change is committed. Readers (``gateway.auth.feed``) compare it with the value they loaded at,
+one primary-key read. It sits in ``db`` because writers below ``auth`` bump it too (a password
+reset, ``gateway.members.password_reset``, cuts off the member's app tokens)."""
 
 from __future__ import annotations
 
