@@ -548,7 +548,7 @@ campaign_counters = Table(
 # Every award and its reversal (append-only): which campaign version gave how many points to
 # whom in which operation, charged to which funder. A return appends the negative share.
 # Indexed for its two readers only (member limits; reports by funder): an earn writes one row
-# per campaign applied, so each index is paid for dozens of times per earn (migration 0025).
+# per campaign applied, so each index is paid for dozens of times per earn (migration 0026).
 promotion_awards = Table(
     "promotion_awards",
     metadata,

@@ -4,8 +4,8 @@ finds what an earn applied in the earn's stored answer), and an earn that applie
 paid for 35 entries in it (issue 12's benchmark, docs/benchmarks.md). The foreign key to
 ``operations`` needs no index on this side: operations are never deleted or re-keyed.
 
-Revision ID: 0025_awards_operation_index
-Revises: 0024_password_resets
+Revision ID: 0026_awards_operation_index
+Revises: 0025_member_token_cutoffs
 Create Date: 2026-12-01
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0025_awards_operation_index"
-down_revision: str | Sequence[str] | None = "0024_password_resets"
+revision: str = "0026_awards_operation_index"
+down_revision: str | Sequence[str] | None = "0025_member_token_cutoffs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
