@@ -18,7 +18,10 @@ from gateway.promotions import coupons
 
 
 def sweep_member(tx: Tx, member_id: str) -> int:
-    """Release, expire and unhold what is due; returns the number of operations written."""
+    """Release, expire and unhold what is due; returns the number of operations written.
+    The caller holds the member's lock already (every one does, the expiry job's ``_sweep``
+    included), so a coupon a lapsed hold gives back is locked after the member, as the earn
+    locks the coupons it is shown (lock order: purchase, member, coupons; decision 020)."""
     if not tx.ledger.anything_due(member_id, tx.now):  # the common case: one statement
         return 0
     return sweep_due(tx, member_id)

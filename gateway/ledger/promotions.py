@@ -148,6 +148,18 @@ def load_promotions(tx: Tx, candidates: Sequence[CompiledCampaign], member_id: s
         frozenset(needs.counters), others, presented, facts.referred_by, referral_campaigns)
 
 
+def lock_releases(tx: Tx, budgeted: Iterable[str], funders: Iterable[str]) -> None:
+    """A return's locks on what it gives back, taken together before it locks another member
+    (a referrer): the counters in campaign id order, then the funders' rows in funder order,
+    the earn's lock order (purchase, member, coupons, counters, funders, referrers). Locked
+    one by one as each side's reversal applied, the referrer came before the counter of the
+    campaign that rewarded it, while a referred member's first earn locks that counter, then
+    the referrer: the two waited on each other (decision 020)."""
+    repository.lock_counters(tx.conn, list(budgeted))
+    for funder in sorted(set(funders)):
+        funding.headroom_locked(tx.conn, funder)
+
+
 def claim_mechanics(tx: Tx, promotions: Promotions, member_id: str,
                     operation_id: str) -> Promotions:
     """Before apply, in the earn's transaction: take one use of each presented coupon whose

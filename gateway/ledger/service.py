@@ -63,6 +63,7 @@ from gateway.ledger.promotions import (
     funder_accounts,
     load_promotions,
     load_redeem_promotions,
+    lock_releases,
     purchase_context,
     redeem_context,
 )
@@ -310,10 +311,21 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         op_id = operation_id()
         returned_total = cmd.amount.amount_minor + max(
             (p.amount_returned_total.amount_minor for p in prior), default=0)
+        if awards and returned_total == earn.amount_minor:
+            # A full return gives back the coupons the earn used (decision 025), first: the
+            # earn's lock order (purchase, member, coupons, counters, funders, referrers).
+            coupons.restore(tx.conn, earn.id, op_id, tx.now)
+        budgeted = budgeted_of(tx, awards)
         # The referrer's reward of this purchase (decision 035). A referrer merged into the
         # purchaser since holds the same wallet: its share is taken first, so the purchaser's
         # answer shows the wallet after both. Any other referrer is locked last (below).
         referral = _referral_of(tx, earn.id, prior_ops)
+        if referral is not None:
+            # The counters and funders both sides release, locked before the referrer: a
+            # referred member's first earn locks the counter, then the referrer (decision 020).
+            lock_releases(tx, budgeted | referral.budgeted,
+                          [a.funder for a in awards if a.points]
+                          + [a.funder for a in referral.reward.promotions])
         first = referral is not None and referral.referrer == member_id
         taken_first = _reverse_referrer(ctx, tx, earn.id, referral, op_id, returned_total,
                                         earn.amount_minor, earned) if (
@@ -325,8 +337,8 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
             -sum(s.points for s in spends), partner.policy.negative_balance_after_return,
             pending_lot, tuple(_lots_for_return(tx, member_id, set(current.values()))),
             earned_lots, tuple(takes), restored, current, awards,
-            funder_accounts(tx.ledger, (a.funder for a in awards if a.points)),
-            budgeted_of(tx, awards), awarded_to=earn.member_id)
+            funder_accounts(tx.ledger, (a.funder for a in awards if a.points)), budgeted,
+            awarded_to=earn.member_id)
         state = member_state(tx, member_id)
         plan = plan_return(state, tx.ledger.partner_account(cmd.partner_id, AccountKind.ISSUED),
                            tx.ledger.partner_account(cmd.partner_id, AccountKind.REDEEMED),
@@ -335,11 +347,6 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
         expire = plan_refund_expiry(state, request, plan,
                                     tx.ledger.coalition_account(AccountKind.BREAKAGE),
                                     iter(operation_id, None))
-        if awards and plan.result.amount_returned_total.amount_minor == earn.amount_minor:
-            # A full return gives back the coupons the earn used (decision 025), before apply
-            # moves the counters and the funders are released: the earn's lock order
-            # (purchase, member, coupons, counters, funders), so the two never wait on each other.
-            coupons.restore(tx.conn, earn.id, request.operation_id, tx.now)
         apply(tx, plan.postings + expire)
         # Their funders' funding back: what came back to each funder's account, not what the
         # planner reversed; points the member kept (unrecovered) stay issued by their funder.
@@ -370,9 +377,12 @@ def return_purchase(ctx: LedgerContext, cmd: ReturnPurchase) -> Returned:
 @dataclass(frozen=True, slots=True)
 class _Referral:
     """A referrer's reward of an earn (its ``bonus`` operation), what earlier returns took
-    back of it, and the member who holds it now (the referrer's survivor)."""
+    back of it, and the member who holds it now (the referrer's survivor); the reward's
+    awards and which of their campaigns keep counters."""
 
     bonus: OperationRow
+    reward: BonusPosted
+    budgeted: frozenset[str]
     prior: tuple[ReferralReversed, ...]
     referrer: str
 
@@ -387,8 +397,10 @@ def _referral_of(tx: Tx, earn_id: str, prior_ops: Sequence[OperationRow]) -> _Re
     bonus = rows.get(bonus_id)
     if bonus is None or bonus.member_id is None:
         return None
-    return _Referral(bonus, tuple(from_json(ReferralReversed, rows[i].result)
-                                  for i in prior_ids if i in rows),
+    reward = from_json(BonusPosted, bonus.result)
+    return _Referral(bonus, reward, budgeted_of(tx, reward.promotions),
+                     tuple(from_json(ReferralReversed, rows[i].result)
+                           for i in prior_ids if i in rows),
                      tx.members.survivor_of(bonus.member_id))
 
 
@@ -402,7 +414,7 @@ def _reverse_referrer(ctx: LedgerContext, tx: Tx, earn_id: str, referral: _Refer
     next qualifying purchase is the first again, while a reward spent before the return
     keeps it closed, so buying and returning cannot mint rewards."""
     bonus = referral.bonus
-    reward = from_json(BonusPosted, bonus.result)
+    reward = referral.reward
     referrer = referral.referrer
     tx.ledger.lock_member(referrer)
     sweep_member(tx, referrer)
@@ -412,7 +424,7 @@ def _reverse_referrer(ctx: LedgerContext, tx: Tx, earn_id: str, referral: _Refer
     request = ReferralReturnInput(
         f"{return_id}r0", bonus.id, bonus.partner_id, awards, referral.prior, returned_total,
         purchase_total, tuple(spendable_lots(tx, referrer)), frozenset(own_lots),
-        funder_accounts(tx.ledger, (a.funder for a in awards)), budgeted_of(tx, awards),
+        funder_accounts(tx.ledger, (a.funder for a in awards)), referral.budgeted,
         frozenset(a.campaign_id for a in earned.promotions), tx.now,
         None if earn_rule is None else ctx.rules.rule(*earn_rule), awarded_to=bonus.member_id)
     plan = plan_referral_return(member_state(tx, referrer), request)
