@@ -35,6 +35,7 @@ from gateway.members.credentials import (
     hash_password,
     normalise_email,
 )
+from gateway.members.repository import MemberRepository
 from gateway.members.sessions import cut_off_app_tokens, token_hash
 
 RESET_TTL = timedelta(minutes=30)
@@ -132,6 +133,10 @@ def reset_password(engine: Engine, clock: Clock, limits: SignInLimits, token: st
     encoded = hash_password(new_password)
     with UnitOfWork(engine) as uow:
         member_id = _usable(uow.conn, clock, token)
+        # The member's row locked before the clock is read (PostgreSQL): a code exchange holds
+        # it while it checks the cut-off (gateway.auth.codes), so a token it answered is older
+        # than ``now``, and one that waits here sees the committed cut-off.
+        MemberRepository(uow.conn).lock(member_id)
         now = clock.now()
         if uow.conn.execute(_USE, {"hashed": token_hash(token), "now": now}).rowcount != 1:
             raise ResetLinkInvalid(_DEAD, field="token")  # used by a concurrent request
