@@ -19,6 +19,7 @@ from gateway.auth.service import AuthService
 from gateway.auth.throttle import in_process
 from gateway.auth.tokens import InvalidToken, _cut_off
 from gateway.core.clock import FixedClock
+from gateway.db.auth_changes import bump
 from gateway.db.tables import members
 from gateway.db.uow import UnitOfWork
 from gateway.members.credentials import check_sign_up, sign_in_limits, sign_up_in
@@ -144,3 +145,28 @@ def test_a_code_exchanged_while_the_reset_commits_gets_no_token_that_outlives_it
             auth.tokens.verify(outcome["body"]["access_token"])
     assert outcome.get("error") == ("the code was approved before the member's password was "
                                     "reset; ask again")
+
+
+def test_a_cut_off_committed_during_a_poll_is_seen_on_the_next_call(
+        auth: AuthService, engine: Engine, clock: FixedClock, app_member: str) -> None:
+    # A poll already past its reads when the reset commits and tells the feed (changed())
+    # loaded the state without the cut-off; it then marked itself fresh, undoing changed(), so
+    # this process accepted the member's old tokens for another refresh_s instead of at once.
+    auth.feed.state()
+    armed = [True]
+
+    def reset_now(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if armed[0] and "FROM member_token_cutoffs" in statement:
+            armed[0] = False
+            cut_off(auth, engine, clock)  # commits on another connection, then changed()
+
+    with engine.begin() as conn:
+        bump(conn)  # some other change (a client, a revocation): the next poll reloads
+    auth.feed.changed()
+    event.listen(engine, "after_cursor_execute", reset_now)
+    try:
+        assert MEMBER not in auth.feed.state().cutoffs  # the poll in flight: loaded before
+    finally:
+        event.remove(engine, "after_cursor_execute", reset_now)
+    assert not armed[0]
+    assert auth.feed.cutoff(MEMBER) == microseconds(clock.now())
