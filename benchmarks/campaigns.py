@@ -163,6 +163,9 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
                                  + f"; pooled {pooled:.2f}x")
 
     def row(metric: str, results: list[LoadResult], what: str, target: bool = True) -> Row:
+        # The ratio column is the verdict, the median paired ratio. The baseline column is the
+        # median no-campaign cost and the value column that times the ratio: a derived figure,
+        # not a measured cost (the measured pooled rates are in the note).
         ratio, note = paired(results, what)
         middle = _median(base)
         return ratio_row(NAME, backend.label, metric, ratio * middle, middle,
