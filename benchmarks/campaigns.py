@@ -13,6 +13,7 @@ campaign costs.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from benchmarks import earn, seed, serve
@@ -107,6 +108,9 @@ def _pooled(results: list[LoadResult]) -> LoadResult:
 
 
 def _median(values: list[float]) -> float:
+    """NaN when any value is (a round without a ratio): sorted() does not order NaN."""
+    if any(math.isnan(v) for v in values):
+        return float("nan")
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
@@ -118,8 +122,9 @@ def _cost(result: LoadResult) -> float:
 
 
 def paired_ratios(costs: list[tuple[float, float]]) -> list[float]:
-    """Each round's ratio of (with campaigns, without) costs, measured next to each other."""
-    return [value / base if base else float("nan") for value, base in costs]
+    """Each round's ratio of (with campaigns, without) costs, measured next to each other;
+    NaN for a round where either side served nothing (a cost of 0, :func:`_cost`), not 0x."""
+    return [value / base if base and value else float("nan") for value, base in costs]
 
 
 def run(backend: Backend, plan: Plan) -> list[Row]:
@@ -158,6 +163,9 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
                                  + f"; pooled {pooled:.2f}x")
 
     def row(metric: str, results: list[LoadResult], what: str, target: bool = True) -> Row:
+        # The ratio column is the verdict, the median paired ratio. The baseline column is the
+        # median no-campaign cost and the value column that times the ratio: a derived figure,
+        # not a measured cost (the measured pooled rates are in the note).
         ratio, note = paired(results, what)
         middle = _median(base)
         return ratio_row(NAME, backend.label, metric, ratio * middle, middle,

@@ -127,7 +127,12 @@ class CodeStore:
 
     def _complete(self, uow: UnitOfWork, client: OAuthClient, code: StoredCode, now: datetime,
                   body: dict[str, Any]) -> None:
-        # By primary key: the member, and the cut-off of a password reset (decision 036).
+        # By primary key: the member, and the cut-off of a password reset (decision 036). The
+        # member's row is locked first (PostgreSQL; SQLite serialises writers whole), as the
+        # reset locks it before reading its clock: a reset in flight commits before this reads
+        # its cut-off, or reads a clock later than this token's (issued above) after it.
+        repo = MemberRepository(uow.conn)
+        repo.lock(code.member_id)
         status, cutoff = uow.conn.execute(
             select(members.c.status, member_token_cutoffs.c.tokens_valid_from)
             .outerjoin(member_token_cutoffs, member_token_cutoffs.c.member_id == members.c.id)

@@ -60,6 +60,9 @@ class AuthFeed:
         self._lock = threading.Lock()
         self._state: AuthState | None = None
         self._checked = -math.inf
+        # Bumped by changed(): a poll that read the database before a change it was told of
+        # must not mark itself fresh (state()).
+        self._generation = 0
         self.reloads = 0  # full loads done (tests and metrics)
 
     def is_revoked(self, jti: str) -> bool:
@@ -81,7 +84,9 @@ class AuthFeed:
             self._checked = -math.inf
 
     def changed(self) -> None:
-        """This process changed clients or revocations (committed): poll on the next call."""
+        """This process changed clients, revocations or cut-offs (committed): poll on the next
+        call, also when a poll is in flight now (it may have read before the change)."""
+        self._generation += 1
         self._checked = -math.inf
 
     def fresh(self) -> AuthState | None:
@@ -98,6 +103,7 @@ class AuthFeed:
         with self._lock:
             if self._state is not None and time.monotonic() - self._checked < self._refresh_s:
                 return self._state
+            generation = self._generation
             try:
                 self._state = self._poll(self._state)
             except SQLAlchemyError:
@@ -107,7 +113,8 @@ class AuthFeed:
                 # with the database down each retry waited out a connect timeout under the lock.
                 self._checked = time.monotonic()
                 return self._state
-            self._checked = time.monotonic()
+            if generation == self._generation:  # else told of a change meanwhile: poll again
+                self._checked = time.monotonic()
             return self._state
 
     def _poll(self, state: AuthState | None) -> AuthState:

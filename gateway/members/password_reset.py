@@ -35,6 +35,7 @@ from gateway.members.credentials import (
     hash_password,
     normalise_email,
 )
+from gateway.members.repository import MemberRepository
 from gateway.members.sessions import cut_off_app_tokens, token_hash
 
 RESET_TTL = timedelta(minutes=30)
@@ -139,7 +140,12 @@ def reset_password(engine: Engine, clock: Clock, limits: SignInLimits, token: st
         uow.conn.execute(_RETIRE_OTHERS, params)
         uow.conn.execute(_SET_PASSWORD, {**params, "encoded": encoded})
         uow.conn.execute(_SIGN_OUT_EVERYWHERE, params)
-        cut_off_app_tokens(uow.conn, member_id, now)
+        # The member's row locked, then the cut-off's clock read (PostgreSQL): a code exchange
+        # holds that lock while it checks the cut-off (gateway.auth.codes), so a token it
+        # answered is older than the cut-off, and one that waits sees the committed cut-off.
+        # Last, as an erasure takes it last: no lock cycle with it.
+        MemberRepository(uow.conn).lock(member_id)
+        cut_off_app_tokens(uow.conn, member_id, clock.now())
         email = uow.conn.execute(_EMAIL_OF, {"member": member_id}).scalar_one()
         uow.commit()
     return PasswordChanged(member_id, str(email))
