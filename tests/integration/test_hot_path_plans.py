@@ -44,6 +44,12 @@ ALLOWED_SCANS = (re.compile(r"SELECT count\(\*\) AS count_1\s+FROM rule_versions
 # An index search bounded by the partner alone walks every operation of that partner: the daily
 # cap once did (``ix_operations_partner_purchase (partner_id=?)``), growing with its history.
 PARTNER_WIDE = re.compile(r"^SEARCH \w+ USING (COVERING )?INDEX \w+ \(partner_id=\?\)$")
+# A search of transfers by account alone walks every transfer of that account: for a partner's
+# or the coalition's account, every earn it ever issued. The daily cap once joined an earn's
+# transfers this way (``ix_transfers_debit``, the partner's issued account) when SQLite had no
+# statistics, so a member's second earn of the day at a partner cost that partner's history.
+ACCOUNT_WIDE = re.compile(
+    r"^SEARCH transfers USING (COVERING )?INDEX \w+ \((debit|credit)_account_id=\?\)$")
 
 # The rows a request sends as one JSON parameter (an operation's transfers, its balance moves,
 # its awards): walking them is bounded by the request, not by a table.
@@ -55,7 +61,8 @@ def _plan_problems(dbapi: Any, statement: str, parameters: Any) -> list[str]:
     details = [str(row[3]) for row in rows]
     return [d for d in details
             if (d.startswith("SCAN ") and d != "SCAN CONSTANT ROW"
-                and not d.startswith(REQUEST_ROWS)) or PARTNER_WIDE.match(d)]
+                and not d.startswith(REQUEST_ROWS)) or PARTNER_WIDE.match(d)
+            or ACCOUNT_WIDE.match(d)]
 
 
 async def test_request_path_queries_use_indexes(tmp_path: Path,
@@ -138,3 +145,6 @@ async def test_request_path_queries_use_indexes(tmp_path: Path,
         raw.close()
     assert "ix_operations_daily_cap (member_id=? AND partner_id=? AND kind=? AND recorded_at>? " \
         "AND recorded_at<?)" in str(plan), plan
+    # ... and each of those earns' transfers by the operation, never the partner's account.
+    assert "SEARCH transfers USING INDEX ix_transfers_operation (operation_id=?)" in str(plan), \
+        plan
