@@ -135,12 +135,12 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
     budget_url = _database(backend, True, plan.members, budgeted=True)
     # ROUNDS rounds in alternating mirrored order (A B C D, D C B A, A B C D, ...). The verdict
     # is the median of the per-round ratios: each round measures the configurations next to
-    # each other, so a drift or a step in the machine's speed moves both sides of a round's
-    # ratio together. On this VM the drift is a step: about three minutes into the runs the
-    # throughput of every configuration halves (three runs on 2026-12-01) while a CPU-bound
-    # loop holds steady, so it is the disk's fsyncs after the seeding's gigabytes, not the
-    # CPU. Pooling the runs (requests over seconds) let the rounds after the step weigh more
-    # for whichever configuration ran there; a paired median does not (docs/benchmarks.md).
+    # each other, so a drift in the machine's speed moves both sides of a round's ratio
+    # together. What looked like such a drift until 2026-12-01 (every configuration's
+    # throughput halving from one round to the next) was a query plan: wrk walks the same
+    # customers in every run, so from the second run on each earn was a member's second of the
+    # day, and the daily cap then searched every transfer of the grocery's issued account
+    # (fixed in af5091b; docs/benchmarks.md).
     configs = [("earnPoints, no campaign", none_url),
                ("earnPoints, 70 campaigns (35 apply)", some_url),
                (f"earnPoints, 70 campaigns ({FEW} apply)", few_url),

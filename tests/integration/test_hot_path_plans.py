@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import event
 
 from gateway.core.clock import FixedClock
+from gateway.promotions.model import Window
 from tests.api.test_points_api import (
     AUTHORISE,
     BALANCE,
@@ -33,6 +34,7 @@ from tests.api.test_points_api import (
     redeem_input,
 )
 from tests.support import harness
+from tests.support.campaigns import bonus_campaign, per_member, publish
 from tests.support.harness import NOW, make_gateway, partner_api
 from tests.support.members import link_code_for
 
@@ -65,6 +67,32 @@ def _plan_problems(dbapi: Any, statement: str, parameters: Any) -> list[str]:
             or ACCOUNT_WIDE.match(d)]
 
 
+def _assert_bounded(engine: Any, seen: list[tuple[str, Any]]) -> None:
+    """Every recorded statement's plan, asked of SQLite with the parameters it ran with."""
+    raw = engine.raw_connection()
+    try:
+        bad = []
+        for statement, parameters in seen:
+            if any(pattern.search(statement) for pattern in ALLOWED_SCANS):
+                continue
+            problems = _plan_problems(raw.driver_connection, statement, parameters)
+            if problems:
+                bad.append(f"{' '.join(statement.split())}\n    -> {problems}")
+    finally:
+        raw.close()
+    assert not bad, "statements on a request path not bounded by the request:\n" + "\n".join(
+        sorted(set(bad)))
+
+
+def _recorder(seen: list[tuple[str, Any]]) -> Any:
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:
+        if not executemany and statement.lstrip().upper().startswith(
+                ("SELECT", "UPDATE", "DELETE", "WITH")):
+            seen.append((statement, parameters))
+    return record
+
+
 async def test_request_path_queries_use_indexes(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # Always SQLite: the plans checked are SQLite's, in both passes of the suite.
@@ -80,13 +108,7 @@ async def test_request_path_queries_use_indexes(tmp_path: Path,
     await fuel.gql(LINK, {"c": "f-1", "code": link_code_for(gw, "grocery", "g-1")})
 
     seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-               executemany: bool) -> None:
-        if not executemany and statement.lstrip().upper().startswith(
-                ("SELECT", "UPDATE", "DELETE", "WITH")):
-            seen.append((statement, parameters))
-
+    record = _recorder(seen)
     engine = gw.services.engine
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -120,19 +142,7 @@ async def test_request_path_queries_use_indexes(tmp_path: Path,
         event.remove(engine, "before_cursor_execute", record)
 
     assert len(seen) > 30, seen
-    raw = engine.raw_connection()
-    try:
-        bad = []
-        for statement, parameters in seen:
-            if any(pattern.search(statement) for pattern in ALLOWED_SCANS):
-                continue
-            problems = _plan_problems(raw.driver_connection, statement, parameters)
-            if problems:
-                bad.append(f"{' '.join(statement.split())}\n    -> {problems}")
-    finally:
-        raw.close()
-    assert not bad, "statements on a request path not bounded by the request:\n" + "\n".join(
-        sorted(set(bad)))
+    _assert_bounded(engine, seen)
     # The daily cap reads only this member's earns at this partner on this day.
     cap = [(s, p) for s, p in seen if "sum(transfers.amount)" in s]
     assert cap, "the scenario ran no daily-cap sum"
@@ -148,3 +158,44 @@ async def test_request_path_queries_use_indexes(tmp_path: Path,
     # ... and each of those earns' transfers by the operation, never the partner's account.
     assert "SEARCH transfers USING INDEX ix_transfers_operation (operation_id=?)" in str(plan), \
         plan
+
+
+async def test_campaign_queries_on_the_earn_path_use_indexes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same check with campaigns in force (issue 12): a per-member limit (the member's
+    usage), a budget (counters locked), a coalition-wide campaign (another funder), earned
+    twice by one member (the limit then skips), by a second member, and a partial return
+    (awards reversed, counters released)."""
+    monkeypatch.setattr("tests.support.harness.database_url",
+                        lambda p: f"sqlite:///{p / 'plans.db'}")
+    gw = make_gateway(tmp_path, clock=FixedClock(NOW))
+    grocery = await partner_api(gw, "grocery")
+    await grocery.gql(ENROL, {"c": "g-1"})
+    await grocery.gql(ENROL, {"c": "g-2"})
+    publish(gw, bonus_campaign("plan-limited", 10, per_member=per_member(Window.DAY, count=1)),
+            bonus_campaign("plan-budget", 20, budget_points=10_000),
+            bonus_campaign("plan-coalition", 5, partner=None,
+                           partners=frozenset({"grocery", "fuel"})))
+    seen: list[tuple[str, Any]] = []
+    engine = gw.services.engine
+    record = _recorder(seen)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        async def run(query: str, variables: dict[str, Any]) -> dict[str, Any]:
+            data = await grocery.gql(query, {"input": variables})
+            result: dict[str, Any] = next(iter(data.values()))
+            assert result["__typename"].endswith("Success"), data
+            return result
+
+        first = await run(EARN, earn_input())
+        second = await run(EARN, earn_input(purchaseId="r-2", idempotencyKey="e-2"))
+        await run(EARN, earn_input(customerId="g-2", purchaseId="r-3", idempotencyKey="e-3"))
+        await run(RETURN, {"purchaseId": "r-1", "idempotencyKey": "rt-1",
+                           "amount": {"amountMinor": 60000, "currency": "UAH"}})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    # The campaigns applied (120 base + 10 + 20 + 5), and the daily limit skipped the second.
+    assert (first["points"], second["points"]) == (155, 145), (first, second)
+    assert any("promotion_awards" in s for s, _ in seen), "no member usage was read"
+    assert any("campaign_counters" in s for s, _ in seen), "no counter was locked"
+    _assert_bounded(engine, seen)
