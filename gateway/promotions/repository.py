@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, case, func, insert, select, text, 
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.db import audit
-from gateway.db.fast import execute_rows
+from gateway.db.fast import execute_rows, insert_values
 from gateway.db.tables import campaign_counters, campaign_versions, campaigns, promotion_awards
 from gateway.members.repository import MAX_MERGED, MemberRepository
 from gateway.outbox import emit
@@ -217,9 +217,14 @@ def insert_awards(conn: Connection, operation_id: str, partner_id: str,
             "reward_code": row.reward_code, "recorded_at": at})
         return
     if conn.dialect.name != "postgresql":
-        # SQLite: one executemany of the prebuilt INSERT (gateway.db.fast binds the rows as
-        # they are), half the cost of the JSON below, whose json_extract parses each row's
-        # object once per column.
+        # SQLite: one multi-row INSERT on the raw path (gateway.db.fast.insert_values), else
+        # one executemany of the prebuilt INSERT; both well under the JSON below, whose
+        # json_extract parses each row's object once per column.
+        stamp = _stamp(conn, at)
+        if insert_values(conn, promotion_awards, _AWARD_COLUMNS, [
+                (operation_id, r.campaign_id, r.version, r.funder, partner_id, r.member_id,
+                 r.points, r.rewards, r.reward_code, stamp) for r in rows]):
+            return
         execute_rows(conn, _INSERT_AWARD, {"operation_id": operation_id,
                                            "partner_id": partner_id, "recorded_at": at},
                      AwardRow._fields, rows)
@@ -230,6 +235,23 @@ def insert_awards(conn: Connection, operation_id: str, partner_id: str,
                              "m": r.member_id, "p": r.points, "n": r.rewards,
                              "code": r.reward_code} for r in rows])})
 
+
+_AWARD_COLUMNS = ("operation_id", "campaign_id", "version", "funder", "partner_id", "member_id",
+                  "points", "rewards", "reward_code", "recorded_at")
+
+
+def _stamp(conn: Connection, at: datetime) -> Any:
+    """``at`` as the ``recorded_at`` column binds it on this dialect (UTCDateTime's processor,
+    looked up once per dialect)."""
+    name = conn.dialect.name
+    if name not in _STAMPERS:
+        column_type = promotion_awards.c.recorded_at.type
+        _STAMPERS[name] = column_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    process = _STAMPERS[name]
+    return at if process is None else process(at)
+
+
+_STAMPERS: dict[str, Any] = {}
 
 _BULK_BINDS: tuple[BindParameter[Any], ...] = (
     bindparam("operation_id"), bindparam("partner_id"), bindparam("rows"),

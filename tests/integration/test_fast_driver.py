@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, insert, select
+from sqlalchemy import Connection, event, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.base import Executable
 
@@ -22,7 +22,7 @@ from gateway.app import Gateway, build
 from gateway.core.clock import FixedClock
 from gateway.core.money import Money
 from gateway.db import tables as t
-from gateway.db.fast import FastConnection, FastResult, execute_rows
+from gateway.db.fast import FastConnection, FastResult, execute_rows, insert_values
 from gateway.ledger import lot_repository, repository
 from gateway.ledger.chart import MEMBER_KINDS, AccountKind, member_account, partner_account
 from gateway.ledger.enrolment import enrol_customer
@@ -292,3 +292,32 @@ def test_execute_rows_stores_what_sqlalchemys_executemany_stores(conn: Connectio
     with pytest.raises(IntegrityError):  # an unknown campaign: the driver's error, wrapped
         fast.execute_rows(statement, common, AwardRow._fields,
                           [AwardRow("nope", 1, "grocery", d["member"], 1, 1)])
+
+
+def test_insert_awards_one_multi_row_insert_stores_what_executemany_stores(
+        conn: Connection) -> None:
+    """``insert_awards`` on the raw path (one ``INSERT ... VALUES (...), (...)``, in chunks of
+    500) stores, byte for byte in the file, what SQLAlchemy's executemany stores: same rows,
+    same order, ``recorded_at`` as the same text; a driver error is wrapped as SQLAlchemy's."""
+    d = the_data(conn)
+    conn.execute(insert(t.campaigns), [{"id": c, "owner": "grocery", "created_at": NOW,
+                                        "created_by": "test"} for c in ("c-a", "c-b")])
+    rows = [AwardRow("c-b", 2, "grocery", d["member"], 7, 1, None),
+            AwardRow("c-a", 1, "coalition", d["member"], -3, -1, "GIFT-1"),
+            AwardRow("c-b", 2, "grocery", d["member"], 0, 0, "holdout")] * 201  # 603: 2 chunks
+    raw_text = text("SELECT operation_id, campaign_id, version, funder, partner_id, member_id, "
+                    "points, rewards, reward_code, recorded_at FROM promotion_awards ORDER BY id")
+    stored = []
+    for target in (conn, FastConnection(conn)):
+        savepoint = conn.begin_nested()
+        promotions_repository.insert_awards(target, d["ops"][0], "grocery", rows, NOW)
+        stored.append(conn.execute(raw_text).all())
+        savepoint.rollback()
+    assert len(stored[0]) == 603 and stored[0] == stored[1]
+    assert isinstance(stored[1][0][-1], str)  # the column's own text form, not a datetime
+    fast = FastConnection(conn)
+    assert insert_values(fast, t.promotion_awards, ("campaign_id",), []) is False
+    with pytest.raises(IntegrityError):  # an unknown campaign: the driver's error, wrapped
+        promotions_repository.insert_awards(
+            fast, d["ops"][0], "grocery",
+            [AwardRow("nope", 1, "grocery", d["member"], 1, 1)] * 2, NOW)
