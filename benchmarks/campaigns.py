@@ -34,7 +34,6 @@ from gateway.promotions.repository import publish_version
 NAME = "campaigns"
 TARGET = 1.3  # at most, the cost of an earn with campaigns over one without
 AMOUNT_MINOR = 10_000  # what earn.BODY spends
-ROUNDS = 4  # alternating mirrored rounds; the verdict is the median paired ratio
 FEW = 3  # awards per earn in the second shape: 70 campaigns in force, 3 of them apply
 
 
@@ -142,21 +141,22 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
     some_url = _database(backend, True, plan.members)
     few_url = _database(backend, True, plan.members, applying=FEW)
     budget_url = _database(backend, True, plan.members, budgeted=True)
-    # ROUNDS rounds in alternating mirrored order (A B C D, D C B A, A B C D, ...). The verdict
-    # is the median of the per-round ratios: each round measures the configurations next to
-    # each other, so a drift in the machine's speed moves both sides of a round's ratio
-    # together. What looked like such a drift until 2026-12-01 (every configuration's
-    # throughput halving from one round to the next) was a query plan: wrk walks the same
-    # customers in every run, so from the second run on each earn was a member's second of the
-    # day, and the daily cap then searched every transfer of the grocery's issued account
+    # plan.campaign_rounds rounds (4; --quick 2) in alternating mirrored order (A B C D,
+    # D C B A, ...). The verdict is the median of the per-round ratios: each round measures
+    # the configurations next to each other, so a drift in the machine's speed moves both
+    # sides of a round's ratio together. What looked like such a drift until 2026-12-01
+    # (throughput halving from one round to the next) was a query plan: wrk walks the same
+    # customers in every run, so from the second run on each earn was a member's second of
+    # the day, and the daily cap searched every transfer of the grocery's issued account
     # (fixed in af5091b; docs/benchmarks.md).
     configs = [("earnPoints, no campaign", none_url),
                ("earnPoints, 70 campaigns (35 apply)", some_url),
                (f"earnPoints, 70 campaigns ({FEW} apply)", few_url),
                ("earnPoints, 70 campaigns, 2 budgeted", budget_url)]
     runs: dict[str, list[LoadResult]] = {label: [] for label, _ in configs}
-    for n in range(ROUNDS):
-        progress(f"[campaigns] round {n + 1} of {ROUNDS}")
+    rounds = plan.campaign_rounds
+    for n in range(rounds):
+        progress(f"[campaigns] round {n + 1} of {rounds}")
         for label, url in configs if n % 2 == 0 else configs[::-1]:
             runs[label].append(_measure(backend, plan, url, label))
     labels = [label for label, _ in configs]
@@ -167,7 +167,7 @@ def run(backend: Backend, plan: Plan) -> list[Row]:
     def paired(results: list[LoadResult], what: str) -> tuple[float, str]:
         ratios = paired_ratios([(_cost(r), b) for r, b in zip(results, base, strict=True)])
         pooled = _cost(_pooled(results)) / _cost(none) if _cost(none) else float("nan")
-        return _median(ratios), (f"{what}; median of {ROUNDS} paired rounds: "
+        return _median(ratios), (f"{what}; median of {rounds} paired rounds: "
                                  + ", ".join(f"{x:.2f}x" for x in ratios)
                                  + f"; pooled {pooled:.2f}x")
 

@@ -24,12 +24,13 @@ class Plan:
     # earn and the reads send a registered document's id (docs/trusted-documents.md), not text
     trusted_documents: bool = False
     report_operations: int = 10_000_000  # the programme report's operations (issue 13)
+    campaign_rounds: int = 4  # the campaigns benchmark's alternating paired rounds
 
     @staticmethod
     def quick() -> Plan:
         return Plan(seconds=1, warmup_seconds=0, connections=8, members=200,
                     transfers=5_000, workers=1, scale_small=200, scale_big=2_000,
-                    report_operations=20_000)
+                    report_operations=20_000, campaign_rounds=2)
 
 
 @dataclass
