@@ -67,21 +67,22 @@ def _plan_problems(dbapi: Any, statement: str, parameters: Any) -> list[str]:
             or ACCOUNT_WIDE.match(d)]
 
 
-def _assert_bounded(engine: Any, seen: list[tuple[str, Any]]) -> None:
+def _assert_bounded(engine: Any, seen: list[tuple[str, Any]],
+                    allowed: tuple[re.Pattern[str], ...] = ALLOWED_SCANS,
+                    what: str = "on a request path not bounded by the request") -> None:
     """Every recorded statement's plan, asked of SQLite with the parameters it ran with."""
     raw = engine.raw_connection()
     try:
         bad = []
         for statement, parameters in seen:
-            if any(pattern.search(statement) for pattern in ALLOWED_SCANS):
+            if any(pattern.search(statement) for pattern in allowed):
                 continue
             problems = _plan_problems(raw.driver_connection, statement, parameters)
             if problems:
                 bad.append(f"{' '.join(statement.split())}\n    -> {problems}")
     finally:
         raw.close()
-    assert not bad, "statements on a request path not bounded by the request:\n" + "\n".join(
-        sorted(set(bad)))
+    assert not bad, f"statements {what}:\n" + "\n".join(sorted(set(bad)))
 
 
 def _recorder(seen: list[tuple[str, Any]]) -> Any:
